@@ -1,0 +1,111 @@
+"""Carepath's exceptions and diagnostics.
+
+Exception tree (each says when it is raised)::
+
+    CarepathError                 base of everything Carepath raises on purpose
+    ├── PathwayError              a pathway file failed a validation stage; carries every Diagnostic
+    ├── PlanError                 a valid pathway cannot be planned with the given parameters
+    ├── EpisodeError              a coordinator's request cannot be applied to an episode
+    │   ├── UnknownEpisode        no episode with that id
+    │   ├── EventRejected         the event is not allowed now (stage, guard, payload); nothing changed
+    │   └── ConcurrentUpdate      another writer changed the episode first; retry
+    └── OrchestrationError        Prefect could not be reached or refused a call
+
+A :class:`Finding` is a problem found by a pure check, addressed by its path in the document; the loader turns
+it into a :class:`Diagnostic` by looking the path up in the source map (file, 1-based line and column).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+__all__ = [
+    "CarepathError",
+    "ConcurrentUpdate",
+    "Diagnostic",
+    "EpisodeError",
+    "EventRejected",
+    "Finding",
+    "OrchestrationError",
+    "PathwayError",
+    "PlanError",
+    "Severity",
+    "UnknownEpisode",
+    "format_path",
+]
+
+Severity = Literal["error", "warning"]
+PathPart = str | int
+
+
+def format_path(path: tuple[PathPart, ...]) -> str:
+    """``('stages', 2, 'expected_duration')`` -> ``$.stages[2].expected_duration``."""
+    out = "$"
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if _plain(part) else f"[{part!r}]")
+    return out
+
+
+def _plain(key: str) -> bool:
+    return key.replace("_", "a").replace("-", "a").isalnum()
+
+
+@dataclass(frozen=True, order=True)
+class Finding:
+    """A problem at ``path`` in a pathway document, before it is placed in a file."""
+
+    path: tuple[PathPart, ...]
+    message: str
+    severity: Severity = "error"
+
+
+@dataclass(frozen=True, order=True)
+class Diagnostic:
+    """One reportable problem: ``file:line:col: severity: $.path: message`` (1-based line and column)."""
+
+    file: str
+    line: int
+    col: int
+    json_path: str
+    message: str
+    severity: Severity = field(default="error")
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}: {self.severity}: {self.json_path}: {self.message}"
+
+
+class CarepathError(Exception):
+    """Base of every error Carepath raises on purpose; the CLI prints these without a traceback."""
+
+
+class PathwayError(CarepathError):
+    """A pathway file failed validation; ``diagnostics`` holds every problem found, sorted."""
+
+    def __init__(self, diagnostics: list[Diagnostic]) -> None:
+        self.diagnostics = sorted(diagnostics)
+        super().__init__("\n".join(str(d) for d in self.diagnostics))
+
+
+class PlanError(CarepathError):
+    """A pathway cannot be planned, e.g. a parameter value outside its declared range."""
+
+
+class EpisodeError(CarepathError):
+    """A request about an episode cannot be applied."""
+
+
+class UnknownEpisode(EpisodeError):
+    """No episode has the given id."""
+
+
+class EventRejected(EpisodeError):
+    """The event is not allowed now (wrong stage, failed guard, bad payload); the episode is unchanged."""
+
+
+class ConcurrentUpdate(EpisodeError):
+    """Another writer changed the episode between read and write; the caller retries."""
+
+
+class OrchestrationError(CarepathError):
+    """Prefect could not be reached or refused a request."""
