@@ -192,9 +192,7 @@ class DurationRangeSpec(Spec):
     """Expected length of stay in a stage; overstay and understay are flagged."""
 
     min: Duration = Field(description="Shortest expected stay.", examples=["3d"])
-    max: Duration | None = Field(
-        None, description="Longest expected stay; omit for open-ended.", examples=["14d"]
-    )
+    max: Duration | None = Field(None, description="Longest expected stay; omit for open-ended.", examples=["14d"])
 
 
 class TaskSpec(Spec):
@@ -204,9 +202,7 @@ class TaskSpec(Spec):
     title: str = Field(description="What must be done.", examples=["Medical risk screening"])
     owner: Id = Field(description="Role responsible.", examples=["care-coordinator"])
     within: Duration = Field(description="Deadline, counted from entering the stage.", examples=["24h"])
-    done_on: EventName = Field(
-        description="Event that marks the task done.", examples=["screening.completed"]
-    )
+    done_on: EventName = Field(description="Event that marks the task done.", examples=["screening.completed"])
     escalate: Ladder = Field(default_factory=list)
 
 
@@ -230,12 +226,8 @@ class PeerSupportSpec(Spec):
     """Peer recovery support offered in a stage."""
 
     role: Id = Field(description="Role that gives peer support.", examples=["peer-recovery-coach"])
-    first_contact_within: Duration = Field(
-        description="First contact deadline from stage entry.", examples=["72h"]
-    )
-    done_on: EventName = Field(
-        description="Event that records the first contact.", examples=["peer.contacted"]
-    )
+    first_contact_within: Duration = Field(description="First contact deadline from stage entry.", examples=["72h"])
+    done_on: EventName = Field(description="Event that records the first contact.", examples=["peer.contacted"])
     escalate: Ladder = Field(default_factory=list)
 
 
@@ -253,9 +245,7 @@ class StageSpec(Spec):
 
     id: Id = Field(description="Unique stage id.", examples=["withdrawal-management"])
     name: str = Field(description="Human name.", examples=["Withdrawal management"])
-    level: str | None = Field(
-        None, description="ASAM level code in the pathway's edition.", examples=["3.7-WM", "2.1"]
-    )
+    level: str | None = Field(None, description="ASAM level code in the pathway's edition.", examples=["3.7-WM", "2.1"])
     description: str | None = Field(None, description="What happens in this stage.")
     terminal: bool = Field(False, description="Episodes end here; a terminal stage has no way out.")
     expected_duration: DurationRangeSpec | None = Field(None, description="Expected length of stay.")
@@ -264,9 +254,7 @@ class StageSpec(Spec):
         description="Screenings done in this stage.",
         examples=[["medical", "social-needs"]],
     )
-    on_entry: list[TaskSpec] = Field(
-        default_factory=list, description="Work scheduled on entering the stage."
-    )
+    on_entry: list[TaskSpec] = Field(default_factory=list, description="Work scheduled on entering the stage.")
     check_ins: list[CheckInSpec] = Field(default_factory=list, description="Recurring contacts, in order.")
     before_leaving: list[Id] = Field(
         default_factory=list, description="Ids of on_entry tasks that must be done before the stage is left."
@@ -290,9 +278,7 @@ class FactGuard(Spec):
     def _one_operator(self) -> FactGuard:
         ops = [n for n in self.operators() if getattr(self, n) is not None]
         if len(ops) != 1:
-            raise ValueError(
-                "a fact test needs exactly one of equals, not_equals, in, at_least, at_most, is_set"
-            )
+            raise ValueError("a fact test needs exactly one of equals, not_equals, in, at_least, at_most, is_set")
         return self
 
     @staticmethod
@@ -333,9 +319,7 @@ class AuthorizationSpec(Spec):
 
     required: bool = Field(description="Whether authorization is required.")
     within: Duration = Field(description="Deadline for a decision, from the transition.", examples=["72h"])
-    unless: Guard | None = Field(
-        None, description="Condition under which no authorization is needed (self-pay)."
-    )
+    unless: Guard | None = Field(None, description="Condition under which no authorization is needed (self-pay).")
     escalate: Ladder = Field(default_factory=list)
 
 
@@ -356,9 +340,7 @@ class HandoffSpec(Spec):
     receiver: ReceiverSpec = Field(description="Receiving program and role.")
     mode: Literal["warm", "standard"] = Field(description="Warm: the sender introduces the person.")
     introduced_by: Id | None = Field(None, description="Role that makes the warm introduction.")
-    consent_purpose: Id = Field(
-        description="Consent purpose required to send information.", examples=["treatment"]
-    )
+    consent_purpose: Id = Field(description="Consent purpose required to send information.", examples=["treatment"])
     authorization: AuthorizationSpec | None = Field(None, description="Insurance authorization, if needed.")
     steps: list[HandoffStepSpec] = Field(min_length=1, description="Milestones with deadlines, in order.")
     re_engage_within: Duration | None = Field(None, description="After a no-show, re-engagement deadline.")
@@ -383,9 +365,7 @@ class TransitionSpec(Spec):
     from_: Id | list[Id] = Field(alias="from", description="Stage (or stages) the move leaves.")
     to: Id = Field(description="Stage the move enters.", examples=["residential"])
     event: EventName = Field(description="Event that triggers the move.", examples=["detox.completed"])
-    when: Guard | None = Field(
-        None, description="Condition over episode facts; the move happens only if true."
-    )
+    when: Guard | None = Field(None, description="Condition over episode facts; the move happens only if true.")
     description: str | None = Field(None, description="Why this move exists.")
     handoff: HandoffSpec | None = Field(None, description="Transfer of care to another provider.")
     reconcile: ReconcileSpec | None = Field(None, description="Medication reconciliation at this move.")
@@ -400,9 +380,7 @@ class CriticalMedicationSpec(Spec):
 
     name: str = Field(description="Generic name.", examples=["buprenorphine"])
     medication_class: str = Field(alias="class", description="Class.", examples=["MOUD"])
-    rxnorm: list[str] = Field(
-        default_factory=list, description="RxNorm ingredient codes.", examples=[["1819"]]
-    )
+    rxnorm: list[str] = Field(default_factory=list, description="RxNorm ingredient codes.", examples=[["1819"]])
     aliases: list[str] = Field(default_factory=list, description="Brand names.", examples=[["Suboxone"]])
 
 
@@ -415,9 +393,7 @@ class MedicationsSpec(Spec):
 class SocialNeedSpec(Spec):
     """Referral rules for one social need found at screening."""
 
-    refer_within: Duration = Field(
-        description="Referral deadline after the need is identified.", examples=["3d"]
-    )
+    refer_within: Duration = Field(description="Referral deadline after the need is identified.", examples=["3d"])
     owner: Id = Field(description="Role that makes the referral.", examples=["care-coordinator"])
     escalate: Ladder = Field(default_factory=list)
 
@@ -434,9 +410,7 @@ class PathwaySpec(Spec):
         default_factory=dict, description="Durations set per episode at enrollment."
     )
     roles: dict[Id, RoleSpec] = Field(min_length=1, description="Roles that work is assigned to.")
-    facts: dict[FactName, FactSpec] = Field(
-        default_factory=dict, description="Episode facts guards may test."
-    )
+    facts: dict[FactName, FactSpec] = Field(default_factory=dict, description="Episode facts guards may test.")
     events: dict[EventName, EventSpec] = Field(min_length=1, description="Events the pathway reacts to.")
     stages: list[StageSpec] = Field(min_length=1, description="Stages; the first is where episodes start.")
     transitions: list[TransitionSpec] = Field(default_factory=list, description="Moves between stages.")

@@ -30,9 +30,7 @@ __all__ = [
     "compile_plan",
 ]
 
-WorkKind = Literal[
-    "handoff-step", "authorization", "reconcile", "task", "peer-contact", "family-update", "referral"
-]
+WorkKind = Literal["handoff-step", "authorization", "reconcile", "task", "peer-contact", "family-update", "referral"]
 
 
 class _Frozen(BaseModel):
