@@ -1,0 +1,436 @@
+"""Episode semantics: what enrolling, an event and a due escalation rung do to an episode. Pure: no I/O, no clock.
+
+Each function takes the compiled :class:`~engine.plan.Plan`, the episode's current :class:`EpisodeState` (its
+open work only) and ``now``, and returns an :class:`Outcome` listing every change, so the service layer can
+persist it in one transaction and the orchestration layer can schedule or cancel exactly the timers that
+changed. Work item and rung ids are deterministic (episode, stage visit, plan key), which is what makes
+scheduling them idempotent.
+
+Rules:
+- an event must be declared (or built in), carry a valid payload, and be *expected* now: it triggers a
+  transition from the current stage, meets open work, or is a built-in with its own meaning; otherwise it is
+  rejected and nothing changes;
+- leaving a stage cancels every open item of that stage visit (its entry work, check-ins and the handoff that
+  brought the person there); a terminal stage completes the episode;
+- a rung escalates only if its item is still open and it is due; the last rung of a missed check-in closes the
+  occurrence and opens the next one, so open-ended series stay one item at a time.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from engine.errors import EventRejected
+from engine.guards import describe, evaluate
+from engine.model import BUILTIN_EVENTS
+from engine.plan import CheckInSeriesPlan, Plan, TransitionPlan, WorkPlan
+
+__all__ = [
+    "EpisodeState",
+    "Escalation",
+    "Event",
+    "Handoff",
+    "Outcome",
+    "Rung",
+    "WorkItem",
+    "apply_event",
+    "enroll",
+    "expected_events",
+    "fire_rung",
+]
+
+ItemStatus = Literal["open", "done", "cancelled", "missed"]
+_BUSINESS = {"accepted": "accepted", "scheduled": "event-scheduled", "visit-kept": "event-completed"}
+_TASK_STATUS = {"accepted": "accepted", "scheduled": "accepted", "visit-kept": "in-progress"}
+
+
+class Rung(BaseModel):
+    """A durable timer: at ``due_at``, if the item is still open, alert ``role``."""
+
+    id: str
+    index: int
+    due_at: datetime
+    role: str
+    status: Literal["pending", "fired", "cancelled"] = "pending"
+
+
+class WorkItem(BaseModel):
+    """An instance of planned work for one episode, with its deadline and rungs."""
+
+    id: str
+    kind: str
+    key: str
+    title: str
+    owner: str | None
+    opened_at: datetime
+    due_at: datetime
+    done_on: str
+    match: dict[str, str] = {}
+    visit: int
+    occurrence: int = 0
+    handoff_id: str | None = None
+    consent_purpose: str | None = None
+    status: ItemStatus = "open"
+    closed_by: str | None = None
+    rungs: list[Rung] = []
+
+
+class Handoff(BaseModel):
+    """A referral to a receiving program, with FHIR Task.status and BSeR business status."""
+
+    id: str
+    transition_index: int
+    program: str
+    role: str
+    mode: str
+    consent_purpose: str
+    visit: int
+    status: str = "requested"
+    business_status: str = "created"
+    opened_at: datetime
+    closed_at: datetime | None = None
+
+
+class EpisodeState(BaseModel):
+    """What the semantics need of an episode: where it is, its facts and its open work."""
+
+    id: str
+    stage: str
+    status: Literal["active", "completed"] = "active"
+    facts: dict[str, Any] = {}
+    visit: int = 1
+    stage_entered_at: datetime
+    items: list[WorkItem] = []
+    handoffs: list[Handoff] = []
+
+
+class Event(BaseModel):
+    """Something that happened, as recorded by a coordinator or a system; ``id`` makes it idempotent."""
+
+    id: str
+    name: str
+    data: dict[str, Any] = {}
+    at: datetime
+
+
+class Escalation(BaseModel):
+    """A rung that fired: ``role`` must act on ``item_id``."""
+
+    rung_id: str
+    item_id: str
+    role: str
+    raised_at: datetime
+
+
+class Outcome(BaseModel):
+    """Every change one call made; the caller persists and schedules from it."""
+
+    state: EpisodeState
+    opened: list[WorkItem] = []
+    closed: list[WorkItem] = []
+    handoffs_opened: list[Handoff] = []
+    handoffs_changed: list[Handoff] = []
+    escalations: list[Escalation] = []
+    fired_rungs: list[str] = []
+    moved: tuple[str, str] | None = None
+    audit: list[tuple[str, dict[str, Any]]] = Field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.opened or self.closed or self.escalations or self.moved or self.handoffs_changed)
+
+
+# ---------------------------------------------------------------------------------------------- opening work
+
+
+def _open(work: WorkPlan, base: datetime, episode_id: str, visit: int, handoff_id: str | None) -> WorkItem:
+    item_id = f"{episode_id}/{visit}/{work.key}"
+    return WorkItem(
+        id=item_id,
+        kind=work.kind,
+        key=work.key,
+        title=work.title,
+        owner=work.owner,
+        opened_at=base,
+        due_at=base + work.due,
+        done_on=work.done_on,
+        match=dict(work.match),
+        visit=visit,
+        handoff_id=handoff_id if work.kind == "handoff-step" or work.kind == "authorization" else None,
+        consent_purpose=work.consent_purpose,
+        rungs=[Rung(id=f"{item_id}#r{r.index}", index=r.index, due_at=base + r.at, role=r.to) for r in work.ladder],
+    )
+
+
+def _check_in(
+    series: tuple[CheckInSeriesPlan, ...], position: int, k: int, entered: datetime, episode_id: str, visit: int
+) -> WorkItem | None:
+    """Occurrence ``k`` of series ``position`` (rolling over to the next series when a span is used up)."""
+    while position < len(series):
+        s = series[position]
+        if s.span is None or k * s.every < s.span:
+            opens = entered + s.starts + k * s.every
+            item_id = f"{episode_id}/{visit}/{s.key}/{k}"
+            return WorkItem(
+                id=item_id,
+                kind="check-in",
+                key=s.key,
+                title=f"check-in {k + 1} ({s.owner})",
+                owner=s.owner,
+                opened_at=opens,
+                due_at=opens + s.window,
+                done_on=s.done_on,
+                visit=visit,
+                occurrence=k,
+                rungs=[
+                    Rung(id=f"{item_id}#r{r.index}", index=r.index, due_at=opens + r.at, role=r.to) for r in s.ladder
+                ],
+            )
+        position, k = position + 1, 0
+    return None
+
+
+def _enter_stage(
+    plan: Plan, state: EpisodeState, stage: str, now: datetime, transition: TransitionPlan | None, out: Outcome
+) -> None:
+    state.stage, state.stage_entered_at = stage, now
+    handoff_id = None
+    if transition is not None:
+        state.visit += 1
+        if transition.handoff is not None:
+            h = transition.handoff
+            handoff = Handoff(
+                id=f"{state.id}/{state.visit}/handoff",
+                transition_index=transition.index,
+                program=h.program,
+                role=h.role,
+                mode=h.mode,
+                consent_purpose=h.consent_purpose,
+                visit=state.visit,
+                opened_at=now,
+            )
+            handoff_id = handoff.id
+            state.handoffs.append(handoff)
+            out.handoffs_opened.append(handoff)
+    stage_plan = plan.stages[stage]
+    work = list(transition.work if transition else ()) + list(stage_plan.entry_work)
+    for w in sorted(work, key=lambda w: (w.due, w.key)):
+        skip_if = getattr(w, "skip_if", None)
+        if skip_if is not None and evaluate(skip_if, state.facts):
+            out.audit.append(("work.skipped", {"key": w.key, "because": describe(skip_if)}))
+            continue
+        out.opened.append(_open(w, now, state.id, state.visit, handoff_id))
+    first = _check_in(stage_plan.check_ins, 0, 0, now, state.id, state.visit)
+    if first is not None:
+        out.opened.append(first)
+    known = {i.id for i in state.items}
+    state.items.extend(i for i in out.opened if i.id not in known)
+    if stage_plan.terminal:
+        state.status = "completed"
+        _close_all(state, out, now, reason="episode completed")
+
+
+def _close(item: WorkItem, status: ItemStatus, by: str, state: EpisodeState, out: Outcome) -> None:
+    """Close an open item; one opened by this same call simply never happened."""
+    item.status, item.closed_by = status, by
+    for rung in item.rungs:
+        if rung.status == "pending":
+            rung.status = "cancelled"
+    state.items = [i for i in state.items if i.id != item.id]
+    if any(i.id == item.id for i in out.opened):
+        out.opened = [i for i in out.opened if i.id != item.id]
+    else:
+        out.closed.append(item)
+
+
+def _close_all(state: EpisodeState, out: Outcome, now: datetime, reason: str, visit: int | None = None) -> None:
+    for item in list(state.items):
+        if visit is None or item.visit == visit:
+            _close(item, "cancelled", reason, state, out)
+    for handoff in list(state.handoffs):
+        if visit is None or handoff.visit == visit:
+            handoff.status, handoff.business_status, handoff.closed_at = "cancelled", "event-cancelled", now
+            state.handoffs.remove(handoff)
+            out.handoffs_changed.append(handoff)
+
+
+# --------------------------------------------------------------------------------------------------- enroll
+
+
+def enroll(plan: Plan, episode_id: str, now: datetime, facts: dict[str, Any] | None = None) -> Outcome:
+    """A new episode at the plan's first stage, with that stage's entry work opened."""
+    state = EpisodeState(id=episode_id, stage=plan.initial_stage, stage_entered_at=now, facts=dict(facts or {}))
+    out = Outcome(state=state)
+    _enter_stage(plan, state, plan.initial_stage, now, None, out)
+    out.audit.insert(0, ("enrolled", {"pathway": plan.pathway_id, "version": plan.version, "stage": state.stage}))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------- events
+
+
+def _payload_spec(plan: Plan, name: str) -> dict[str, dict[str, Any]]:
+    if name in plan.events:
+        return plan.events[name].get("payload", {})
+    return {field: {"type": kind, "required": False} for field, kind in BUILTIN_EVENTS[name].items()}
+
+
+def _check_payload(plan: Plan, event: Event) -> None:
+    if event.name not in plan.events and event.name not in BUILTIN_EVENTS:
+        raise EventRejected(f"event '{event.name}' is not declared by pathway '{plan.pathway_id}'")
+    spec = _payload_spec(plan, event.name)
+    problems = [f"unexpected field '{k}'" for k in event.data if k not in spec]
+    for field, fs in spec.items():
+        value = event.data.get(field)
+        if value is None:
+            if fs.get("required", True):
+                problems.append(f"missing field '{field}'")
+        elif fs.get("type") == "enum" and str(value) not in (fs.get("values") or []):
+            problems.append(f"'{field}' must be one of {', '.join(fs.get('values') or [])}")
+        elif fs.get("type") == "boolean" and not isinstance(value, bool):
+            problems.append(f"'{field}' must be true or false")
+        elif fs.get("type") == "number" and (isinstance(value, bool) or not isinstance(value, int | float)):
+            problems.append(f"'{field}' must be a number")
+    if problems:
+        raise EventRejected(f"event '{event.name}': " + "; ".join(problems))
+
+
+def _meets(item: WorkItem, event: Event) -> bool:
+    if item.done_on != event.name:
+        return False
+    if any(str(event.data.get(k)) != v for k, v in item.match.items()):
+        return False
+    wanted = event.data.get("handoff")
+    return not (wanted and item.handoff_id and wanted != item.handoff_id)
+
+
+def expected_events(plan: Plan, state: EpisodeState) -> list[str]:
+    """Events that would be accepted now (for messages and the status view)."""
+    names = {t.event for t in plan.transitions if state.stage in t.sources}
+    names |= {i.done_on for i in state.items}
+    if plan.referrals:
+        names.add("need.identified")
+    return sorted(names)
+
+
+def _reject_unexpected(plan: Plan, state: EpisodeState, event: Event, reason: str | None = None) -> EventRejected:
+    expected = ", ".join(expected_events(plan, state)) or "none"
+    why = reason or f"is not expected in stage '{state.stage}'"
+    return EventRejected(f"event '{event.name}' {why} (expected now: {expected})")
+
+
+def apply_event(plan: Plan, state: EpisodeState, event: Event, now: datetime) -> Outcome:
+    """Apply ``event`` to a copy of ``state``; raise :class:`EventRejected` (nothing changed) if not allowed now."""
+    _check_payload(plan, event)
+    if state.status != "active":
+        raise EventRejected(f"episode {state.id} is {state.status}; no further events are accepted")
+    state = state.model_copy(deep=True)
+    out = Outcome(state=state)
+    facts = {k: v for k, v in event.data.items() if k in plan.facts}
+    state.facts.update(facts)
+
+    met = [i for i in state.items if _meets(i, event)]
+    if event.name.startswith("handoff.") and not met:
+        raise _reject_unexpected(plan, state, event, "matches no open handoff step")
+    # a recurring contact meets one occurrence: the earliest open one
+    checkins = sorted((i for i in met if i.kind == "check-in"), key=lambda i: i.opened_at)
+    met = [i for i in met if i.kind != "check-in"] + checkins[:1]
+    for item in met:
+        _close(item, "done", event.id, state, out)
+        if item.kind == "check-in":
+            _next_check_in(plan, state, item, out)
+        if item.kind == "handoff-step":
+            _advance_handoff(state, item, now, out)
+
+    if event.name == "need.identified":
+        _open_referral(plan, state, event, now, out)
+
+    candidates = plan.transitions_on(state.stage, event.name)
+    chosen = next((t for t in candidates if t.guard is None or evaluate(t.guard, state.facts)), None)
+    if chosen is not None:
+        _move(plan, state, chosen, event, now, out)
+    elif candidates and not met:
+        guards = "; ".join(describe(t.guard) for t in candidates if t.guard is not None)
+        raise _reject_unexpected(plan, state, event, f"moves nowhere from '{state.stage}': no guard holds ({guards})")
+    elif not met and not facts and event.name != "need.identified":
+        raise _reject_unexpected(plan, state, event)
+    out.audit.insert(0, ("event", {"event": event.name, "event_id": event.id, "facts": sorted(facts)}))
+    return out
+
+
+def _move(plan: Plan, state: EpisodeState, t: TransitionPlan, event: Event, now: datetime, out: Outcome) -> None:
+    required = plan.stages[state.stage].before_leaving
+    missing = [k for k in required if any(i.kind == "task" and i.key.rsplit(".", 1)[-1] == k for i in state.items)]
+    if missing:
+        raise EventRejected(
+            f"cannot leave '{state.stage}' on '{event.name}' before: {', '.join(missing)} (record them first)"
+        )
+    left = state.stage
+    _close_all(state, out, now, reason=f"left {left}", visit=state.visit)
+    _enter_stage(plan, state, t.target, now, t, out)
+    out.moved = (left, t.target)
+    out.audit.append(("moved", {"from": left, "to": t.target, "transition": t.index}))
+
+
+def _next_check_in(plan: Plan, state: EpisodeState, item: WorkItem, out: Outcome) -> None:
+    series = plan.stages[state.stage].check_ins
+    position = next((n for n, s in enumerate(series) if s.key == item.key), None)
+    if position is None or item.visit != state.visit:
+        return
+    nxt = _check_in(series, position, item.occurrence + 1, state.stage_entered_at, state.id, state.visit)
+    if nxt is not None:
+        state.items.append(nxt)
+        out.opened.append(nxt)
+
+
+def _advance_handoff(state: EpisodeState, item: WorkItem, now: datetime, out: Outcome) -> None:
+    handoff = next((h for h in state.handoffs if h.id == item.handoff_id), None)
+    if handoff is None:
+        return
+    kind = item.done_on.removeprefix("handoff.")
+    if kind == "outcome-returned" or not any(
+        i.handoff_id == handoff.id and i.kind == "handoff-step" for i in state.items
+    ):
+        handoff.status, handoff.business_status, handoff.closed_at = "completed", "fulfillment-completed", now
+        state.handoffs.remove(handoff)
+    else:
+        handoff.status, handoff.business_status = _TASK_STATUS[kind], _BUSINESS[kind]
+    out.handoffs_changed.append(handoff)
+
+
+def _open_referral(plan: Plan, state: EpisodeState, event: Event, now: datetime, out: Outcome) -> None:
+    need = str(event.data.get("need", ""))
+    if need not in plan.referrals:
+        known = ", ".join(sorted(plan.referrals)) or "none"
+        raise EventRejected(f"need '{need}' has no referral rule in pathway '{plan.pathway_id}' (known: {known})")
+    item = _open(plan.referrals[need], now, state.id, state.visit, None)
+    if any(i.id == item.id for i in state.items):
+        return
+    state.items.append(item)
+    out.opened.append(item)
+
+
+# ----------------------------------------------------------------------------------------------------- rungs
+
+
+def fire_rung(plan: Plan, state: EpisodeState, rung_id: str, now: datetime) -> Outcome:
+    """Escalate rung ``rung_id`` if its item is still open and it is due; otherwise change nothing."""
+    state = state.model_copy(deep=True)
+    out = Outcome(state=state)
+    item = next((i for i in state.items if any(r.id == rung_id for r in i.rungs)), None)
+    if item is None:
+        return out
+    rung = next(r for r in item.rungs if r.id == rung_id)
+    if rung.status != "pending" or rung.due_at > now:
+        return out
+    rung.status = "fired"
+    out.fired_rungs.append(rung.id)
+    out.escalations.append(Escalation(rung_id=rung.id, item_id=item.id, role=rung.role, raised_at=now))
+    out.audit.append(("escalated", {"item": item.key, "rung": rung.index, "to": rung.role}))
+    if item.kind == "check-in" and all(r.status != "pending" for r in item.rungs):
+        _close(item, "missed", f"rung {rung.index}", state, out)
+        _next_check_in(plan, state, item, out)
+    return out
