@@ -16,7 +16,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from engine.model import Guard
+from engine.durations import format_duration
+from engine.errors import PlanError
+from engine.model import BUILTIN_EVENTS, Guard, ParamRef, PathwaySpec, RungSpec, StageSpec, TransitionSpec
 
 __all__ = [
     "CheckInSeriesPlan",
@@ -61,13 +63,21 @@ class WorkPlan(_Frozen):
     match: dict[str, str] = {}
     ladder: tuple[RungPlan, ...] = ()
     consent_purpose: str | None = None
+    #: Recurring work (family updates): once met or missed, the next one is due ``every`` later.
+    every: timedelta | None = None
+    #: No work is needed when this guard holds over the episode facts (authorization ``unless``, e.g. self-pay).
+    unless: Guard | None = None
+    #: Roles alerted at once on a critical discrepancy (medication reconciliation).
+    critical_to: tuple[str, ...] = ()
 
 
 class CheckInSeriesPlan(_Frozen):
     """Recurring contacts: occurrence k opens at ``starts + k*every`` and is due ``window`` later.
 
     ``span`` None means until the stage is left. Series of a stage follow one another (``starts`` is the sum
-    of earlier spans).
+    of earlier spans). The ladder's offsets count from each occurrence's opening (window + the rung's ``after``);
+    a series written without a ladder gets one rung alerting its owner when the window closes, so a missed
+    contact is always seen.
     """
 
     key: str
@@ -144,6 +154,288 @@ class Plan(_Frozen):
         return sorted(work, key=lambda w: (w.due, w.key))
 
 
-def compile_plan(spec: Any, params: dict[str, timedelta] | None = None) -> Plan:
-    """Compile a validated pathway spec into a :class:`Plan`, resolving parameters (defaults if not given)."""
-    raise NotImplementedError
+_STEP_TITLES = {
+    "accepted": "referral accepted",
+    "scheduled": "first visit scheduled",
+    "visit-kept": "first visit kept",
+    "outcome-returned": "outcome returned",
+}
+_BUILTIN_REQUIRED = {"need"}
+
+
+def compile_plan(spec: PathwaySpec, params: dict[str, timedelta] | None = None) -> Plan:
+    """Compile a validated pathway spec into a :class:`Plan`, resolving parameters (defaults if not given).
+
+    ``params`` overrides parameter defaults for one episode; an unknown name or a value outside the parameter's
+    ``min``/``max`` raises :class:`PlanError`. The spec is expected to have passed :func:`engine.semantics.check`.
+    """
+    values = _parameters(spec, params or {})
+    c = _Compiler(values)
+    stages = {stage.id: c.stage(stage) for stage in spec.stages}
+    transitions = tuple(c.transition(i, t) for i, t in enumerate(spec.transitions))
+    referrals = {
+        need: c.work(
+            f"r.{need}",
+            "referral",
+            f"{need.capitalize()} referral",
+            rule.owner,
+            rule.refer_within,
+            "referral.made",
+            rule.escalate,
+            match={"need": need},
+        )
+        for need, rule in spec.social_needs.items()
+    }
+    return Plan(
+        pathway_id=spec.id,
+        version=spec.version,
+        title=spec.title,
+        description=spec.description,
+        initial_stage=spec.stages[0].id,
+        parameters=values,
+        stages=stages,
+        transitions=transitions,
+        events=_events(spec),
+        facts={
+            name: {"type": f.type, "values": list(f.values) if f.values else None, "description": f.description}
+            for name, f in spec.facts.items()
+        },
+        referrals=referrals,
+        critical_medications=tuple(
+            {"name": m.name, "class": m.medication_class, "rxnorm": list(m.rxnorm), "aliases": list(m.aliases)}
+            for m in (spec.medications.critical if spec.medications else [])
+        ),
+    )
+
+
+def _parameters(spec: PathwaySpec, given: dict[str, timedelta]) -> dict[str, timedelta]:
+    unknown = sorted(set(given) - set(spec.parameters))
+    if unknown:
+        known = ", ".join(sorted(spec.parameters)) or "none"
+        raise PlanError(f"unknown parameter '{unknown[0]}' (known: {known})")
+    out: dict[str, timedelta] = {}
+    for name, param in spec.parameters.items():
+        value = given.get(name, param.default)
+        if not isinstance(value, timedelta):
+            raise PlanError(f"parameter '{name}' is not a duration: {value!r}")
+        if isinstance(param.min, timedelta) and value < param.min:
+            raise PlanError(
+                f"parameter '{name}' is {format_duration(value)}, below its min {format_duration(param.min)}"
+            )
+        if isinstance(param.max, timedelta) and value > param.max:
+            raise PlanError(
+                f"parameter '{name}' is {format_duration(value)}, above its max {format_duration(param.max)}"
+            )
+        out[name] = value
+    return out
+
+
+def _events(spec: PathwaySpec) -> dict[str, dict[str, Any]]:
+    events: dict[str, dict[str, Any]] = {
+        name: {
+            "description": "built in",
+            "builtin": True,
+            "payload": {f: {"type": t, "required": f in _BUILTIN_REQUIRED} for f, t in fields.items()},
+        }
+        for name, fields in BUILTIN_EVENTS.items()
+    }
+    for name, event in spec.events.items():
+        events[name] = {
+            "description": event.description,
+            "builtin": False,
+            "payload": {
+                f: {"type": p.type, "required": p.required, **({"values": list(p.values)} if p.values else {})}
+                for f, p in event.payload.items()
+            },
+        }
+    return events
+
+
+class _Compiler:
+    """Turns spec parts into plan parts with parameters resolved; keys are checked to be unique."""
+
+    def __init__(self, params: dict[str, timedelta]) -> None:
+        self.params = params
+        self.keys: set[str] = set()
+
+    def duration(self, value: timedelta | ParamRef) -> timedelta:
+        if isinstance(value, ParamRef):
+            try:
+                return self.params[value.param]
+            except KeyError:
+                raise PlanError(f"unknown parameter '{value.param}'") from None
+        return value
+
+    def optional(self, value: timedelta | ParamRef | None) -> timedelta | None:
+        return None if value is None else self.duration(value)
+
+    def key(self, key: str) -> str:
+        if key in self.keys:
+            raise PlanError(f"two pieces of work have the key '{key}' (duplicate ids?)")
+        self.keys.add(key)
+        return key
+
+    def ladder(self, rungs: list[RungSpec], start: timedelta) -> tuple[RungPlan, ...]:
+        return tuple(RungPlan(index=k, at=start + self.duration(r.after), to=r.to) for k, r in enumerate(rungs))
+
+    def work(
+        self,
+        key: str,
+        kind: WorkKind,
+        title: str,
+        owner: str | None,
+        due: timedelta | ParamRef,
+        done_on: str,
+        escalate: list[RungSpec],
+        **extra: Any,
+    ) -> WorkPlan:
+        deadline = self.duration(due)
+        return WorkPlan(
+            key=self.key(key),
+            kind=kind,
+            title=title,
+            owner=owner,
+            due=deadline,
+            done_on=done_on,
+            ladder=self.ladder(escalate, deadline),
+            **extra,
+        )
+
+    def stage(self, stage: StageSpec) -> StagePlan:
+        at = f"s.{stage.id}"
+        work = [
+            self.work(f"{at}.task.{t.id}", "task", t.title, t.owner, t.within, t.done_on, t.escalate)
+            for t in stage.on_entry
+        ]
+        peer = stage.peer_support
+        if peer:
+            work.append(
+                self.work(
+                    f"{at}.peer-contact",
+                    "peer-contact",
+                    "First peer support contact",
+                    peer.role,
+                    peer.first_contact_within,
+                    peer.done_on,
+                    peer.escalate,
+                )
+            )
+        family = stage.family
+        if family:
+            every = self.duration(family.update_every)
+            work.append(
+                self.work(
+                    f"{at}.family-update",
+                    "family-update",
+                    "Family update",
+                    family.owner,
+                    every,
+                    family.done_on,
+                    [],
+                    consent_purpose=family.consent_purpose,
+                    every=every,
+                )
+            )
+        rng = stage.expected_duration
+        return StagePlan(
+            id=stage.id,
+            name=stage.name,
+            level=stage.level,
+            terminal=stage.terminal,
+            min_stay=self.duration(rng.min) if rng else None,
+            max_stay=self.optional(rng.max) if rng else None,
+            entry_work=tuple(sorted(work, key=lambda w: (w.due, w.key))),
+            check_ins=self.check_ins(stage),
+            before_leaving=tuple(stage.before_leaving),
+        )
+
+    def check_ins(self, stage: StageSpec) -> tuple[CheckInSeriesPlan, ...]:
+        out: list[CheckInSeriesPlan] = []
+        starts = timedelta(0)
+        last = len(stage.check_ins) - 1
+        for k, series in enumerate(stage.check_ins):
+            span = self.optional(series.for_)
+            if span is None and k != last:
+                raise PlanError(f"stage '{stage.id}': only the last check-in series may omit 'for'")
+            window = self.duration(series.window)
+            ladder = self.ladder(series.escalate, window) or (RungPlan(index=0, at=window, to=series.owner),)
+            out.append(
+                CheckInSeriesPlan(
+                    key=self.key(f"s.{stage.id}.checkin.{k}"),
+                    owner=series.owner,
+                    every=self.duration(series.every),
+                    window=window,
+                    starts=starts,
+                    span=span,
+                    done_on=series.done_on,
+                    ladder=ladder,
+                )
+            )
+            starts += span or timedelta(0)
+        return tuple(out)
+
+    def transition(self, index: int, t: TransitionSpec) -> TransitionPlan:
+        at = f"t{index}"
+        work: list[WorkPlan] = []
+        handoff = t.handoff
+        plan: HandoffPlan | None = None
+        if handoff:
+            program = handoff.receiver.program
+            plan = HandoffPlan(
+                program=program,
+                role=handoff.receiver.role,
+                mode=handoff.mode,
+                introduced_by=handoff.introduced_by,
+                consent_purpose=handoff.consent_purpose,
+                re_engage_within=self.optional(handoff.re_engage_within),
+                fallback=handoff.fallback,
+            )
+            for step in handoff.steps:
+                work.append(
+                    self.work(
+                        f"{at}.handoff.{step.kind}",
+                        "handoff-step",
+                        f"{program}: {_STEP_TITLES[step.kind]}",
+                        handoff.receiver.role,
+                        step.within,
+                        f"handoff.{step.kind}",
+                        step.escalate,
+                        consent_purpose=handoff.consent_purpose,
+                    )
+                )
+            auth = handoff.authorization
+            if auth and auth.required:
+                work.append(
+                    self.work(
+                        f"{at}.authorization",
+                        "authorization",
+                        f"Insurance authorization for {program}",
+                        None,
+                        auth.within,
+                        "authorization.approved",
+                        auth.escalate,
+                        unless=auth.unless,
+                    )
+                )
+        if t.reconcile:
+            work.append(
+                self.work(
+                    f"{at}.reconcile",
+                    "reconcile",
+                    "Medication reconciliation",
+                    None,
+                    t.reconcile.within,
+                    "medications.reconciled",
+                    t.reconcile.escalate,
+                    critical_to=tuple(t.reconcile.critical_to),
+                )
+            )
+        return TransitionPlan(
+            index=index,
+            sources=t.sources,
+            target=t.to,
+            event=t.event,
+            guard=t.when,
+            handoff=plan,
+            work=tuple(sorted(work, key=lambda w: (w.due, w.key))),
+        )
