@@ -16,9 +16,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from engine.durations import format_duration
 from engine.errors import PlanError
 from engine.model import BUILTIN_EVENTS, Guard, ParamRef, PathwaySpec, RungSpec, StageSpec, TransitionSpec
+from engine.render import show_duration
 
 __all__ = [
     "CheckInSeriesPlan",
@@ -172,7 +172,7 @@ def compile_plan(spec: PathwaySpec, params: dict[str, timedelta] | None = None) 
     values = _parameters(spec, params or {})
     c = _Compiler(values)
     stages = {stage.id: c.stage(stage) for stage in spec.stages}
-    transitions = tuple(c.transition(i, t) for i, t in enumerate(spec.transitions))
+    transitions = [c.transition(i, t) for i, t in enumerate(spec.transitions)]
     referrals = {
         need: c.work(
             f"r.{need}",
@@ -186,25 +186,27 @@ def compile_plan(spec: PathwaySpec, params: dict[str, timedelta] | None = None) 
         )
         for need, rule in spec.social_needs.items()
     }
-    return Plan(
-        pathway_id=spec.id,
-        version=spec.version,
-        title=spec.title,
-        description=spec.description,
-        initial_stage=spec.stages[0].id,
-        parameters=values,
-        stages=stages,
-        transitions=transitions,
-        events=_events(spec),
-        facts={
-            name: {"type": f.type, "values": list(f.values) if f.values else None, "description": f.description}
-            for name, f in spec.facts.items()
-        },
-        referrals=referrals,
-        critical_medications=tuple(
-            {"name": m.name, "class": m.medication_class, "rxnorm": list(m.rxnorm), "aliases": list(m.aliases)}
-            for m in (spec.medications.critical if spec.medications else [])
-        ),
+    return Plan.model_validate(
+        {
+            "pathway_id": spec.id,
+            "version": spec.version,
+            "title": spec.title,
+            "description": spec.description,
+            "initial_stage": spec.stages[0].id,
+            "parameters": values,
+            "stages": stages,
+            "transitions": transitions,
+            "events": _events(spec),
+            "facts": {
+                name: {"type": f.type, "values": list(f.values) if f.values else None, "description": f.description}
+                for name, f in spec.facts.items()
+            },
+            "referrals": referrals,
+            "critical_medications": [
+                {"name": m.name, "class": m.medication_class, "rxnorm": list(m.rxnorm), "aliases": list(m.aliases)}
+                for m in (spec.medications.critical if spec.medications else [])
+            ],
+        }
     )
 
 
@@ -219,13 +221,9 @@ def _parameters(spec: PathwaySpec, given: dict[str, timedelta]) -> dict[str, tim
         if not isinstance(value, timedelta):
             raise PlanError(f"parameter '{name}' is not a duration: {value!r}")
         if isinstance(param.min, timedelta) and value < param.min:
-            raise PlanError(
-                f"parameter '{name}' is {format_duration(value)}, below its min {format_duration(param.min)}"
-            )
+            raise PlanError(f"parameter '{name}' is {show_duration(value)}, below its min {show_duration(param.min)}")
         if isinstance(param.max, timedelta) and value > param.max:
-            raise PlanError(
-                f"parameter '{name}' is {format_duration(value)}, above its max {format_duration(param.max)}"
-            )
+            raise PlanError(f"parameter '{name}' is {show_duration(value)}, above its max {show_duration(param.max)}")
         out[name] = value
     return out
 
@@ -251,8 +249,18 @@ def _events(spec: PathwaySpec) -> dict[str, dict[str, Any]]:
     return events
 
 
+Data = dict[str, Any]
+
+
+def _by_due(work: list[Data]) -> list[Data]:
+    return sorted(work, key=lambda w: (w["due"], w["key"]))
+
+
 class _Compiler:
-    """Turns spec parts into plan parts with parameters resolved; keys are checked to be unique."""
+    """Turns spec parts into plain plan data with parameters resolved, checking that keys are unique.
+
+    It builds dicts and lets one ``Plan.model_validate`` at the end build and check every model at once.
+    """
 
     def __init__(self, params: dict[str, timedelta]) -> None:
         self.params = params
@@ -275,8 +283,8 @@ class _Compiler:
         self.keys.add(key)
         return key
 
-    def ladder(self, rungs: list[RungSpec], start: timedelta) -> tuple[RungPlan, ...]:
-        return tuple(RungPlan(index=k, at=start + self.duration(r.after), to=r.to) for k, r in enumerate(rungs))
+    def ladder(self, rungs: list[RungSpec], start: timedelta) -> list[Data]:
+        return [{"index": k, "at": start + self.duration(r.after), "to": r.to} for k, r in enumerate(rungs)]
 
     def work(
         self,
@@ -288,20 +296,20 @@ class _Compiler:
         done_on: str,
         escalate: list[RungSpec],
         **extra: Any,
-    ) -> WorkPlan:
+    ) -> Data:
         deadline = self.duration(due)
-        return WorkPlan(
-            key=self.key(key),
-            kind=kind,
-            title=title,
-            owner=owner,
-            due=deadline,
-            done_on=done_on,
-            ladder=self.ladder(escalate, deadline),
+        return {
+            "key": self.key(key),
+            "kind": kind,
+            "title": title,
+            "owner": owner,
+            "due": deadline,
+            "done_on": done_on,
+            "ladder": self.ladder(escalate, deadline),
             **extra,
-        )
+        }
 
-    def stage(self, stage: StageSpec) -> StagePlan:
+    def stage(self, stage: StageSpec) -> Data:
         at = f"s.{stage.id}"
         work = [
             self.work(f"{at}.task.{t.id}", "task", t.title, t.owner, t.within, t.done_on, t.escalate)
@@ -337,20 +345,20 @@ class _Compiler:
                 )
             )
         rng = stage.expected_duration
-        return StagePlan(
-            id=stage.id,
-            name=stage.name,
-            level=stage.level,
-            terminal=stage.terminal,
-            min_stay=self.duration(rng.min) if rng else None,
-            max_stay=self.optional(rng.max) if rng else None,
-            entry_work=tuple(sorted(work, key=lambda w: (w.due, w.key))),
-            check_ins=self.check_ins(stage),
-            before_leaving=tuple(stage.before_leaving),
-        )
+        return {
+            "id": stage.id,
+            "name": stage.name,
+            "level": stage.level,
+            "terminal": stage.terminal,
+            "min_stay": self.duration(rng.min) if rng else None,
+            "max_stay": self.optional(rng.max) if rng else None,
+            "entry_work": _by_due(work),
+            "check_ins": self.check_ins(stage),
+            "before_leaving": stage.before_leaving,
+        }
 
-    def check_ins(self, stage: StageSpec) -> tuple[CheckInSeriesPlan, ...]:
-        out: list[CheckInSeriesPlan] = []
+    def check_ins(self, stage: StageSpec) -> list[Data]:
+        out: list[Data] = []
         starts = timedelta(0)
         last = len(stage.check_ins) - 1
         for k, series in enumerate(stage.check_ins):
@@ -358,38 +366,38 @@ class _Compiler:
             if span is None and k != last:
                 raise PlanError(f"stage '{stage.id}': only the last check-in series may omit 'for'")
             window = self.duration(series.window)
-            ladder = self.ladder(series.escalate, window) or (RungPlan(index=0, at=window, to=series.owner),)
+            ladder = self.ladder(series.escalate, window) or [{"index": 0, "at": window, "to": series.owner}]
             out.append(
-                CheckInSeriesPlan(
-                    key=self.key(f"s.{stage.id}.checkin.{k}"),
-                    owner=series.owner,
-                    every=self.duration(series.every),
-                    window=window,
-                    starts=starts,
-                    span=span,
-                    done_on=series.done_on,
-                    ladder=ladder,
-                )
+                {
+                    "key": self.key(f"s.{stage.id}.checkin.{k}"),
+                    "owner": series.owner,
+                    "every": self.duration(series.every),
+                    "window": window,
+                    "starts": starts,
+                    "span": span,
+                    "done_on": series.done_on,
+                    "ladder": ladder,
+                }
             )
             starts += span or timedelta(0)
-        return tuple(out)
+        return out
 
-    def transition(self, index: int, t: TransitionSpec) -> TransitionPlan:
+    def transition(self, index: int, t: TransitionSpec) -> Data:
         at = f"t{index}"
-        work: list[WorkPlan] = []
+        work: list[Data] = []
         handoff = t.handoff
-        plan: HandoffPlan | None = None
+        plan: Data | None = None
         if handoff:
             program = handoff.receiver.program
-            plan = HandoffPlan(
-                program=program,
-                role=handoff.receiver.role,
-                mode=handoff.mode,
-                introduced_by=handoff.introduced_by,
-                consent_purpose=handoff.consent_purpose,
-                re_engage_within=self.optional(handoff.re_engage_within),
-                fallback=handoff.fallback,
-            )
+            plan = {
+                "program": program,
+                "role": handoff.receiver.role,
+                "mode": handoff.mode,
+                "introduced_by": handoff.introduced_by,
+                "consent_purpose": handoff.consent_purpose,
+                "re_engage_within": self.optional(handoff.re_engage_within),
+                "fallback": handoff.fallback,
+            }
             for step in handoff.steps:
                 work.append(
                     self.work(
@@ -427,15 +435,15 @@ class _Compiler:
                     t.reconcile.within,
                     "medications.reconciled",
                     t.reconcile.escalate,
-                    critical_to=tuple(t.reconcile.critical_to),
+                    critical_to=t.reconcile.critical_to,
                 )
             )
-        return TransitionPlan(
-            index=index,
-            sources=t.sources,
-            target=t.to,
-            event=t.event,
-            guard=t.when,
-            handoff=plan,
-            work=tuple(sorted(work, key=lambda w: (w.due, w.key))),
-        )
+        return {
+            "index": index,
+            "sources": t.sources,
+            "target": t.to,
+            "event": t.event,
+            "guard": t.when,
+            "handoff": plan,
+            "work": _by_due(work),
+        }

@@ -21,6 +21,7 @@ from datetime import timedelta
 from engine.errors import Finding
 from engine.guards import fact_tests
 from engine.model import BUILTIN_EVENTS, FactGuard, Guard, ParamRef, PathwaySpec, RungSpec
+from engine.render import show_duration
 
 __all__ = ["check", "did_you_mean"]
 
@@ -169,17 +170,8 @@ def _resolve(spec: PathwaySpec, value: timedelta | ParamRef | None) -> timedelta
     return value if isinstance(value, timedelta) else None
 
 
-def _fmt(delta: timedelta) -> str:
-    """A duration as designers write stays in clinics: whole days as days (``14d``, not ``2w``), else hours."""
-    minutes = int(delta.total_seconds() // 60)
-    for unit, size in (("d", 24 * 60), ("h", 60)):
-        if minutes and minutes % size == 0:
-            return f"{minutes // size}{unit}"
-    return f"{minutes}m"
-
-
 def _show(value: timedelta | ParamRef, resolved: timedelta) -> str:
-    return f"{value.param} ({_fmt(resolved)})" if isinstance(value, ParamRef) else _fmt(resolved)
+    return f"{value.param} ({show_duration(resolved)})" if isinstance(value, ParamRef) else show_duration(resolved)
 
 
 # -- the checks -------------------------------------------------------------------------------------------------
@@ -242,12 +234,12 @@ def _parameters(spec: PathwaySpec) -> Iterator[Finding]:
                 yield Finding((*at, key), f"'{value.param}' is not a duration (e.g. 10d)")
         default, low, high = (v if isinstance(v, timedelta) else None for v in values.values())
         if low is not None and high is not None and low > high:
-            yield Finding((*at, "max"), f"max {_fmt(high)} is less than min {_fmt(low)}")
+            yield Finding((*at, "max"), f"max {show_duration(high)} is less than min {show_duration(low)}")
         elif default is not None:
             if low is not None and default < low:
-                yield Finding((*at, "default"), f"default {_fmt(default)} is below min {_fmt(low)}")
+                yield Finding((*at, "default"), f"default {show_duration(default)} is below min {show_duration(low)}")
             if high is not None and default > high:
-                yield Finding((*at, "default"), f"default {_fmt(default)} is above max {_fmt(high)}")
+                yield Finding((*at, "default"), f"default {show_duration(default)} is above max {show_duration(high)}")
 
 
 def _durations(spec: PathwaySpec) -> Iterator[Finding]:
@@ -273,7 +265,7 @@ def _durations(spec: PathwaySpec) -> Iterator[Finding]:
             if previous is not None and after <= previous:
                 yield Finding(
                     (*path, k, "after"),
-                    f"after {_show(rung.after, after)} is not later than the rung before ({_fmt(previous)})",
+                    f"after {_show(rung.after, after)} is not later than the rung before ({show_duration(previous)})",
                 )
             previous = after if previous is None else max(previous, after)
 
@@ -364,7 +356,7 @@ def _check_ins(spec: PathwaySpec) -> Iterator[Finding]:
             elif every is not None and window is not None and window > every:
                 yield Finding(
                     (*at, "window"),
-                    f"window {_fmt(window)} is longer than every {_fmt(every)}; contacts overlap",
+                    f"window {show_duration(window)} is longer than every {show_duration(every)}; contacts overlap",
                     "warning",
                 )
 

@@ -341,8 +341,8 @@ def test_escalation_ladder_must_increase() -> None:
         {"after": "3d", "to": "supervisor"},
     ]
     assert findings(doc) == [
-        error(("social_needs", "housing", "escalate", 1, "after"), "after 1d is not later than the rung before (1d)"),
-        error(("social_needs", "housing", "escalate", 2, "after"), "after 12h is not later than the rung before (1d)"),
+        error(("social_needs", "housing", "escalate", 1, "after"), "after 24h is not later than the rung before (24h)"),
+        error(("social_needs", "housing", "escalate", 2, "after"), "after 12h is not later than the rung before (24h)"),
     ]
 
 
@@ -471,7 +471,7 @@ def test_window_longer_than_cadence_is_a_warning() -> None:
     doc = base()
     doc["stages"][2]["check_ins"][0]["window"] = "36h"
     assert findings(doc) == [
-        warning(("stages", 2, "check_ins", 0, "window"), "window 36h is longer than every 1d; contacts overlap")
+        warning(("stages", 2, "check_ins", 0, "window"), "window 36h is longer than every 24h; contacts overlap")
     ]
 
 
