@@ -66,7 +66,7 @@ class WorkPlan(_Frozen):
     #: Recurring work (family updates): once met or missed, the next one is due ``every`` later.
     every: timedelta | None = None
     #: No work is needed when this guard holds over the episode facts (authorization ``unless``, e.g. self-pay).
-    unless: Guard | None = None
+    skip_if: Guard | None = None
     #: Roles alerted at once on a critical discrepancy (medication reconciliation).
     critical_to: tuple[str, ...] = ()
 
@@ -422,7 +422,7 @@ class _Compiler:
                         auth.within,
                         "authorization.approved",
                         auth.escalate,
-                        unless=auth.unless,
+                        skip_if=auth.unless,
                     )
                 )
         if t.reconcile:

@@ -96,8 +96,8 @@ def _notes(w: WorkPlan) -> str:
         notes.append(f"every {show_duration(w.every)}")
     if w.consent_purpose:
         notes.append(f"consent: {w.consent_purpose}")
-    if w.unless is not None:
-        notes.append(f"unless {describe(w.unless)}")
+    if w.skip_if is not None:
+        notes.append(f"unless {describe(w.skip_if)}")
     if w.critical_to:
         notes.append(f"critical -> {', '.join(w.critical_to)}")
     return "; ".join(notes)

@@ -194,11 +194,11 @@ def test_handoff_steps_are_met_by_builtin_events_and_need_consent() -> None:
     assert (t.handoff.re_engage_within, t.handoff.fallback) == (48 * H, "pre-release")
 
 
-def test_authorization_carries_its_unless_guard_and_reconcile_its_critical_roles() -> None:
+def test_authorization_carries_its_unless_guard_as_skip_if_and_reconcile_its_critical_roles() -> None:
     work = {w.kind: w for w in plan().transitions[0].work}
     assert work["authorization"].done_on == "authorization.approved"
-    assert work["authorization"].unless is not None
-    assert describe(work["authorization"].unless) == "insurance = self-pay"
+    assert work["authorization"].skip_if is not None
+    assert describe(work["authorization"].skip_if) == "insurance = self-pay"
     assert work["reconcile"].done_on == "medications.reconciled"
     assert work["reconcile"].critical_to == ("prescriber", "supervisor")
 
