@@ -37,6 +37,10 @@ class Clock(Protocol):
         """The wall time at which pathway time ``at`` happens."""
         ...
 
+    def pathway_time(self, wall: datetime) -> datetime:
+        """The pathway time at wall time ``wall`` (the inverse of :meth:`wall_time`)."""
+        ...
+
     def to_config(self) -> dict[str, Any]:
         """A JSON form that :func:`clock_from_config` turns back into an equal clock."""
         ...
@@ -55,6 +59,9 @@ class WallClock:
 
     def wall_time(self, at: datetime) -> datetime:
         return utc(at)
+
+    def pathway_time(self, wall: datetime) -> datetime:
+        return utc(wall)
 
     def to_config(self) -> dict[str, Any]:
         return {"kind": "wall"}
@@ -78,6 +85,9 @@ class CompressedClock:
 
     def wall_time(self, at: datetime) -> datetime:
         return self.wall_origin + (utc(at) - self.origin) / self.factor
+
+    def pathway_time(self, wall: datetime) -> datetime:
+        return self.origin + (utc(wall) - self.wall_origin) * self.factor
 
     def to_config(self) -> dict[str, Any]:
         return {
@@ -106,6 +116,9 @@ class ManualClock:
 
     def wall_time(self, at: datetime) -> datetime:
         return utc(at)
+
+    def pathway_time(self, wall: datetime) -> datetime:
+        return utc(wall)
 
     def to_config(self) -> dict[str, Any]:
         return {"kind": "manual", "current": self.current.isoformat()}
