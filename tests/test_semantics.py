@@ -6,9 +6,15 @@ import copy
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from engine.errors import Finding
+from engine.graph import mermaid
 from engine.model import PathwaySpec
+from engine.plan import compile_plan
+from engine.render import plan_table
 from engine.semantics import check, did_you_mean
 
 LADDER = [{"after": "0h", "to": "care-coordinator"}, {"after": "24h", "to": "supervisor"}]
@@ -571,3 +577,80 @@ def test_every_problem_is_reported_not_only_the_first() -> None:
 def test_did_you_mean_without_a_close_name() -> None:
     assert did_you_mean("stage", "zzz", ["detox", "residential"]) == "unknown stage 'zzz'"
     assert did_you_mean("stage", "detx", ["detox", "residential"]) == "unknown stage 'detx' (did you mean 'detox'?)"
+
+
+# -- robustness -------------------------------------------------------------------------------------------------
+
+
+def _leaves(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in _leaves(v, (*path, k))] + ([path] if path else [])
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in _leaves(v, (*path, i))] + ([path] if path else [])
+    return [path]
+
+
+_PATHS = _leaves(BASE)
+_VALUES = st.sampled_from(
+    [
+        "detox",
+        "residential",
+        "aftercare",
+        "nowhere",
+        "care-coordinator",
+        "supervisor",
+        "ghost",
+        "0h",
+        "24h",
+        "14d",
+        "residential_max",
+        "unknown_param",
+        "detox.completed",
+        "contact.made",
+        "x.y",
+        True,
+        False,
+        0,
+        3,
+        [],
+        None,
+        {"fact": "insurance", "equals": "medicaid"},
+        {"fact": "risk_score", "at_least": 1},
+        {"fact": "nope", "is_set": True},
+        ["detox", "residential"],
+        "DELETE",
+    ]
+)
+
+
+def _mutate(doc: dict[str, Any], path: tuple[Any, ...], value: Any) -> None:
+    parent: Any = doc
+    for part in path[:-1]:
+        parent = parent[part]
+    if value == "DELETE":
+        del parent[path[-1]]
+    else:
+        parent[path[-1]] = copy.deepcopy(value)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.sampled_from(_PATHS), _VALUES), min_size=1, max_size=4))
+def test_any_model_valid_pathway_is_checked_planned_and_drawn_without_a_crash(
+    edits: list[tuple[tuple[Any, ...], Any]],
+) -> None:
+    doc = base()
+    for path, value in edits:
+        try:
+            _mutate(doc, path, value)
+        except (KeyError, IndexError, TypeError):
+            continue
+    try:
+        spec = PathwaySpec.model_validate(doc)
+    except ValidationError:
+        return
+    found = check(spec)
+    assert all(f.message and f.message == f.message.rstrip(".") for f in found)
+    if any(f.severity == "error" for f in found):
+        return
+    plan = compile_plan(spec)
+    assert plan_table(plan) and mermaid(plan).startswith("flowchart LR")
