@@ -8,6 +8,7 @@ refused, 2 usage.
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -17,6 +18,7 @@ from engine.errors import CarepathError
 __all__ = ["main"]
 
 Handler = Callable[[argparse.Namespace], int]
+_COMMAND_MODULES = ("engine.cli_pathways", "engine.cli_episodes")
 _COMMANDS: dict[str, tuple[Handler, Callable[[argparse.ArgumentParser], None], str]] = {}
 
 
@@ -37,7 +39,8 @@ def command(
 
 
 def _parser() -> argparse.ArgumentParser:
-    # the episode and orchestration commands register themselves on import
+    for module in _COMMAND_MODULES:  # each registers its commands on import
+        importlib.import_module(module)
 
     parser = argparse.ArgumentParser(prog="carepath", description="Care pathways that follow every handoff through.")
     parser.add_argument("--verbose", action="store_true", help="show tracebacks on errors")
@@ -64,7 +67,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

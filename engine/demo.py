@@ -1,0 +1,188 @@
+"""``carepath demo``: a synthetic cohort on both seed pathways, on a compressed clock.
+
+The demo runs ``carepath up`` as a child process in its own data folder (``.carepath/demo``), stores a
+compressed clock there (one pathway hour per wall second by default) so every process agrees on the time,
+then plays a script of events per person: some follow the pathway on time, some miss a step, so the Prefect
+UI soon shows handoffs completed, deadlines missed and escalations raised. People are synthetic
+(``P-DEMO-001``...); only episode ids reach Prefect.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from engine.clock import CompressedClock
+from engine.errors import CarepathError, OrchestrationError
+from engine.runtime import Runtime
+
+__all__ = ["COHORT", "Persona", "run_demo"]
+
+
+@dataclass(frozen=True)
+class Persona:
+    """A synthetic person and what happens to them, as (pathway hours after enrollment, event, payload)."""
+
+    person: str
+    pathway: str
+    story: str
+    script: tuple[tuple[float, str, dict[str, Any]], ...] = field(default=())
+
+
+_ASSESSED = (
+    (2, "medical-screening.completed", {}),
+    (3, "psychiatric-screening.completed", {}),
+    (4, "social-needs-screening.completed", {}),
+)
+
+COHORT: tuple[Persona, ...] = (
+    Persona(
+        "P-DEMO-001",
+        "detox-to-aftercare",
+        "detox to residential, every handoff closed on time",
+        (
+            *_ASSESSED,
+            (6, "assessment.completed", {"insurance": "medicaid", "needs_withdrawal_management": True}),
+            (8, "handoff.accepted", {}),
+            (10, "medications.reconciled", {}),
+            (12, "handoff.visit-kept", {}),
+            (14, "moud-plan.confirmed", {}),
+            (30, "transfer-plan.completed", {}),
+            (40, "detox.completed", {}),
+            (44, "handoff.accepted", {}),
+            (46, "medications.reconciled", {}),
+        ),
+    ),
+    Persona(
+        "P-DEMO-002",
+        "detox-to-aftercare",
+        "assessed, but the detox unit never accepts: the ladder runs",
+        (*_ASSESSED, (5, "assessment.completed", {"insurance": "commercial", "needs_withdrawal_management": True})),
+    ),
+    Persona(
+        "P-DEMO-003",
+        "reentry",
+        "MOUD before release, released, first fill and contacts on time",
+        (
+            (6, "moud.started", {"medication": "buprenorphine"}),
+            (
+                8,
+                "wallet-card.issued",
+                {"medication": "buprenorphine", "dose": "16 mg daily", "prescriber_contact": "Demo Clinic"},
+            ),
+            (10, "naloxone.provided", {}),
+            (20, "custody.released", {"release_type": "parole", "bridge_supply_days": 7}),
+            (22, "handoff.accepted", {}),
+            (26, "prescription.filled", {}),
+            (28, "contact.made", {}),
+            (30, "medications.reconciled", {}),
+            (46, "contact.made", {}),
+        ),
+    ),
+    Persona(
+        "P-DEMO-004",
+        "reentry",
+        "released with nothing confirmed: first fill and daily contacts missed",
+        ((12, "custody.released", {"release_type": "sentence-complete"}),),
+    ),
+)
+
+
+def _wait_for_deployments(rt: Runtime, names: list[str], child: subprocess.Popen[bytes], timeout: float) -> None:
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+
+    async def missing() -> list[str]:
+        async with get_client() as client:
+            out = []
+            for name in names:
+                try:
+                    await client.read_deployment_by_name(name)
+                except Exception:  # not there yet
+                    out.append(name)
+            return out
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if child.poll() is not None:
+            raise OrchestrationError(f"`carepath up` exited early (code {child.returncode}); see {rt.home}/up.log")
+        if rt.api_url() and asyncio.run(_safe(missing)) == []:
+            return
+        time.sleep(1)
+    raise OrchestrationError(f"deployments did not appear within {timeout:.0f} s; see {rt.home}/up.log")
+
+
+async def _safe(fn: Any) -> Any:
+    try:
+        return await fn()
+    except Exception:  # the server may still be starting
+        return None
+
+
+def run_demo(
+    rt: Runtime, *, factor: float, port: int, exit_when_done: bool, cohort: tuple[Persona, ...] = COHORT
+) -> int:
+    """Start Carepath in a child process, play the cohort's scripts, and keep serving until Ctrl-C."""
+    from engine.cli_episodes import run_event
+    from engine.compile import flow_for
+    from engine.views import caseload, render_table
+
+    if rt.home.exists():
+        shutil.rmtree(rt.home)  # the demo always starts from an empty caseload
+    rt.home.mkdir(parents=True)
+    clock = CompressedClock.starting_now(factor)
+    rt.set_clock(clock)
+    env = {**os.environ, "CAREPATH_HOME": str(rt.home)}
+    env.pop("PREFECT_API_URL", None)
+    log = (rt.home / "up.log").open("wb")
+    child = subprocess.Popen(
+        [sys.executable, "-m", "engine", "up", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+    try:
+        pathways = sorted({p.pathway for p in cohort})
+        names = [f"{p}-{k}/{p}" for p in pathways for k in ("enroll", "event", "deadline")]
+        print(f"starting Carepath and a local Prefect server (log: {rt.home / 'up.log'}) ...", flush=True)
+        _wait_for_deployments(rt, names, child, timeout=120)
+        print(f"Prefect UI: {rt.api_url().removesuffix('/api')}   clock: 1 pathway hour = {3600 / factor:g} s")
+        timeline: list[tuple[Any, str, str, dict[str, Any], str]] = []
+        for persona in cohort:
+            changes = rt.service.enroll(persona.pathway, persona.person)
+            episode = rt.service.episode(changes.episode_id)
+            import asyncio
+
+            asyncio.run(flow_for(episode.pathway_id, episode.pathway_version, "enroll")(episode_id=episode.id))
+            print(f"  {episode.id}  {persona.person}  {persona.pathway}: {persona.story}", flush=True)
+            for hours, name, data in persona.script:
+                timeline.append((episode.enrolled_at + timedelta(hours=hours), episode.id, name, data, persona.person))
+        for at, episode_id, name, data, _person in sorted(timeline, key=lambda t: t[0]):
+            while clock.now() < at:
+                time.sleep(min(0.5, (at - clock.now()).total_seconds() / factor + 0.01))
+            try:
+                run_event(rt, episode_id, name, data, event_id=f"demo-{episode_id}-{name}-{at:%j%H%M}")
+                print(f"  [{clock.now():%b %d %H:%M}] {episode_id}  {name}", flush=True)
+            except CarepathError as exc:
+                print(f"  [{clock.now():%b %d %H:%M}] {episode_id}  {name} refused: {exc}", flush=True)
+        print("\ncaseload now:")
+        print(render_table(caseload(rt.engine, clock.now())))
+        if exit_when_done:
+            return 0
+        print("\nThe cohort keeps running (deadlines keep firing). Ctrl-C stops everything.", flush=True)
+        child.wait()
+        return 0
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        if child.poll() is None:
+            child.terminate()
+            try:
+                child.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        log.close()

@@ -1,0 +1,169 @@
+"""The bridge from the store's timers to Prefect runs, and from episodes to Prefect artifacts.
+
+A pending rung in the store is a durable timer; here it becomes a scheduled run of its pathway's deadline
+deployment at the rung's wall time, with the rung id as idempotency key (so scheduling twice makes one run), and
+the run id goes back on the rung (so meeting the deadline can cancel it). What reaches Prefect: episode ids,
+rung ids, pathway and stage ids, and the pathway's own work titles.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from sqlmodel import Session, col, select
+
+from engine import prefect_ops
+from engine.clock import utc
+from engine.runtime import Runtime
+from engine.service import Changes
+from engine.store import RungRecord, WorkItemRecord
+from engine.views import episode_markdown, episode_status, open_escalation_rows
+
+__all__ = [
+    "Result",
+    "cancel_runs",
+    "deployment_name",
+    "describe_event",
+    "overdue_rungs",
+    "publish_episode",
+    "rename_current_run",
+    "schedule_rungs",
+    "unscheduled_by_kind",
+    "unscheduled_episodes",
+]
+
+ESCALATIONS_ARTIFACT = "open-escalations"
+
+
+def deployment_name(pathway_id: str, kind: str) -> str:
+    """``reentry``, ``deadline`` -> ``reentry-deadline/reentry``."""
+    return f"{pathway_id}-{kind}/{pathway_id}"
+
+
+@dataclass
+class Result:
+    """What a flow reports about the change it made (serialisable, no PHI)."""
+
+    episode_id: str
+    stage: str
+    moved: tuple[str, str] | None = None
+    escalations: list[tuple[str, str]] = field(default_factory=list)
+    cancel_runs: list[str] = field(default_factory=list)
+    duplicate: bool = False
+
+    @classmethod
+    def of(cls, changes: Changes) -> Result:
+        return cls(
+            changes.episode_id,
+            changes.stage,
+            changes.moved,
+            list(changes.escalations),
+            list(changes.cancel_runs),
+            changes.duplicate,
+        )
+
+
+def unscheduled_by_kind(rt: Runtime, episode_id: str) -> dict[str, list[str]]:
+    """Pending rungs of one episode that have no Prefect run yet, grouped by kind of work."""
+    return unscheduled_episodes(rt, episode_id).get(episode_id, {})
+
+
+def unscheduled_episodes(
+    rt: Runtime, episode_id: str | None = None, limit: int = 500
+) -> dict[str, dict[str, list[str]]]:
+    """Pending rungs without a run, by episode then kind of work."""
+    with Session(rt.engine) as s:
+        query = (
+            select(RungRecord.id, RungRecord.episode_id, WorkItemRecord.kind)
+            .join(WorkItemRecord, col(WorkItemRecord.id) == col(RungRecord.work_item_id))
+            .where(RungRecord.status == "pending", col(RungRecord.flow_run_id).is_(None))
+        )
+        if episode_id:
+            query = query.where(RungRecord.episode_id == episode_id)
+        out: dict[str, dict[str, list[str]]] = {}
+        for rung_id, ep, kind in s.exec(query.order_by(col(RungRecord.due_at)).limit(limit)):
+            out.setdefault(ep, {}).setdefault(kind, []).append(rung_id)
+        return out
+
+
+def overdue_rungs(rt: Runtime, grace_seconds: float, limit: int = 500) -> list[tuple[str, str]]:
+    """Pending rungs whose wall due time passed more than ``grace_seconds`` ago: their run was lost or late."""
+    clock = rt.clock
+    horizon = clock.pathway_time(clock.wall_time(clock.now()) - timedelta(seconds=grace_seconds))
+    with Session(rt.engine) as s:
+        rows = s.exec(
+            select(RungRecord.id, RungRecord.episode_id)
+            .where(RungRecord.status == "pending", col(RungRecord.due_at) <= horizon)
+            .order_by(col(RungRecord.due_at))
+            .limit(limit)
+        ).all()
+        return [(r, e) for r, e in rows]
+
+
+async def schedule_rungs(rt: Runtime, rung_ids: list[str]) -> int:
+    """Schedule a deadline run per rung (idempotent by rung id) and record the run ids; returns how many."""
+    with Session(rt.engine) as s:
+        rows = s.exec(
+            select(RungRecord, WorkItemRecord)
+            .join(WorkItemRecord, col(WorkItemRecord.id) == col(RungRecord.work_item_id))
+            .where(col(RungRecord.id).in_(rung_ids), RungRecord.status == "pending")
+        ).all()
+        targets = [(r.id, r.episode_id, r.index, r.role, utc(r.due_at), w.title) for r, w in rows]
+        pathway_of = {ep: rt.service.episode(ep).pathway_id for ep in {t[1] for t in targets}}
+    run_ids: dict[str, str] = {}
+    for rung_id, episode_id, index, role, due_at, title in targets:
+        when = rt.clock.wall_time(due_at)
+        run_id = await prefect_ops.schedule_deployment_run(
+            deployment_name(pathway_of[episode_id], "deadline"),
+            parameters={"episode_id": episode_id, "rung_id": rung_id},
+            at=when,
+            idempotency_key=rung_id,
+            flow_run_name=f"{episode_id} · {title} · rung {index + 1} → {role} · due {due_at:%Y-%m-%d %H:%M}",
+            tags=[f"pathway:{pathway_of[episode_id]}", "deadline", f"role:{role}"],
+        )
+        run_ids[rung_id] = str(run_id)
+    rt.service.set_run_ids(run_ids)
+    return len(run_ids)
+
+
+async def cancel_runs(run_ids: list[str]) -> int:
+    """Cancel scheduled runs of rungs whose work was met; a run already gone or running is left alone."""
+    cancelled = 0
+    for run_id in run_ids:
+        cancelled += bool(await prefect_ops.cancel_flow_run(run_id))
+    return cancelled
+
+
+async def publish_episode(rt: Runtime, episode_id: str, escalations_changed: bool) -> None:
+    """Refresh the episode's markdown artifact (and the operators' escalation table if it changed)."""
+    status = episode_status(rt.engine, episode_id)
+    await prefect_ops.publish_markdown_artifact(
+        key=f"episode-{episode_id}".lower(),
+        markdown=episode_markdown(status, rt.clock.now()),
+        description=f"Episode {episode_id}: stage, open handoffs, next deadlines, escalations",
+    )
+    if escalations_changed:
+        await prefect_ops.publish_table_artifact(
+            key=ESCALATIONS_ARTIFACT,
+            rows=open_escalation_rows(rt.engine),
+            description="Open (unacknowledged) escalations across all episodes",
+        )
+
+
+def describe_event(event: str, result: Result | None) -> str:
+    """Flow-run name tail: ``release -> community-care`` or the event name."""
+    if result is None:
+        return event
+    if result.duplicate:
+        return f"{event} (duplicate)"
+    if result.moved:
+        return f"{event}: {result.moved[0]} → {result.moved[1]}"
+    return f"{event} in {result.stage}"
+
+
+async def rename_current_run(rt: Runtime, episode_id: str, what: str) -> None:
+    """Name the running flow run after what it did: ``ep-7f3a2c · detox.completed: detox → residential · next ...``."""
+    status = episode_status(rt.engine, episode_id, audit_tail=0)
+    nxt = f" · next: {status.items[0].title} by {utc(status.items[0].due_at):%Y-%m-%d %H:%M}" if status.items else ""
+    await prefect_ops.rename_current_flow_run(f"{episode_id} · {what}{nxt}")

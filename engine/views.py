@@ -1,0 +1,219 @@
+"""Read models for people and for Prefect: an episode's status, the caseload, the operator's artifacts.
+
+Everything here is built from the store and contains opaque ids, pathway and stage ids and the pathway's own
+work titles only. ``person_ref`` appears in :func:`episode_status` (shown to a coordinator on the CLI) and
+never in the ``*_markdown``/``*_rows`` functions, which are what reaches Prefect.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlmodel import Session, col, select
+
+from engine.clock import utc
+from engine.errors import UnknownEpisode
+from engine.store import AuditRecord, EpisodeRecord, EscalationRecord, HandoffRecord, RungRecord, WorkItemRecord
+
+__all__ = [
+    "EpisodeStatus",
+    "caseload",
+    "episode_markdown",
+    "episode_status",
+    "open_escalation_rows",
+    "render_status",
+    "render_table",
+]
+
+
+def _fmt(at: datetime | None) -> str:
+    return utc(at).strftime("%Y-%m-%d %H:%M") if at else "-"
+
+
+@dataclass
+class EpisodeStatus:
+    """Everything a coordinator needs about one episode."""
+
+    episode: EpisodeRecord
+    items: list[WorkItemRecord]
+    rungs: dict[str, list[RungRecord]]
+    handoffs: list[HandoffRecord]
+    escalations: list[EscalationRecord]
+    audit: list[AuditRecord]
+
+    def overdue(self, now: datetime) -> list[WorkItemRecord]:
+        return [i for i in self.items if utc(i.due_at) <= now]
+
+
+def episode_status(engine: Engine, episode_id: str, audit_tail: int = 10) -> EpisodeStatus:
+    """Load one episode's open work, handoffs, escalations and the tail of its audit trail."""
+    with Session(engine) as s:
+        episode = s.get(EpisodeRecord, episode_id)
+        if episode is None:
+            raise UnknownEpisode(f"no episode '{episode_id}'")
+        items = list(
+            s.exec(
+                select(WorkItemRecord)
+                .where(WorkItemRecord.episode_id == episode_id, WorkItemRecord.status == "open")
+                .order_by(col(WorkItemRecord.due_at))
+            )
+        )
+        rungs: dict[str, list[RungRecord]] = {}
+        for r in s.exec(select(RungRecord).where(RungRecord.episode_id == episode_id).order_by(col(RungRecord.index))):
+            rungs.setdefault(r.work_item_id, []).append(r)
+        handoffs = list(s.exec(select(HandoffRecord).where(HandoffRecord.episode_id == episode_id)))
+        escalations = list(
+            s.exec(
+                select(EscalationRecord)
+                .where(EscalationRecord.episode_id == episode_id)
+                .order_by(col(EscalationRecord.raised_at))
+            )
+        )
+        audit = list(
+            s.exec(
+                select(AuditRecord)
+                .where(AuditRecord.episode_id == episode_id)
+                .order_by(col(AuditRecord.id).desc())
+                .limit(audit_tail)
+            )
+        )
+        return EpisodeStatus(episode, items, rungs, handoffs, escalations, list(reversed(audit)))
+
+
+def episode_markdown(status: EpisodeStatus, now: datetime) -> str:
+    """The per-episode Prefect artifact: stage, open handoffs, next deadlines, escalations. No PHI."""
+    ep = status.episode
+    lines = [
+        f"# {ep.id} · {ep.pathway_id} v{ep.pathway_version}",
+        "",
+        f"**Stage:** `{ep.stage}` since {_fmt(ep.stage_entered_at)} · **status:** {ep.status} · as of {_fmt(now)}",
+        "",
+        "## Open handoffs",
+    ]
+    open_handoffs = [h for h in status.handoffs if h.closed_at is None]
+    lines += [f"- {h.program} ({h.role}, {h.mode}): {h.status} / {h.business_status}" for h in open_handoffs] or [
+        "- none"
+    ]
+    lines += ["", "## Next deadlines", "", "| due | work | owner | state |", "|---|---|---|---|"]
+    for item in status.items[:15]:
+        state = "**overdue**" if utc(item.due_at) <= now else "open"
+        lines.append(f"| {_fmt(item.due_at)} | {item.title} | {item.owner or '-'} | {state} |")
+    lines += ["", "## Escalations", ""]
+    lines += [
+        f"- {_fmt(e.raised_at)} → {e.role}: {e.work_item_id.split('/', 2)[-1]}"
+        + (" (acknowledged)" if e.acknowledged_at else "")
+        for e in status.escalations[-15:]
+    ] or ["- none"]
+    return "\n".join(lines) + "\n"
+
+
+def open_escalation_rows(engine: Engine, limit: int = 200) -> list[dict[str, Any]]:
+    """The operators' table artifact: unacknowledged escalations, newest first. No PHI."""
+    with Session(engine) as s:
+        rows = s.exec(
+            select(EscalationRecord, WorkItemRecord)
+            .join(WorkItemRecord, col(WorkItemRecord.id) == col(EscalationRecord.work_item_id))
+            .where(col(EscalationRecord.acknowledged_at).is_(None))
+            .order_by(col(EscalationRecord.raised_at).desc())
+            .limit(limit)
+        ).all()
+        return [
+            {
+                "episode": e.episode_id,
+                "work": w.title,
+                "role": e.role,
+                "due": _fmt(w.due_at),
+                "raised": _fmt(e.raised_at),
+                "work_state": w.status,
+            }
+            for e, w in rows
+        ]
+
+
+def caseload(
+    engine: Engine, now: datetime, pathway: str | None = None, stage: str | None = None, overdue: bool = False
+) -> list[dict[str, Any]]:
+    """One row per episode (active first) with its next deadline and counts; filterable."""
+    with Session(engine) as s:
+        query = select(EpisodeRecord)
+        if pathway:
+            query = query.where(EpisodeRecord.pathway_id == pathway)
+        if stage:
+            query = query.where(EpisodeRecord.stage == stage)
+        episodes = list(s.exec(query.order_by(col(EpisodeRecord.enrolled_at))))
+        out = []
+        for ep in episodes:
+            items = list(
+                s.exec(
+                    select(WorkItemRecord)
+                    .where(WorkItemRecord.episode_id == ep.id, WorkItemRecord.status == "open")
+                    .order_by(col(WorkItemRecord.due_at))
+                )
+            )
+            late = [i for i in items if utc(i.due_at) <= now]
+            if overdue and not late:
+                continue
+            escalations = s.exec(
+                select(EscalationRecord).where(
+                    EscalationRecord.episode_id == ep.id, col(EscalationRecord.acknowledged_at).is_(None)
+                )
+            ).all()
+            out.append(
+                {
+                    "episode": ep.id,
+                    "person": ep.person_ref,
+                    "pathway": f"{ep.pathway_id} v{ep.pathway_version}",
+                    "stage": ep.stage,
+                    "status": ep.status,
+                    "next_due": _fmt(items[0].due_at) if items else "-",
+                    "next_work": items[0].title if items else "-",
+                    "overdue": len(late),
+                    "escalations": len(escalations),
+                }
+            )
+        return out
+
+
+def render_table(rows: list[dict[str, Any]]) -> str:
+    """A fixed-width text table of dict rows (same keys), for the terminal."""
+    keys = list(rows[0])
+    widths = {k: max(len(k), *(len(str(r[k])) for r in rows)) for k in keys}
+    lines = ["  ".join(k.upper().ljust(widths[k]) for k in keys)]
+    lines += ["  ".join(str(r[k]).ljust(widths[k]) for k in keys) for r in rows]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def render_status(status: EpisodeStatus, now: datetime) -> str:
+    """``carepath status``: the coordinator's view of one episode (includes the person's program id)."""
+    ep = status.episode
+    out = [
+        f"{ep.id}  person {ep.person_ref}  {ep.pathway_id} v{ep.pathway_version}  {ep.status}",
+        f"stage {ep.stage} since {_fmt(ep.stage_entered_at)} (now {_fmt(now)})",
+        "",
+        "handoffs:",
+    ]
+    out += [
+        f"  {h.id}  {h.program} [{h.role}, {h.mode}]  {h.status} / {h.business_status}"
+        + (f"  closed {_fmt(h.closed_at)}" if h.closed_at else "")
+        for h in status.handoffs
+    ] or ["  none"]
+    out += ["", "open work:"]
+    for item in status.items:
+        late = "  OVERDUE" if utc(item.due_at) <= now else ""
+        out.append(f"  due {_fmt(item.due_at)}  {item.title}  ({item.owner or '-'}; done on {item.done_on}){late}")
+        for r in status.rungs.get(item.id, []):
+            out.append(f"      rung {r.index + 1}: {_fmt(r.due_at)} -> {r.role}  [{r.status}]")
+    if not status.items:
+        out.append("  none")
+    out += ["", "escalations:"]
+    out += [
+        f"  {_fmt(e.raised_at)} -> {e.role}: {e.work_item_id.split('/', 2)[-1]}"
+        + ("  (acknowledged)" if e.acknowledged_at else "")
+        for e in status.escalations
+    ] or ["  none"]
+    out += ["", "audit (latest last):"]
+    out += [f"  {_fmt(a.at)}  {a.actor}  {a.action}  {a.detail or ''}" for a in status.audit] or ["  none"]
+    return "\n".join(out)
