@@ -1,0 +1,319 @@
+"""Repository functions: the reads and idempotent writes the service, the flows and the CLI need.
+
+Each takes the caller's :class:`~sqlmodel.Session` (one transaction, see :func:`engine.store.session_scope`) and
+never reads a clock: the caller passes ``now``. "Exactly once" is the database's job, not the caller's:
+:func:`record_escalation_once` and :func:`mark_event_processed` are ``INSERT ... ON CONFLICT DO NOTHING`` on a
+unique key, so any number of concurrent runs, retries and sweeps produce one row.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, exists, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, col, select
+
+from engine.errors import UnknownEpisode
+from engine.store.db import session_scope
+from engine.store.records import (
+    AuditRecord,
+    EpisodeRecord,
+    EscalationRecord,
+    HandoffRecord,
+    ProcessedEventRecord,
+    RungRecord,
+    SettingRecord,
+    WorkItemRecord,
+)
+
+__all__ = [
+    "acknowledge_escalation",
+    "audit",
+    "audit_tail",
+    "cancel_pending_rungs",
+    "due_rungs",
+    "get_episode",
+    "get_setting",
+    "list_episodes",
+    "lock_episode",
+    "mark_event_processed",
+    "next_due",
+    "open_escalations",
+    "open_handoffs",
+    "open_work_items",
+    "pending_rungs",
+    "put_setting",
+    "record_escalation_once",
+    "set_rung_run",
+    "unscheduled_rungs",
+]
+
+
+def _insert(session: Session, table: Any) -> Any:
+    """The dialect's INSERT, which has ``on_conflict_do_nothing``/``on_conflict_do_update``."""
+    name = session.get_bind().dialect.name
+    if name == "postgresql":
+        return postgresql.insert(table)
+    if name == "sqlite":
+        return sqlite.insert(table)
+    raise NotImplementedError(f"Carepath's store supports SQLite and PostgreSQL, not {name}")
+
+
+# ------------------------------------------------------------------------------------------------ episodes
+
+
+def get_episode(session: Session, episode_id: str) -> EpisodeRecord:
+    """The episode, or :class:`~engine.errors.UnknownEpisode`."""
+    episode = session.get(EpisodeRecord, episode_id)
+    if episode is None:
+        raise UnknownEpisode(f"no episode '{episode_id}'")
+    return episode
+
+
+def lock_episode(session: Session, episode_id: str) -> EpisodeRecord:
+    """The episode, fresh from the database and locked against other writers until this transaction ends.
+
+    PostgreSQL locks the row (``FOR UPDATE``); on SQLite the transaction's ``BEGIN IMMEDIATE`` already holds the
+    database's write lock.
+    """
+    query = (
+        select(EpisodeRecord)
+        .where(EpisodeRecord.id == episode_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    episode = session.exec(query).first()
+    if episode is None:
+        raise UnknownEpisode(f"no episode '{episode_id}'")
+    return episode
+
+
+def list_episodes(
+    session: Session,
+    *,
+    pathway: str | None = None,
+    stage: str | None = None,
+    status: str | None = None,
+    overdue_at: datetime | None = None,
+    limit: int | None = None,
+) -> list[EpisodeRecord]:
+    """Episodes for a caseload table, oldest enrolment first; ``overdue_at`` keeps those with open work due by then."""
+    query = select(EpisodeRecord)
+    if pathway is not None:
+        query = query.where(EpisodeRecord.pathway_id == pathway)
+    if stage is not None:
+        query = query.where(EpisodeRecord.stage == stage)
+    if status is not None:
+        query = query.where(EpisodeRecord.status == status)
+    if overdue_at is not None:
+        late = exists().where(
+            col(WorkItemRecord.episode_id) == col(EpisodeRecord.id),
+            col(WorkItemRecord.status) == "open",
+            col(WorkItemRecord.due_at) <= overdue_at,
+        )
+        query = query.where(late)
+    query = query.order_by(col(EpisodeRecord.enrolled_at), col(EpisodeRecord.id))
+    if limit is not None:
+        query = query.limit(limit)
+    return list(session.exec(query))
+
+
+def open_work_items(session: Session, episode_id: str) -> list[WorkItemRecord]:
+    """The episode's open work, soonest deadline first."""
+    query = (
+        select(WorkItemRecord)
+        .where(WorkItemRecord.episode_id == episode_id, WorkItemRecord.status == "open")
+        .order_by(col(WorkItemRecord.due_at), col(WorkItemRecord.id))
+    )
+    return list(session.exec(query))
+
+
+def open_handoffs(session: Session, episode_id: str) -> list[HandoffRecord]:
+    """The episode's handoffs not yet closed, oldest first."""
+    query = (
+        select(HandoffRecord)
+        .where(HandoffRecord.episode_id == episode_id, col(HandoffRecord.closed_at).is_(None))
+        .order_by(col(HandoffRecord.opened_at), col(HandoffRecord.id))
+    )
+    return list(session.exec(query))
+
+
+# -------------------------------------------------------------------------------------------------- rungs
+
+
+def pending_rungs(session: Session, episode_id: str) -> list[RungRecord]:
+    """The episode's pending rungs, soonest first."""
+    query = (
+        select(RungRecord)
+        .where(RungRecord.episode_id == episode_id, RungRecord.status == "pending")
+        .order_by(col(RungRecord.due_at), col(RungRecord.id))
+    )
+    return list(session.exec(query))
+
+
+def due_rungs(session: Session, now: datetime, limit: int = 500) -> list[RungRecord]:
+    """Pending rungs due at or before ``now``, oldest first: the sweep's lookup, served by index (status, due_at)."""
+    query = (
+        select(RungRecord)
+        .where(RungRecord.status == "pending", col(RungRecord.due_at) <= now)
+        .order_by(col(RungRecord.due_at), col(RungRecord.id))
+        .limit(limit)
+    )
+    return list(session.exec(query))
+
+
+def unscheduled_rungs(session: Session, limit: int = 500) -> list[RungRecord]:
+    """Pending rungs with no Prefect run yet (the process died before scheduling them), soonest first."""
+    query = (
+        select(RungRecord)
+        .where(RungRecord.status == "pending", col(RungRecord.flow_run_id).is_(None))
+        .order_by(col(RungRecord.due_at), col(RungRecord.id))
+        .limit(limit)
+    )
+    return list(session.exec(query))
+
+
+def next_due(session: Session, episode_id: str) -> RungRecord | None:
+    """The episode's next pending rung (its next deadline-driven action), if any."""
+    query = (
+        select(RungRecord)
+        .where(RungRecord.episode_id == episode_id, RungRecord.status == "pending")
+        .order_by(col(RungRecord.due_at), col(RungRecord.id))
+        .limit(1)
+    )
+    return session.exec(query).first()
+
+
+def set_rung_run(session: Session, rung_id: str, flow_run_id: str, now: datetime) -> bool:
+    """Remember the Prefect run that will fire a pending rung; False if it already has one or is not pending."""
+    result = session.execute(
+        update(RungRecord)
+        .where(
+            col(RungRecord.id) == rung_id, col(RungRecord.status) == "pending", col(RungRecord.flow_run_id).is_(None)
+        )
+        .values(flow_run_id=flow_run_id, scheduled_at=now)
+        .execution_options(synchronize_session="fetch")
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def cancel_pending_rungs(session: Session, work_item_id: str) -> list[RungRecord]:
+    """Cancel a work item's pending rungs (its deadline was met or dropped); returns them, for their run ids."""
+    rungs = list(
+        session.exec(select(RungRecord).where(RungRecord.work_item_id == work_item_id, RungRecord.status == "pending"))
+    )
+    for rung in rungs:
+        rung.status = "cancelled"
+        session.add(rung)
+    return rungs
+
+
+# ------------------------------------------------------------------------------------- exactly-once writes
+
+
+def record_escalation_once(session: Session, rung: RungRecord, now: datetime) -> EscalationRecord | None:
+    """Raise the rung's escalation and mark the rung fired; None if this rung had already escalated."""
+    statement = (
+        _insert(session, EscalationRecord)
+        .values(
+            rung_id=rung.id,
+            episode_id=rung.episode_id,
+            work_item_id=rung.work_item_id,
+            role=rung.role,
+            raised_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["rung_id"])
+        .returning(col(EscalationRecord.id))
+    )
+    new_id = session.execute(statement).scalar_one_or_none()
+    if rung.status != "fired":
+        rung.status = "fired"
+        session.add(rung)
+    session.flush()
+    return None if new_id is None else session.get(EscalationRecord, new_id)
+
+
+def open_escalations(session: Session, episode_id: str | None = None, limit: int = 200) -> list[EscalationRecord]:
+    """Unacknowledged escalations, newest first; of one episode or of all."""
+    query = select(EscalationRecord).where(col(EscalationRecord.acknowledged_at).is_(None))
+    if episode_id is not None:
+        query = query.where(EscalationRecord.episode_id == episode_id)
+    query = query.order_by(col(EscalationRecord.raised_at).desc(), col(EscalationRecord.id).desc()).limit(limit)
+    return list(session.exec(query))
+
+
+def acknowledge_escalation(session: Session, escalation_id: int, by: str, now: datetime) -> bool:
+    """Mark an escalation acknowledged by ``by``; False if unknown or already acknowledged."""
+    escalation = session.get(EscalationRecord, escalation_id)
+    if escalation is None or escalation.acknowledged_at is not None:
+        return False
+    escalation.acknowledged_at, escalation.acknowledged_by = now, by
+    session.add(escalation)
+    return True
+
+
+def mark_event_processed(
+    session: Session,
+    event_id: str,
+    episode_id: str,
+    name: str,
+    now: datetime,
+    outcome: str = "applied",
+    detail: str | None = None,
+) -> bool:
+    """Claim ``event_id`` for this transaction; False if it was processed before (then apply nothing)."""
+    statement = (
+        _insert(session, ProcessedEventRecord)
+        .values(event_id=event_id, episode_id=episode_id, name=name, received_at=now, outcome=outcome, detail=detail)
+        .on_conflict_do_nothing(index_elements=["event_id"])
+        .returning(col(ProcessedEventRecord.event_id))
+    )
+    return session.execute(statement).scalar_one_or_none() is not None
+
+
+# ------------------------------------------------------------------------------------------ audit, settings
+
+
+def audit(
+    session: Session,
+    episode_id: str | None,
+    at: datetime,
+    actor: str,
+    action: str,
+    detail: dict[str, Any] | None = None,
+    reason: str | None = None,
+) -> AuditRecord:
+    """Append one line to the audit trail (who, what, when, why). There is no update or delete."""
+    record = AuditRecord(episode_id=episode_id, at=at, actor=actor, action=action, detail=detail, reason=reason)
+    session.add(record)
+    return record
+
+
+def audit_tail(session: Session, episode_id: str | None, limit: int = 10) -> list[AuditRecord]:
+    """The last ``limit`` audit lines of an episode (or of the whole store when None), oldest first."""
+    query = select(AuditRecord)
+    if episode_id is not None:
+        query = query.where(AuditRecord.episode_id == episode_id)
+    rows = list(session.exec(query.order_by(col(AuditRecord.id).desc()).limit(limit)))
+    return rows[::-1]
+
+
+def get_setting(db: Engine | Session, key: str, default: Any = None) -> Any:
+    """A shared setting's JSON value, or ``default``."""
+    if isinstance(db, Engine):
+        with session_scope(db) as session:
+            return get_setting(session, key, default)
+    row = db.get(SettingRecord, key, populate_existing=True)
+    return default if row is None else row.value
+
+
+def put_setting(db: Engine | Session, key: str, value: Any) -> None:
+    """Set a shared setting (insert or replace)."""
+    if isinstance(db, Engine):
+        with session_scope(db) as session:
+            put_setting(session, key, value)
+        return
+    statement = _insert(db, SettingRecord).values(key=key, value=value)
+    db.execute(statement.on_conflict_do_update(index_elements=["key"], set_={"value": statement.excluded.value}))

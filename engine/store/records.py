@@ -1,0 +1,255 @@
+"""The tables: one SQLModel ``*Record`` class per table, and the UTC datetime column type they share.
+
+Times are aware UTC datetimes in Python and UTC in the database (``timestamptz`` on PostgreSQL, naive UTC text
+on SQLite, where text order is time order). A naive datetime is refused when written: it is a bug upstream.
+Ids are strings chosen by the caller (deterministic where idempotency needs it); only the audit trail, stage
+visits and escalations use autoincrement integers. No table holds a name or a date of birth: ``person_ref`` is
+the program's opaque id.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, ForeignKeyConstraint, Index, UniqueConstraint
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+__all__ = [
+    "AuditRecord",
+    "EpisodeRecord",
+    "EscalationRecord",
+    "HandoffRecord",
+    "PathwayVersionRecord",
+    "ProcessedEventRecord",
+    "RungRecord",
+    "SettingRecord",
+    "StageVisitRecord",
+    "UTCDateTime",
+    "WorkItemRecord",
+    "metadata",
+]
+
+metadata = SQLModel.metadata
+# Named constraints, so later migrations can alter them (SQLite's batch mode needs the names).
+metadata.naming_convention = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """An aware UTC datetime; refuses naive values so no local time slips in."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if not isinstance(value, datetime) or value.tzinfo is None:
+            raise ValueError(f"expected an aware datetime, got {value!r}")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _fk(columns: list[str], refs: list[str]) -> ForeignKeyConstraint:
+    """Checked at commit, so one transaction may add parents and children in any order (the ORM does not sort
+    inserts by foreign keys when there are no relationships)."""
+    return ForeignKeyConstraint(columns, refs, deferrable=True, initially="DEFERRED")
+
+
+def _episode_fk() -> ForeignKeyConstraint:
+    return _fk(["episode_id"], ["episode.id"])
+
+
+class PathwayVersionRecord(SQLModel, table=True):
+    """A pathway's YAML text as registered, so an episode runs on exactly what it enrolled on."""
+
+    __tablename__ = "pathway_version"
+
+    pathway_id: str = Field(primary_key=True)
+    version: int = Field(primary_key=True)
+    source_text: str
+    source_sha256: str
+    registered_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class EpisodeRecord(SQLModel, table=True):
+    """One person (opaque ``person_ref``) on one pinned pathway version; ``revision`` grows on every change."""
+
+    __tablename__ = "episode"
+    __table_args__ = (
+        _fk(["pathway_id", "pathway_version"], ["pathway_version.pathway_id", "pathway_version.version"]),
+        Index("ix_episode_pathway_stage", "pathway_id", "stage"),
+        Index("ix_episode_status", "status"),
+    )
+
+    id: str = Field(primary_key=True)
+    person_ref: str
+    pathway_id: str
+    pathway_version: int
+    params: dict[str, float] = Field(default_factory=dict, sa_type=JSON)
+    stage: str
+    status: str = "active"
+    facts: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    visit: int = 1
+    enrolled_at: datetime = Field(sa_type=UTCDateTime)
+    stage_entered_at: datetime = Field(sa_type=UTCDateTime)
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+    revision: int = 0
+
+
+class StageVisitRecord(SQLModel, table=True):
+    """A stay in a stage: entered (by which event, if any) and left."""
+
+    __tablename__ = "stage_visit"
+    __table_args__ = (_episode_fk(), Index("ix_stage_visit_episode", "episode_id"))
+
+    id: int | None = Field(default=None, primary_key=True)
+    episode_id: str
+    stage: str
+    entered_at: datetime = Field(sa_type=UTCDateTime)
+    left_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    entered_by_event: str | None = None
+
+
+class HandoffRecord(SQLModel, table=True):
+    """A referral to a receiving program: FHIR ``Task.status`` and BSeR ``business_status``."""
+
+    __tablename__ = "handoff"
+    __table_args__ = (_episode_fk(), Index("ix_handoff_episode", "episode_id"))
+
+    id: str = Field(primary_key=True)
+    episode_id: str
+    transition_index: int
+    program: str
+    role: str
+    mode: str
+    consent_purpose: str
+    visit: int = 1
+    status: str = "requested"
+    business_status: str = "created"
+    opened_at: datetime = Field(sa_type=UTCDateTime)
+    closed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class WorkItemRecord(SQLModel, table=True):
+    """A deadline: work that must be done (``done_on`` an event matching ``match``) by ``due_at``."""
+
+    __tablename__ = "work_item"
+    __table_args__ = (
+        _episode_fk(),
+        _fk(["handoff_id"], ["handoff.id"]),
+        Index("ix_work_item_episode_status", "episode_id", "status"),
+    )
+
+    id: str = Field(primary_key=True)
+    episode_id: str
+    handoff_id: str | None = None
+    kind: str
+    key: str
+    title: str
+    owner: str | None = None
+    due_at: datetime = Field(sa_type=UTCDateTime)
+    done_on: str
+    match: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    consent_purpose: str | None = None
+    visit: int = 1
+    status: str = "open"
+    opened_at: datetime = Field(sa_type=UTCDateTime)
+    closed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    closed_by: str | None = None
+    occurrence: int = 0
+
+
+class RungRecord(SQLModel, table=True):
+    """One escalation rung of a work item: a durable timer, fired once by the scheduled run or the sweep."""
+
+    __tablename__ = "rung"
+    __table_args__ = (
+        _episode_fk(),
+        _fk(["work_item_id"], ["work_item.id"]),
+        Index("ix_rung_status_due", "status", "due_at"),
+        Index("ix_rung_work_item", "work_item_id"),
+        Index("ix_rung_episode", "episode_id"),
+    )
+
+    id: str = Field(primary_key=True)
+    work_item_id: str
+    episode_id: str
+    index: int
+    due_at: datetime = Field(sa_type=UTCDateTime)
+    role: str
+    status: str = "pending"
+    flow_run_id: str | None = None
+    scheduled_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class EscalationRecord(SQLModel, table=True):
+    """An alert raised to ``role``; ``rung_id`` is unique, so a rung escalates once however often it is fired."""
+
+    __tablename__ = "escalation"
+    __table_args__ = (
+        _episode_fk(),
+        _fk(["rung_id"], ["rung.id"]),
+        _fk(["work_item_id"], ["work_item.id"]),
+        UniqueConstraint("rung_id"),
+        Index("ix_escalation_episode", "episode_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    rung_id: str
+    episode_id: str
+    work_item_id: str
+    role: str
+    raised_at: datetime = Field(sa_type=UTCDateTime)
+    acknowledged_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    acknowledged_by: str | None = None
+
+
+class ProcessedEventRecord(SQLModel, table=True):
+    """An event id already seen: the same event sent twice is applied once."""
+
+    __tablename__ = "processed_event"
+    __table_args__ = (_episode_fk(),)
+
+    event_id: str = Field(primary_key=True)
+    episode_id: str
+    name: str
+    received_at: datetime = Field(sa_type=UTCDateTime)
+    outcome: str = "applied"
+    detail: str | None = None
+
+
+class AuditRecord(SQLModel, table=True):
+    """Who did what, when and why. Append-only: the store offers no way to change or remove a row."""
+
+    __tablename__ = "audit"
+    __table_args__ = (_episode_fk(), Index("ix_audit_episode", "episode_id", "id"))
+
+    id: int | None = Field(default=None, primary_key=True)
+    episode_id: str | None = None
+    at: datetime = Field(sa_type=UTCDateTime)
+    actor: str
+    action: str
+    detail: dict[str, Any] | None = Field(default=None, sa_type=JSON)
+    reason: str | None = None
+
+
+class SettingRecord(SQLModel, table=True):
+    """A JSON value shared by every process, e.g. the clock configuration."""
+
+    __tablename__ = "setting"
+
+    key: str = Field(primary_key=True)
+    value: Any = Field(default=None, sa_type=JSON)
