@@ -1,0 +1,420 @@
+"""The few Prefect calls the orchestration layer makes: durable timers, their cancellation, artifacts, serving.
+
+Why these and not Prefect's API directly: every call here takes opaque ids only (episode, pathway, stage ids;
+never a name or a date of birth), turns every Prefect or HTTP failure into a one-line
+:class:`~engine.errors.OrchestrationError`, and encodes what was measured about Prefect 3.8.8 (see
+``readme-parts/prefect.md``):
+
+- a deadline is a deployment run created in state ``Scheduled`` at its due time, with an idempotency key; the
+  server keeps it, so it survives the restart of every process;
+- the server never lets a run start early (it answers ``WAIT`` until the scheduled time), so the serving
+  process may prefetch generously to hide its ~2-10 s process start;
+- a run a serving process prefetched (state ``Pending``) is orphaned for ever if that process dies before the
+  run starts: :func:`requeue_orphaned_runs` puts such runs back, and :func:`serve_deployments` calls it.
+
+All functions are coroutines; :func:`run_sync` runs one from synchronous code (a CLI command, a sync flow).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import re
+import time
+from collections.abc import AsyncIterator, Coroutine, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, TypeVar
+from uuid import UUID
+
+import httpx
+
+from engine.clock import utc
+from engine.errors import OrchestrationError
+
+if TYPE_CHECKING:
+    from prefect.client.orchestration import PrefectClient
+    from prefect.deployments.runner import RunnerDeployment
+
+__all__ = [
+    "DEFAULT_PREFETCH_SECONDS",
+    "DEFAULT_QUERY_SECONDS",
+    "RunStatus",
+    "aserve_deployments",
+    "cancel_flow_run",
+    "get_run_state",
+    "publish_markdown_artifact",
+    "publish_table_artifact",
+    "rename_current_flow_run",
+    "requeue_orphaned_runs",
+    "reschedule_flow_run",
+    "run_sync",
+    "schedule_deployment_run",
+    "serve_deployments",
+    "wait_for_deployments",
+]
+
+T = TypeVar("T")
+
+#: How often a serving process asks the server for due runs (Prefect's default is 10 s).
+DEFAULT_QUERY_SECONDS = 2.0
+#: How far ahead it picks runs up; the server holds each started run until its time, so this only hides the
+#: process start. It must exceed the query interval (+30 % jitter) plus the process start under load.
+DEFAULT_PREFETCH_SECONDS = 15.0
+
+_ARTIFACT_KEY = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
+_NOT_STARTED = frozenset({"SCHEDULED", "PENDING"})
+
+
+@dataclass(frozen=True)
+class RunStatus:
+    """Where a flow run stands; ``state_type`` is Prefect's (``SCHEDULED``, ``RUNNING``, ...), ``state_name``
+    the finer name shown in the UI (``Late``, ``Submitting``, ...)."""
+
+    run_id: UUID
+    name: str
+    state_type: str
+    state_name: str
+    scheduled_time: datetime | None
+    start_time: datetime | None
+    end_time: datetime | None
+
+    @property
+    def started(self) -> bool:
+        """True once the run has left Scheduled/Pending (running, finished, cancelled, paused...)."""
+        return self.state_type not in _NOT_STARTED
+
+    @property
+    def final(self) -> bool:
+        """True when the run can no longer change (completed, failed, cancelled, crashed)."""
+        return self.state_type in {"COMPLETED", "FAILED", "CANCELLED", "CRASHED"}
+
+
+def run_sync(awaitable: Coroutine[Any, Any, T]) -> T:
+    """Run one of these coroutines from synchronous code, even when an event loop is running in this thread."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(awaitable)
+    context = contextvars.copy_context()  # keeps Prefect's settings context (e.g. a temporary API URL)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(context.run, asyncio.run, awaitable).result()
+
+
+async def schedule_deployment_run(
+    deployment_name: str,
+    parameters: Mapping[str, Any],
+    at: datetime,
+    idempotency_key: str,
+    flow_run_name: str | None = None,
+    tags: Iterable[str] = (),
+) -> UUID:
+    """Create a run of ``flow/deployment`` that starts at ``at``; the same key returns the existing run.
+
+    The key is unique per *flow* on the server (not per deployment), and a key once used keeps returning its
+    run even after that run was cancelled: give every deadline instance its own key. Parameters are checked
+    against the deployment's schema by the server.
+    """
+    from prefect.states import Scheduled
+
+    async with _client(f"cannot schedule a run of {deployment_name!r}") as client:
+        deployment = await _deployment(client, deployment_name)
+        run = await client.create_flow_run_from_deployment(
+            deployment.id,
+            parameters=dict(parameters),
+            state=Scheduled(scheduled_time=utc(at)),
+            name=flow_run_name,
+            tags=list(tags),
+            idempotency_key=idempotency_key,
+        )
+        return run.id
+
+
+async def cancel_flow_run(run_id: UUID | str) -> bool:
+    """Cancel a run that has not started (Scheduled, Late, Pending); True if it is now cancelled.
+
+    False if it has started or finished, or does not exist. A run that was prefetched (Pending) and whose
+    process waits for its time is cancelled too: the server then refuses to let it run. The one race left: a
+    run due right now may start between the read and the cancel; flows re-check the store before acting.
+    """
+    from prefect.client.schemas.objects import StateType
+    from prefect.states import Cancelled
+
+    async with _client(f"cannot cancel flow run {run_id}") as client:
+        run = await _read_run(client, run_id)
+        if run is None or run.state is None:
+            return False
+        if run.state.type is StateType.CANCELLED:
+            return True
+        if run.state.type.value not in _NOT_STARTED:
+            return False
+        result = await client.set_flow_run_state(run_id, Cancelled(message="cancelled by Carepath"))
+        return result.state is not None and result.state.type is StateType.CANCELLED
+
+
+async def reschedule_flow_run(run_id: UUID | str, at: datetime) -> bool:
+    """Move a run that is still Scheduled (or Late) to ``at``; False if it has been picked up, ended or is gone.
+
+    A Pending run is not moved: its process already waits for the old time. Cancel it and schedule a new run
+    with a new idempotency key instead.
+    """
+    from prefect.client.schemas.objects import StateType
+    from prefect.states import Scheduled
+
+    async with _client(f"cannot reschedule flow run {run_id}") as client:
+        run = await _read_run(client, run_id)
+        if run is None or run.state is None or run.state.type is not StateType.SCHEDULED:
+            return False
+        result = await client.set_flow_run_state(run_id, Scheduled(scheduled_time=utc(at)), force=True)
+        return result.state is not None and result.state.type is StateType.SCHEDULED
+
+
+async def rename_current_flow_run(name: str) -> bool:
+    """Rename the flow run this code runs in (names say what a run did); False outside a flow run."""
+    from prefect.context import FlowRunContext
+
+    context = FlowRunContext.get()
+    if context is None or context.flow_run is None:
+        return False
+    async with _client(f"cannot rename flow run {context.flow_run.id}") as client:
+        await client.update_flow_run(context.flow_run.id, name=name)
+        return True
+
+
+async def get_run_state(run_id: UUID | str) -> RunStatus | None:
+    """The run's current state, or None if the server has no such run."""
+    async with _client(f"cannot read flow run {run_id}") as client:
+        run = await _read_run(client, run_id)
+        if run is None:
+            return None
+        state = run.state
+        return RunStatus(
+            run_id=run.id,
+            name=run.name,
+            state_type=state.type.value if state else "UNKNOWN",
+            state_name=(state.name or state.type.value) if state else "Unknown",
+            scheduled_time=state.state_details.scheduled_time if state else None,
+            start_time=run.start_time,
+            end_time=run.end_time,
+        )
+
+
+async def publish_markdown_artifact(key: str, markdown: str, description: str | None = None) -> UUID:
+    """Publish a new version of the Markdown artifact ``key`` (lowercase letters, digits, dashes).
+
+    Inside a flow or task run the artifact is also linked to that run.
+    """
+    from prefect.artifacts import MarkdownArtifact
+
+    _check_artifact_key(key)
+    async with _api(f"cannot publish artifact {key!r}"):
+        return (await MarkdownArtifact(key=key, markdown=markdown, description=description).acreate()).id
+
+
+async def publish_table_artifact(key: str, rows: Sequence[Mapping[str, Any]], description: str | None = None) -> UUID:
+    """Publish a new version of the table artifact ``key``: one row per mapping, columns from the keys."""
+    from prefect.artifacts import TableArtifact
+
+    _check_artifact_key(key)
+    async with _api(f"cannot publish artifact {key!r}"):
+        table = [dict(row) for row in rows]
+        return (await TableArtifact(key=key, table=table, description=description).acreate()).id
+
+
+async def wait_for_deployments(
+    names: Iterable[str], timeout: float, *, polled_since: datetime | None = None
+) -> dict[str, UUID]:
+    """Wait until every ``flow/deployment`` exists (and, with ``polled_since``, a process has polled for it
+    since then, i.e. it is being served); return their ids. Raises OrchestrationError after ``timeout`` s."""
+    wanted = list(names)
+    found: dict[str, UUID] = {}
+    deadline = time.monotonic() + timeout
+    async with _client("cannot read deployments") as client:
+        while True:
+            for name in wanted:
+                if name in found:
+                    continue
+                deployment = await _deployment(client, name, missing_ok=True)
+                polled = deployment is not None and (
+                    polled_since is None
+                    or (deployment.last_polled is not None and deployment.last_polled >= utc(polled_since))
+                )
+                if deployment is not None and polled:
+                    found[name] = deployment.id
+            if len(found) == len(wanted):
+                return found
+            if time.monotonic() >= deadline:
+                missing = ", ".join(sorted(set(wanted) - set(found)))
+                state = "served" if polled_since is not None else "registered"
+                raise OrchestrationError(f"deployments not {state} within {timeout:.0f} s: {missing}")
+            await asyncio.sleep(0.25)
+
+
+async def requeue_orphaned_runs(
+    deployment_names: Iterable[str], *, pending_before: datetime | None = None
+) -> list[UUID]:
+    """Put runs of these deployments that are stuck in Pending back to Scheduled; return their ids.
+
+    A serving process moves a run to Pending when it picks it up (up to the prefetch window early); if that
+    process dies before the run starts, no other process will ever take it. Call this when (re)starting the
+    *only* process that serves these deployments; from a periodic sweep, pass ``pending_before`` (wall time) so
+    only runs Pending since before then are taken: a live serving process may hold a run Pending for up to the
+    prefetch window plus its process start, so leave a margin of a minute or more.
+    """
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterDeploymentId,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+    from prefect.states import Scheduled
+
+    async with _client("cannot requeue orphaned runs") as client:
+        ids = [d.id for name in deployment_names if (d := await _deployment(client, name, missing_ok=True))]
+        if not ids:
+            return []
+        runs = await client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                deployment_id=FlowRunFilterDeploymentId(any_=ids),
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PENDING])),
+            )
+        )
+        requeued: list[UUID] = []
+        for run in runs:
+            state = run.state
+            if state is None or (pending_before is not None and utc(state.timestamp) >= utc(pending_before)):
+                continue
+            due = state.state_details.scheduled_time or run.expected_start_time
+            await client.set_flow_run_state(run.id, Scheduled(scheduled_time=due), force=True)
+            requeued.append(run.id)
+        return requeued
+
+
+async def aserve_deployments(
+    *deployments: RunnerDeployment,
+    query_seconds: float = DEFAULT_QUERY_SECONDS,
+    prefetch_seconds: float = DEFAULT_PREFETCH_SECONDS,
+    limit: int | None = None,
+    requeue_orphans: bool = True,
+) -> None:
+    """Register and serve ``deployments`` from this process until it is stopped (see :func:`serve_deployments`)."""
+    from prefect import aserve
+
+    if requeue_orphans:
+        await requeue_orphaned_runs(d.full_name for d in deployments)
+    try:
+        await aserve(
+            *deployments,
+            pause_on_shutdown=False,
+            print_starting_message=False,
+            limit=limit,
+            query_seconds=query_seconds,
+            prefetch_seconds=prefetch_seconds,
+        )
+    except (httpx.HTTPError, OSError) as exc:
+        raise OrchestrationError(f"cannot serve deployments: {_describe(exc)}") from exc
+
+
+def serve_deployments(
+    *deployments: RunnerDeployment,
+    query_seconds: float = DEFAULT_QUERY_SECONDS,
+    prefetch_seconds: float = DEFAULT_PREFETCH_SECONDS,
+    limit: int | None = None,
+    requeue_orphans: bool = True,
+) -> None:
+    """Register ``deployments`` and run their scheduled runs, each in a child process, until stopped.
+
+    ``pause_on_shutdown`` is off: a stopped server process must not pause anything, its due runs simply go Late
+    and run when serving resumes. With ``requeue_orphans`` (default) this process assumes it is the only one
+    serving these deployments and first takes back runs a dead predecessor had picked up.
+    """
+    asyncio.run(
+        aserve_deployments(
+            *deployments,
+            query_seconds=query_seconds,
+            prefetch_seconds=prefetch_seconds,
+            limit=limit,
+            requeue_orphans=requeue_orphans,
+        )
+    )
+
+
+# --- helpers -------------------------------------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def _api(what: str) -> AsyncIterator[None]:
+    """Turn any Prefect/HTTP failure inside the block into ``OrchestrationError('<what>: <reason>')``."""
+    from prefect.exceptions import PrefectException
+
+    _require_api_url(what)
+    try:
+        yield
+    except OrchestrationError:
+        raise
+    except (PrefectException, httpx.HTTPError, OSError, ValueError, RuntimeError) as exc:
+        raise OrchestrationError(f"{what}: {_describe(exc)}") from exc
+
+
+@contextlib.asynccontextmanager
+async def _client(what: str) -> AsyncIterator[PrefectClient]:
+    from prefect.client.orchestration import get_client
+
+    async with _api(what), get_client() as client:
+        yield client
+
+
+def _require_api_url(what: str) -> None:
+    # Without an API URL Prefect would silently start a throwaway in-process server; never what we want.
+    from prefect.settings import get_current_settings
+
+    if not get_current_settings().api.url:
+        raise OrchestrationError(f"{what}: PREFECT_API_URL is not set (run `carepath up`, or point it at a server)")
+
+
+async def _deployment(client: PrefectClient, name: str, *, missing_ok: bool = False) -> Any:
+    from prefect.exceptions import ObjectNotFound
+
+    try:
+        return await client.read_deployment_by_name(name)
+    except ObjectNotFound:
+        if missing_ok:
+            return None
+        raise OrchestrationError(f"no deployment named {name!r} on the Prefect server (is it being served?)") from None
+
+
+async def _read_run(client: PrefectClient, run_id: UUID | str) -> Any:
+    from prefect.exceptions import ObjectNotFound
+
+    try:
+        return await client.read_flow_run(UUID(str(run_id)))
+    except ObjectNotFound:
+        return None
+    except ValueError:
+        raise OrchestrationError(f"{run_id!r} is not a flow run id") from None
+
+
+def _check_artifact_key(key: str) -> None:
+    if not _ARTIFACT_KEY.match(key):
+        raise OrchestrationError(f"artifact key {key!r} must be lowercase letters, digits and single dashes")
+
+
+def _describe(exc: BaseException) -> str:
+    """One line for a user: the HTTP status and the server's ``detail`` when there is one."""
+    if isinstance(exc, httpx.HTTPStatusError):
+        try:
+            detail = exc.response.json().get("detail", exc.response.text)
+        except ValueError:
+            detail = exc.response.text
+        return f"HTTP {exc.response.status_code}: {_one_line(str(detail))}"
+    if isinstance(exc, httpx.ConnectError | httpx.TimeoutException):
+        return f"the Prefect server is not reachable ({_one_line(str(exc)) or type(exc).__name__})"
+    return _one_line(str(exc)) or type(exc).__name__
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"

@@ -1,0 +1,196 @@
+"""Start and stop a local Prefect server as a child process (for ``carepath up`` and the test suite).
+
+Why a subprocess and not ``prefect_test_harness``: the harness runs the server inside the caller's event loop
+and process, so it cannot be killed or restarted independently, and its startup is no faster. A child process
+in its own process group is exactly what an operator runs, and ``stop()`` leaves no orphan behind.
+
+The server's whole state (SQLite database, profiles, logs) lives under ``home``; telemetry is off, since the
+machine may be offline and Carepath never phones home. ``PREFECT_API_URL`` is removed from the child's
+environment: a server must not talk to another server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+import httpx
+
+from engine.errors import OrchestrationError
+
+__all__ = [
+    "OFFLINE_ENV",
+    "LocalServer",
+    "api_reachable",
+    "free_port",
+    "server_env",
+    "start_local_server",
+    "stop_process_group",
+]
+
+#: Environment that keeps every Prefect process (server, serve, CLI) from reaching the network on its own.
+OFFLINE_ENV: Mapping[str, str] = {
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "DO_NOT_TRACK": "1",
+    "PREFECT_SERVER_UI_SHOW_PROMOTIONAL_CONTENT": "false",
+}
+
+_DEFAULT_STARTUP_TIMEOUT = 60.0
+_DEFAULT_GRACE = 10.0
+_LOG_TAIL_LINES = 15
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that is free right now on ``host`` (the OS picks it; a race with another binder is possible)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def api_reachable(api_url: str, timeout: float = 2.0) -> bool:
+    """True if ``{api_url}/health`` answers 200 (``api_url`` ends in ``/api``)."""
+    try:
+        response = httpx.get(f"{api_url.rstrip('/')}/health", timeout=timeout)
+    except httpx.HTTPError:
+        return False
+    return response.status_code == 200
+
+
+def server_env(home: Path, *, database_url: str | None = None, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment for a server whose state lives under ``home`` (SQLite there unless ``database_url``)."""
+    env = dict(os.environ if base is None else base)
+    env.pop("PREFECT_API_URL", None)
+    env.pop("PREFECT_API_KEY", None)
+    env.update(OFFLINE_ENV)
+    env["PREFECT_HOME"] = str(home)
+    env["PREFECT_PROFILES_PATH"] = str(home / "profiles.toml")
+    env["PREFECT_API_DATABASE_CONNECTION_URL"] = database_url or f"sqlite+aiosqlite:///{home / 'prefect.db'}"
+    return env
+
+
+@dataclass
+class LocalServer:
+    """A running ``prefect server start`` child process; stop it with :meth:`stop` or a ``with`` block."""
+
+    process: subprocess.Popen[bytes]
+    host: str
+    port: int
+    home: Path
+    log_path: Path
+    startup_seconds: float = field(default=0.0)
+
+    @property
+    def ui_url(self) -> str:
+        """Where an operator opens the Prefect UI (the server serves it at its root)."""
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def api_url(self) -> str:
+        """The value for ``PREFECT_API_URL``."""
+        return f"{self.ui_url}/api"
+
+    def running(self) -> bool:
+        """True while the server process has not exited."""
+        return self.process.poll() is None
+
+    def stop(self, grace: float = _DEFAULT_GRACE) -> None:
+        """SIGTERM the server's process group, then SIGKILL what is left after ``grace`` seconds."""
+        stop_process_group(self.process, grace)
+
+    def __enter__(self) -> LocalServer:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+def start_local_server(
+    home: Path,
+    port: int | None = None,
+    *,
+    log_path: Path,
+    host: str = "127.0.0.1",
+    timeout: float = _DEFAULT_STARTUP_TIMEOUT,
+    database_url: str | None = None,
+    extra_env: Mapping[str, str] | None = None,
+) -> LocalServer:
+    """Start a Prefect server on ``host:port`` (a free port if None) and return once ``/api/health`` answers.
+
+    Raises :class:`OrchestrationError` (with the tail of the server log) if it exits or is not healthy within
+    ``timeout`` seconds; the process is stopped in that case.
+    """
+    home = Path(home)
+    home.mkdir(parents=True, exist_ok=True)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    port = port or free_port(host)
+    env = server_env(home, database_url=database_url)
+    env.update(extra_env or {})
+    command = [sys.executable, "-m", "prefect", "server", "start", "--host", host, "--port", str(port)]
+    started = time.monotonic()
+    with log_path.open("ab") as log:
+        try:
+            process = subprocess.Popen(
+                command, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+            )
+        except OSError as exc:
+            raise OrchestrationError(f"cannot start the Prefect server: {exc}") from exc
+    server = LocalServer(process=process, host=host, port=port, home=home, log_path=log_path)
+    deadline = started + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            server.stop()
+            raise OrchestrationError(
+                f"the Prefect server exited with code {process.returncode} during startup; "
+                f"log {log_path}:\n{_tail(log_path)}"
+            )
+        if api_reachable(server.api_url, timeout=1.0):
+            server.startup_seconds = time.monotonic() - started
+            return server
+        time.sleep(0.2)
+    server.stop()
+    raise OrchestrationError(
+        f"the Prefect server did not answer {server.api_url}/health within {timeout:.0f} s; "
+        f"log {log_path}:\n{_tail(log_path)}"
+    )
+
+
+def stop_process_group(process: subprocess.Popen[bytes], grace: float = _DEFAULT_GRACE) -> int:
+    """Stop a child started with ``start_new_session=True`` and everything it started; return its exit code.
+
+    SIGTERM to the group, SIGKILL after ``grace`` seconds; ``grace=0`` kills at once (a crash, for tests).
+    """
+    if process.poll() is None:
+        if grace > 0:
+            _signal_group(process.pid, signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=grace)
+        if process.poll() is None:
+            _signal_group(process.pid, signal.SIGKILL)
+            process.wait()
+    # The leader may be gone while something it started lingers in its group: leave no orphan.
+    _signal_group(process.pid, signal.SIGKILL)
+    return process.returncode
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)
+
+
+def _tail(path: Path, lines: int = _LOG_TAIL_LINES) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return "(no log)"
+    return "\n".join(text.splitlines()[-lines:]) or "(empty log)"
