@@ -1,0 +1,432 @@
+"""The pathway JSON Schema (Draft 2020-12) and validation against it (validation stage 2).
+
+The schema is generated from :class:`engine.model.PathwaySpec`, then tidied for editors and for messages: every
+fixed-field object keeps ``additionalProperties: false``; every map (``roles``, ``events``, ...) names its keys
+with ``propertyNames`` and its values with ``additionalProperties``, so no key goes unchecked; id, name and event
+patterns carry an ``x-error`` text. ``schemas/pathway.schema.json`` is this module's output, committed for
+editors (the YAML language server reads it through each pathway's modeline); a test keeps the two equal, and
+``python -m engine.schema`` rewrites the file.
+
+:func:`validate_document` reports every schema error, each as one short :class:`~engine.errors.Finding` built
+from the error's validator keyword (never from jsonschema's message text).
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import json
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+
+from engine.errors import Finding
+from engine.model import EVENT_PATTERN, FACT_PATTERN, ID_PATTERN, PathwaySpec
+from engine.source import KeyFinding
+
+__all__ = ["SCHEMA_ID", "SCHEMA_PATH", "build_schema", "schema_text", "validate_document", "write_schema"]
+
+SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "pathway.schema.json"
+SCHEMA_ID = "urn:carepath:schema:pathway"
+
+_PATTERN_ERRORS = {
+    ID_PATTERN: "is not a valid id (lowercase letters, digits, dashes; starting with a letter)",
+    FACT_PATTERN: "is not a valid name (lowercase letters, digits, underscores; starting with a letter)",
+    EVENT_PATTERN: "is not a valid event name (lowercase words joined by dots, e.g. detox.completed)",
+}
+
+#: A small complete pathway, shown by editors and checked by the tests.
+EXAMPLE: dict[str, Any] = {
+    "id": "detox-to-iop",
+    "version": 1,
+    "title": "Detox to intensive outpatient",
+    "description": "Withdrawal management, then a warm handoff to an IOP program.",
+    "asam_edition": 3,
+    "roles": {"care-coordinator": {"title": "Care coordinator"}, "supervisor": {"title": "Supervisor"}},
+    "events": {
+        "detox.completed": {"description": "The detox unit discharges the person."},
+        "iop.completed": {"description": "The IOP program discharges the person."},
+    },
+    "stages": [
+        {"id": "detox", "name": "Withdrawal management", "level": "3.7-WM", "expected_duration": {"min": "3d"}},
+        {"id": "iop", "name": "Intensive outpatient", "level": "2.1"},
+        {"id": "done", "name": "Discharged", "terminal": True},
+    ],
+    "transitions": [
+        {
+            "from": "detox",
+            "to": "iop",
+            "event": "detox.completed",
+            "handoff": {
+                "receiver": {"program": "Riverside IOP", "role": "iop-intake"},
+                "mode": "warm",
+                "consent_purpose": "treatment",
+                "steps": [
+                    {
+                        "kind": "accepted",
+                        "within": "24h",
+                        "escalate": [{"after": "0h", "to": "care-coordinator"}, {"after": "24h", "to": "supervisor"}],
+                    }
+                ],
+            },
+        },
+        {"from": "iop", "to": "done", "event": "iop.completed"},
+    ],
+}
+
+
+def build_schema() -> dict[str, Any]:
+    """The pathway JSON Schema as a fresh dict: generated from the model, then tidied (see the module doc)."""
+    return copy.deepcopy(_built())
+
+
+@lru_cache(maxsize=1)
+def _built() -> dict[str, Any]:
+    generated = PathwaySpec.model_json_schema()
+    _tidy(generated, is_property=False)
+    generated.pop("title", None)
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": SCHEMA_ID,
+        "title": "Carepath care pathway",
+        **generated,
+        "description": (
+            "A care pathway for substance use disorder treatment transitions: stages of care, the events that "
+            "move a person between them, handoffs to other providers with deadlines and escalation ladders, "
+            "medication reconciliation, check-ins and referrals. Durations are written 30m, 36h, 3d, 2w or P3D."
+        ),
+        "examples": [EXAMPLE],
+    }
+
+
+def _tidy(node: Any, *, is_property: bool) -> None:
+    """Make every key checked, drop generated property titles, attach ``x-error`` to known patterns."""
+    if isinstance(node, list):
+        for item in node:
+            _tidy(item, is_property=False)
+        return
+    if not isinstance(node, dict):
+        return
+    if is_property:
+        node.pop("title", None)
+    patterns = node.pop("patternProperties", None)
+    if patterns:
+        ((pattern, values),) = patterns.items()
+        node["propertyNames"] = {**node.get("propertyNames", {}), "pattern": pattern}
+        node["additionalProperties"] = values
+    if isinstance(node.get("pattern"), str) and node["pattern"] in _PATTERN_ERRORS:
+        node.setdefault("x-error", _PATTERN_ERRORS[node["pattern"]])
+    for key, value in node.items():
+        if key == "properties" and isinstance(value, dict):
+            for prop in value.values():
+                _tidy(prop, is_property=True)
+        elif key not in ("examples", "default", "enum", "const"):
+            _tidy(value, is_property=False)
+
+
+def schema_text() -> str:
+    """The schema as ``carepath schema`` prints it and ``schemas/pathway.schema.json`` holds it."""
+    return json.dumps(_built(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def write_schema(path: Path = SCHEMA_PATH) -> Path:
+    """Write :func:`schema_text` to ``path`` (the committed copy editors read)."""
+    path.write_text(schema_text(), encoding="utf-8")
+    return path
+
+
+@lru_cache(maxsize=1)
+def _validator() -> Draft202012Validator:
+    return Draft202012Validator(_built())
+
+
+def validate_document(value: Any) -> list[Finding]:
+    """Every schema problem of a parsed document, one finding each, in the order jsonschema meets them."""
+    if _fast_valid(value):
+        return []
+    out: list[Finding] = []
+    seen: set[tuple[type, tuple[Any, ...], str]] = set()
+    for error in _validator().iter_errors(value):
+        for finding in _explain(error):
+            key = (type(finding), finding.path, finding.message)
+            if key not in seen:
+                seen.add(key)
+                out.append(finding)
+    return out
+
+
+# -- a fast yes/no for valid documents ------------------------------------------------------------------------
+
+# jsonschema spends ~20 ms on a seed pathway (it builds an object per keyword visited); valid files are the
+# common case, so they take this short interpreter of the keywords the schema uses (~1 ms), and only a document
+# it rejects, or one whose schema uses a keyword it does not know, goes through jsonschema for the messages.
+# A property test keeps the two in agreement.
+
+_IGNORED = frozenset({"title", "description", "examples", "default", "x-error", "$schema", "$id", "$defs"})
+_TYPES: dict[str, Any] = {
+    "object": lambda v: isinstance(v, dict),
+    "array": lambda v: isinstance(v, list),
+    "string": lambda v: isinstance(v, str),
+    "boolean": lambda v: isinstance(v, bool),
+    "null": lambda v: v is None,
+    "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+    "integer": lambda v: (isinstance(v, int) and not isinstance(v, bool)) or (isinstance(v, float) and v.is_integer()),
+}
+
+
+class _Unsure(Exception):
+    """The fast check met a keyword it does not implement; jsonschema decides."""
+
+
+def _fast_valid(value: Any) -> bool:
+    try:
+        return _fits(value, _built())
+    except (_Unsure, RecursionError):
+        return False
+
+
+def _fits(value: Any, schema: dict[str, Any]) -> bool:
+    for keyword, expected in schema.items():
+        if keyword in _IGNORED:
+            continue
+        if keyword == "type":
+            if not (_TYPES[expected](value) if isinstance(expected, str) else any(_TYPES[t](value) for t in expected)):
+                return False
+        elif keyword == "$ref":
+            if not _fits(value, _resolve(schema)):
+                return False
+        elif keyword == "properties":
+            if isinstance(value, dict) and not all(_fits(value[k], sub) for k, sub in expected.items() if k in value):
+                return False
+        elif keyword == "additionalProperties":
+            if isinstance(value, dict):
+                known = schema.get("properties", {})
+                extra = [k for k in value if k not in known]
+                if expected is False and extra:
+                    return False
+                if isinstance(expected, dict) and not all(_fits(value[k], expected) for k in extra):
+                    return False
+        elif keyword == "propertyNames":
+            if isinstance(value, dict) and not all(_fits(k, expected) for k in value):
+                return False
+        elif keyword == "required":
+            if isinstance(value, dict) and any(k not in value for k in expected):
+                return False
+        elif keyword == "items":
+            if isinstance(value, list) and not all(_fits(item, expected) for item in value):
+                return False
+        elif keyword == "anyOf":
+            if not any(_fits(value, branch) for branch in expected):
+                return False
+        elif keyword == "enum":
+            if not any(_same(value, choice) for choice in expected):
+                return False
+        elif keyword == "const":
+            if not _same(value, expected):
+                return False
+        elif keyword == "pattern":
+            if isinstance(value, str) and not _regex(expected).search(value):
+                return False
+        elif keyword in ("minItems", "minProperties", "minLength"):
+            kind = {"minItems": list, "minProperties": dict, "minLength": str}[keyword]
+            if isinstance(value, kind) and len(value) < expected:
+                return False
+        elif keyword == "minimum":
+            if _TYPES["number"](value) and value < expected:
+                return False
+        else:
+            raise _Unsure(keyword)
+    return True
+
+
+def _same(a: Any, b: Any) -> bool:
+    """JSON equality as jsonschema sees it: ``true`` is not ``1``."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, str) != isinstance(b, str):
+        return False
+    return bool(a == b)
+
+
+@lru_cache(maxsize=64)
+def _regex(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
+
+
+# -- one error -> findings, by validator keyword --------------------------------------------------------------
+
+
+def _explain(error: ValidationError) -> list[Finding]:
+    path = tuple(error.absolute_path)
+    keyword = error.validator
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    instance = error.instance
+    if "propertyNames" in error.absolute_schema_path:
+        # jsonschema checks a key as if it were a value at the mapping's own path; put it at the key.
+        return [KeyFinding((*path, instance), _value_message(error, schema, instance))]
+    if keyword in ("anyOf", "oneOf"):
+        return _explain_any(error)
+    if keyword == "required":
+        return [
+            Finding(path, f"missing required field '{name}'") for name in error.validator_value if name not in instance
+        ]
+    if keyword == "additionalProperties":
+        known = list(schema.get("properties", {}))
+        return [
+            KeyFinding((*path, key), f"unexpected field '{key}'{_did_you_mean(key, known)}")
+            for key in instance
+            if key not in known
+        ]
+    return [Finding(path, _value_message(error, schema, instance))]
+
+
+def _value_message(error: ValidationError, schema: dict[str, Any], instance: Any) -> str:
+    keyword, expected = error.validator, error.validator_value
+    if keyword == "pattern":
+        hint = schema.get("x-error")
+        return f"{_show(instance)} {hint}" if hint else f"{_show(instance)} does not match {expected}"
+    if keyword == "enum":
+        choices = ", ".join(_show(choice) for choice in expected)
+        close = (
+            _did_you_mean(instance, [c for c in expected if isinstance(c, str)]) if isinstance(instance, str) else ""
+        )
+        return f"{_show(instance)} is not one of {choices}{close}"
+    if keyword == "const":
+        return f"expected {_show(expected)}, got {_show(instance)}"
+    if keyword == "type":
+        return _type_message(instance, expected, schema)
+    if keyword in ("minItems", "minProperties"):
+        if expected == 1:
+            return "must not be empty"
+        return f"needs at least {expected} {'items' if keyword == 'minItems' else 'entries'}"
+    if keyword == "minimum":
+        return f"{_show(instance)} is less than the minimum {expected}"
+    if keyword == "maximum":
+        return f"{_show(instance)} is more than the maximum {expected}"
+    if keyword == "minLength":
+        return "must not be empty" if expected == 1 else f"needs at least {expected} characters"
+    return error.message
+
+
+_TYPE_NAMES = {
+    "object": "a mapping",
+    "array": "a list",
+    "string": "a string",
+    "integer": "a whole number",
+    "number": "a number",
+    "boolean": "true or false",
+    "null": "nothing",
+}
+
+
+def _type_message(instance: Any, expected: str | list[str], schema: dict[str, Any]) -> str:
+    hint = schema.get("x-error")
+    if hint and instance is not None and not isinstance(instance, dict | list):
+        return f"{_show(instance)} {hint}"
+    wanted = [expected] if isinstance(expected, str) else list(expected)
+    return f"expected {_join([_TYPE_NAMES.get(t, t) for t in wanted])}, got {_got(instance)}"
+
+
+def _explain_any(error: ValidationError) -> list[Finding]:
+    """Explain a failed ``anyOf`` (a nullable field, a guard, ``from``) by the branch the designer meant."""
+    instance, branches = error.instance, error.validator_value
+    by_branch: dict[int, list[ValidationError]] = {i: [] for i in range(len(branches))}
+    for sub in error.context or ():
+        by_branch[int(sub.relative_schema_path[0])].append(sub)
+    resolved = [_resolve(branch) for branch in branches]
+    fits = [i for i, branch in enumerate(resolved) if _type_fits(instance, branch)]
+    if not fits:
+        meant = [i for i, branch in enumerate(resolved) if branch.get("type") != "null"]
+        if len(meant) == 1:
+            return _explain_all(by_branch[meant[0]])
+        wanted = [_TYPE_NAMES.get(str(resolved[i].get("type")), "a value") for i in range(len(branches))]
+        if "a whole number" in wanted and "a number" in wanted:
+            wanted.remove("a whole number")
+        return [
+            Finding(tuple(error.absolute_path), f"expected {_join(list(dict.fromkeys(wanted)))}, got {_got(instance)}")
+        ]
+    if len(fits) > 1 and isinstance(instance, dict):
+        named = [i for i in fits if set(instance) & set(resolved[i].get("properties", {}))]
+        if not named:
+            keys = [name for i in fits for name in resolved[i].get("required", [])[:1]]
+            close = next((hint for key in instance if (hint := _did_you_mean(key, keys))), "")
+            message = f"expected one of the fields {_join([repr(k) for k in keys])}{close}"
+            return [Finding(tuple(error.absolute_path), message)]
+        fits = named
+    best = min(fits, key=lambda i: (_structural(by_branch[i]), len(by_branch[i]), i))
+    return _explain_all(by_branch[best])
+
+
+def _explain_all(errors: list[ValidationError]) -> list[Finding]:
+    return [finding for sub in errors for finding in _explain(sub)]
+
+
+def _structural(errors: list[ValidationError]) -> int:
+    """How badly a branch's own fields miss the instance (missing or unexpected keys right at it)."""
+    return sum(1 for e in errors if not e.relative_path and e.validator in ("required", "additionalProperties"))
+
+
+def _resolve(schema: Any) -> dict[str, Any]:
+    if isinstance(schema, dict) and isinstance(schema.get("$ref"), str) and schema["$ref"].startswith("#/$defs/"):
+        return _built()["$defs"].get(schema["$ref"].removeprefix("#/$defs/"), {})
+    return schema if isinstance(schema, dict) else {}
+
+
+def _type_fits(instance: Any, schema: dict[str, Any]) -> bool:
+    wanted = schema.get("type")
+    if wanted is None:
+        return True
+    return (
+        Draft202012Validator.TYPE_CHECKER.is_type(instance, wanted)
+        if isinstance(wanted, str)
+        else any(Draft202012Validator.TYPE_CHECKER.is_type(instance, t) for t in wanted)
+    )
+
+
+# -- wording ----------------------------------------------------------------------------------------------------
+
+
+def _did_you_mean(name: Any, known: list[str]) -> str:
+    if not isinstance(name, str):
+        return ""
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _show(value: Any) -> str:
+    """A value as a designer wrote it: strings quoted (and cut short), YAML words for booleans and null."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, str):
+        return repr(value if len(value) <= 40 else value[:37] + "...")
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return repr(value)
+
+
+def _got(value: Any) -> str:
+    if value is None:
+        return "an empty value"
+    if isinstance(value, bool):
+        return f"the boolean {_show(value)}"
+    if isinstance(value, int | float):
+        return f"the number {_show(value)}"
+    if isinstance(value, str):
+        return f"the string {_show(value)}"
+    return _show(value)
+
+
+def _join(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} or {words[-1]}"
+
+
+if __name__ == "__main__":
+    print(write_schema())
