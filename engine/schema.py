@@ -328,7 +328,8 @@ def _type_message(instance: Any, expected: str | list[str], schema: dict[str, An
     if hint and instance is not None and not isinstance(instance, dict | list):
         return f"{_show(instance)} {hint}"
     wanted = [expected] if isinstance(expected, str) else list(expected)
-    return f"expected {_join([_TYPE_NAMES.get(t, t) for t in wanted])}, got {_got(instance)}"
+    quote = " (quote it)" if wanted == ["string"] and isinstance(instance, bool | int | float) else ""
+    return f"expected {_join([_TYPE_NAMES.get(t, t) for t in wanted])}, got {_got(instance)}{quote}"
 
 
 def _explain_any(error: ValidationError) -> list[Finding]:

@@ -148,7 +148,7 @@ def parse_yaml(
             text = source.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
             line, col = _byte_position(source, exc.start)
-            return _failed(f"file is not UTF-8 text (byte 0x{source[exc.start]:02x})", line, col)
+            return _failed(f"file is not UTF-8 text (byte 0x{source[exc.start]:02x}); save it as UTF-8", line, col)
     else:
         text = source.removeprefix("\ufeff")
     bad = _NOT_PRINTABLE.search(text)
@@ -191,6 +191,10 @@ def _implicit_tag(raw: str) -> str | None:
     return None if tag == f"{_TAG}str" else tag
 
 
+def _tag_name(tag: str) -> str:
+    return "!!" + tag.removeprefix(_TAG) if tag.startswith(_TAG) else tag
+
+
 def _mark(mark: Any) -> Position:
     return (mark.line + 1, mark.column + 1)
 
@@ -229,6 +233,7 @@ class _Builder:
         self.nodes = 0
         self.documents = 0
         self.has_root = False
+        self.last_scalar: yaml.ScalarEvent | None = None
 
     def fail(self, position: Position, message: str, path: Path = ()) -> None:
         self.problems.append(SourceProblem(position[0], position[1], message, path))
@@ -264,7 +269,12 @@ class _Builder:
             self.fail(position, "tab character in indentation; YAML indents with spaces only")
             return
         message = exc.problem or exc.context or "invalid YAML"
-        if exc.context and exc.problem and exc.context_mark is not None:
+        last = self.last_scalar
+        if last is not None and last.style in ("'", '"') and last.end_mark.line > last.start_mark.line:
+            # An unclosed quote swallows the lines after it; the parser only notices further down.
+            line, col = _mark(last.start_mark)
+            message += f" (the quoted value at line {line}, column {col} runs to here: is a closing quote missing?)"
+        elif exc.context and exc.problem and exc.context_mark is not None:
             line, col = _mark(exc.context_mark)
             message += f" ({exc.context} at line {line}, column {col})"
         self.fail(position, message)
@@ -305,6 +315,7 @@ class _Builder:
         return top.path
 
     def on_scalar(self, event: yaml.ScalarEvent) -> None:
+        self.last_scalar = event
         mark = event.start_mark
         position = (mark.line + 1, mark.column + 1)
         self.count(position)
@@ -327,7 +338,7 @@ class _Builder:
     def scalar_value(self, tag: str, raw: str, position: Position) -> Any:
         """A scalar of a known non-text tag (``int``, ``bool``...) as a Python value; timestamps stay text."""
         if tag not in _SCALAR_TAGS:
-            self.fail(position, f"YAML tag {tag} is not supported here", self.child_path())
+            self.fail(position, f"YAML tag {_tag_name(tag)} is not supported here", self.child_path())
             return raw
         node = yaml.ScalarNode(tag, raw)
         try:
@@ -353,7 +364,7 @@ class _Builder:
         allowed = _MAP_TAGS if is_map else _SEQ_TAGS
         path = self.child_path()
         if event.tag not in allowed:
-            self.fail(position, f"YAML tag {event.tag} is not supported here", path)
+            self.fail(position, f"YAML tag {_tag_name(event.tag)} is not supported here", path)
         top = self.stack[-1] if self.stack else None
         as_key = top is not None and (top.kind == "key" or (top.kind == "map" and not top.has_key))
         kind = "key" if as_key else ("map" if is_map else "seq")
