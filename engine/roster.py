@@ -66,7 +66,7 @@ __all__ = [
 #: Environment variable naming the roster file when no ``--roster`` option is given.
 ROSTER_ENV = "CAREPATH_ROSTER"
 
-Path_ = tuple[str | int, ...]
+DocPath = tuple[str | int, ...]
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 # apprise's privacy mode leaves the path of plain webhooks alone, where tokens often live.
 _WEBHOOK_SCHEMES = {"json", "jsons", "form", "forms", "xml", "xmls"}
@@ -217,7 +217,7 @@ def _build(spec: RosterSpec, where: _Locator, env: Mapping[str, str]) -> Roster:
     for role, entry in spec.roles.items():
         found = []
         for index, contact in enumerate(entry.contacts):
-            path: Path_ = ("roles", role, "contacts", index, "url")
+            path: DocPath = ("roles", role, "contacts", index, "url")
             url, missing = _expand(contact.url, env)
             if missing:
                 names = ", ".join(f"${{{n}}}" for n in missing)
@@ -408,17 +408,17 @@ class _Locator:
     file: str
     source_map: SourceMap
 
-    def at(self, path: Path_, message: str, *, key: bool = False) -> Diagnostic:
+    def at(self, path: DocPath, message: str, *, key: bool = False) -> Diagnostic:
         line, col = self.source_map.locate_key(path) if key else self.source_map.locate(path)
         return Diagnostic(self.file, line, col, format_path(path), message)
 
-    def line(self, path: Path_) -> int:
+    def line(self, path: DocPath) -> int:
         return self.source_map.locate(path)[0]
 
 
 def _shape_problem(where: _Locator, error: Any) -> Diagnostic:
     """One pydantic error as a designer-facing diagnostic at the offending value (missing key: its parent)."""
-    loc: Path_ = tuple(error["loc"])
+    loc: DocPath = tuple(error["loc"])
     kind, value = error["type"], error.get("input")
     if loc and loc[-1] == "[key]":
         path = loc[:-1]

@@ -5,8 +5,8 @@ request (method, path, headers, body, and the body parsed as JSON or as a form w
 scripted status codes, so a test can make a receiver fail the first two requests and then succeed::
 
     with HttpReceiver(statuses=[500, 500]) as rx:     # then 200 for every later request
-        deliver(..., [Contact(url=rx.url("json", "/hook"))])
-        assert rx.requests[-1].json["title"] == ...
+        deliver(note, [Contact("supervisor", 0, rx.url("json", "/hook"))], now=clock.now, sleep=lambda s: None)
+        assert [r.status for r in rx.requests] == [500, 500, 200]
 
 Import it from a test module next to it (``from http_receiver import HttpReceiver, http_receiver``); the
 ``http_receiver`` fixture yields a started receiver and stops it after the test.
