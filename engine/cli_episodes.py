@@ -60,15 +60,23 @@ def register_pathways(rt: Any, folder: str = "pathways") -> list[Any]:
     return specs
 
 
+#: Prefect's console chatter (run links, task states) is for operators; coordinators get one line per command.
+QUIET_PREFECT = {
+    f"PREFECT_LOGGING_HANDLERS_{h}_LEVEL": "CRITICAL" for h in ("CONSOLE", "CONSOLE_FLOW_RUNS", "CONSOLE_TASK_RUNS")
+}
+
+
 def _run(coro: Any) -> Any:
     return asyncio.run(coro)
 
 
 def run_event(rt: Any, episode_id: str, event: str, data: dict[str, Any], event_id: str | None) -> Any:
     """Run the pathway's event flow in this process; raise EventRejected-like errors as CarepathError."""
+    rt.require_api()  # before Prefect is imported: it reads its settings once
+    for key, value in QUIET_PREFECT.items():
+        os.environ.setdefault(key, value)
     from engine.compile import flow_for
 
-    rt.require_api()
     episode = rt.service.episode(episode_id)
     flow = flow_for(episode.pathway_id, episode.pathway_version, "event")
     state = _run(flow(episode_id=episode_id, event=event, data=data, event_id=event_id, return_state=True))
@@ -82,13 +90,9 @@ def run_event(rt: Any, episode_id: str, event: str, data: dict[str, Any], event_
 
 def serve_forever(rt: Any, folder: str, port: int | None, *, ready: Any = None) -> None:
     """Register pathways, start a local Prefect server unless ``PREFECT_API_URL`` is set, serve every deployment."""
-    import prefect
-
-    from engine.compile import compile_deployments, sweep_deployment
     from engine.prefect_server import start_local_server
 
     os.environ["CAREPATH_HOME"] = str(rt.home)
-    os.environ.setdefault("PREFECT_RUNNER_POLL_FREQUENCY", "2")
     specs = register_pathways(rt, folder)
     server = None
     if not rt.env.get("PREFECT_API_URL"):
@@ -99,12 +103,16 @@ def serve_forever(rt: Any, folder: str, port: int | None, *, ready: Any = None) 
     else:
         ui = rt.env["PREFECT_API_URL"].removesuffix("/api")
     try:
+        # Prefect reads its settings once, on first import: only now that the API address is known
+        from engine.compile import compile_deployments, sweep_deployment
+        from engine.prefect_ops import serve_deployments
+
         deployments = [d for spec in specs for d in compile_deployments(spec)] + [sweep_deployment()]
         print(f"Carepath is serving {len(specs)} pathways ({', '.join(s.id for s in specs)}).")
         print(f"Prefect UI: {ui}   (data: {rt.home}; Ctrl-C stops everything)", flush=True)
         if ready is not None:
             ready()
-        prefect.serve(*deployments, pause_on_shutdown=False, print_starting_message=False)
+        serve_deployments(*deployments)
     finally:
         if server is not None:
             rt.api_url_file.unlink(missing_ok=True)
@@ -137,11 +145,14 @@ def _enroll_args(p: argparse.ArgumentParser) -> None:
 
 @command("enroll", "start an episode for a person on a pathway", _enroll_args)
 def _enroll(args: argparse.Namespace) -> int:
-    from engine.compile import flow_for
     from engine.runtime import runtime_from_env
 
     rt = runtime_from_env()
-    rt.require_api()
+    rt.require_api()  # before Prefect is imported: it reads its settings once
+    for key, value in QUIET_PREFECT.items():
+        os.environ.setdefault(key, value)
+    from engine.compile import flow_for
+
     at = None
     if args.at:
         try:

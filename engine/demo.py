@@ -94,36 +94,22 @@ COHORT: tuple[Persona, ...] = (
 )
 
 
-def _wait_for_deployments(rt: Runtime, names: list[str], child: subprocess.Popen[bytes], timeout: float) -> None:
-    import asyncio
+def _wait_until_served(rt: Runtime, names: list[str], child: subprocess.Popen[bytes], timeout: float) -> None:
+    """Wait for the child's server to answer and its deployments to be served; fail fast if the child dies."""
+    from datetime import UTC, datetime
 
-    from prefect.client.orchestration import get_client
+    from engine.prefect_ops import run_sync, wait_for_deployments
+    from engine.prefect_server import api_reachable
 
-    async def missing() -> list[str]:
-        async with get_client() as client:
-            out = []
-            for name in names:
-                try:
-                    await client.read_deployment_by_name(name)
-                except Exception:  # not there yet
-                    out.append(name)
-            return out
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    started, deadline = datetime.now(UTC), time.monotonic() + timeout
+    while not (rt.api_url() and api_reachable(rt.api_url() or "")):
         if child.poll() is not None:
             raise OrchestrationError(f"`carepath up` exited early (code {child.returncode}); see {rt.home}/up.log")
-        if rt.api_url() and asyncio.run(_safe(missing)) == []:
-            return
-        time.sleep(1)
-    raise OrchestrationError(f"deployments did not appear within {timeout:.0f} s; see {rt.home}/up.log")
-
-
-async def _safe(fn: Any) -> Any:
-    try:
-        return await fn()
-    except Exception:  # the server may still be starting
-        return None
+        if time.monotonic() > deadline:
+            raise OrchestrationError(f"the Prefect server did not start within {timeout:.0f} s; see {rt.home}/up.log")
+        time.sleep(0.5)
+    rt.require_api()
+    run_sync(wait_for_deployments(names, max(5.0, deadline - time.monotonic()), polled_since=started))
 
 
 def run_demo(
@@ -149,7 +135,7 @@ def run_demo(
         pathways = sorted({p.pathway for p in cohort})
         names = [f"{p}-{k}/{p}" for p in pathways for k in ("enroll", "event", "deadline")]
         print(f"starting Carepath and a local Prefect server (log: {rt.home / 'up.log'}) ...", flush=True)
-        _wait_for_deployments(rt, names, child, timeout=120)
+        _wait_until_served(rt, names, child, timeout=120)
         print(f"Prefect UI: {rt.api_url().removesuffix('/api')}   clock: 1 pathway hour = {3600 / factor:g} s")
         timeline: list[tuple[Any, str, str, dict[str, Any], str]] = []
         for persona in cohort:

@@ -17,7 +17,7 @@ from engine import prefect_ops
 from engine.clock import utc
 from engine.runtime import Runtime
 from engine.service import Changes
-from engine.store import RungRecord, WorkItemRecord
+from engine.store import EpisodeRecord, RungRecord, WorkItemRecord
 from engine.views import episode_markdown, episode_status, open_escalation_rows
 
 __all__ = [
@@ -31,6 +31,7 @@ __all__ = [
     "schedule_rungs",
     "unscheduled_by_kind",
     "unscheduled_episodes",
+    "wall_seconds_until_due",
 ]
 
 ESCALATIONS_ARTIFACT = "open-escalations"
@@ -101,29 +102,40 @@ def overdue_rungs(rt: Runtime, grace_seconds: float, limit: int = 500) -> list[t
         return [(r, e) for r, e in rows]
 
 
+def wall_seconds_until_due(rt: Runtime, rung_id: str) -> float:
+    """Wall seconds until a pending rung is due (<= 0 when due, unknown or no longer pending)."""
+    clock = rt.clock
+    with Session(rt.engine) as s:
+        rung = s.get(RungRecord, rung_id)
+        if rung is None or rung.status != "pending":
+            return 0.0
+        due = utc(rung.due_at)
+    return (clock.wall_time(due) - clock.wall_time(clock.now())).total_seconds()
+
+
 async def schedule_rungs(rt: Runtime, rung_ids: list[str]) -> int:
     """Schedule a deadline run per rung (idempotent by rung id) and record the run ids; returns how many."""
+    clock, service = rt.clock, rt.service  # resolved before the session: SQLite allows one writer at a time
     with Session(rt.engine) as s:
         rows = s.exec(
-            select(RungRecord, WorkItemRecord)
+            select(RungRecord, WorkItemRecord, EpisodeRecord.pathway_id)
             .join(WorkItemRecord, col(WorkItemRecord.id) == col(RungRecord.work_item_id))
+            .join(EpisodeRecord, col(EpisodeRecord.id) == col(RungRecord.episode_id))
             .where(col(RungRecord.id).in_(rung_ids), RungRecord.status == "pending")
         ).all()
-        targets = [(r.id, r.episode_id, r.index, r.role, utc(r.due_at), w.title) for r, w in rows]
-        pathway_of = {ep: rt.service.episode(ep).pathway_id for ep in {t[1] for t in targets}}
+        targets = [(r.id, r.episode_id, r.index, r.role, utc(r.due_at), w.title, p) for r, w, p in rows]
     run_ids: dict[str, str] = {}
-    for rung_id, episode_id, index, role, due_at, title in targets:
-        when = rt.clock.wall_time(due_at)
+    for rung_id, episode_id, index, role, due_at, title, pathway_id in targets:
         run_id = await prefect_ops.schedule_deployment_run(
-            deployment_name(pathway_of[episode_id], "deadline"),
+            deployment_name(pathway_id, "deadline"),
             parameters={"episode_id": episode_id, "rung_id": rung_id},
-            at=when,
+            at=clock.wall_time(due_at),
             idempotency_key=rung_id,
             flow_run_name=f"{episode_id} · {title} · rung {index + 1} → {role} · due {due_at:%Y-%m-%d %H:%M}",
-            tags=[f"pathway:{pathway_of[episode_id]}", "deadline", f"role:{role}"],
+            tags=[f"pathway:{pathway_id}", "deadline", f"role:{role}"],
         )
         run_ids[rung_id] = str(run_id)
-    rt.service.set_run_ids(run_ids)
+    service.set_run_ids(run_ids)
     return len(run_ids)
 
 

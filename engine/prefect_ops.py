@@ -133,25 +133,28 @@ async def schedule_deployment_run(
 
 
 async def cancel_flow_run(run_id: UUID | str) -> bool:
-    """Cancel a run that has not started (Scheduled, Late, Pending); True if it is now cancelled.
+    """Cancel a run that has not started (Scheduled, Late, Pending); True if it is cancelled or being cancelled.
 
-    False if it has started or finished, or does not exist. A run that was prefetched (Pending) and whose
-    process waits for its time is cancelled too: the server then refuses to let it run. The one race left: a
-    run due right now may start between the read and the cancel; flows re-check the store before acting.
+    False if it has started or finished, or does not exist. Why ``Cancelling`` and not ``Cancelled``: a Pending
+    run was prefetched by a serving process whose child waits for the run's time, and the server lets a run go
+    from Cancelled to Running (that is how manual reruns work), so setting Cancelled does not stop it. A
+    Cancelling run is killed by its serving process, which then marks it Cancelled; a Scheduled one has no
+    process and the server makes it Cancelled at once. Left race: a run due right now may start between the
+    read and the cancel; flows re-check the store before acting.
     """
     from prefect.client.schemas.objects import StateType
-    from prefect.states import Cancelled
+    from prefect.states import Cancelling
 
     async with _client(f"cannot cancel flow run {run_id}") as client:
         run = await _read_run(client, run_id)
         if run is None or run.state is None:
             return False
-        if run.state.type is StateType.CANCELLED:
+        if run.state.type in {StateType.CANCELLED, StateType.CANCELLING}:
             return True
         if run.state.type.value not in _NOT_STARTED:
             return False
-        result = await client.set_flow_run_state(run_id, Cancelled(message="cancelled by Carepath"))
-        return result.state is not None and result.state.type is StateType.CANCELLED
+        result = await client.set_flow_run_state(run.id, Cancelling(message="cancelled by Carepath"))
+        return result.state is not None and result.state.type in {StateType.CANCELLED, StateType.CANCELLING}
 
 
 async def reschedule_flow_run(run_id: UUID | str, at: datetime) -> bool:
@@ -258,10 +261,11 @@ async def requeue_orphaned_runs(
     """Put runs of these deployments that are stuck in Pending back to Scheduled; return their ids.
 
     A serving process moves a run to Pending when it picks it up (up to the prefetch window early); if that
-    process dies before the run starts, no other process will ever take it. Call this when (re)starting the
-    *only* process that serves these deployments; from a periodic sweep, pass ``pending_before`` (wall time) so
-    only runs Pending since before then are taken: a live serving process may hold a run Pending for up to the
-    prefetch window plus its process start, so leave a margin of a minute or more.
+    process dies before the run starts, no other process will ever take it. Runs stuck in Cancelling (their
+    process died before it could cancel them) are made Cancelled. Call this when (re)starting the *only*
+    process that serves these deployments; from a periodic sweep, pass ``pending_before`` (wall time) so only
+    runs in that state since before then are touched: a live serving process may hold a run Pending for up to
+    the prefetch window plus its process start, so leave a margin of a minute or more.
     """
     from prefect.client.schemas.filters import (
         FlowRunFilter,
@@ -270,7 +274,7 @@ async def requeue_orphaned_runs(
         FlowRunFilterStateType,
     )
     from prefect.client.schemas.objects import StateType
-    from prefect.states import Scheduled
+    from prefect.states import Cancelled, Scheduled
 
     async with _client("cannot requeue orphaned runs") as client:
         ids = [d.id for name in deployment_names if (d := await _deployment(client, name, missing_ok=True))]
@@ -279,13 +283,16 @@ async def requeue_orphaned_runs(
         runs = await client.read_flow_runs(
             flow_run_filter=FlowRunFilter(
                 deployment_id=FlowRunFilterDeploymentId(any_=ids),
-                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PENDING])),
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PENDING, StateType.CANCELLING])),
             )
         )
         requeued: list[UUID] = []
         for run in runs:
             state = run.state
             if state is None or (pending_before is not None and utc(state.timestamp) >= utc(pending_before)):
+                continue
+            if state.type is StateType.CANCELLING:
+                await client.set_flow_run_state(run.id, Cancelled(message="its serving process died"), force=True)
                 continue
             due = state.state_details.scheduled_time or run.expected_start_time
             await client.set_flow_run_state(run.id, Scheduled(scheduled_time=due), force=True)

@@ -46,7 +46,11 @@ EXAMPLE: dict[str, Any] = {
     "title": "Detox to intensive outpatient",
     "description": "Withdrawal management, then a warm handoff to an IOP program.",
     "asam_edition": 3,
-    "roles": {"care-coordinator": {"title": "Care coordinator"}, "supervisor": {"title": "Supervisor"}},
+    "roles": {
+        "care-coordinator": {"title": "Care coordinator"},
+        "supervisor": {"title": "Supervisor"},
+        "iop-intake": {"title": "IOP intake nurse"},
+    },
     "events": {
         "detox.completed": {"description": "The detox unit discharges the person."},
         "iop.completed": {"description": "The IOP program discharges the person."},
@@ -64,6 +68,7 @@ EXAMPLE: dict[str, Any] = {
             "handoff": {
                 "receiver": {"program": "Riverside IOP", "role": "iop-intake"},
                 "mode": "warm",
+                "introduced_by": "care-coordinator",
                 "consent_purpose": "treatment",
                 "steps": [
                     {

@@ -13,6 +13,7 @@ Parameters carry only opaque episode ids, event names, rung ids and the event's 
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from prefect import flow, get_run_logger, task
@@ -22,12 +23,19 @@ from engine import orchestrate
 from engine.errors import EventRejected
 from engine.runtime import runtime_from_env
 
-__all__ = ["deadline_flow", "enroll_flow", "event_flow", "sweep_flow"]
+__all__ = ["MAX_EARLY_WAIT", "deadline_flow", "enroll_flow", "event_flow", "sweep_flow"]
+
+#: A deadline run that starts up to this many seconds early waits for its time; earlier, the sweep takes over.
+MAX_EARLY_WAIT = 120.0
 
 
 @task(task_run_name="apply {event} to {episode_id}")
-def apply_event(episode_id: str, event: str, data: dict[str, Any], event_id: str | None) -> orchestrate.Result:
-    changes = runtime_from_env().service.record_event(episode_id, event, data, event_id=event_id)
+def apply_event(episode_id: str, event: str, data: dict[str, Any], event_id: str | None) -> orchestrate.Result | str:
+    """The result of applying the event, or why it was rejected (a refusal is an answer, not a crash)."""
+    try:
+        changes = runtime_from_env().service.record_event(episode_id, event, data, event_id=event_id)
+    except EventRejected as exc:
+        return str(exc)
     return orchestrate.Result.of(changes)
 
 
@@ -75,11 +83,10 @@ async def event_flow(
     episode_id: str, event: str, data: dict[str, Any] | None = None, event_id: str | None = None
 ) -> Any:
     """Apply ``event`` once; a rejected event fails the run with the reason and changes nothing."""
-    try:
-        result = apply_event(episode_id, event, data or {}, event_id)
-    except EventRejected as exc:
-        get_run_logger().warning("rejected: %s", exc)
-        return Failed(message=f"rejected: {exc}")
+    result = apply_event(episode_id, event, data or {}, event_id)
+    if isinstance(result, str):
+        get_run_logger().warning("rejected: %s", result)
+        return Failed(message=f"rejected: {result}")
     await _follow_up(episode_id, result)
     await orchestrate.rename_current_run(runtime_from_env(), episode_id, orchestrate.describe_event(event, result))
     return Completed(message="duplicate event: nothing changed" if result.duplicate else "applied", data=result)
@@ -87,7 +94,14 @@ async def event_flow(
 
 @flow(name="carepath-deadline", description="Escalate one rung if its deadline is still unmet.")
 async def deadline_flow(episode_id: str, rung_id: str) -> dict[str, Any]:
-    """Re-check the store, escalate at most once, then schedule whatever follows (e.g. the next check-in)."""
+    """Re-check the store, escalate at most once, then schedule whatever follows (e.g. the next check-in).
+
+    A runner may start a scheduled run a little early; the flow waits for the due time (a bounded wait) rather
+    than leaving the rung to the sweep.
+    """
+    early = orchestrate.wall_seconds_until_due(runtime_from_env(), rung_id)
+    if 0 < early <= MAX_EARLY_WAIT:
+        await asyncio.sleep(early)
     result = escalate(rung_id)
     await _follow_up(episode_id, result)
     return {"escalated": bool(result and result.escalations)}
