@@ -1,0 +1,60 @@
+"""Throwaway databases for store tests: a SQLite file, or a PostgreSQL database created and dropped per use.
+
+PostgreSQL is the server at 127.0.0.1:5432 (trust auth; user ``postgres``, else ``root``), reached through its
+``test`` database; ``CAREPATH_TEST_PG_ADMIN_URL`` overrides that. Each temporary database has a unique name, so
+parallel runs never share one.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+
+import psycopg
+from psycopg import sql
+
+__all__ = ["pg_admin_url", "pg_unavailable_reason", "temporary_pg_database"]
+
+_CANDIDATES = ("postgresql://postgres@127.0.0.1:5432/test", "postgresql://root@127.0.0.1:5432/test")
+
+
+@lru_cache(maxsize=1)
+def _probe() -> tuple[str | None, str]:
+    override = os.environ.get("CAREPATH_TEST_PG_ADMIN_URL")
+    problems = []
+    for url in (override,) if override else _CANDIDATES:
+        try:
+            with psycopg.connect(url, connect_timeout=3):
+                return url, ""
+        except psycopg.Error as exc:
+            problems.append(f"{url}: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}")
+    return None, "PostgreSQL is not reachable (" + "; ".join(problems) + ")"
+
+
+def pg_admin_url() -> str | None:
+    """A URL of the server's maintenance database that can create databases, or None."""
+    return _probe()[0]
+
+
+def pg_unavailable_reason() -> str:
+    """Why :func:`pg_admin_url` is None (empty when it is not)."""
+    return _probe()[1]
+
+
+@contextmanager
+def temporary_pg_database(prefix: str = "carepath_test") -> Iterator[str]:
+    """A fresh, empty database; yields its ``postgresql://`` URL and drops it (closing its connections) after."""
+    admin = pg_admin_url()
+    if admin is None:
+        raise RuntimeError(pg_unavailable_reason())
+    name = f"{prefix}_{os.getpid()}_{secrets.token_hex(4)}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield admin.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))

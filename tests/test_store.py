@@ -1,0 +1,418 @@
+"""The store on real databases: SQLite in a temporary folder and PostgreSQL (skipped only when unreachable).
+
+What the engine relies on: migrations that build exactly the declared schema, idempotently and from several
+processes at once; aware UTC times; the due lookup; and the exactly-once and no-lost-update guarantees under
+concurrent writers.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import Engine, inspect, text
+from sqlalchemy.exc import IntegrityError, StatementError
+from sqlmodel import Session, func, select
+from store_fixtures import pg_admin_url, pg_unavailable_reason, temporary_pg_database
+
+from engine import store
+from engine.errors import UnknownEpisode
+from engine.store import (
+    AuditRecord,
+    EpisodeRecord,
+    EscalationRecord,
+    PathwayVersionRecord,
+    ProcessedEventRecord,
+    RungRecord,
+    WorkItemRecord,
+)
+
+T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+TABLES = {
+    "audit",
+    "episode",
+    "escalation",
+    "handoff",
+    "pathway_version",
+    "processed_event",
+    "rung",
+    "setting",
+    "stage_visit",
+    "work_item",
+}
+
+BACKENDS = [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param(
+        "postgresql",
+        id="postgresql",
+        marks=[
+            pytest.mark.postgres,
+            pytest.mark.skipif(pg_admin_url() is None, reason=pg_unavailable_reason() or "PostgreSQL reachable"),
+        ],
+    ),
+]
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database of each backend."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'data' / 'carepath.db'}"
+    else:
+        with temporary_pg_database() as url:
+            yield url
+
+
+@pytest.fixture
+def empty_engine(db_url: str) -> Iterator[Engine]:
+    engine = store.make_engine(db_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def engine(empty_engine: Engine) -> Engine:
+    store.migrate(empty_engine)
+    return empty_engine
+
+
+def add_episode(session: Session, episode_id: str = "ep-0000a001", stage: str = "intake", at: datetime = T0) -> None:
+    if session.get(PathwayVersionRecord, ("reentry", 1)) is None:
+        session.add(
+            PathwayVersionRecord(
+                pathway_id="reentry", version=1, source_text="id: reentry\n", source_sha256="0" * 64, registered_at=at
+            )
+        )
+    session.add(
+        EpisodeRecord(
+            id=episode_id,
+            person_ref="P-000123",
+            pathway_id="reentry",
+            pathway_version=1,
+            stage=stage,
+            enrolled_at=at,
+            stage_entered_at=at,
+            updated_at=at,
+        )
+    )
+
+
+def add_item(
+    session: Session, episode_id: str, key: str, due_at: datetime, rung_offsets: tuple[timedelta, ...] = (timedelta(),)
+) -> list[str]:
+    """A work item with one rung per offset after ``due_at``; returns the rung ids."""
+    item_id = f"{episode_id}/1/{key}"
+    session.add(
+        WorkItemRecord(
+            id=item_id,
+            episode_id=episode_id,
+            kind="handoff",
+            key=key,
+            title=f"{key} by deadline",
+            owner="care-coordinator",
+            due_at=due_at,
+            done_on="handoff.accepted",
+            opened_at=T0,
+        )
+    )
+    ids = [f"{item_id}#r{k}" for k in range(len(rung_offsets))]
+    for k, offset in enumerate(rung_offsets):
+        session.add(
+            RungRecord(
+                id=ids[k],
+                work_item_id=item_id,
+                episode_id=episode_id,
+                index=k,
+                due_at=due_at + offset,
+                role="supervisor",
+            )
+        )
+    return ids
+
+
+def race(worker: Callable[[], object], n: int) -> list[object]:
+    """Run ``worker`` in ``n`` threads released together; re-raise the first failure."""
+    barrier = threading.Barrier(n)
+    results: list[object] = [None] * n
+    errors: list[BaseException] = []
+
+    def run(k: int) -> None:
+        try:
+            barrier.wait()
+            results[k] = worker()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    if errors:
+        raise errors[0]
+    return results
+
+
+# ------------------------------------------------------------------------------------------ configuration
+
+
+def test_database_url_prefers_the_environment_then_the_data_folder(tmp_path: Path) -> None:
+    assert store.database_url(tmp_path, {"CAREPATH_DATABASE_URL": "postgresql://u@h/db"}) == "postgresql://u@h/db"
+    assert store.database_url(tmp_path, {}) == f"sqlite:///{tmp_path.resolve()}/carepath.db"
+
+
+@pytest.mark.parametrize("scheme", ["postgresql", "postgres", "postgresql+psycopg"])
+def test_postgres_urls_use_psycopg_3(scheme: str) -> None:
+    engine = store.make_engine(f"{scheme}://someone@db.invalid:5432/carepath")
+    assert engine.url.drivername == "postgresql+psycopg"
+    engine.dispose()
+
+
+def test_sqlite_is_wal_with_busy_timeout_and_foreign_keys(tmp_path: Path) -> None:
+    engine = store.make_engine(f"sqlite:///{tmp_path / 'new' / 'carepath.db'}")
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30_000
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    engine.dispose()
+
+
+# -------------------------------------------------------------------------------------------- migrations
+
+
+def test_migrate_builds_the_declared_schema_and_is_idempotent(empty_engine: Engine) -> None:
+    store.migrate(empty_engine)
+    store.migrate(empty_engine)
+    assert set(inspect(empty_engine).get_table_names()) >= TABLES
+    with empty_engine.connect() as conn:
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == ["0001"]
+        diffs = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), store.metadata)
+    assert diffs == []
+
+
+def test_processes_starting_together_migrate_once(db_url: str) -> None:
+    code = "import sys; from engine import store; e = store.make_engine(sys.argv[1]); store.migrate(e); e.dispose()"
+    procs = [subprocess.Popen([sys.executable, "-c", code, db_url], stderr=subprocess.PIPE) for _ in range(3)]
+    for proc in procs:
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err.decode()
+    engine = store.make_engine(db_url)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == ["0001"]
+    engine.dispose()
+
+
+# ----------------------------------------------------------------------------------------- transactions
+
+
+def test_times_come_back_as_aware_utc_and_naive_times_are_refused(engine: Engine) -> None:
+    local = datetime(2026, 3, 1, 11, 0, tzinfo=timezone(timedelta(hours=2)))
+    with store.session_scope(engine) as s:
+        add_episode(s, at=local)
+    with Session(engine) as s:
+        episode = s.get(EpisodeRecord, "ep-0000a001")
+        assert episode is not None
+        assert episode.enrolled_at == T0 and episode.enrolled_at.tzinfo == UTC
+    with pytest.raises(StatementError, match="aware datetime"), store.session_scope(engine) as s:
+        add_episode(s, "ep-0000a002", at=datetime(2026, 3, 1, 9, 0))
+
+
+def test_session_scope_rolls_back_everything_on_error(engine: Engine) -> None:
+    with pytest.raises(RuntimeError), store.session_scope(engine) as s:
+        add_episode(s)
+        s.flush()
+        raise RuntimeError("boom")
+    with Session(engine) as s:
+        assert s.exec(select(func.count()).select_from(EpisodeRecord)).one() == 0
+
+
+def test_foreign_keys_are_checked_at_commit_in_any_insert_order(engine: Engine) -> None:
+    with store.session_scope(engine) as s:  # children first: fine, the parent comes in the same transaction
+        add_item(s, "ep-0000a001", "accept", T0)
+        add_episode(s)
+    with pytest.raises(IntegrityError), store.session_scope(engine) as s:
+        add_item(s, "ep-missing", "accept", T0)
+
+
+def test_lock_episode_raises_unknown_episode(engine: Engine) -> None:
+    with pytest.raises(UnknownEpisode, match="ep-nope"), store.session_scope(engine) as s:
+        store.lock_episode(s, "ep-nope")
+
+
+def test_two_writers_on_one_episode_lose_no_update(engine: Engine) -> None:
+    with store.session_scope(engine) as s:
+        add_episode(s)
+    per_thread = 15
+
+    def writer() -> None:
+        for _ in range(per_thread):
+            with store.session_scope(engine) as s:
+                episode = store.lock_episode(s, "ep-0000a001")
+                seen = episode.revision
+                time.sleep(0.002)  # widen the read-modify-write window
+                episode.revision = seen + 1
+                episode.facts = {**episode.facts, "writes": seen + 1}
+                s.add(episode)
+
+    race(writer, 2)
+    with Session(engine) as s:
+        episode = s.get(EpisodeRecord, "ep-0000a001")
+        assert episode is not None
+        assert episode.revision == 2 * per_thread
+        assert episode.facts == {"writes": 2 * per_thread}
+
+
+# ----------------------------------------------------------------------------------------- exactly once
+
+
+def test_a_rung_escalates_once_under_racing_firers(engine: Engine) -> None:
+    with store.session_scope(engine) as s:
+        add_episode(s)
+        (rung_id,) = add_item(s, "ep-0000a001", "accept", T0)
+
+    def fire() -> int | None:
+        with store.session_scope(engine) as s:
+            rung = s.get(RungRecord, rung_id)
+            assert rung is not None
+            escalation = store.record_escalation_once(s, rung, T0 + timedelta(minutes=1))
+            return None if escalation is None else escalation.id
+
+    results = race(fire, 6)
+    assert len([r for r in results if r is not None]) == 1
+    with Session(engine) as s:
+        escalations = s.exec(select(EscalationRecord)).all()
+        assert [(e.rung_id, e.role, e.raised_at) for e in escalations] == [
+            (rung_id, "supervisor", T0 + timedelta(minutes=1))
+        ]
+        rung = s.get(RungRecord, rung_id)
+        assert rung is not None and rung.status == "fired"
+        assert store.due_rungs(s, T0 + timedelta(days=1)) == []
+
+
+def test_an_event_id_is_processed_once_under_a_race(engine: Engine) -> None:
+    with store.session_scope(engine) as s:
+        add_episode(s)
+
+    def claim() -> bool:
+        with store.session_scope(engine) as s:
+            return store.mark_event_processed(s, "evt-1", "ep-0000a001", "handoff.accepted", T0)
+
+    assert sorted(race(claim, 6)) == [False] * 5 + [True]
+    with Session(engine) as s:
+        assert s.exec(select(func.count()).select_from(ProcessedEventRecord)).one() == 1
+
+
+# -------------------------------------------------------------------------------------------------- reads
+
+
+def test_due_rungs_are_pending_and_due_oldest_first_up_to_the_limit(engine: Engine) -> None:
+    with store.session_scope(engine) as s:
+        add_episode(s)
+        ids = add_item(s, "ep-0000a001", "accept", T0, tuple(timedelta(hours=h) for h in (0, 5, 2, 48)))
+        cancelled = add_item(s, "ep-0000a001", "visit", T0 - timedelta(days=1))[0]
+    with store.session_scope(engine) as s:
+        rung = s.get(RungRecord, cancelled)
+        assert rung is not None
+        rung.status = "cancelled"
+    now = T0 + timedelta(hours=5)
+    with Session(engine) as s:
+        assert [r.id for r in store.due_rungs(s, now)] == [ids[0], ids[2], ids[1]]
+        assert [r.id for r in store.due_rungs(s, now, limit=2)] == [ids[0], ids[2]]
+        # the same instant written in another zone compares as the same instant
+        assert [r.id for r in store.due_rungs(s, now.astimezone(timezone(timedelta(hours=-7))))] == [
+            ids[0],
+            ids[2],
+            ids[1],
+        ]
+        assert store.due_rungs(s, T0 - timedelta(seconds=1)) == []
+        nxt = store.next_due(s, "ep-0000a001")
+        assert nxt is not None and nxt.id == ids[0]
+
+
+def test_unscheduled_rungs_until_their_run_is_recorded(engine: Engine) -> None:
+    with store.session_scope(engine) as s:
+        add_episode(s)
+        ids = add_item(s, "ep-0000a001", "accept", T0, (timedelta(), timedelta(hours=1)))
+    with store.session_scope(engine) as s:
+        assert [r.id for r in store.unscheduled_rungs(s)] == ids
+        assert store.set_rung_run(s, ids[0], "run-1", T0)
+        assert not store.set_rung_run(s, ids[0], "run-2", T0)
+    with Session(engine) as s:
+        assert [r.id for r in store.unscheduled_rungs(s)] == [ids[1]]
+        rung = s.get(RungRecord, ids[0])
+        assert rung is not None and rung.flow_run_id == "run-1"
+
+
+def test_cancelling_a_met_deadline_returns_its_rungs_and_stops_them(engine: Engine) -> None:
+    with store.session_scope(engine) as s:
+        add_episode(s)
+        ids = add_item(s, "ep-0000a001", "accept", T0, (timedelta(), timedelta(hours=1)))
+        store.set_rung_run(s, ids[0], "run-1", T0)
+    with store.session_scope(engine) as s:
+        cancelled = store.cancel_pending_rungs(s, "ep-0000a001/1/accept")
+        assert [(r.id, r.flow_run_id) for r in cancelled] == [(ids[0], "run-1"), (ids[1], None)]
+    with Session(engine) as s:
+        assert store.pending_rungs(s, "ep-0000a001") == []
+        assert store.due_rungs(s, T0 + timedelta(days=1)) == []
+
+
+def test_caseload_filters_by_pathway_stage_and_overdue(engine: Engine) -> None:
+    with store.session_scope(engine) as s:
+        add_episode(s, "ep-0000a001", stage="release")
+        add_episode(s, "ep-0000a002", stage="community", at=T0 + timedelta(hours=1))
+        add_item(s, "ep-0000a001", "accept", T0 + timedelta(days=2))
+        add_item(s, "ep-0000a002", "visit", T0 + timedelta(days=9))
+    with Session(engine) as s:
+        assert [e.id for e in store.list_episodes(s)] == ["ep-0000a001", "ep-0000a002"]
+        assert [e.id for e in store.list_episodes(s, pathway="reentry", stage="community")] == ["ep-0000a002"]
+        assert store.list_episodes(s, pathway="detox-to-aftercare") == []
+        assert [e.id for e in store.list_episodes(s, overdue_at=T0 + timedelta(days=3))] == ["ep-0000a001"]
+        assert [e.id for e in store.list_episodes(s, overdue_at=T0 + timedelta(days=10))] == [
+            "ep-0000a001",
+            "ep-0000a002",
+        ]
+        assert [i.key for i in store.open_work_items(s, "ep-0000a002")] == ["visit"]
+
+
+def test_audit_tail_is_the_latest_lines_oldest_first(engine: Engine) -> None:
+    with store.session_scope(engine) as s:
+        add_episode(s)
+        for k in range(5):
+            store.audit(s, "ep-0000a001", T0 + timedelta(minutes=k), "coordinator", f"step.{k}", {"k": k})
+        store.audit(s, None, T0, "carepath", "pathway.registered", reason="startup")
+    with Session(engine) as s:
+        assert [a.action for a in store.audit_tail(s, "ep-0000a001", limit=3)] == ["step.2", "step.3", "step.4"]
+        assert [a.action for a in store.audit_tail(s, None, limit=1)] == ["pathway.registered"]
+        assert s.exec(select(func.count()).select_from(AuditRecord)).one() == 6
+
+
+def test_escalations_can_be_acknowledged_once(engine: Engine) -> None:
+    with store.session_scope(engine) as s:
+        add_episode(s)
+        (rung_id,) = add_item(s, "ep-0000a001", "accept", T0)
+    with store.session_scope(engine) as s:
+        rung = s.get(RungRecord, rung_id)
+        assert rung is not None
+        escalation = store.record_escalation_once(s, rung, T0)
+        assert escalation is not None and escalation.id is not None
+        assert [e.id for e in store.open_escalations(s)] == [escalation.id]
+        assert store.acknowledge_escalation(s, escalation.id, "supervisor", T0 + timedelta(hours=1))
+        assert not store.acknowledge_escalation(s, escalation.id, "supervisor", T0 + timedelta(hours=2))
+        assert store.open_escalations(s, "ep-0000a001") == []
+
+
+def test_settings_are_shared_json_values(engine: Engine) -> None:
+    assert store.get_setting(engine, "clock") is None
+    store.put_setting(engine, "clock", {"kind": "compressed", "factor": 3600})
+    store.put_setting(engine, "clock", {"kind": "wall"})
+    assert store.get_setting(engine, "clock") == {"kind": "wall"}
+    assert store.get_setting(engine, "missing", default=7) == 7
