@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import json
 import re
 import time
 from collections.abc import AsyncIterator, Coroutine, Iterable, Mapping, Sequence
@@ -209,21 +210,28 @@ async def publish_markdown_artifact(key: str, markdown: str, description: str | 
 
     Inside a flow or task run the artifact is also linked to that run.
     """
-    from prefect.artifacts import MarkdownArtifact
-
-    _check_artifact_key(key)
-    async with _api(f"cannot publish artifact {key!r}"):
-        return (await MarkdownArtifact(key=key, markdown=markdown, description=description).acreate()).id
+    return await _publish("markdown", key, markdown, description)
 
 
 async def publish_table_artifact(key: str, rows: Sequence[Mapping[str, Any]], description: str | None = None) -> UUID:
     """Publish a new version of the table artifact ``key``: one row per mapping, columns from the keys."""
-    from prefect.artifacts import TableArtifact
+    return await _publish("table", key, json.dumps([dict(row) for row in rows], default=str), description)
 
-    _check_artifact_key(key)
-    async with _api(f"cannot publish artifact {key!r}"):
-        table = [dict(row) for row in rows]
-        return (await TableArtifact(key=key, table=table, description=description).acreate()).id
+
+async def _publish(kind: str, key: str, data: str, description: str | None) -> UUID:
+    # Through the client rather than prefect.artifacts: that warns (FutureWarning) outside a flow or task run,
+    # and a CLI command publishes outside one.
+    from prefect.client.schemas.actions import ArtifactCreate
+    from prefect.utilities.context import get_task_and_flow_run_ids
+
+    if not _ARTIFACT_KEY.match(key):
+        raise OrchestrationError(f"artifact key {key!r} must be lowercase letters, digits and single dashes")
+    task_run_id, flow_run_id = get_task_and_flow_run_ids()
+    request = ArtifactCreate(
+        type=kind, key=key, data=data, description=description, task_run_id=task_run_id, flow_run_id=flow_run_id
+    )
+    async with _client(f"cannot publish artifact {key!r}") as client:
+        return (await client.create_artifact(artifact=request)).id
 
 
 async def wait_for_deployments(
@@ -402,11 +410,6 @@ async def _read_run(client: PrefectClient, run_id: UUID | str) -> Any:
         return None
     except ValueError:
         raise OrchestrationError(f"{run_id!r} is not a flow run id") from None
-
-
-def _check_artifact_key(key: str) -> None:
-    if not _ARTIFACT_KEY.match(key):
-        raise OrchestrationError(f"artifact key {key!r} must be lowercase letters, digits and single dashes")
 
 
 def _describe(exc: BaseException) -> str:

@@ -1,0 +1,258 @@
+"""Carepath's Prefect primitives against a real local Prefect server and a real serving subprocess.
+
+What a deadline relies on: a scheduled run runs once, near its time, never early; one key makes one run; a
+cancelled run never runs; and a run survives the serving process being killed (SIGKILL), including a run that
+process had already picked up.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import pytest
+from prefect_apps.echo import DEPLOYMENT, ECHO_FILE_ENV
+
+from engine.errors import OrchestrationError
+from engine.prefect_ops import (
+    DEFAULT_PREFETCH_SECONDS,
+    cancel_flow_run,
+    get_run_state,
+    publish_markdown_artifact,
+    publish_table_artifact,
+    reschedule_flow_run,
+    run_sync,
+    schedule_deployment_run,
+    wait_for_deployments,
+)
+from engine.prefect_server import api_reachable, free_port, start_local_server
+
+if TYPE_CHECKING:
+    from prefect_harness import ServeProcess, ServeProcessFactory
+
+pytest_plugins = ["prefect_harness"]
+pytestmark = pytest.mark.prefect
+
+#: How late a run may start on a loaded 2-core machine and still count as "on time" here.
+LATE_TOLERANCE = 6.0
+#: How early: the server holds runs until their time, rounding the wait to whole seconds.
+EARLY_TOLERANCE = 1.0
+
+
+@dataclass
+class Echo:
+    """The served echo deployment, its output file, and a way to crash and restart its serving process."""
+
+    start_process: ServeProcessFactory
+    out: Path
+    logs: Path
+    serve: ServeProcess | None = None
+
+    def start(self) -> None:
+        started = datetime.now(UTC)
+        self.serve = self.start_process(
+            "tests.prefect_apps.echo", log_path=self.logs, env={ECHO_FILE_ENV: str(self.out)}
+        )
+        run_sync(wait_for_deployments([DEPLOYMENT], timeout=60, polled_since=started))
+
+    def kill(self) -> None:
+        assert self.serve is not None
+        self.serve.kill()
+
+    def records(self, episode_id: str) -> list[dict[str, Any]]:
+        if not self.out.exists():
+            return []
+        lines = self.out.read_text().splitlines()
+        return [r for r in map(json.loads, lines) if r["episode_id"] == episode_id]
+
+    def wait_for(self, episode_id: str, timeout: float = 45.0) -> dict[str, Any]:
+        found = _poll(lambda: self.records(episode_id), timeout, f"no run of {episode_id} within {timeout:.0f} s")
+        return found[0]
+
+
+@pytest.fixture(scope="module")
+def echo(serve_process: ServeProcessFactory, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Echo]:
+    base = tmp_path_factory.mktemp("echo")
+    served = Echo(start_process=serve_process, out=base / "echo.jsonl", logs=base / "serve.log")
+    served.start()
+    yield served
+    if served.serve is not None:
+        served.serve.stop(grace=5)
+
+
+def _poll(probe: Callable[[], Any], timeout: float, message: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := probe():
+            return value
+        time.sleep(0.2)
+    raise AssertionError(message)
+
+
+def _schedule(episode_id: str, at: datetime, key: str | None = None, **kwargs: Any) -> uuid.UUID:
+    return run_sync(
+        schedule_deployment_run(
+            DEPLOYMENT, {"episode_id": episode_id}, at=at, idempotency_key=key or f"key-{episode_id}", **kwargs
+        )
+    )
+
+
+def _episode() -> str:
+    return f"ep-{uuid.uuid4().hex[:8]}"
+
+
+def test_a_scheduled_run_runs_once_near_its_time_with_its_name(echo: Echo) -> None:
+    episode = _episode()
+    at = datetime.now(UTC) + timedelta(seconds=5)
+    run_id = _schedule(episode, at, flow_run_name=f"{episode} · accept by 09:00", tags=["pathway:test"])
+
+    record = echo.wait_for(episode)
+
+    lateness = record["at"] - at.timestamp()
+    assert -EARLY_TOLERANCE <= lateness <= LATE_TOLERANCE, f"started {lateness:+.2f} s from its time"
+    assert record["run_id"] == str(run_id)
+    status = _poll(lambda: (s := run_sync(get_run_state(run_id))) and s.final and s, 15, "run did not finish")
+    assert (status.state_type, status.name) == ("COMPLETED", f"{episode} · accept by 09:00")
+    time.sleep(1)  # a duplicate execution would show up right behind the first
+    assert len(echo.records(episode)) == 1
+
+
+def test_the_same_idempotency_key_makes_one_run(echo: Echo) -> None:
+    episode = _episode()
+    at = datetime.now(UTC) + timedelta(seconds=2)
+    first = _schedule(episode, at, key=f"rung-{episode}")
+    again = _schedule(episode, at + timedelta(seconds=30), key=f"rung-{episode}")  # new time ignored
+    assert again == first
+
+    echo.wait_for(episode)
+    sentinel = _episode()
+    _schedule(sentinel, datetime.now(UTC))
+    echo.wait_for(sentinel)
+    assert len(echo.records(episode)) == 1
+
+
+def test_a_cancelled_run_never_runs_whether_scheduled_or_already_picked_up(echo: Echo) -> None:
+    far, near, sentinel = _episode(), _episode(), _episode()
+    now = datetime.now(UTC)
+    far_run = _schedule(far, now + timedelta(seconds=DEFAULT_PREFETCH_SECONDS + 60))
+    near_run = _schedule(near, now + timedelta(seconds=4))
+    # Within the prefetch window the serving process takes the run (Pending) and waits for its time.
+    _poll(lambda: run_sync(get_run_state(near_run)).state_type == "PENDING", 10, "the near run was not picked up")
+
+    assert run_sync(cancel_flow_run(far_run)) is True
+    assert run_sync(cancel_flow_run(near_run)) is True
+    assert run_sync(cancel_flow_run(str(near_run))) is True  # already cancelled: still True
+    assert run_sync(get_run_state(far_run)).state_type == "CANCELLED"
+    # The serving process kills the waiting child, then marks the run Cancelled.
+    _poll(lambda: run_sync(get_run_state(near_run)).state_type == "CANCELLED", 15, "the near run was not cancelled")
+
+    _schedule(sentinel, now + timedelta(seconds=6))  # due after the cancelled one: once it ran, that one would have
+    echo.wait_for(sentinel)
+    time.sleep(1)
+    assert echo.records(near) == []
+    assert run_sync(get_run_state(near_run)).state_type == "CANCELLED"
+
+
+def test_cancel_leaves_finished_and_unknown_runs_alone(echo: Echo) -> None:
+    episode = _episode()
+    run_id = _schedule(episode, datetime.now(UTC))
+    echo.wait_for(episode)
+    _poll(lambda: run_sync(get_run_state(run_id)).final, 15, "run did not finish")
+
+    assert run_sync(cancel_flow_run(run_id)) is False
+    assert run_sync(get_run_state(run_id)).state_type == "COMPLETED"
+    assert run_sync(cancel_flow_run(uuid.uuid4())) is False
+    assert run_sync(get_run_state(uuid.uuid4())) is None
+    assert run_sync(reschedule_flow_run(run_id, datetime.now(UTC))) is False
+
+
+def test_a_rescheduled_run_runs_at_its_new_time(echo: Echo) -> None:
+    episode = _episode()
+    run_id = _schedule(episode, datetime.now(UTC) + timedelta(hours=1))
+    at = datetime.now(UTC) + timedelta(seconds=3)
+
+    assert run_sync(reschedule_flow_run(run_id, at)) is True
+
+    record = echo.wait_for(episode)
+    assert -EARLY_TOLERANCE <= record["at"] - at.timestamp() <= LATE_TOLERANCE
+
+
+def test_runs_survive_a_killed_serving_process_and_run_once_after_restart(echo: Echo) -> None:
+    picked, while_down = _episode(), _episode()
+    picked_at = datetime.now(UTC) + timedelta(seconds=8)
+    picked_run = _schedule(picked, picked_at)
+    _poll(lambda: run_sync(get_run_state(picked_run)).state_type == "PENDING", 10, "run was not picked up")
+
+    echo.kill()  # SIGKILL: the picked-up run is orphaned in Pending, the next one has nobody to run it
+    down_at = datetime.now(UTC) + timedelta(seconds=1)
+    down_run = _schedule(while_down, down_at)
+    _poll(lambda: datetime.now(UTC) > picked_at + timedelta(seconds=1), 15, "clock")
+    assert run_sync(get_run_state(down_run)).state_type == "SCHEDULED"
+    assert echo.records(picked) == [] and echo.records(while_down) == []
+
+    echo.start()
+
+    assert echo.wait_for(picked)["run_id"] == str(picked_run)
+    assert echo.wait_for(while_down)["run_id"] == str(down_run)
+    for run_id in (picked_run, down_run):
+        _poll(lambda run_id=run_id: run_sync(get_run_state(run_id)).final, 15, "run did not finish")
+    assert len(echo.records(picked)) == 1 and len(echo.records(while_down)) == 1
+
+
+def test_bad_parameters_and_unknown_deployments_are_one_line_errors(prefect_server: str) -> None:
+    at = datetime.now(UTC) + timedelta(hours=1)
+    with pytest.raises(OrchestrationError) as bad:
+        run_sync(schedule_deployment_run(DEPLOYMENT, {"episode_id": "ep-1", "rung": "x"}, at, "key-bad-params"))
+    assert "\n" not in str(bad.value) and DEPLOYMENT in str(bad.value)
+
+    with pytest.raises(OrchestrationError, match="no deployment named 'nope/deadline'"):
+        run_sync(schedule_deployment_run("nope/deadline", {}, at, "key-unknown"))
+    with pytest.raises(OrchestrationError, match="not registered within 0 s: nope/deadline"):
+        run_sync(wait_for_deployments(["nope/deadline"], timeout=0))
+
+
+def test_artifacts_publish_new_versions_under_one_key(prefect_server: str) -> None:
+    key = f"episode-{uuid.uuid4().hex[:8]}"
+    run_sync(publish_markdown_artifact(key, "# ep-1\nstage: detox", "Episode ep-1"))
+    run_sync(publish_markdown_artifact(key, "# ep-1\nstage: residential", "Episode ep-1"))
+    run_sync(publish_table_artifact("open-escalations-test", [{"episode": "ep-1", "rung": 1}], "Open escalations"))
+
+    latest = httpx.post(f"{prefect_server}/artifacts/latest/filter", json={"artifacts": {"key": {"any_": [key]}}})
+    latest.raise_for_status()
+    assert [a["data"] for a in latest.json()] == ["# ep-1\nstage: residential"]
+    with pytest.raises(OrchestrationError, match="artifact key 'Episode_1'"):
+        run_sync(publish_markdown_artifact("Episode_1", "x"))
+
+
+def test_calls_without_a_server_fail_with_a_clear_message(prefect_server: str) -> None:
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: None}), pytest.raises(OrchestrationError, match="not set"):
+        run_sync(get_run_state(uuid.uuid4()))
+    dead = f"http://127.0.0.1:{free_port()}/api"
+    assert not api_reachable(dead)
+
+
+def test_a_server_that_does_not_come_up_is_an_error_and_leaves_no_process(tmp_path: Path) -> None:
+    port = free_port()
+    with pytest.raises(OrchestrationError, match="did not answer") as failed:
+        start_local_server(tmp_path / "home", port, log_path=tmp_path / "server.log", timeout=0.5)
+    assert "server.log" in str(failed.value)
+    assert not [cmd for cmd in _command_lines() if "server" in cmd and f"--port {port}" in cmd]
+
+
+def _command_lines() -> list[str]:
+    lines = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            lines.append(cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+        except OSError:
+            continue
+    return lines
