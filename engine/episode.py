@@ -362,7 +362,9 @@ def apply_event(plan: Plan, state: EpisodeState, event: Event, now: datetime) ->
 
 
 def _move(plan: Plan, state: EpisodeState, t: TransitionPlan, event: Event, now: datetime, out: Outcome) -> None:
-    required = plan.stages[state.stage].before_leaving
+    # before_leaving guards a planned transfer of care (a move with a handoff); an unplanned exit (contact
+    # lost, re-arrest) cannot wait for paperwork, and its open work is cancelled with it
+    required = plan.stages[state.stage].before_leaving if t.handoff is not None else ()
     missing = [k for k in required if any(i.kind == "task" and i.key.rsplit(".", 1)[-1] == k for i in state.items)]
     if missing:
         raise EventRejected(

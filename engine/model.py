@@ -257,7 +257,9 @@ class StageSpec(Spec):
     on_entry: list[TaskSpec] = Field(default_factory=list, description="Work scheduled on entering the stage.")
     check_ins: list[CheckInSpec] = Field(default_factory=list, description="Recurring contacts, in order.")
     before_leaving: list[Id] = Field(
-        default_factory=list, description="Ids of on_entry tasks that must be done before the stage is left."
+        default_factory=list,
+        description="Ids of on_entry tasks that must be done before a planned move out (one with a handoff); "
+        "an unplanned exit (contact lost, re-arrest) cancels them instead.",
     )
     peer_support: PeerSupportSpec | None = Field(None, description="Peer recovery support in this stage.")
     family: FamilySpec | None = Field(None, description="Family involvement in this stage.")

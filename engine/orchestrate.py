@@ -8,8 +8,9 @@ rung ids, pathway and stage ids, and the pathway's own work titles.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
 
@@ -35,6 +36,8 @@ __all__ = [
 ]
 
 ESCALATIONS_ARTIFACT = "open-escalations"
+#: Prefect API calls in flight at once when (un)scheduling a transition's timers.
+CONCURRENCY = 8
 
 
 def deployment_name(pathway_id: str, kind: str) -> str:
@@ -124,27 +127,35 @@ async def schedule_rungs(rt: Runtime, rung_ids: list[str]) -> int:
             .where(col(RungRecord.id).in_(rung_ids), RungRecord.status == "pending")
         ).all()
         targets = [(r.id, r.episode_id, r.index, r.role, utc(r.due_at), w.title, p) for r, w, p in rows]
-    run_ids: dict[str, str] = {}
-    for rung_id, episode_id, index, role, due_at, title, pathway_id in targets:
-        run_id = await prefect_ops.schedule_deployment_run(
-            deployment_name(pathway_id, "deadline"),
-            parameters={"episode_id": episode_id, "rung_id": rung_id},
-            at=clock.wall_time(due_at),
-            idempotency_key=rung_id,
-            flow_run_name=f"{episode_id} · {title} · rung {index + 1} → {role} · due {due_at:%Y-%m-%d %H:%M}",
-            tags=[f"pathway:{pathway_id}", "deadline", f"role:{role}"],
-        )
-        run_ids[rung_id] = str(run_id)
+    limit = asyncio.Semaphore(CONCURRENCY)
+
+    async def schedule(target: tuple[str, str, int, str, datetime, str, str]) -> tuple[str, str]:
+        rung_id, episode_id, index, role, due_at, title, pathway_id = target
+        async with limit:
+            run_id = await prefect_ops.schedule_deployment_run(
+                deployment_name(pathway_id, "deadline"),
+                parameters={"episode_id": episode_id, "rung_id": rung_id},
+                at=clock.wall_time(due_at),
+                idempotency_key=rung_id,
+                flow_run_name=f"{episode_id} · {title} · rung {index + 1} → {role} · due {due_at:%Y-%m-%d %H:%M}",
+                tags=[f"pathway:{pathway_id}", "deadline", f"role:{role}"],
+            )
+        return rung_id, str(run_id)
+
+    run_ids = dict(await asyncio.gather(*(schedule(t) for t in targets)))
     service.set_run_ids(run_ids)
     return len(run_ids)
 
 
 async def cancel_runs(run_ids: list[str]) -> int:
     """Cancel scheduled runs of rungs whose work was met; a run already gone or running is left alone."""
-    cancelled = 0
-    for run_id in run_ids:
-        cancelled += bool(await prefect_ops.cancel_flow_run(run_id))
-    return cancelled
+    limit = asyncio.Semaphore(CONCURRENCY)
+
+    async def cancel(run_id: str) -> bool:
+        async with limit:
+            return await prefect_ops.cancel_flow_run(run_id)
+
+    return sum(await asyncio.gather(*(cancel(r) for r in run_ids)))
 
 
 async def publish_episode(rt: Runtime, episode_id: str, escalations_changed: bool) -> None:

@@ -22,14 +22,12 @@ from sqlmodel import Session, select
 from engine import store
 from engine.clock import Clock, utc
 from engine.episode import EpisodeState, Event, Handoff, Outcome, Rung, WorkItem, apply_event, enroll, fire_rung
-from engine.errors import EpisodeError, EventRejected, PathwayError, UnknownEpisode
+from engine.errors import EpisodeError, PathwayError, UnknownEpisode
 from engine.loader import load_pathway_text
 from engine.model import PathwaySpec
 from engine.plan import Plan, compile_plan
 from engine.store import (
-    AuditRecord,
     EpisodeRecord,
-    EscalationRecord,
     HandoffRecord,
     PathwayVersionRecord,
     RungRecord,
@@ -131,6 +129,14 @@ class EpisodeService:
             raise EpisodeError(f"episode {episode.id}: pathway version {episode.pathway_version} is missing")
         params = tuple(sorted((k, float(v)) for k, v in (episode.params or {}).items()))
         return _plan_from_text(pinned.source_text, f"{episode.pathway_id}@v{episode.pathway_version}", params)
+
+    def plan_for(self, episode_id: str) -> Plan:
+        """The compiled plan an episode runs on (its pinned pathway version and parameters)."""
+        with Session(self.engine) as session:
+            episode = session.get(EpisodeRecord, episode_id)
+            if episode is None:
+                raise UnknownEpisode(f"no episode '{episode_id}'")
+            return self.plan_of(session, episode)
 
     # ------------------------------------------------------------------------------------------- writes
 
@@ -358,6 +364,3 @@ class EpisodeService:
             if row is None:
                 raise UnknownEpisode(f"no episode '{episode_id}'")
             return row
-
-
-_ = (AuditRecord, EscalationRecord, EventRejected)

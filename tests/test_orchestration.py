@@ -1,0 +1,294 @@
+"""Both seed pathways on a real Prefect server and a real store (SQLite, then PostgreSQL), on a compressed clock.
+
+One serving process (``python -m flows.serve``) runs the deadline and sweep deployments, as in production;
+coordinator events run in this process, as ``carepath event`` does. One pathway hour passes in two wall seconds.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from sqlmodel import Session, select
+from store_fixtures import pg_admin_url, pg_unavailable_reason, temporary_pg_database
+
+from engine.cli_episodes import register_pathways, run_event
+from engine.clock import CompressedClock, utc
+from engine.errors import CarepathError
+from engine.runtime import Runtime, runtime_from_env
+from engine.store import EpisodeRecord, EscalationRecord, RungRecord, StageVisitRecord, WorkItemRecord
+
+if TYPE_CHECKING:
+    from prefect_harness import ServeProcess, ServeProcessFactory
+
+pytestmark = pytest.mark.prefect
+
+FACTOR = 1800.0  # pathway seconds per wall second
+PRECISION = timedelta(seconds=15 * FACTOR)  # an escalation starts within 15 wall seconds of its deadline
+ROOT = Path(__file__).resolve().parents[1]
+PATHWAYS = ("detox-to-aftercare", "reentry")
+DEPLOYMENTS = [f"{p}-{k}/{p}" for p in PATHWAYS for k in ("enroll", "event", "deadline")] + ["carepath-sweep/carepath"]
+
+
+@dataclass
+class Harness:
+    rt: Runtime
+    env: dict[str, str]
+    start_serving: Callable[[], ServeProcess]
+    serving: ServeProcess
+
+    def enroll(self, pathway: str, person: str) -> str:
+        from engine.cli_episodes import _run
+        from engine.compile import flow_for
+
+        changes = self.rt.service.enroll(pathway, person)
+        episode = self.rt.service.episode(changes.episode_id)
+        _run(flow_for(pathway, episode.pathway_version, "enroll")(episode_id=episode.id))
+        return episode.id
+
+    def event(self, episode_id: str, name: str, event_id: str | None = None, **data: Any) -> str:
+        state = run_event(self.rt, episode_id, name, data, event_id)
+        return state.message or ""
+
+    def drive(self, episode_id: str, script: list[tuple[str, dict[str, Any]]]) -> None:
+        for name, data in script:
+            self.event(episode_id, name, **data)
+
+    def episode(self, episode_id: str) -> EpisodeRecord:
+        return self.rt.service.episode(episode_id)
+
+    def rows(self, model: Any, **where: Any) -> list[Any]:
+        with Session(self.rt.engine) as s:
+            query = select(model)
+            for key, value in where.items():
+                query = query.where(getattr(model, key) == value)
+            return list(s.exec(query))
+
+    def wait_for(self, what: str, check: Callable[[], bool], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not check():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+            time.sleep(0.25)
+
+
+def _wait_served(since: datetime) -> None:
+    from engine.prefect_ops import run_sync, wait_for_deployments
+
+    run_sync(wait_for_deployments(DEPLOYMENTS, 120, polled_since=since))
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def carepath(
+    request: pytest.FixtureRequest,
+    prefect_server: str,
+    serve_process: ServeProcessFactory,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Harness]:
+    with ExitStack() as stack:
+        home = tmp_path_factory.mktemp(f"carepath-{request.param}")
+        env = {"CAREPATH_HOME": str(home), "PREFECT_API_URL": prefect_server}
+        if request.param == "postgresql":
+            if pg_admin_url() is None:
+                pytest.skip(pg_unavailable_reason())
+            env["CAREPATH_DATABASE_URL"] = stack.enter_context(temporary_pg_database("carepath_orch"))
+        # in-process flows (as `carepath event` runs them) build their runtime from the environment
+        stack.enter_context(pytest.MonkeyPatch.context()).setattr(os, "environ", {**os.environ, **env})
+        rt = runtime_from_env(env)
+        rt.set_clock(CompressedClock.starting_now(FACTOR))
+        register_pathways(rt, str(ROOT / "pathways"))
+        log = home / "serve.log"
+
+        def start() -> ServeProcess:
+            since = datetime.now(UTC)
+            process = serve_process("flows.serve", log_path=log, env=env)
+            _wait_served(since)
+            return process
+
+        harness = Harness(rt, env, start, start())
+        yield harness
+        harness.serving.stop()
+        rt.engine.dispose()
+
+
+DETOX_MAIN = [
+    ("medical-screening.completed", {}),
+    ("assessment.completed", {"insurance": "medicaid", "needs_withdrawal_management": True}),
+    ("handoff.accepted", {}),
+    ("handoff.visit-kept", {}),
+    ("medications.reconciled", {}),
+    ("moud-plan.confirmed", {}),
+    ("transfer-plan.completed", {}),
+    ("detox.completed", {}),
+    ("authorization.approved", {}),
+    ("handoff.accepted", {}),
+    ("residential.completed", {}),
+    ("iop.completed", {}),
+    ("relapse.reported", {"needs_withdrawal_management": False}),
+    ("residential.completed", {}),
+    ("iop.completed", {}),
+    ("aftercare.completed", {}),
+]
+DETOX_OUTREACH = [
+    ("contact.lost", {}),
+    ("contact.re-established", {}),
+    ("contact.lost", {}),
+    ("outreach.closed", {}),
+]
+REENTRY_PATHS = [
+    [
+        ("custody.released", {}),
+        ("contact.lost", {}),
+        ("contact.re-established", {}),
+        ("continuity.confirmed", {"days_on_moud": 120}),
+    ],
+    [("custody.released", {}), ("custody.booked", {})],
+    [("custody.released", {}), ("contact.lost", {}), ("outreach.closed", {})],
+]
+
+
+def _visited(h: Harness, episodes: list[str]) -> set[str]:
+    return {v.stage for e in episodes for v in h.rows(StageVisitRecord, episode_id=e)}
+
+
+def _assert_nothing_left_scheduled(h: Harness, episodes: list[str]) -> None:
+    from engine.prefect_ops import get_run_state, run_sync
+
+    for episode_id in episodes:
+        rungs = h.rows(RungRecord, episode_id=episode_id)
+        assert not [r.id for r in rungs if r.status == "pending"], "a finished episode still has pending rungs"
+        for rung in rungs:
+            if rung.status == "cancelled" and rung.flow_run_id:
+                state = run_sync(get_run_state(rung.flow_run_id))
+                # Cancelling: a runner had already picked the run up; it is stopped, never run to completion
+                ended = state is not None and (state.final or state.state_type == "CANCELLING")
+                assert ended, f"run of cancelled rung {rung.id} is still {state}"
+
+
+def test_detox_to_aftercare_is_driven_through_every_stage(carepath: Harness) -> None:
+    h = carepath
+    main, outreach = h.enroll("detox-to-aftercare", "P-ORCH-001"), h.enroll("detox-to-aftercare", "P-ORCH-002")
+    h.drive(main, DETOX_MAIN)
+    h.drive(outreach, DETOX_OUTREACH)
+    assert (h.episode(main).stage, h.episode(main).status) == ("completed", "completed")
+    assert (h.episode(outreach).stage, h.episode(outreach).status) == ("closed", "completed")
+    stages = {s.id for s in h.rt.service.plan_for(main).stages.values()}
+    assert _visited(h, [main, outreach]) == stages
+    _assert_nothing_left_scheduled(h, [main, outreach])
+
+
+def test_reentry_is_driven_through_every_stage(carepath: Harness) -> None:
+    h = carepath
+    episodes = [h.enroll("reentry", f"P-ORCH-01{n}") for n in range(len(REENTRY_PATHS))]
+    for episode_id, script in zip(episodes, REENTRY_PATHS, strict=True):
+        h.drive(episode_id, script)
+    assert [h.episode(e).stage for e in episodes] == ["engaged", "reincarcerated", "closed"]
+    stages = {s.id for s in h.rt.service.plan_for(episodes[0]).stages.values()}
+    assert _visited(h, episodes) == stages
+    _assert_nothing_left_scheduled(h, episodes)
+
+
+def _accept_step(h: Harness, episode_id: str) -> WorkItemRecord:
+    items = [i for i in h.rows(WorkItemRecord, episode_id=episode_id) if i.done_on == "handoff.accepted"]
+    return max(items, key=lambda i: i.opened_at)
+
+
+def _escalations(h: Harness, item_id: str) -> list[EscalationRecord]:
+    return sorted(h.rows(EscalationRecord, work_item_id=item_id), key=lambda e: e.rung_id)
+
+
+def _to_detox(h: Harness, person: str) -> str:
+    episode_id = h.enroll("detox-to-aftercare", person)
+    h.drive(episode_id, DETOX_MAIN[:2])
+    return episode_id
+
+
+def test_a_handoff_never_accepted_escalates_rung_by_rung_and_one_accepted_in_time_does_not(carepath: Harness) -> None:
+    h = carepath
+    ignored, accepted = _to_detox(h, "P-ORCH-020"), _to_detox(h, "P-ORCH-021")
+    h.event(accepted, "handoff.accepted")
+    step = _accept_step(h, ignored)
+    rungs = sorted(h.rows(RungRecord, work_item_id=step.id), key=lambda r: r.index)
+    assert len(rungs) >= 2 and all(r.flow_run_id for r in rungs), "every rung has a scheduled Prefect run"
+    wall_wait = (utc(rungs[-1].due_at) - h.rt.clock.now()).total_seconds() / FACTOR + 30
+    h.wait_for("every rung to escalate", lambda: len(_escalations(h, step.id)) == len(rungs), wall_wait)
+    escalations = _escalations(h, step.id)
+    for rung, escalation in zip(rungs, escalations, strict=True):
+        assert escalation.rung_id == rung.id and escalation.role == rung.role
+        assert utc(rung.due_at) <= utc(escalation.raised_at) <= utc(rung.due_at) + PRECISION
+    assert [e.role for e in escalations] == [r.role for r in rungs]  # in ladder order
+    assert _escalations(h, _accept_step(h, accepted).id) == []
+    assert [r.status for r in h.rows(RungRecord, work_item_id=_accept_step(h, accepted).id)] == ["cancelled"] * len(
+        rungs
+    )
+
+
+def test_a_deadline_due_while_the_serving_process_is_dead_escalates_once_after_restart(carepath: Harness) -> None:
+    h = carepath
+    episode_id = _to_detox(h, "P-ORCH-030")
+    step = _accept_step(h, episode_id)
+    rungs = sorted(h.rows(RungRecord, work_item_id=step.id), key=lambda r: r.index)
+    assert all(r.flow_run_id for r in rungs)
+    h.serving.kill()  # SIGKILL: no cleanup, exactly like a crash
+    past_due = (utc(rungs[-1].due_at) - h.rt.clock.now()).total_seconds() / FACTOR + 3
+    time.sleep(max(past_due, 0))
+    assert _escalations(h, step.id) == [], "nothing escalates while nothing serves"
+    h.serving = h.start_serving()
+    h.wait_for("the late rungs to escalate", lambda: len(_escalations(h, step.id)) == len(rungs), 60)
+    time.sleep(12)  # a sweep and any late duplicate run get their chance to double it
+    assert len(_escalations(h, step.id)) == len(rungs)
+    assert len({e.rung_id for e in _escalations(h, step.id)}) == len(rungs)
+
+
+def test_the_same_event_twice_is_applied_once(carepath: Harness) -> None:
+    h = carepath
+    episode_id = h.enroll("detox-to-aftercare", "P-ORCH-040")
+    assert h.event(episode_id, "medical-screening.completed", event_id="evt-dup-1") == "applied"
+    before = h.episode(episode_id).revision
+    assert "duplicate" in h.event(episode_id, "medical-screening.completed", event_id="evt-dup-1")
+    assert h.episode(episode_id).revision == before
+
+
+def test_racing_events_on_one_episode_lose_no_update(carepath: Harness) -> None:
+    h = carepath
+    episode_id = h.enroll("detox-to-aftercare", "P-ORCH-050")
+    before = h.episode(episode_id).revision
+    names = ["medical-screening.completed", "psychiatric-screening.completed", "social-needs-screening.completed"]
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(len(names) + 1)
+
+    def send(name: str, event_id: str) -> None:
+        barrier.wait()
+        try:
+            h.rt.service.record_event(episode_id, name, {}, event_id=event_id)
+        except Exception as exc:  # collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=send, args=(n, f"race-{n}")) for n in names]
+    threads += [threading.Thread(target=send, args=(names[0], f"race-{names[0]}"))]  # same id, concurrently
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    assert h.episode(episode_id).revision == before + len(names)
+    done = {i.done_on for i in h.rows(WorkItemRecord, episode_id=episode_id) if i.status == "done"}
+    assert set(names) <= done
+
+
+def test_an_event_the_stage_does_not_allow_is_refused_and_changes_nothing(carepath: Harness) -> None:
+    h = carepath
+    episode_id = h.enroll("reentry", "P-ORCH-060")
+    before = h.episode(episode_id)
+    with pytest.raises(CarepathError, match=r"'continuity.confirmed' is not expected in stage 'pre-release'"):
+        h.event(episode_id, "continuity.confirmed", days_on_moud=10)
+    after = h.episode(episode_id)
+    assert (after.stage, after.revision, after.facts) == (before.stage, before.revision, before.facts)
