@@ -54,6 +54,7 @@ _SCALAR_TAGS = {f"{_TAG}{name}" for name in ("str", "int", "float", "bool", "nul
 _MAP_TAGS = {None, "!", f"{_TAG}map"}
 _SEQ_TAGS = {None, "!", f"{_TAG}seq"}
 _MERGE = f"{_TAG}merge"
+_LINE_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
 _MERGE_KEY = object()  # stands for the ``<<`` key while its mapping is open
 # Characters YAML 1.1 allows in a stream (tab, line breaks, printable Unicode); anything else is a clean error
 # here rather than a reader error whose position counts bytes on one parser and characters on the other.
@@ -172,14 +173,18 @@ def _megabytes(size: int) -> str:
     return f"{size / (1024 * 1024):.1f} MB"
 
 
+def _lines(text: str) -> list[str]:
+    """The lines of ``text`` as YAML (and so the parser's marks) counts them: CRLF, CR, LF, NEL, LS, PS."""
+    return _LINE_BREAK.split(text)
+
+
 def _byte_position(data: bytes, offset: int) -> Position:
-    start = data.rfind(b"\n", 0, offset) + 1
-    prefix = data[start:offset].decode("utf-8", "replace")
-    return data.count(b"\n", 0, offset) + 1, len(prefix) + 1
+    return _char_position(data[:offset].decode("utf-8", "replace"), None)
 
 
-def _char_position(text: str, offset: int) -> Position:
-    return text.count("\n", 0, offset) + 1, offset - (text.rfind("\n", 0, offset) + 1) + 1
+def _char_position(text: str, offset: int | None) -> Position:
+    before = _lines(text if offset is None else text[:offset])
+    return len(before), len(before[-1]) + 1
 
 
 def _implicit_tag(raw: str) -> str | None:
@@ -260,11 +265,19 @@ class _Builder:
         if not self.has_root and not self.problems:
             self.fail((1, 1), "the file is empty (nothing but blank lines or comments)")
 
+    def inside(self, mark: Any) -> Position:
+        """A parser mark as a 1-based position within the text (libyaml may point one line past the end)."""
+        lines = _lines(self.text)
+        line, col = _mark(mark)
+        if line > len(lines):
+            return len(lines), len(lines[-1]) + 1
+        return line, min(col, len(lines[line - 1]) + 1)
+
     def syntax_error(self, exc: yaml.MarkedYAMLError) -> None:
         mark = exc.problem_mark or exc.context_mark
-        position = _mark(mark) if mark is not None else (1, 1)
-        lines = self.text.split("\n")
-        at = lines[position[0] - 1][position[1] - 1 : position[1]] if position[0] <= len(lines) else ""
+        position = self.inside(mark) if mark is not None else (1, 1)
+        lines = _lines(self.text)
+        at = lines[position[0] - 1][position[1] - 1 : position[1]]
         if at == "\t":
             self.fail(position, "tab character in indentation; YAML indents with spaces only")
             return
@@ -272,10 +285,10 @@ class _Builder:
         last = self.last_scalar
         if last is not None and last.style in ("'", '"') and last.end_mark.line > last.start_mark.line:
             # An unclosed quote swallows the lines after it; the parser only notices further down.
-            line, col = _mark(last.start_mark)
+            line, col = self.inside(last.start_mark)
             message += f" (the quoted value at line {line}, column {col} runs to here: is a closing quote missing?)"
         elif exc.context and exc.problem and exc.context_mark is not None:
-            line, col = _mark(exc.context_mark)
+            line, col = self.inside(exc.context_mark)
             message += f" ({exc.context} at line {line}, column {col})"
         self.fail(position, message)
 
