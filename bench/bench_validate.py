@@ -163,23 +163,31 @@ class Runner:
         return [r for r in results if r]
 
 
-def measure(runner: Runner, work: Work, paths: Sequence[Path], runs: int) -> float:
-    """Best wall time, in seconds, of ``runs`` passes of ``work`` over ``paths``; exits on any failing file."""
+def measure(runner: Runner, work: Work, paths: Sequence[Path], runs: int) -> tuple[float, float]:
+    """Best wall time and best CPU time (this process), in seconds, of ``runs`` passes of ``work`` over ``paths``.
+
+    CPU time is what the work costs on a busy machine; it counts only with one process. Exits on a failing file.
+    """
     runner.run(work, paths[: runner.jobs * 2])  # warm-up: imports and first-call caches
-    best = float("inf")
+    wall = cpu = float("inf")
     for _ in range(runs):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         problems = runner.run(work, paths)
-        best = min(best, time.perf_counter() - start)
+        wall = min(wall, time.perf_counter() - start)
+        cpu = min(cpu, time.process_time() - start_cpu)
         if problems:
             raise SystemExit(f"{len(problems)} generated file(s) failed, e.g. {problems[0]}")
-    return best
+    return wall, cpu
 
 
-def report(label: str, files: int, seconds: float, runs: int, jobs: int) -> str:
-    """One line: ``validate: 412 files/s (1000 files in 2.43 s, best of 3, 2 processes)``."""
-    procs = "1 process" if jobs == 1 else f"{jobs} processes"
-    return f"{label}: {files / seconds:,.0f} files/s ({files} files in {seconds:.2f} s, best of {runs}, {procs})"
+def report(label: str, files: int, wall: float, cpu: float, runs: int, jobs: int) -> str:
+    """One line: ``validate: 60 files/s (1000 files in 16.6 s; CPU 15.9 s = 63 files/s; best of 3, 1 process)``."""
+    if jobs == 1:
+        return (
+            f"{label}: {files / wall:,.0f} files/s ({files} files in {wall:.1f} s; "
+            f"CPU {cpu:.1f} s = {files / cpu:,.0f} files/s; best of {runs}, 1 process)"
+        )
+    return f"{label}: {files / wall:,.0f} files/s ({files} files in {wall:.1f} s; best of {runs}, {jobs} processes)"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -197,8 +205,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         python = platform.python_version()
         print(f"carepath bench: {len(paths)} generated pathways, Python {python}, {os.cpu_count()} CPUs")
         for label, work in (("validate", _validate), ("validate+plan", _validate_and_plan)):
-            seconds = measure(runner, work, paths, args.runs)
-            print(report(label, len(paths), seconds, args.runs, jobs), flush=True)
+            wall, cpu = measure(runner, work, paths, args.runs)
+            print(report(label, len(paths), wall, cpu, args.runs, jobs), flush=True)
     return 0
 
 
