@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import yaml
@@ -187,6 +188,7 @@ def _char_position(text: str, offset: int | None) -> Position:
     return len(before), len(before[-1]) + 1
 
 
+@lru_cache(maxsize=4096)
 def _implicit_tag(raw: str) -> str | None:
     """The YAML 1.1 tag a plain scalar resolves to, or None for text (most scalars, decided on the first char)."""
     resolvers = Resolver.yaml_implicit_resolvers
@@ -218,7 +220,6 @@ class _Frame:
     key_raw: str = ""
     key_at: Position | None = None
     has_key: bool = False
-    key_lines: dict[str, int] = field(default_factory=dict)
     merges: list[tuple[Any, Position]] = field(default_factory=list)
 
 
@@ -248,9 +249,20 @@ class _Builder:
         return _Stop()
 
     def run(self) -> None:
+        handlers: dict[type, Any] = {
+            yaml.ScalarEvent: self.on_scalar,
+            yaml.MappingStartEvent: self.on_start,
+            yaml.SequenceStartEvent: self.on_start,
+            yaml.MappingEndEvent: self.on_end,
+            yaml.SequenceEndEvent: self.on_end,
+            yaml.AliasEvent: self.on_alias,
+            yaml.DocumentStartEvent: self.on_document,
+        }
         try:
             for event in yaml.parse(self.text, Loader=_Loader):
-                self.on_event(event)
+                handler = handlers.get(type(event))
+                if handler is not None:
+                    handler(event)
         except _Stop:
             return
         except yaml.MarkedYAMLError as exc:
@@ -294,20 +306,10 @@ class _Builder:
 
     # -- events -----------------------------------------------------------------------------------------------
 
-    def on_event(self, event: yaml.Event) -> None:
-        kind = type(event)
-        if kind is yaml.ScalarEvent:
-            self.on_scalar(event)
-        elif kind is yaml.MappingStartEvent or kind is yaml.SequenceStartEvent:
-            self.on_start(event)
-        elif kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
-            self.on_end()
-        elif kind is yaml.AliasEvent:
-            self.on_alias(event)
-        elif kind is yaml.DocumentStartEvent:
-            self.documents += 1
-            if self.documents > 1:
-                raise self.stop(_mark(event.start_mark), "a second YAML document ('---'); a pathway file holds one")
+    def on_document(self, event: yaml.DocumentStartEvent) -> None:
+        self.documents += 1
+        if self.documents > 1:
+            raise self.stop(_mark(event.start_mark), "a second YAML document ('---'); a pathway file holds one")
 
     def count(self, position: Position, size: int = 1) -> None:
         self.nodes += size
@@ -331,7 +333,9 @@ class _Builder:
         self.last_scalar = event
         mark = event.start_mark
         position = (mark.line + 1, mark.column + 1)
-        self.count(position)
+        self.nodes += 1
+        if self.nodes > self.max_nodes:
+            self.count(position, 0)
         raw = event.value
         if event.tag is None and event.implicit[0]:
             tag = _implicit_tag(raw)
@@ -385,7 +389,7 @@ class _Builder:
             self.open_anchors.add(event.anchor)
         self.stack.append(_Frame(kind, path, {} if is_map else [], event.anchor, position))
 
-    def on_end(self) -> None:
+    def on_end(self, event: yaml.Event | None = None) -> None:
         frame = self.stack.pop()
         if frame.anchor is not None:
             self.open_anchors.discard(frame.anchor)
@@ -418,11 +422,12 @@ class _Builder:
             return
         top = self.stack[-1]
         top.size += size
-        if top.kind == "key":  # inside a list or mapping used as a key: read and dropped
-            return
-        if top.kind == "seq":
-            self.source_map.add((*top.path, len(top.value)), position)
+        kind = top.kind
+        if kind == "seq":
+            self.source_map._values[(*top.path, len(top.value))] = position
             top.value.append(value)
+            return
+        if kind == "key":  # inside a list or mapping used as a key: read and dropped
             return
         if not top.has_key:
             top.key, top.key_raw, top.key_at, top.has_key = value, raw, position, True
@@ -438,13 +443,14 @@ class _Builder:
         if not isinstance(key, str):
             self.fail(key_at, _key_problem(key, frame.key_raw), frame.path)
             return
-        first = frame.key_lines.get(key)
-        if first is not None:
-            self.fail(key_at, f"duplicate key '{key}' (first on line {first})", (*frame.path, key))
+        path = (*frame.path, key)
+        if key in frame.value:  # merged keys are added only when the mapping ends, so this is a repeat
+            first = self.source_map._keys[path][0]
+            self.fail(key_at, f"duplicate key '{key}' (first on line {first})", path)
             return
-        frame.key_lines[key] = key_at[0]
         frame.value[key] = value
-        self.source_map.add((*frame.path, key), at, key_at)
+        self.source_map._values[path] = at
+        self.source_map._keys[path] = key_at
 
     def apply_merges(self, frame: _Frame) -> None:
         """``<<: *base`` (or a list of them): keys written here win, then earlier merged mappings."""
