@@ -243,6 +243,30 @@ def test_foreign_keys_are_checked_at_commit_in_any_insert_order(engine: Engine) 
         add_item(s, "ep-missing", "accept", T0)
 
 
+def test_readers_do_not_wait_for_a_writer_and_see_the_last_commit(engine: Engine) -> None:
+    with store.session_scope(engine) as s:
+        add_episode(s)
+    with store.session_scope(engine) as writer:
+        episode = store.lock_episode(writer, "ep-0000a001")
+        episode.stage = "community"
+        writer.flush()
+        started = time.perf_counter()
+        with Session(engine) as reader:  # e.g. a status view opened while the write is in progress
+            seen = reader.get(EpisodeRecord, "ep-0000a001")
+            assert seen is not None and seen.stage == "intake"
+        assert time.perf_counter() - started < 5
+    with Session(engine) as reader:
+        seen = reader.get(EpisodeRecord, "ep-0000a001")
+        assert seen is not None and seen.stage == "community"
+
+
+def test_locking_needs_a_write_scope(engine: Engine) -> None:
+    with store.session_scope(engine) as s:
+        add_episode(s)
+    with Session(engine) as s, pytest.raises(RuntimeError, match="session_scope"):
+        store.lock_episode(s, "ep-0000a001")
+
+
 def test_lock_episode_raises_unknown_episode(engine: Engine) -> None:
     with pytest.raises(UnknownEpisode, match="ep-nope"), store.session_scope(engine) as s:
         store.lock_episode(s, "ep-nope")

@@ -1,10 +1,12 @@
 """Connecting and migrating: where the database is, how it is opened, and one transaction per unit of work.
 
-SQLite (the default, a file in the data folder) is opened in WAL mode with a busy timeout and foreign keys on,
-and every transaction starts with ``BEGIN IMMEDIATE``: writers queue for the database lock *before* they read,
-so two read-modify-write transactions on one episode cannot both read the old revision. PostgreSQL (by URL,
-psycopg 3) gets the same guarantee row by row from ``SELECT ... FOR UPDATE`` in
-:func:`engine.store.queries.lock_episode`.
+SQLite (the default, a file in the data folder) is opened in WAL mode with a busy timeout and foreign keys on.
+Carepath, not the driver, begins its transactions: a :func:`session_scope` (the only way the engine writes)
+starts with ``BEGIN IMMEDIATE``, so writers queue for the database lock *before* they read and two
+read-modify-write transactions on one episode cannot both read the old revision; any other session (a plain
+``Session(engine)``, for reading) starts with a deferred ``BEGIN`` and reads a consistent snapshot without
+waiting for writers or making them wait, even inside a write scope. PostgreSQL (by URL, psycopg 3) gets the
+writers' guarantee row by row from ``SELECT ... FOR UPDATE`` in :func:`engine.store.queries.lock_episode`.
 """
 
 from __future__ import annotations
@@ -23,10 +25,20 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
-__all__ = ["BUSY_TIMEOUT_S", "MIGRATIONS_DIR", "database_url", "make_engine", "migrate", "session_scope"]
+__all__ = [
+    "BUSY_TIMEOUT_S",
+    "MIGRATIONS_DIR",
+    "WRITE_OPTION",
+    "database_url",
+    "make_engine",
+    "migrate",
+    "session_scope",
+]
 
 BUSY_TIMEOUT_S = 30.0
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+WRITE_OPTION = "carepath_sqlite_begin"  # execution option of a write scope's connection, read by _sqlite_begin
+_WRITE = {WRITE_OPTION: "IMMEDIATE"}
 _MIGRATE_LOCK = 0x43415245  # "CARE": the PostgreSQL advisory lock that serialises concurrent migrations
 
 
@@ -77,13 +89,18 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _sqlite_begin(connection: Any) -> None:
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    mode = connection.get_execution_options().get(WRITE_OPTION, "DEFERRED")
+    connection.exec_driver_sql(f"BEGIN {mode}")
 
 
 @contextmanager
 def session_scope(engine: Engine) -> Iterator[Session]:
-    """One transaction: committed when the block ends, rolled back if it raises. Objects stay readable after."""
+    """One write transaction: committed when the block ends, rolled back if it raises; objects stay readable after.
+
+    On SQLite it holds the database's write lock from its first statement (``BEGIN IMMEDIATE``).
+    """
     with Session(engine, expire_on_commit=False) as session, session.begin():
+        session.connection(execution_options=_WRITE)
         yield session
 
 
@@ -93,7 +110,7 @@ def migrate(engine: Engine) -> None:
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     for attempt in range(5):
         try:
-            with engine.begin() as connection:
+            with engine.execution_options(**_WRITE).begin() as connection:
                 if connection.dialect.name == "postgresql":
                     connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATE_LOCK})")
                 config.attributes["connection"] = connection

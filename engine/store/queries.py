@@ -16,7 +16,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from engine.errors import UnknownEpisode
-from engine.store.db import session_scope
+from engine.store.db import WRITE_OPTION, session_scope
 from engine.store.records import (
     AuditRecord,
     EpisodeRecord,
@@ -75,9 +75,11 @@ def get_episode(session: Session, episode_id: str) -> EpisodeRecord:
 def lock_episode(session: Session, episode_id: str) -> EpisodeRecord:
     """The episode, fresh from the database and locked against other writers until this transaction ends.
 
-    PostgreSQL locks the row (``FOR UPDATE``); on SQLite the transaction's ``BEGIN IMMEDIATE`` already holds the
-    database's write lock.
+    PostgreSQL locks the row (``FOR UPDATE``); on SQLite the write scope's ``BEGIN IMMEDIATE`` already holds the
+    database's write lock. Only a session from :func:`~engine.store.session_scope` may lock.
     """
+    if session.connection().get_execution_options().get(WRITE_OPTION) is None:
+        raise RuntimeError("lock_episode needs a write session: use engine.store.session_scope(engine)")
     query = (
         select(EpisodeRecord)
         .where(EpisodeRecord.id == episode_id)
@@ -202,7 +204,11 @@ def set_rung_run(session: Session, rung_id: str, flow_run_id: str, now: datetime
 def cancel_pending_rungs(session: Session, work_item_id: str) -> list[RungRecord]:
     """Cancel a work item's pending rungs (its deadline was met or dropped); returns them, for their run ids."""
     rungs = list(
-        session.exec(select(RungRecord).where(RungRecord.work_item_id == work_item_id, RungRecord.status == "pending"))
+        session.exec(
+            select(RungRecord)
+            .where(RungRecord.work_item_id == work_item_id, RungRecord.status == "pending")
+            .order_by(col(RungRecord.index))
+        )
     )
     for rung in rungs:
         rung.status = "cancelled"
@@ -303,7 +309,7 @@ def audit_tail(session: Session, episode_id: str | None, limit: int = 10) -> lis
 def get_setting(db: Engine | Session, key: str, default: Any = None) -> Any:
     """A shared setting's JSON value, or ``default``."""
     if isinstance(db, Engine):
-        with session_scope(db) as session:
+        with Session(db) as session:
             return get_setting(session, key, default)
     row = db.get(SettingRecord, key, populate_existing=True)
     return default if row is None else row.value

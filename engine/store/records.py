@@ -180,6 +180,7 @@ class RungRecord(SQLModel, table=True):
         _episode_fk(),
         _fk(["work_item_id"], ["work_item.id"]),
         Index("ix_rung_status_due", "status", "due_at"),
+        Index("ix_rung_unscheduled", "status", "flow_run_id", "due_at"),
         Index("ix_rung_work_item", "work_item_id"),
         Index("ix_rung_episode", "episode_id"),
     )

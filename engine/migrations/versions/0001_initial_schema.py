@@ -213,6 +213,7 @@ def upgrade() -> None:
     with op.batch_alter_table("rung", schema=None) as batch_op:
         batch_op.create_index("ix_rung_episode", ["episode_id"], unique=False)
         batch_op.create_index("ix_rung_status_due", ["status", "due_at"], unique=False)
+        batch_op.create_index("ix_rung_unscheduled", ["status", "flow_run_id", "due_at"], unique=False)
         batch_op.create_index("ix_rung_work_item", ["work_item_id"], unique=False)
 
     op.create_table(
@@ -256,6 +257,7 @@ def downgrade() -> None:
     op.drop_table("escalation")
     with op.batch_alter_table("rung", schema=None) as batch_op:
         batch_op.drop_index("ix_rung_work_item")
+        batch_op.drop_index("ix_rung_unscheduled")
         batch_op.drop_index("ix_rung_status_due")
         batch_op.drop_index("ix_rung_episode")
 
