@@ -19,14 +19,15 @@ import json
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
-
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError
+from typing import TYPE_CHECKING, Any
 
 from engine.errors import Finding
 from engine.model import EVENT_PATTERN, FACT_PATTERN, ID_PATTERN, PathwaySpec
 from engine.source import KeyFinding
+
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import ValidationError
 
 __all__ = ["SCHEMA_ID", "SCHEMA_PATH", "build_schema", "schema_text", "validate_document", "write_schema"]
 
@@ -146,6 +147,8 @@ def write_schema(path: Path = SCHEMA_PATH) -> Path:
 
 @lru_cache(maxsize=1)
 def _validator() -> Draft202012Validator:
+    from jsonschema import Draft202012Validator  # ~0.1 s to import; only invalid documents need it
+
     return Draft202012Validator(_built())
 
 
@@ -386,11 +389,7 @@ def _type_fits(instance: Any, schema: dict[str, Any]) -> bool:
     wanted = schema.get("type")
     if wanted is None:
         return True
-    return (
-        Draft202012Validator.TYPE_CHECKER.is_type(instance, wanted)
-        if isinstance(wanted, str)
-        else any(Draft202012Validator.TYPE_CHECKER.is_type(instance, t) for t in wanted)
-    )
+    return _TYPES[wanted](instance) if isinstance(wanted, str) else any(_TYPES[t](instance) for t in wanted)
 
 
 # -- wording ----------------------------------------------------------------------------------------------------
