@@ -187,13 +187,13 @@ def test_discover_keeps_relative_names(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "tests/data/valid/minimal.yaml" in files
 
 
-def test_the_loader_does_not_import_prefect() -> None:
+def test_the_loader_does_not_import_prefect_and_a_valid_file_not_even_jsonschema() -> None:
     code = textwrap.dedent(
         """
         import sys
         from engine.loader import load_pathway
         assert load_pathway("tests/data/valid/minimal.yaml").ok
-        print(sorted(m for m in sys.modules if m.split(".")[0] in ("prefect", "sqlmodel", "sqlalchemy")))
+        print(sorted(m for m in sys.modules if m.split(".")[0] in ("prefect", "sqlmodel", "sqlalchemy", "jsonschema")))
         """
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
