@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from jsonschema import Draft202012Validator
     from jsonschema.exceptions import ValidationError
 
-__all__ = ["SCHEMA_ID", "SCHEMA_PATH", "build_schema", "schema_text", "validate_document", "write_schema"]
+__all__ = ["EXAMPLE", "SCHEMA_ID", "SCHEMA_PATH", "build_schema", "schema_text", "validate_document", "write_schema"]
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "pathway.schema.json"
 SCHEMA_ID = "urn:carepath:schema:pathway"
@@ -193,7 +193,7 @@ class _Unsure(Exception):
 def _fast_valid(value: Any) -> bool:
     try:
         return _fits(value, _built())
-    except (_Unsure, RecursionError):
+    except (_Unsure, KeyError, RecursionError):  # an unknown keyword or type name: let jsonschema decide
         return False
 
 
