@@ -342,19 +342,20 @@ def serve_deployments(
 ) -> None:
     """Register ``deployments`` and run their scheduled runs, each in a child process, until stopped.
 
-    ``pause_on_shutdown`` is off: a stopped server process must not pause anything, its due runs simply go Late
-    and run when serving resumes. With ``requeue_orphans`` (default) this process assumes it is the only one
-    serving these deployments and first takes back runs a dead predecessor had picked up.
+    ``pause_on_shutdown`` is off: a stopped serving process must not pause anything; its due runs go Late and
+    run when serving resumes. With ``requeue_orphans`` (default) this process assumes it is the only one
+    serving these deployments and first takes back runs a dead predecessor had picked up. Ctrl-C returns
+    quietly; SIGTERM exits after the children in flight end (prefetched ones wait for their time first).
     """
-    asyncio.run(
-        aserve_deployments(
-            *deployments,
-            query_seconds=query_seconds,
-            prefetch_seconds=prefetch_seconds,
-            limit=limit,
-            requeue_orphans=requeue_orphans,
-        )
+    serving = aserve_deployments(
+        *deployments,
+        query_seconds=query_seconds,
+        prefetch_seconds=prefetch_seconds,
+        limit=limit,
+        requeue_orphans=requeue_orphans,
     )
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how an operator stops serving: no traceback
+        asyncio.run(serving)
 
 
 # --- helpers -------------------------------------------------------------------------------------------------
