@@ -355,7 +355,7 @@ def apply_event(plan: Plan, state: EpisodeState, event: Event, now: datetime) ->
     elif candidates and not met:
         guards = "; ".join(describe(t.guard) for t in candidates if t.guard is not None)
         raise _reject_unexpected(plan, state, event, f"moves nowhere from '{state.stage}': no guard holds ({guards})")
-    elif not met and not facts and event.name != "need.identified":
+    elif not met and event.name != "need.identified":
         raise _reject_unexpected(plan, state, event)
     out.audit.insert(0, ("event", {"event": event.name, "event_id": event.id, "facts": sorted(facts)}))
     return out

@@ -76,18 +76,34 @@ def unscheduled_by_kind(rt: Runtime, episode_id: str) -> dict[str, list[str]]:
 def unscheduled_episodes(
     rt: Runtime, episode_id: str | None = None, limit: int = 500
 ) -> dict[str, dict[str, list[str]]]:
-    """Pending rungs without a run, by episode then kind of work."""
+    """The next rung of each open work item that has no run yet, by episode then kind of work.
+
+    Only the lowest pending rung of an item gets a run: the deadline run that fires it schedules the next one.
+    Most work is done before its first rung, so this halves the runs to create and to cancel.
+    """
     with Session(rt.engine) as s:
         query = (
-            select(RungRecord.id, RungRecord.episode_id, WorkItemRecord.kind)
+            select(
+                RungRecord.id,
+                RungRecord.episode_id,
+                RungRecord.work_item_id,
+                RungRecord.index,
+                RungRecord.flow_run_id,
+                WorkItemRecord.kind,
+            )
             .join(WorkItemRecord, col(WorkItemRecord.id) == col(RungRecord.work_item_id))
-            .where(RungRecord.status == "pending", col(RungRecord.flow_run_id).is_(None))
+            .where(RungRecord.status == "pending", WorkItemRecord.status == "open")
         )
         if episode_id:
             query = query.where(RungRecord.episode_id == episode_id)
+        first: dict[str, tuple[int, str, str, str, str | None]] = {}
+        for rung_id, ep, item, index, run_id, kind in s.exec(query.order_by(col(RungRecord.due_at)).limit(limit * 4)):
+            if item not in first or index < first[item][0]:
+                first[item] = (index, rung_id, ep, kind, run_id)
         out: dict[str, dict[str, list[str]]] = {}
-        for rung_id, ep, kind in s.exec(query.order_by(col(RungRecord.due_at)).limit(limit)):
-            out.setdefault(ep, {}).setdefault(kind, []).append(rung_id)
+        for _index, rung_id, ep, kind, run_id in first.values():
+            if run_id is None:
+                out.setdefault(ep, {}).setdefault(kind, []).append(rung_id)
         return out
 
 

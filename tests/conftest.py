@@ -1,3 +1,10 @@
 """Shared fixtures: the real Prefect server harness is a plugin, loaded once for the whole session."""
 
+import os
+
+# Prefect reads its settings on first import; keep its per-run INFO chatter out of test reports
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+
 pytest_plugins = ["prefect_harness"]
