@@ -19,14 +19,31 @@ Rules:
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, Field
-
+from engine.episode_state import (
+    EpisodeState,
+    Escalation,
+    Event,
+    Handoff,
+    Outcome,
+    Rung,
+    WorkItem,
+    close_item,
+    open_work,
+)
 from engine.errors import EventRejected
 from engine.guards import describe, evaluate
 from engine.model import BUILTIN_EVENTS
-from engine.plan import CheckInSeriesPlan, Plan, TransitionPlan, WorkPlan
+from engine.plan import CheckInSeriesPlan, Plan, TransitionPlan
+from engine.transfers import handle_consent, handle_handoff_event, handle_medication_list, open_handoff
+
+#: Work that :mod:`engine.transfers` closes from a handoff's lifecycle, never by event name alone.
+_MOVED_BY_TRANSFERS = frozenset({"handoff-step", "re-engagement", "consent", "alert"})
+#: Built-in events that carry their own meaning (never "unexpected" in a stage; they may still be refused).
+_SAFETY_EVENTS = frozenset(
+    {"handoff.move", "consent.recorded", "consent.revoked", "medications.sending-list", "medications.receiving-list"}
+)
 
 __all__ = [
     "EpisodeState",
@@ -42,127 +59,7 @@ __all__ = [
     "fire_rung",
 ]
 
-ItemStatus = Literal["open", "done", "cancelled", "missed"]
-_BUSINESS = {"accepted": "accepted", "scheduled": "event-scheduled", "visit-kept": "event-completed"}
-_TASK_STATUS = {"accepted": "accepted", "scheduled": "accepted", "visit-kept": "in-progress"}
-
-
-class Rung(BaseModel):
-    """A durable timer: at ``due_at``, if the item is still open, alert ``role``."""
-
-    id: str
-    index: int
-    due_at: datetime
-    role: str
-    status: Literal["pending", "fired", "cancelled"] = "pending"
-
-
-class WorkItem(BaseModel):
-    """An instance of planned work for one episode, with its deadline and rungs."""
-
-    id: str
-    kind: str
-    key: str
-    title: str
-    owner: str | None
-    opened_at: datetime
-    due_at: datetime
-    done_on: str
-    match: dict[str, str] = {}
-    visit: int
-    occurrence: int = 0
-    handoff_id: str | None = None
-    consent_purpose: str | None = None
-    status: ItemStatus = "open"
-    closed_by: str | None = None
-    rungs: list[Rung] = []
-
-
-class Handoff(BaseModel):
-    """A referral to a receiving program, with FHIR Task.status and BSeR business status."""
-
-    id: str
-    transition_index: int
-    program: str
-    role: str
-    mode: str
-    consent_purpose: str
-    visit: int
-    status: str = "requested"
-    business_status: str = "created"
-    opened_at: datetime
-    closed_at: datetime | None = None
-
-
-class EpisodeState(BaseModel):
-    """What the semantics need of an episode: where it is, its facts and its open work."""
-
-    id: str
-    stage: str
-    status: Literal["active", "completed"] = "active"
-    facts: dict[str, Any] = {}
-    visit: int = 1
-    stage_entered_at: datetime
-    items: list[WorkItem] = []
-    handoffs: list[Handoff] = []
-
-
-class Event(BaseModel):
-    """Something that happened, as recorded by a coordinator or a system; ``id`` makes it idempotent."""
-
-    id: str
-    name: str
-    data: dict[str, Any] = {}
-    at: datetime
-
-
-class Escalation(BaseModel):
-    """A rung that fired: ``role`` must act on ``item_id``."""
-
-    rung_id: str
-    item_id: str
-    role: str
-    raised_at: datetime
-
-
-class Outcome(BaseModel):
-    """Every change one call made; the caller persists and schedules from it."""
-
-    state: EpisodeState
-    opened: list[WorkItem] = []
-    closed: list[WorkItem] = []
-    handoffs_opened: list[Handoff] = []
-    handoffs_changed: list[Handoff] = []
-    escalations: list[Escalation] = []
-    fired_rungs: list[str] = []
-    moved: tuple[str, str] | None = None
-    audit: list[tuple[str, dict[str, Any]]] = Field(default_factory=list)
-
-    @property
-    def changed(self) -> bool:
-        return bool(self.opened or self.closed or self.escalations or self.moved or self.handoffs_changed)
-
-
 # ---------------------------------------------------------------------------------------------- opening work
-
-
-def _open(work: WorkPlan, base: datetime, episode_id: str, visit: int, handoff_id: str | None) -> WorkItem:
-    item_id = f"{episode_id}/{visit}/{work.key}"
-    return WorkItem(
-        id=item_id,
-        kind=work.kind,
-        key=work.key,
-        title=work.title,
-        owner=work.owner,
-        opened_at=base,
-        due_at=base + work.due,
-        done_on=work.done_on,
-        match=dict(work.match),
-        visit=visit,
-        handoff_id=handoff_id if work.kind == "handoff-step" or work.kind == "authorization" else None,
-        consent_purpose=work.consent_purpose,
-        rungs=[Rung(id=f"{item_id}#r{r.index}", index=r.index, due_at=base + r.at, role=r.to) for r in work.ladder],
-    )
 
 
 def _check_in(
@@ -196,63 +93,44 @@ def _check_in(
 def _enter_stage(
     plan: Plan, state: EpisodeState, stage: str, now: datetime, transition: TransitionPlan | None, out: Outcome
 ) -> None:
+    """Enter ``stage`` (a new visit when a transition or fallback leads there) and open its work."""
     state.stage, state.stage_entered_at = stage, now
-    handoff_id = None
+    handoff_id, sent = None, True
     if transition is not None:
         state.visit += 1
+        state.medication_lists = {}
         if transition.handoff is not None:
-            h = transition.handoff
-            handoff = Handoff(
-                id=f"{state.id}/{state.visit}/handoff",
-                transition_index=transition.index,
-                program=h.program,
-                role=h.role,
-                mode=h.mode,
-                consent_purpose=h.consent_purpose,
-                visit=state.visit,
-                opened_at=now,
-            )
+            handoff, sent = open_handoff(plan, state, transition, now, out)
             handoff_id = handoff.id
-            state.handoffs.append(handoff)
-            out.handoffs_opened.append(handoff)
     stage_plan = plan.stages[stage]
     work = list(transition.work if transition else ()) + list(stage_plan.entry_work)
     for w in sorted(work, key=lambda w: (w.due, w.key)):
-        skip_if = getattr(w, "skip_if", None)
-        if skip_if is not None and evaluate(skip_if, state.facts):
-            out.audit.append(("work.skipped", {"key": w.key, "because": describe(skip_if)}))
+        if w.kind == "handoff-step" and not sent:
+            continue  # its deadlines start when the referral is sent, under consent
+        if w.skip_if is not None and evaluate(w.skip_if, state.facts):
+            out.audit.append(("work.skipped", {"key": w.key, "because": describe(w.skip_if)}))
             continue
-        out.opened.append(_open(w, now, state.id, state.visit, handoff_id))
+        item = open_work(w, now, state.id, state.visit, handoff_id)
+        state.items.append(item)
+        out.opened.append(item)
     first = _check_in(stage_plan.check_ins, 0, 0, now, state.id, state.visit)
     if first is not None:
+        state.items.append(first)
         out.opened.append(first)
-    known = {i.id for i in state.items}
-    state.items.extend(i for i in out.opened if i.id not in known)
     if stage_plan.terminal:
         state.status = "completed"
         _close_all(state, out, now, reason="episode completed")
 
 
-def _close(item: WorkItem, status: ItemStatus, by: str, state: EpisodeState, out: Outcome) -> None:
-    """Close an open item; one opened by this same call simply never happened."""
-    item.status, item.closed_by = status, by
-    for rung in item.rungs:
-        if rung.status == "pending":
-            rung.status = "cancelled"
-    state.items = [i for i in state.items if i.id != item.id]
-    if any(i.id == item.id for i in out.opened):
-        out.opened = [i for i in out.opened if i.id != item.id]
-    else:
-        out.closed.append(item)
-
-
 def _close_all(state: EpisodeState, out: Outcome, now: datetime, reason: str, visit: int | None = None) -> None:
     for item in list(state.items):
+        if item.kind == "alert":
+            continue  # an escalation already raised is delivered whatever the person does next
         if visit is None or item.visit == visit:
-            _close(item, "cancelled", reason, state, out)
+            close_item(item, "cancelled", reason, state, out)
     for handoff in list(state.handoffs):
         if visit is None or handoff.visit == visit:
-            handoff.status, handoff.business_status, handoff.closed_at = "cancelled", "event-cancelled", now
+            handoff.status, handoff.business_status, handoff.closed_at = "cancelled", "fulfillment-cancelled", now
             state.handoffs.remove(handoff)
             out.handoffs_changed.append(handoff)
 
@@ -299,7 +177,7 @@ def _check_payload(plan: Plan, event: Event) -> None:
 
 
 def _meets(item: WorkItem, event: Event) -> bool:
-    if item.done_on != event.name:
+    if item.kind in _MOVED_BY_TRANSFERS or item.done_on != event.name:
         return False
     if any(str(event.data.get(k)) != v for k, v in item.match.items()):
         return False
@@ -332,18 +210,26 @@ def apply_event(plan: Plan, state: EpisodeState, event: Event, now: datetime) ->
     facts = {k: v for k, v in event.data.items() if k in plan.facts}
     state.facts.update(facts)
 
+    handled = event.name in _SAFETY_EVENTS
+    fallback = None
+    if event.name.startswith("handoff."):
+        fallback, handled = handle_handoff_event(plan, state, event, now, out), True
+    elif event.name.startswith("consent."):
+        handle_consent(plan, state, event, now, out)
+    elif event.name.startswith("medications.") and event.name.endswith("-list"):
+        handle_medication_list(plan, state, event, now, out)
+
     met = [i for i in state.items if _meets(i, event)]
-    if event.name.startswith("handoff.") and not met:
-        raise _reject_unexpected(plan, state, event, "matches no open handoff step")
     # a recurring contact meets one occurrence: the earliest open one
     checkins = sorted((i for i in met if i.kind == "check-in"), key=lambda i: i.opened_at)
     met = [i for i in met if i.kind != "check-in"] + checkins[:1]
     for item in met:
-        _close(item, "done", event.id, state, out)
+        close_item(item, "done", event.id, state, out)
         if item.kind == "check-in":
             _next_check_in(plan, state, item, out)
-        if item.kind == "handoff-step":
-            _advance_handoff(state, item, now, out)
+    if fallback is not None:
+        _fall_back(plan, state, fallback, event, now, out)
+        handled = True
 
     if event.name == "need.identified":
         _open_referral(plan, state, event, now, out)
@@ -352,10 +238,10 @@ def apply_event(plan: Plan, state: EpisodeState, event: Event, now: datetime) ->
     chosen = next((t for t in candidates if t.guard is None or evaluate(t.guard, state.facts)), None)
     if chosen is not None:
         _move(plan, state, chosen, event, now, out)
-    elif candidates and not met:
+    elif candidates and not met and not handled:
         guards = "; ".join(describe(t.guard) for t in candidates if t.guard is not None)
         raise _reject_unexpected(plan, state, event, f"moves nowhere from '{state.stage}': no guard holds ({guards})")
-    elif not met and event.name != "need.identified":
+    elif not met and not handled and event.name != "need.identified":
         raise _reject_unexpected(plan, state, event)
     out.audit.insert(0, ("event", {"event": event.name, "event_id": event.id, "facts": sorted(facts)}))
     return out
@@ -388,19 +274,15 @@ def _next_check_in(plan: Plan, state: EpisodeState, item: WorkItem, out: Outcome
         out.opened.append(nxt)
 
 
-def _advance_handoff(state: EpisodeState, item: WorkItem, now: datetime, out: Outcome) -> None:
-    handoff = next((h for h in state.handoffs if h.id == item.handoff_id), None)
-    if handoff is None:
-        return
-    kind = item.done_on.removeprefix("handoff.")
-    if kind == "outcome-returned" or not any(
-        i.handoff_id == handoff.id and i.kind == "handoff-step" for i in state.items
-    ):
-        handoff.status, handoff.business_status, handoff.closed_at = "completed", "fulfillment-completed", now
-        state.handoffs.remove(handoff)
-    else:
-        handoff.status, handoff.business_status = _TASK_STATUS[kind], _BUSINESS[kind]
-    out.handoffs_changed.append(handoff)
+def _fall_back(plan: Plan, state: EpisodeState, stage: str, event: Event, now: datetime, out: Outcome) -> None:
+    """The receiver declined: the person goes to the pathway's fallback stage (a new visit, no handoff)."""
+    left = state.stage
+    _close_all(state, out, now, reason=f"declined: fell back to {stage}", visit=state.visit)
+    state.visit += 1
+    state.medication_lists = {}
+    _enter_stage(plan, state, stage, now, None, out)
+    out.moved = (left, stage)
+    out.audit.append(("moved", {"from": left, "to": stage, "fallback": True}))
 
 
 def _open_referral(plan: Plan, state: EpisodeState, event: Event, now: datetime, out: Outcome) -> None:
@@ -408,7 +290,7 @@ def _open_referral(plan: Plan, state: EpisodeState, event: Event, now: datetime,
     if need not in plan.referrals:
         known = ", ".join(sorted(plan.referrals)) or "none"
         raise EventRejected(f"need '{need}' has no referral rule in pathway '{plan.pathway_id}' (known: {known})")
-    item = _open(plan.referrals[need], now, state.id, state.visit, None)
+    item = open_work(plan.referrals[need], now, state.id, state.visit, None)
     if any(i.id == item.id for i in state.items):
         return
     state.items.append(item)
@@ -432,7 +314,8 @@ def fire_rung(plan: Plan, state: EpisodeState, rung_id: str, now: datetime) -> O
     out.fired_rungs.append(rung.id)
     out.escalations.append(Escalation(rung_id=rung.id, item_id=item.id, role=rung.role, raised_at=now))
     out.audit.append(("escalated", {"item": item.key, "rung": rung.index, "to": rung.role}))
-    if item.kind == "check-in" and all(r.status != "pending" for r in item.rungs):
-        _close(item, "missed", f"rung {rung.index}", state, out)
-        _next_check_in(plan, state, item, out)
+    if item.kind in ("check-in", "alert") and all(r.status != "pending" for r in item.rungs):
+        close_item(item, "missed" if item.kind == "check-in" else "done", f"rung {rung.index}", state, out)
+        if item.kind == "check-in":
+            _next_check_in(plan, state, item, out)
     return out

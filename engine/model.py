@@ -69,7 +69,19 @@ BUILTIN_EVENTS: dict[str, dict[str, str]] = {
     **{f"handoff.{kind}": {"handoff": "string"} for kind in STEP_KINDS},
     "authorization.approved": {"handoff": "string"},
     "authorization.denied": {"handoff": "string"},
+    "handoff.move": {
+        "action": "string",
+        "party": "string",
+        "reason": "string",
+        "appointment_at": "string",
+        "outcome": "string",
+        "handoff": "string",
+    },
+    "consent.recorded": {"consent": "string"},
+    "consent.revoked": {"consent": "string"},
     "medications.reconciled": {},
+    "medications.sending-list": {"medications": "list"},
+    "medications.receiving-list": {"medications": "list"},
     "need.identified": {"need": "string"},
     "referral.made": {"need": "string"},
 }
@@ -345,6 +357,13 @@ class HandoffSpec(Spec):
     consent_purpose: Id = Field(description="Consent purpose required to send information.", examples=["treatment"])
     authorization: AuthorizationSpec | None = Field(None, description="Insurance authorization, if needed.")
     steps: list[HandoffStepSpec] = Field(min_length=1, description="Milestones with deadlines, in order.")
+    consent_within: Duration | None = Field(
+        None,
+        description="If no consent covers the referral, deadline (from the move) to record one; "
+        "default: the first step's deadline and ladder.",
+        examples=["24h"],
+    )
+    consent_escalate: Ladder = Field(default_factory=list)
     re_engage_within: Duration | None = Field(None, description="After a no-show, re-engagement deadline.")
     fallback: Id | None = Field(None, description="Stage to go to if the receiver declines.")
 

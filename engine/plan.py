@@ -32,7 +32,18 @@ __all__ = [
     "compile_plan",
 ]
 
-WorkKind = Literal["handoff-step", "authorization", "reconcile", "task", "peer-contact", "family-update", "referral"]
+WorkKind = Literal[
+    "handoff-step",
+    "authorization",
+    "reconcile",
+    "task",
+    "peer-contact",
+    "family-update",
+    "referral",
+    "consent",
+    "re-engagement",
+    "alert",
+]
 
 
 class _Frozen(BaseModel):
@@ -100,6 +111,8 @@ class HandoffPlan(_Frozen):
     consent_purpose: str
     re_engage_within: timedelta | None = None
     fallback: str | None = None
+    #: The wait for a consent when none covers the referral (opened only then).
+    consent: WorkPlan | None = None
 
 
 class StagePlan(_Frozen):
@@ -411,6 +424,17 @@ class _Compiler:
                         consent_purpose=handoff.consent_purpose,
                     )
                 )
+            first = handoff.steps[0]
+            plan["consent"] = self.work(
+                f"{at}.consent",
+                "consent",
+                f"{program}: consent needed to send the referral ({handoff.consent_purpose})",
+                handoff.introduced_by or (first.escalate[0].to if first.escalate else None),
+                handoff.consent_within if handoff.consent_within is not None else first.within,
+                "consent.recorded",
+                handoff.consent_escalate or first.escalate,
+                consent_purpose=handoff.consent_purpose,
+            )
             auth = handoff.authorization
             if auth and auth.required:
                 work.append(

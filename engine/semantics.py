@@ -74,6 +74,8 @@ def _ladders(spec: PathwaySpec) -> Iterator[tuple[Path, list[RungSpec]]]:
                 yield ("transitions", i, "handoff", "steps", j, "escalate"), step.escalate
             if t.handoff.authorization:
                 yield ("transitions", i, "handoff", "authorization", "escalate"), t.handoff.authorization.escalate
+            if t.handoff.consent_escalate:
+                yield ("transitions", i, "handoff", "consent_escalate"), t.handoff.consent_escalate
         if t.reconcile:
             yield ("transitions", i, "reconcile", "escalate"), t.reconcile.escalate
     for name, need in spec.social_needs.items():

@@ -2,19 +2,35 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
 import yaml
 
 from engine.clock import ManualClock
+from engine.domain.consent import TPO, Consent
 from engine.episode import EpisodeState, Event, Outcome, apply_event, enroll, fire_rung
 from engine.errors import EventRejected
 from engine.model import PathwaySpec
 from engine.plan import Plan, compile_plan
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def tpo_consent(consent_id: str = "cn-1") -> Consent:
+    """A synthetic single consent for treatment, payment and operations to all treating providers."""
+    return Consent(
+        id=consent_id,
+        patient="P-TEST-1",
+        discloser="Carepath test program",
+        information="SUD diagnosis, medications, referral details",
+        recipient_classes=("treating-providers",),
+        purposes=TPO,
+        expires="end-of-treatment",
+        signed_on=date(2026, 1, 1),
+        signed_by="P-TEST-1",
+    )
 
 
 def _plan(name: str) -> Plan:
@@ -37,6 +53,7 @@ class Driver:
     def __init__(self, plan: Plan, clock: ManualClock) -> None:
         self.plan, self.clock, self.n = plan, clock, 0
         self.state: EpisodeState = enroll(plan, "ep-test", clock.now()).state
+        self.state.person, self.state.consents = "P-TEST-1", [tpo_consent()]
 
     def event(self, name: str, **data: object) -> Outcome:
         self.n += 1
@@ -86,7 +103,7 @@ def test_undeclared_and_unexpected_events_are_rejected_and_change_nothing(detox:
         d.event("detox.finished")
     with pytest.raises(EventRejected, match=r"not expected in stage .assessment..*assessment.completed"):
         d.event("detox.completed")
-    with pytest.raises(EventRejected, match="matches no open handoff step"):
+    with pytest.raises(EventRejected, match="matches no open handoff"):
         d.event("handoff.accepted")
     assert d.state == before
 
