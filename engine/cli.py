@@ -18,7 +18,7 @@ from engine.errors import CarepathError
 __all__ = ["main"]
 
 Handler = Callable[[argparse.Namespace], int]
-_COMMAND_MODULES = ("engine.cli_pathways", "engine.cli_episodes")
+_COMMAND_MODULES = ("engine.cli_pathways", "engine.cli_episodes", "engine.cli_safety")
 _COMMANDS: dict[str, tuple[Handler, Callable[[argparse.ArgumentParser], None], str]] = {}
 
 

@@ -15,10 +15,11 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from engine.clock import CompressedClock
+from engine.domain.consent import TPO, Consent
 from engine.errors import CarepathError, OrchestrationError
 from engine.runtime import Runtime
 
@@ -33,6 +34,22 @@ class Persona:
     pathway: str
     story: str
     script: tuple[tuple[float, str, dict[str, Any]], ...] = field(default=())
+    consented: bool = True
+
+
+def demo_consent(episode_id: str, person: str, now: datetime) -> Consent:
+    """A synthetic Part 2 consent: treatment, payment and operations, to the person's treating providers."""
+    return Consent(
+        id=f"cn-{episode_id}",
+        patient=person,
+        discloser="Carepath demo program",
+        information="SUD diagnosis, current medications, referral details",
+        recipient_classes=("treating-providers",),
+        purposes=TPO,
+        expires="end-of-treatment",
+        signed_on=now.date(),
+        signed_by=person,
+    )
 
 
 _ASSESSED = (
@@ -50,7 +67,8 @@ COHORT: tuple[Persona, ...] = (
             *_ASSESSED,
             (6, "assessment.completed", {"insurance": "medicaid", "needs_withdrawal_management": True}),
             (8, "handoff.accepted", {}),
-            (10, "medications.reconciled", {}),
+            (9, "medications.sending-list", {"medications": [{"name": "buprenorphine", "dose": "16 mg"}]}),
+            (10, "medications.receiving-list", {"medications": [{"name": "Suboxone", "dose": "16 mg"}]}),
             (12, "handoff.visit-kept", {}),
             (14, "moud-plan.confirmed", {}),
             (30, "transfer-plan.completed", {}),
@@ -62,8 +80,13 @@ COHORT: tuple[Persona, ...] = (
     Persona(
         "P-DEMO-002",
         "detox-to-aftercare",
-        "assessed, but the detox unit never accepts: the ladder runs",
-        (*_ASSESSED, (5, "assessment.completed", {"insurance": "commercial", "needs_withdrawal_management": True})),
+        "assessed, but the detox unit never accepts and buprenorphine is dropped: escalations",
+        (
+            *_ASSESSED,
+            (5, "assessment.completed", {"insurance": "commercial", "needs_withdrawal_management": True}),
+            (6, "medications.sending-list", {"medications": [{"name": "buprenorphine", "dose": "8 mg"}]}),
+            (7, "medications.receiving-list", {"medications": [{"name": "ondansetron", "dose": "4 mg"}]}),
+        ),
     ),
     Persona(
         "P-DEMO-003",
@@ -141,6 +164,8 @@ def run_demo(
         for persona in cohort:
             changes = rt.service.enroll(persona.pathway, persona.person)
             episode = rt.service.episode(changes.episode_id)
+            if persona.consented:
+                rt.service.add_consent(episode.id, demo_consent(episode.id, persona.person, clock.now()))
             import asyncio
 
             asyncio.run(flow_for(episode.pathway_id, episode.pathway_version, "enroll")(episode_id=episode.id))

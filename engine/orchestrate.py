@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
 
-from engine import prefect_ops
+from engine import prefect_ops, store
 from engine.clock import utc
 from engine.runtime import Runtime
 from engine.service import Changes
@@ -26,6 +26,7 @@ __all__ = [
     "cancel_runs",
     "deployment_name",
     "describe_event",
+    "notify_escalations",
     "overdue_rungs",
     "publish_episode",
     "rename_current_run",
@@ -206,3 +207,50 @@ async def rename_current_run(rt: Runtime, episode_id: str, what: str) -> None:
     status = episode_status(rt.engine, episode_id, audit_tail=0)
     nxt = f" · next: {status.items[0].title} by {utc(status.items[0].due_at):%Y-%m-%d %H:%M}" if status.items else ""
     await prefect_ops.rename_current_flow_run(f"{episode_id} · {what}{nxt}")
+
+
+def notify_escalations(rt: Runtime, escalations: list[tuple[str, str]]) -> list[str]:
+    """Deliver escalations to the people the roster names for their roles; every outcome is stored.
+
+    With no roster configured (``CAREPATH_ROSTER`` or ``<home>/roster.yaml``) escalations are still raised and
+    visible in Prefect and ``carepath status``; nothing is sent. Returns one summary line per escalation.
+    """
+    from dataclasses import asdict
+
+    from engine.notify import deliver, escalation_notification
+    from engine.roster import load_roster, roster_path
+
+    path = roster_path(None, rt.env) or (rt.home / "roster.yaml")
+    if not escalations or not path.exists():
+        return []
+    roster, clock = load_roster(path, env=rt.env), rt.clock
+    lines = []
+    for rung_id, role in escalations:
+        with Session(rt.engine) as s:
+            row = s.exec(
+                select(RungRecord, WorkItemRecord, EpisodeRecord)
+                .join(WorkItemRecord, col(WorkItemRecord.id) == col(RungRecord.work_item_id))
+                .join(EpisodeRecord, col(EpisodeRecord.id) == col(RungRecord.episode_id))
+                .where(RungRecord.id == rung_id)
+            ).first()
+            done = {d.key for d in store.deliveries_for(s, rung_id=rung_id) if d.status == "delivered"}
+        if row is None:
+            continue
+        rung, item, episode = row
+        note = escalation_notification(
+            episode_id=episode.id,
+            pathway_id=episode.pathway_id,
+            stage_id=episode.stage,
+            work_title=item.title,
+            rung_id=rung.id,
+            rung_index=rung.index,
+            role=role,
+            due_at=utc(item.due_at),
+        )
+        report = deliver(note, roster.contacts_for(role), now=clock.now, already_delivered=done)
+        with store.session_scope(rt.engine) as s:
+            for outcome in report.outcomes:
+                store.record_delivery(s, {**asdict(outcome), "episode_id": episode.id}, clock.now())
+            store.audit(s, episode.id, clock.now(), "carepath", "escalation.delivered", {"summary": report.summary()})
+        lines.append(report.summary())
+    return lines

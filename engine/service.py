@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
@@ -21,47 +20,23 @@ from sqlmodel import Session, select
 
 from engine import store
 from engine.clock import Clock, utc
-from engine.episode import EpisodeState, Event, Handoff, Outcome, Rung, WorkItem, apply_event, enroll, fire_rung
+from engine.domain.consent import Consent
+from engine.episode import Event, apply_event, enroll, fire_rung
 from engine.errors import EpisodeError, PathwayError, UnknownEpisode
 from engine.loader import load_pathway_text
 from engine.model import PathwaySpec
 from engine.plan import Plan, compile_plan
+from engine.state_io import Changes, load_state, save_outcome
 from engine.store import (
+    ConsentRecord,
+    DisclosureRecord,
     EpisodeRecord,
-    HandoffRecord,
+    EscalationRecord,
     PathwayVersionRecord,
     RungRecord,
-    StageVisitRecord,
-    WorkItemRecord,
 )
 
-__all__ = ["Changes", "EpisodeService", "TimerRef"]
-
-
-@dataclass(frozen=True)
-class TimerRef:
-    """A rung the orchestration layer must schedule: fire ``rung_id`` of ``episode_id`` at pathway time ``due_at``."""
-
-    rung_id: str
-    episode_id: str
-    pathway_id: str
-    due_at: datetime
-    title: str
-    role: str
-
-
-@dataclass
-class Changes:
-    """What one service call changed, for scheduling and for the operator's view."""
-
-    episode_id: str
-    pathway_id: str
-    stage: str
-    schedule: list[TimerRef] = field(default_factory=list)
-    cancel_runs: list[str] = field(default_factory=list)
-    escalations: list[tuple[str, str]] = field(default_factory=list)
-    moved: tuple[str, str] | None = None
-    duplicate: bool = False
+__all__ = ["Changes", "EpisodeService", "new_episode_id"]
 
 
 def new_episode_id() -> str:
@@ -171,7 +146,7 @@ class EpisodeService:
             plan = self.plan_of(session, episode)  # validates params before anything is written
             session.add(episode)
             outcome = enroll(plan, episode.id, now, facts)
-            return self._persist(session, plan, episode, outcome, now, actor, event=None)
+            return save_outcome(session, episode, outcome, now, actor, event=None)
 
     def record_event(
         self,
@@ -190,8 +165,8 @@ class EpisodeService:
             plan = self.plan_of(session, episode)
             if not store.mark_event_processed(session, event.id, episode_id, name, now):
                 return Changes(episode_id, episode.pathway_id, episode.stage, duplicate=True)
-            outcome = apply_event(plan, self._state(session, episode), event, now)
-            return self._persist(session, plan, episode, outcome, now, actor, event=event)
+            outcome = apply_event(plan, load_state(session, episode), event, now)
+            return save_outcome(session, episode, outcome, now, actor, event=event)
 
     def fire_rung(self, rung_id: str) -> Changes | None:
         """Escalate a due rung exactly once; None if the rung is unknown."""
@@ -202,8 +177,81 @@ class EpisodeService:
                 return None
             episode = store.lock_episode(session, rung.episode_id)
             plan = self.plan_of(session, episode)
-            outcome = fire_rung(plan, self._state(session, episode), rung_id, now)
-            return self._persist(session, plan, episode, outcome, now, "carepath", event=None)
+            outcome = fire_rung(plan, load_state(session, episode), rung_id, now)
+            return save_outcome(session, episode, outcome, now, "carepath", event=None)
+
+    # ------------------------------------------------------------------------------------ safety core
+
+    def add_consent(self, episode_id: str, consent: Consent, *, actor: str = "coordinator") -> None:
+        """Record a signed Part 2 consent for the episode's person (then apply the ``consent.recorded`` event)."""
+        with store.session_scope(self.engine) as session:
+            episode = store.get_episode(session, episode_id)
+            store.add_consent(
+                session,
+                ConsentRecord(
+                    id=consent.id,
+                    person_ref=episode.person_ref,
+                    discloser=consent.discloser,
+                    information=consent.information,
+                    recipients=list(consent.recipients),
+                    recipient_classes=list(consent.recipient_classes),
+                    purposes=list(consent.purposes),
+                    expires=str(consent.expires),
+                    signed_on=consent.signed_on.isoformat(),
+                    signed_by=consent.signed_by,
+                    recorded_at=self.clock.now(),
+                ),
+            )
+            store.audit(session, episode_id, self.clock.now(), actor, "consent.recorded", {"consent": consent.id})
+
+    def revoke_consent(self, consent_id: str, *, written: bool, actor: str = "coordinator") -> list[str]:
+        """Revoke in writing; returns the person's active episodes (each then applies ``consent.revoked``)."""
+        now = self.clock.now()
+        with store.session_scope(self.engine) as session:
+            record = store.revoke_consent(session, consent_id, now, written)
+            episodes = [
+                e.id
+                for e in session.exec(
+                    select(EpisodeRecord).where(
+                        EpisodeRecord.person_ref == record.person_ref, EpisodeRecord.status == "active"
+                    )
+                )
+            ]
+            for episode_id in episodes:
+                store.audit(session, episode_id, now, actor, "consent.revoked", {"consent": consent_id})
+        return episodes
+
+    def acknowledge(self, escalation_id: int, by: str) -> list[str]:
+        """Acknowledge an escalation: its later rungs never fire. Returns the Prefect runs to cancel."""
+        now = self.clock.now()
+        with store.session_scope(self.engine) as session:
+            escalation = session.get(EscalationRecord, escalation_id)
+            if escalation is None:
+                raise EpisodeError(f"no escalation {escalation_id}")
+            if not store.acknowledge_escalation(session, escalation_id, by, now):
+                raise EpisodeError(f"escalation {escalation_id} was already acknowledged")
+            fired = session.get(RungRecord, escalation.rung_id)
+            runs = []
+            for rung in store.cancel_pending_rungs(session, escalation.work_item_id):
+                if fired is None or rung.index > fired.index:
+                    runs += [rung.flow_run_id] if rung.flow_run_id else []
+            store.audit(session, escalation.episode_id, now, by, "escalation.acknowledged", {"id": escalation_id})
+            return runs
+
+    def mark_intentional(self, discrepancy_id: str, reason: str, by: str) -> None:
+        """A clinician documents a medication discrepancy as intentional (it stops counting as an error)."""
+        now = self.clock.now()
+        with store.session_scope(self.engine) as session:
+            row = store.mark_discrepancy_intentional(session, discrepancy_id, reason, by, now)
+            store.audit(session, row.episode_id, now, by, "discrepancy.intentional", {"id": discrepancy_id}, reason)
+
+    def disclosures(self, episode_id: str, years: int = 3) -> list[DisclosureRecord]:
+        """The accounting of disclosures of the episode's person over the past ``years`` (section 2.25)."""
+        now = self.clock.now()
+        with Session(self.engine) as session:
+            episode = store.get_episode(session, episode_id)
+            since = now.replace(year=now.year - years)
+            return store.disclosures_for(session, person_ref=episode.person_ref, since=since)
 
     def set_run_ids(self, run_ids: dict[str, str]) -> None:
         """Remember which Prefect run will fire each rung (so a met deadline can cancel it)."""
@@ -216,145 +264,6 @@ class EpisodeService:
                     rung.flow_run_id = run_id
                     rung.scheduled_at = self.clock.now()
                     session.add(rung)
-
-    # ------------------------------------------------------------------------------------------- state
-
-    def _state(self, session: Session, episode: EpisodeRecord) -> EpisodeState:
-        items = session.exec(
-            select(WorkItemRecord).where(WorkItemRecord.episode_id == episode.id, WorkItemRecord.status == "open")
-        ).all()
-        rungs = session.exec(
-            select(RungRecord).where(RungRecord.episode_id == episode.id, RungRecord.status == "pending")
-        ).all()
-        by_item: dict[str, list[Rung]] = {}
-        for r in rungs:
-            by_item.setdefault(r.work_item_id, []).append(
-                Rung(id=r.id, index=r.index, due_at=utc(r.due_at), role=r.role, status="pending")
-            )
-        handoffs = session.exec(
-            select(HandoffRecord).where(HandoffRecord.episode_id == episode.id, HandoffRecord.closed_at.is_(None))  # type: ignore[union-attr]
-        ).all()
-        return EpisodeState(
-            id=episode.id,
-            stage=episode.stage,
-            status=episode.status,  # type: ignore[arg-type]
-            facts=dict(episode.facts or {}),
-            visit=episode.visit,
-            stage_entered_at=utc(episode.stage_entered_at),
-            items=[
-                WorkItem(
-                    id=i.id,
-                    kind=i.kind,
-                    key=i.key,
-                    title=i.title,
-                    owner=i.owner,
-                    opened_at=utc(i.opened_at),
-                    due_at=utc(i.due_at),
-                    done_on=i.done_on,
-                    match=dict(i.match or {}),
-                    visit=i.visit,
-                    occurrence=i.occurrence,
-                    handoff_id=i.handoff_id,
-                    consent_purpose=i.consent_purpose,
-                    rungs=sorted(by_item.get(i.id, []), key=lambda r: r.index),
-                )
-                for i in items
-            ],
-            handoffs=[
-                Handoff(
-                    id=h.id,
-                    transition_index=h.transition_index,
-                    program=h.program,
-                    role=h.role,
-                    mode=h.mode,
-                    consent_purpose=h.consent_purpose,
-                    visit=h.visit,
-                    status=h.status,
-                    business_status=h.business_status,
-                    opened_at=utc(h.opened_at),
-                )
-                for h in handoffs
-            ],
-        )
-
-    def _persist(
-        self,
-        session: Session,
-        plan: Plan,
-        episode: EpisodeRecord,
-        outcome: Outcome,
-        now: datetime,
-        actor: str,
-        event: Event | None,
-    ) -> Changes:
-        state = outcome.state
-        changes = Changes(episode.id, episode.pathway_id, state.stage, moved=outcome.moved)
-        if outcome.moved or not episode.stage:
-            self._visit(session, episode, state, now, event)
-        episode.stage, episode.status, episode.facts = state.stage, state.status, dict(state.facts)
-        episode.visit, episode.stage_entered_at = state.visit, state.stage_entered_at
-        episode.updated_at, episode.revision = now, episode.revision + 1
-        session.add(episode)
-        for h in outcome.handoffs_opened:
-            session.add(HandoffRecord(episode_id=episode.id, **h.model_dump()))
-        for h in outcome.handoffs_changed:
-            row = session.get(HandoffRecord, h.id)
-            if row is not None:
-                row.status, row.business_status, row.closed_at = h.status, h.business_status, h.closed_at
-                session.add(row)
-        for item in outcome.opened:
-            session.add(WorkItemRecord(episode_id=episode.id, **item.model_dump(exclude={"rungs", "closed_by"})))
-            for r in item.rungs:
-                session.add(
-                    RungRecord(
-                        id=r.id,
-                        work_item_id=item.id,
-                        episode_id=episode.id,
-                        index=r.index,
-                        due_at=r.due_at,
-                        role=r.role,
-                    )
-                )
-                changes.schedule.append(TimerRef(r.id, episode.id, episode.pathway_id, r.due_at, item.title, r.role))
-        for item in outcome.closed:
-            row = session.get(WorkItemRecord, item.id)
-            if row is None:
-                continue
-            row.status, row.closed_at, row.closed_by = item.status, now, item.closed_by
-            session.add(row)
-            for rung in session.exec(
-                select(RungRecord).where(RungRecord.work_item_id == item.id, RungRecord.status == "pending")
-            ):
-                rung.status = "cancelled"
-                session.add(rung)
-                if rung.flow_run_id:
-                    changes.cancel_runs.append(rung.flow_run_id)
-        for esc in outcome.escalations:
-            rung = session.get(RungRecord, esc.rung_id)
-            if rung is not None and store.record_escalation_once(session, rung, now) is not None:
-                changes.escalations.append((esc.rung_id, esc.role))
-        for action, detail in outcome.audit:
-            store.audit(session, episode.id, now, actor, action, detail)
-        return changes
-
-    def _visit(
-        self, session: Session, episode: EpisodeRecord, state: EpisodeState, now: datetime, event: Event | None
-    ) -> None:
-        if episode.stage:
-            open_visit = session.exec(
-                select(StageVisitRecord).where(
-                    StageVisitRecord.episode_id == episode.id,
-                    StageVisitRecord.left_at.is_(None),  # type: ignore[union-attr]
-                )
-            ).first()
-            if open_visit is not None:
-                open_visit.left_at = now
-                session.add(open_visit)
-        session.add(
-            StageVisitRecord(
-                episode_id=episode.id, stage=state.stage, entered_at=now, entered_by_event=event.id if event else None
-            )
-        )
 
     # -------------------------------------------------------------------------------------------- reads
 

@@ -21,6 +21,7 @@ from engine.store import AuditRecord, EpisodeRecord, EscalationRecord, HandoffRe
 __all__ = [
     "EpisodeStatus",
     "caseload",
+    "discrepancy_rows",
     "episode_markdown",
     "episode_status",
     "open_escalation_rows",
@@ -186,6 +187,26 @@ def render_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
+def discrepancy_rows(engine: Engine, episode_id: str) -> list[dict[str, Any]]:
+    """Medication discrepancies of the episode's current stage visit (a table artifact and the CLI show them)."""
+    from engine import store
+
+    with Session(engine) as s:
+        episode = store.get_episode(s, episode_id)
+        return [
+            {
+                "id": d.id,
+                "kind": d.kind,
+                "medication": d.medication,
+                "detail": d.detail,
+                "critical": "CRITICAL" if d.critical else "",
+                "status": d.status,
+                "reason": d.reason or "",
+            }
+            for d in store.discrepancies_for(s, episode_id, episode.visit)
+        ]
+
+
 def render_status(status: EpisodeStatus, now: datetime) -> str:
     """``carepath status``: the coordinator's view of one episode (includes the person's program id)."""
     ep = status.episode
@@ -208,9 +229,9 @@ def render_status(status: EpisodeStatus, now: datetime) -> str:
             out.append(f"      rung {r.index + 1}: {_fmt(r.due_at)} -> {r.role}  [{r.status}]")
     if not status.items:
         out.append("  none")
-    out += ["", "escalations:"]
+    out += ["", "escalations (acknowledge with `carepath ack N --by ID`):"]
     out += [
-        f"  {_fmt(e.raised_at)} -> {e.role}: {e.work_item_id.split('/', 2)[-1]}"
+        f"  #{e.id} {_fmt(e.raised_at)} -> {e.role}: {e.work_item_id.split('/', 2)[-1]}"
         + ("  (acknowledged)" if e.acknowledged_at else "")
         for e in status.escalations
     ] or ["  none"]

@@ -55,6 +55,12 @@ async def cancel_timers(run_ids: list[str], count: int) -> int:
     return await orchestrate.cancel_runs(run_ids)
 
 
+@task(task_run_name="notify {count} escalations", retries=2, retry_delay_seconds=30)
+def notify(escalations: list[tuple[str, str]], count: int) -> list[str]:
+    """Deliver to the roster's contacts; failures are stored and retried, never dropped silently."""
+    return orchestrate.notify_escalations(runtime_from_env(), escalations)
+
+
 @task(task_run_name="publish {episode_id}")
 async def publish(episode_id: str, escalated: bool) -> None:
     await orchestrate.publish_episode(runtime_from_env(), episode_id, escalations_changed=escalated)
@@ -67,6 +73,8 @@ async def _follow_up(episode_id: str, result: orchestrate.Result | None) -> None
         await schedule_timers(episode_id, kind, rung_ids)
     if result and result.cancel_runs:
         await cancel_timers(result.cancel_runs, len(result.cancel_runs))
+    if result and result.escalations:
+        notify(result.escalations, len(result.escalations))
     await publish(episode_id, bool(result and result.escalations))
 
 

@@ -1,0 +1,142 @@
+"""A running Carepath for end-to-end tests: a store, a compressed clock, a serving process, in-process events.
+
+``running_carepath`` is what the orchestration and safety suites share: one serving process (``python -m
+flows.serve``) runs deadline and sweep deployments against the session's Prefect server, as in production, while
+coordinator events run in the test process, as ``carepath event`` does.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from sqlmodel import Session, select
+from store_fixtures import pg_admin_url, pg_unavailable_reason, temporary_pg_database
+
+from engine.cli_episodes import register_pathways, run_event
+from engine.clock import CompressedClock
+from engine.domain.consent import TPO, Consent
+from engine.runtime import Runtime, runtime_from_env
+from engine.store import EpisodeRecord
+
+if TYPE_CHECKING:
+    from prefect_harness import ServeProcess, ServeProcessFactory
+
+__all__ = ["DEPLOYMENTS", "FACTOR", "PRECISION", "Harness", "running_carepath", "tpo_consent"]
+
+FACTOR = 1800.0  # pathway seconds per wall second
+PRECISION = timedelta(seconds=15 * FACTOR)  # an escalation starts within 15 wall seconds of its deadline
+ROOT = Path(__file__).resolve().parents[1]
+PATHWAYS = ("detox-to-aftercare", "reentry")
+DEPLOYMENTS = [f"{p}-{k}/{p}" for p in PATHWAYS for k in ("enroll", "event", "deadline")] + ["carepath-sweep/carepath"]
+
+
+def tpo_consent(consent_id: str, person: str) -> Consent:
+    """A synthetic single consent for treatment, payment and operations to all treating providers."""
+    return Consent(
+        id=consent_id,
+        patient=person,
+        discloser="Carepath test program",
+        information="SUD diagnosis, medications and referral details",
+        recipient_classes=("treating-providers",),
+        purposes=TPO,
+        expires="end-of-treatment",
+        signed_on=date(2026, 1, 1),
+        signed_by=person,
+    )
+
+
+@dataclass
+class Harness:
+    rt: Runtime
+    env: dict[str, str]
+    start_serving: Callable[[], ServeProcess]
+    serving: ServeProcess
+
+    def enroll(self, pathway: str, person: str, consent: bool = True) -> str:
+        from engine.cli_episodes import _run
+        from engine.compile import flow_for
+
+        changes = self.rt.service.enroll(pathway, person)
+        episode = self.rt.service.episode(changes.episode_id)
+        if consent:
+            self.rt.service.add_consent(episode.id, tpo_consent(f"cn-{episode.id}", person))
+        _run(flow_for(pathway, episode.pathway_version, "enroll")(episode_id=episode.id))
+        return episode.id
+
+    def event(self, episode_id: str, name: str, event_id: str | None = None, **data: Any) -> str:
+        state = run_event(self.rt, episode_id, name, data, event_id)
+        return state.message or ""
+
+    def drive(self, episode_id: str, script: list[tuple[str, dict[str, Any]]]) -> None:
+        for name, data in script:
+            self.event(episode_id, name, **data)
+
+    def episode(self, episode_id: str) -> EpisodeRecord:
+        return self.rt.service.episode(episode_id)
+
+    def rows(self, model: Any, **where: Any) -> list[Any]:
+        with Session(self.rt.engine) as s:
+            query = select(model)
+            for key, value in where.items():
+                query = query.where(getattr(model, key) == value)
+            return list(s.exec(query))
+
+    def wait_for(self, what: str, check: Callable[[], bool], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not check():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+            time.sleep(0.25)
+
+
+def _wait_served(since: datetime) -> None:
+    from engine.prefect_ops import run_sync, wait_for_deployments
+
+    run_sync(wait_for_deployments(DEPLOYMENTS, 120, polled_since=since))
+
+
+@contextmanager
+def running_carepath(
+    database: str,
+    prefect_server: str,
+    serve_process: ServeProcessFactory,
+    home: Path,
+    *,
+    setup: Callable[[Path], None] | None = None,
+) -> Iterator[Harness]:
+    """Carepath on ``database`` (sqlite or postgresql) with ``home`` as its data folder; ``setup`` runs first."""
+    with ExitStack() as stack:
+        env = {"CAREPATH_HOME": str(home), "PREFECT_API_URL": prefect_server}
+        if database == "postgresql":
+            if pg_admin_url() is None:
+                pytest.skip(pg_unavailable_reason())
+            env["CAREPATH_DATABASE_URL"] = stack.enter_context(temporary_pg_database("carepath_e2e"))
+        if setup is not None:
+            setup(home)
+        # in-process flows (as `carepath event` runs them) build their runtime from the environment
+        stack.enter_context(pytest.MonkeyPatch.context()).setattr(os, "environ", {**os.environ, **env})
+        rt = runtime_from_env(env)
+        rt.set_clock(CompressedClock.starting_now(FACTOR))
+        register_pathways(rt, str(ROOT / "pathways"))
+        log = home / "serve.log"
+
+        def start() -> ServeProcess:
+            since = datetime.now(UTC)
+            process = serve_process("flows.serve", log_path=log, env=env)
+            _wait_served(since)
+            return process
+
+        harness = Harness(rt, env, start, start())
+        try:
+            yield harness
+        finally:
+            harness.serving.stop()
+            rt.engine.dispose()
