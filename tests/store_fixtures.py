@@ -2,7 +2,8 @@
 
 PostgreSQL is the server at 127.0.0.1:5432 (trust auth; user ``postgres``, else ``root``), reached through its
 ``test`` database; ``CAREPATH_TEST_PG_ADMIN_URL`` overrides that. Each temporary database has a unique name, so
-parallel runs never share one.
+parallel runs never share one. :func:`upgrade_to` and :func:`downgrade_to` move a database to one migration,
+for tests of the migrations themselves.
 """
 
 from __future__ import annotations
@@ -14,9 +15,22 @@ from contextlib import contextmanager
 from functools import lru_cache
 
 import psycopg
+from alembic import command
+from alembic.config import Config
+from alembic.script import ScriptDirectory
 from psycopg import sql
+from sqlalchemy import Connection, Engine
 
-__all__ = ["pg_admin_url", "pg_unavailable_reason", "temporary_pg_database"]
+from engine import store
+
+__all__ = [
+    "downgrade_to",
+    "head_revision",
+    "pg_admin_url",
+    "pg_unavailable_reason",
+    "temporary_pg_database",
+    "upgrade_to",
+]
 
 _CANDIDATES = ("postgresql://postgres@127.0.0.1:5432/test", "postgresql://root@127.0.0.1:5432/test")
 
@@ -58,3 +72,31 @@ def temporary_pg_database(prefix: str = "carepath_test") -> Iterator[str]:
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def _alembic_config(connection: Connection) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(store.MIGRATIONS_DIR))
+    config.attributes["connection"] = connection
+    return config
+
+
+def head_revision() -> str:
+    """The newest migration's revision id (what :func:`engine.store.migrate` brings a database to)."""
+    config = Config()
+    config.set_main_option("script_location", str(store.MIGRATIONS_DIR))
+    head = ScriptDirectory.from_config(config).get_current_head()
+    assert head is not None
+    return head
+
+
+def upgrade_to(engine: Engine, revision: str) -> None:
+    """Upgrade the database to exactly ``revision`` (not to the head), e.g. to hold data of an older schema."""
+    with engine.begin() as connection:
+        command.upgrade(_alembic_config(connection), revision)
+
+
+def downgrade_to(engine: Engine, revision: str) -> None:
+    """Run the downgrades down to ``revision``."""
+    with engine.begin() as connection:
+        command.downgrade(_alembic_config(connection), revision)

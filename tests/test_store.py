@@ -21,7 +21,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Engine, inspect, text
 from sqlalchemy.exc import IntegrityError, StatementError
 from sqlmodel import Session, func, select
-from store_fixtures import pg_admin_url, pg_unavailable_reason, temporary_pg_database
+from store_fixtures import head_revision, pg_admin_url, pg_unavailable_reason, temporary_pg_database
 
 from engine import store
 from engine.errors import UnknownEpisode
@@ -194,7 +194,7 @@ def test_migrate_builds_the_declared_schema_and_is_idempotent(empty_engine: Engi
     store.migrate(empty_engine)
     assert set(inspect(empty_engine).get_table_names()) >= TABLES
     with empty_engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == ["0001"]
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == [head_revision()]
         diffs = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), store.metadata)
     assert diffs == []
 
@@ -207,7 +207,7 @@ def test_processes_starting_together_migrate_once(db_url: str) -> None:
         assert proc.returncode == 0, err.decode()
     engine = store.make_engine(db_url)
     with engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == ["0001"]
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == [head_revision()]
     engine.dispose()
 
 

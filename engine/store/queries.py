@@ -3,25 +3,35 @@
 Each takes the caller's :class:`~sqlmodel.Session` (one transaction, see :func:`engine.store.session_scope`) and
 never reads a clock: the caller passes ``now``. "Exactly once" is the database's job, not the caller's:
 :func:`record_escalation_once` and :func:`mark_event_processed` are ``INSERT ... ON CONFLICT DO NOTHING`` on a
-unique key, so any number of concurrent runs, retries and sweeps produce one row.
+unique key, so any number of concurrent runs, retries and sweeps produce one row. The safety core's writes are
+upserts on their natural keys too (a medication list per visit and side, a discrepancy, a delivery per contact),
+each with a rule for what a later write may not undo; disclosures are append-only.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, exists, update
+from pydantic import BaseModel
+from sqlalchemy import Engine, case, delete, exists, func, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
-from engine.errors import UnknownEpisode
+from engine.domain.reconcile import KINDS, Medication
+from engine.errors import EventRejected, UnknownEpisode
 from engine.store.db import WRITE_OPTION, session_scope
 from engine.store.records import (
     AuditRecord,
+    ConsentRecord,
+    DeliveryRecord,
+    DisclosureRecord,
+    DiscrepancyRecord,
     EpisodeRecord,
     EscalationRecord,
     HandoffRecord,
+    MedicationListRecord,
     ProcessedEventRecord,
     RungRecord,
     SettingRecord,
@@ -29,23 +39,37 @@ from engine.store.records import (
 )
 
 __all__ = [
+    "INTENTIONAL",
     "acknowledge_escalation",
+    "add_consent",
     "audit",
     "audit_tail",
     "cancel_pending_rungs",
+    "consents_for",
+    "deliveries_for",
+    "disclosures_for",
+    "discrepancies_for",
     "due_rungs",
+    "failed_deliveries",
     "get_episode",
     "get_setting",
     "list_episodes",
     "lock_episode",
+    "mark_discrepancy_intentional",
     "mark_event_processed",
+    "medication_lists",
     "next_due",
     "open_escalations",
     "open_handoffs",
     "open_work_items",
     "pending_rungs",
     "put_setting",
+    "record_delivery",
+    "record_disclosure",
     "record_escalation_once",
+    "revoke_consent",
+    "save_discrepancies",
+    "save_medication_list",
     "set_rung_run",
     "unscheduled_rungs",
 ]
@@ -323,3 +347,288 @@ def put_setting(db: Engine | Session, key: str, value: Any) -> None:
         return
     statement = _insert(db, SettingRecord).values(key=key, value=value)
     db.execute(statement.on_conflict_do_update(index_elements=["key"], set_={"value": statement.excluded.value}))
+
+
+# ----------------------------------------------------------------------------------- consent (42 CFR Part 2)
+
+
+def consents_for(session: Session, person_ref: str) -> list[ConsentRecord]:
+    """Every consent a person signed, revoked and expired ones included (the domain decides what covers), oldest
+    recorded first."""
+    query = (
+        select(ConsentRecord)
+        .where(ConsentRecord.person_ref == person_ref)
+        .order_by(col(ConsentRecord.recorded_at), col(ConsentRecord.id))
+    )
+    return list(session.exec(query))
+
+
+def add_consent(session: Session, record: ConsentRecord) -> ConsentRecord:
+    """Record a signed consent; :class:`~engine.errors.EventRejected` if its id is taken (a consent is never
+    replaced: a changed consent is a new one, and the old one is revoked)."""
+    if session.get(ConsentRecord, record.id) is not None:
+        raise EventRejected(f"consent {record.id} is already recorded; a changed consent needs a new id")
+    session.add(record)
+    session.flush()
+    return record
+
+
+def revoke_consent(session: Session, consent_id: str, at: datetime, written: bool) -> ConsentRecord:
+    """Revoke a consent at ``at``. Refused (:class:`~engine.errors.EventRejected`, nothing changed) when the
+    consent is unknown, the revocation is not in writing (Part 2 requires it) or it was revoked already.
+
+    The row is locked first (PostgreSQL), so two concurrent revocations cannot both succeed.
+    """
+    query = (
+        select(ConsentRecord)
+        .where(ConsentRecord.id == consent_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    record = session.exec(query).first()
+    if record is None:
+        raise EventRejected(f"no consent '{consent_id}'")
+    if not written:
+        raise EventRejected(
+            f"consent {consent_id}: a revocation must be in writing (42 CFR Part 2); record the written revocation"
+        )
+    if record.revoked_at is not None:
+        raise EventRejected(f"consent {consent_id} was already revoked on {record.revoked_at.isoformat()}")
+    record.revoked_at, record.revoked_in_writing = at, True
+    session.add(record)
+    session.flush()
+    return record
+
+
+def record_disclosure(session: Session, record: DisclosureRecord) -> bool:
+    """Append a disclosure made to the accounting; False (and nothing written) if its id was recorded before, so
+    a retried step records a disclosure once. There is no update or delete."""
+    values = {name: getattr(record, name) for name in DisclosureRecord.model_fields}
+    statement = (
+        _insert(session, DisclosureRecord)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["id"])
+        .returning(col(DisclosureRecord.id))
+    )
+    return session.execute(statement).scalar_one_or_none() is not None
+
+
+def disclosures_for(
+    session: Session, episode_id: str | None = None, person_ref: str | None = None, since: datetime | None = None
+) -> list[DisclosureRecord]:
+    """Disclosures of an episode and/or a person (all when neither is given) made at or after ``since``, oldest
+    first. For the section 2.25 accounting pass ``since`` = three years before now."""
+    query = select(DisclosureRecord)
+    if episode_id is not None:
+        query = query.where(DisclosureRecord.episode_id == episode_id)
+    if person_ref is not None:
+        query = query.where(DisclosureRecord.person_ref == person_ref)
+    if since is not None:
+        query = query.where(col(DisclosureRecord.at) >= since)
+    return list(session.exec(query.order_by(col(DisclosureRecord.at), col(DisclosureRecord.id))))
+
+
+# ------------------------------------------------------------------------------- medication reconciliation
+
+#: The status a clinician's mark gives a discrepancy (the domain's value, :class:`engine.domain.reconcile.Discrepancy`).
+INTENTIONAL = "intentional-documented"
+_SIDES = ("sending", "receiving")
+
+
+def _medication(item: Mapping[str, Any] | BaseModel) -> dict[str, Any]:
+    data = item.model_dump() if isinstance(item, BaseModel) else dict(item)
+    return Medication.model_validate(data).model_dump()
+
+
+def save_medication_list(
+    session: Session,
+    episode_id: str,
+    visit: int,
+    side: str,
+    medications: Iterable[Mapping[str, Any] | BaseModel],
+    now: datetime,
+    event_id: str | None,
+) -> MedicationListRecord:
+    """Store a setting's list for a visit, replacing that side's older list; returns the list now stored.
+
+    Each entry is checked as a :class:`~engine.domain.reconcile.Medication` (a name is required) and stored with
+    all its fields. A list recorded *before* the stored one (an event delivered late) does not replace it.
+    """
+    if side not in _SIDES:
+        raise ValueError(f"side must be 'sending' or 'receiving', got {side!r}")
+    meds = [_medication(m) for m in medications]
+    statement = _insert(session, MedicationListRecord).values(
+        episode_id=episode_id, visit=visit, side=side, medications=meds, recorded_at=now, event_id=event_id
+    )
+    statement = statement.on_conflict_do_update(
+        index_elements=["episode_id", "visit", "side"],
+        set_={
+            "medications": statement.excluded.medications,
+            "recorded_at": statement.excluded.recorded_at,
+            "event_id": statement.excluded.event_id,
+        },
+        where=col(MedicationListRecord.recorded_at) <= statement.excluded.recorded_at,
+    )
+    session.execute(statement)
+    stored = session.exec(
+        select(MedicationListRecord)
+        .where(
+            MedicationListRecord.episode_id == episode_id,
+            MedicationListRecord.visit == visit,
+            MedicationListRecord.side == side,
+        )
+        .execution_options(populate_existing=True)
+    ).one()
+    return stored
+
+
+def medication_lists(session: Session, episode_id: str, visit: int) -> dict[str, MedicationListRecord]:
+    """The stored lists of a visit by side (``sending``, ``receiving``); a side not received yet is absent."""
+    query = select(MedicationListRecord).where(
+        MedicationListRecord.episode_id == episode_id, MedicationListRecord.visit == visit
+    )
+    return {row.side: row for row in session.exec(query)}
+
+
+_FINDING = ("kind", "medication", "detail", "critical", "medication_class")
+_MARK = ("status", "reason", "marked_by", "marked_at")
+
+
+def save_discrepancies(
+    session: Session, episode_id: str, visit: int, discrepancies: Iterable[Mapping[str, Any] | BaseModel]
+) -> None:
+    """Store a visit's reconciliation result (``Discrepancy`` models or their ``model_dump()``) as its whole
+    current set: new ones are added, known ones updated by id, and ones the comparison no longer finds removed.
+
+    A clinician's mark survives a re-run: a discrepancy marked intentional stays marked (status, reason, who,
+    when) while its finding is the same. If its ``detail`` changed (say the dose changed again), the mark was for
+    another finding and the stored row takes the incoming status, normally ``unintentional``.
+    """
+    rows: dict[str, dict[str, Any]] = {}
+    for item in discrepancies:
+        data = item.model_dump() if isinstance(item, BaseModel) else dict(item)
+        rid = f"{episode_id}/{visit}/{data['key']}"
+        rows[rid] = {name: data.get(name) for name in (*_FINDING, *_MARK)} | {
+            "id": rid,
+            "episode_id": episode_id,
+            "visit": visit,
+            "key": data["key"],
+            "critical": bool(data.get("critical")),
+            "status": data.get("status") or "unintentional",
+        }
+    stale = delete(DiscrepancyRecord).where(
+        col(DiscrepancyRecord.episode_id) == episode_id, col(DiscrepancyRecord.visit) == visit
+    )
+    if rows:
+        stale = stale.where(col(DiscrepancyRecord.id).not_in(list(rows)))
+    session.execute(stale.execution_options(synchronize_session="fetch"))
+    if not rows:
+        return
+    statement = _insert(session, DiscrepancyRecord).values(list(rows.values()))
+    new = statement.excluded
+    keep_mark = (col(DiscrepancyRecord.status) != "unintentional") & (col(DiscrepancyRecord.detail) == new.detail)
+    set_: dict[str, Any] = {name: new[name] for name in _FINDING}
+    set_.update({name: case((keep_mark, col(getattr(DiscrepancyRecord, name))), else_=new[name]) for name in _MARK})
+    session.execute(statement.on_conflict_do_update(index_elements=["id"], set_=set_))
+    for held in [o for o in session.identity_map.values() if isinstance(o, DiscrepancyRecord)]:
+        if held.id in rows:  # the upsert bypassed the ORM: reload the rows this session already holds
+            session.refresh(held)
+
+
+def discrepancies_for(session: Session, episode_id: str, visit: int | None = None) -> list[DiscrepancyRecord]:
+    """An episode's discrepancies (of one visit, or all), in the domain's order: by visit, critical first, then
+    by kind (omission first) and medication."""
+    query = select(DiscrepancyRecord).where(DiscrepancyRecord.episode_id == episode_id)
+    if visit is not None:
+        query = query.where(DiscrepancyRecord.visit == visit)
+    order = {kind: n for n, kind in enumerate(KINDS)}
+    return sorted(
+        session.exec(query),
+        key=lambda d: (d.visit, not d.critical, order.get(d.kind, len(order)), d.medication.casefold(), d.key),
+    )
+
+
+def mark_discrepancy_intentional(
+    session: Session, discrepancy_id: str, reason: str, by: str, at: datetime
+) -> DiscrepancyRecord:
+    """A clinician (``by``, an opaque id) documents a discrepancy as intentional, with a reason.
+
+    Refused (:class:`~engine.errors.EventRejected`, nothing changed) for an unknown id, an empty reason or no
+    clinician. Marking again replaces the reason.
+    """
+    if not reason or not reason.strip():
+        raise EventRejected(f"discrepancy '{discrepancy_id}': marking it intentional needs a reason")
+    if not by or not by.strip():
+        raise EventRejected(f"discrepancy '{discrepancy_id}': say which clinician marks it intentional")
+    record = session.get(DiscrepancyRecord, discrepancy_id, populate_existing=True)
+    if record is None:
+        raise EventRejected(f"no discrepancy '{discrepancy_id}'")
+    record.status, record.reason, record.marked_by, record.marked_at = INTENTIONAL, reason.strip(), by.strip(), at
+    session.add(record)
+    session.flush()
+    return record
+
+
+# ------------------------------------------------------------------------------------ escalation deliveries
+
+_DELIVERY_STATUSES = ("delivered", "failed", "skipped", "no-contact")
+_DELIVERY_REQUIRED = ("key", "rung_id", "episode_id", "role", "redacted_url", "status", "attempts")
+_DELIVERY_OPTIONAL = ("contact_label", "last_error", "delivered_at")
+
+
+def record_delivery(session: Session, outcome_fields: Mapping[str, Any], now: datetime) -> DeliveryRecord:
+    """Store one contact's delivery outcome: ``dataclasses.asdict(outcome)`` of an
+    :class:`engine.notify.DeliveryOutcome` plus the report's ``episode_id``. Upsert by ``key``.
+
+    A later outcome for the same key never loses what happened: ``delivered`` stays delivered (a later
+    ``skipped`` or ``failed`` does not undo it) with its first ``delivered_at``; ``attempts`` keeps the maximum.
+    Unknown fields or a status outside ``delivered|failed|skipped|no-contact`` raise ``ValueError``.
+    """
+    fields = dict(outcome_fields)
+    unknown = set(fields) - {*_DELIVERY_REQUIRED, *_DELIVERY_OPTIONAL}
+    missing = [name for name in _DELIVERY_REQUIRED if name not in fields]
+    if unknown or missing:
+        raise ValueError(f"delivery fields: unknown {sorted(unknown)}, missing {missing}")
+    if fields["status"] not in _DELIVERY_STATUSES:
+        raise ValueError(f"delivery status must be one of {', '.join(_DELIVERY_STATUSES)}, got {fields['status']!r}")
+    statement = _insert(session, DeliveryRecord).values(
+        **{name: fields.get(name) for name in (*_DELIVERY_REQUIRED, *_DELIVERY_OPTIONAL)}, updated_at=now
+    )
+    new, table = statement.excluded, DeliveryRecord
+    was_delivered = col(table.status) == "delivered"
+    set_ = {
+        "role": new.role,
+        "contact_label": new.contact_label,
+        "redacted_url": new.redacted_url,
+        "status": case((was_delivered, col(table.status)), else_=new.status),
+        "attempts": case((col(table.attempts) > new.attempts, col(table.attempts)), else_=new.attempts),
+        "last_error": case((was_delivered, col(table.last_error)), else_=new.last_error),
+        "delivered_at": func.coalesce(col(table.delivered_at), new.delivered_at),
+        "updated_at": new.updated_at,
+    }
+    session.execute(statement.on_conflict_do_update(index_elements=["key"], set_=set_))
+    record = session.get(DeliveryRecord, fields["key"], populate_existing=True)
+    assert record is not None  # just written
+    return record
+
+
+def deliveries_for(session: Session, episode_id: str | None = None, rung_id: str | None = None) -> list[DeliveryRecord]:
+    """Delivery outcomes of an episode and/or a rung (all when neither is given), oldest update first."""
+    query = select(DeliveryRecord)
+    if episode_id is not None:
+        query = query.where(DeliveryRecord.episode_id == episode_id)
+    if rung_id is not None:
+        query = query.where(DeliveryRecord.rung_id == rung_id)
+    return list(session.exec(query.order_by(col(DeliveryRecord.updated_at), col(DeliveryRecord.key))))
+
+
+def failed_deliveries(session: Session, limit: int = 100) -> list[DeliveryRecord]:
+    """Escalations that reached nobody or failed for a contact (``failed``, ``no-contact``), newest first: what
+    someone must look at, so no failed alert is silently dropped."""
+    query = (
+        select(DeliveryRecord)
+        .where(col(DeliveryRecord.status).in_(("failed", "no-contact")))
+        .order_by(col(DeliveryRecord.updated_at).desc(), col(DeliveryRecord.key))
+        .limit(limit)
+    )
+    return list(session.exec(query))

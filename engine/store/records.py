@@ -9,7 +9,7 @@ the program's opaque id.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import JSON, DateTime, ForeignKeyConstraint, Index, UniqueConstraint
@@ -17,11 +17,19 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
+from engine.domain.consent import Consent, Disclosure
+from engine.domain.reconcile import Discrepancy
+
 __all__ = [
     "AuditRecord",
+    "ConsentRecord",
+    "DeliveryRecord",
+    "DisclosureRecord",
+    "DiscrepancyRecord",
     "EpisodeRecord",
     "EscalationRecord",
     "HandoffRecord",
+    "MedicationListRecord",
     "PathwayVersionRecord",
     "ProcessedEventRecord",
     "RungRecord",
@@ -124,7 +132,11 @@ class StageVisitRecord(SQLModel, table=True):
 
 
 class HandoffRecord(SQLModel, table=True):
-    """A referral to a receiving program: FHIR ``Task.status`` and BSeR ``business_status``."""
+    """A referral to a receiving program: FHIR ``Task.status`` and BSeR ``business_status``.
+
+    The columns after ``closed_at`` (migration 0002) hold the rest of :class:`engine.domain.handoff.HandoffState`;
+    ``re_engage_within_s`` is that state's ``re_engage_within`` in seconds.
+    """
 
     __tablename__ = "handoff"
     __table_args__ = (_episode_fk(), Index("ix_handoff_episode", "episode_id"))
@@ -141,6 +153,15 @@ class HandoffRecord(SQLModel, table=True):
     business_status: str = "created"
     opened_at: datetime = Field(sa_type=UTCDateTime)
     closed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    status_reason: str | None = None
+    consent_id: str | None = None
+    held_from: str | None = None
+    appointment_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    outcome: str | None = None
+    steps_met: list[str] = Field(default_factory=list, sa_type=JSON, sa_column_kwargs={"server_default": "[]"})
+    re_engage_within_s: float | None = None
+    fallback: str | None = None
+    updated_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class WorkItemRecord(SQLModel, table=True):
@@ -254,3 +275,207 @@ class SettingRecord(SQLModel, table=True):
 
     key: str = Field(primary_key=True)
     value: Any = Field(default=None, sa_type=JSON)
+
+
+# ------------------------------------------------------------------------------ the safety core (0002)
+
+
+class ConsentRecord(SQLModel, table=True):
+    """A written 42 CFR Part 2 consent (the section 2.31 elements); :class:`engine.domain.consent.Consent` as stored.
+
+    ``expires`` is an ISO date, ``end-of-treatment`` or ``none``; ``signed_on`` an ISO date. A consent is never
+    deleted: revoking sets ``revoked_at`` (only in writing, see :func:`engine.store.revoke_consent`).
+    """
+
+    __tablename__ = "consent"
+    __table_args__ = (Index("ix_consent_person", "person_ref"),)
+
+    id: str = Field(primary_key=True)
+    person_ref: str
+    discloser: str
+    information: str
+    recipients: list[str] = Field(default_factory=list, sa_type=JSON)
+    recipient_classes: list[str] = Field(default_factory=list, sa_type=JSON)
+    purposes: list[str] = Field(default_factory=list, sa_type=JSON)
+    expires: str
+    signed_on: str
+    signed_by: str
+    recorded_at: datetime = Field(sa_type=UTCDateTime)
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    revoked_in_writing: bool = False
+
+    @classmethod
+    def from_domain(cls, consent: Consent, recorded_at: datetime) -> ConsentRecord:
+        """The row for a domain consent (``patient`` becomes ``person_ref``)."""
+        expires = consent.expires if isinstance(consent.expires, str) else consent.expires.isoformat()
+        return cls(
+            id=consent.id,
+            person_ref=consent.patient,
+            discloser=consent.discloser,
+            information=consent.information,
+            recipients=list(consent.recipients),
+            recipient_classes=list(consent.recipient_classes),
+            purposes=list(consent.purposes),
+            expires=expires,
+            signed_on=consent.signed_on.isoformat(),
+            signed_by=consent.signed_by,
+            recorded_at=recorded_at,
+            revoked_at=consent.revoked_at,
+            revoked_in_writing=consent.revoked_at is not None,
+        )
+
+    def to_domain(self) -> Consent:
+        """The domain consent, for :func:`engine.domain.consent.covering_consent` and friends."""
+        return Consent(
+            id=self.id,
+            patient=self.person_ref,
+            discloser=self.discloser,
+            information=self.information,
+            recipients=tuple(self.recipients),
+            recipient_classes=tuple(self.recipient_classes),
+            purposes=tuple(self.purposes),
+            expires=self.expires,  # type: ignore[arg-type]  # pydantic parses the ISO date
+            signed_on=date.fromisoformat(self.signed_on),
+            signed_by=self.signed_by,
+            revoked_at=self.revoked_at,
+        )
+
+
+class DisclosureRecord(SQLModel, table=True):
+    """A disclosure made, with the redisclosure notice that travelled with it. Append-only: kept for the
+    accounting of disclosures (section 2.25, 3 years), never changed, never removed, not even on revocation."""
+
+    __tablename__ = "disclosure"
+    __table_args__ = (
+        _episode_fk(),
+        _fk(["consent_id"], ["consent.id"]),
+        Index("ix_disclosure_episode", "episode_id", "at"),
+        Index("ix_disclosure_person", "person_ref", "at"),
+    )
+
+    id: str = Field(primary_key=True)
+    person_ref: str
+    episode_id: str
+    recipient: str
+    purpose: str
+    information: str
+    consent_id: str
+    at: datetime = Field(sa_type=UTCDateTime)
+    notice: str
+    what: str
+
+    @classmethod
+    def from_domain(cls, disclosure: Disclosure, episode_id: str, what: str) -> DisclosureRecord:
+        """The row for a domain disclosure; ``what`` names the thing sent, e.g. ``handoff ep-7f3a2c91/2/handoff``."""
+        return cls(
+            id=disclosure.id,
+            person_ref=disclosure.patient,
+            episode_id=episode_id,
+            recipient=disclosure.recipient,
+            purpose=disclosure.purpose,
+            information=disclosure.information,
+            consent_id=disclosure.consent_id,
+            at=disclosure.at,
+            notice=disclosure.notice,
+            what=what,
+        )
+
+    def to_domain(self) -> Disclosure:
+        return Disclosure(
+            id=self.id,
+            patient=self.person_ref,
+            recipient=self.recipient,
+            purpose=self.purpose,
+            information=self.information,
+            consent_id=self.consent_id,
+            at=self.at,
+            notice=self.notice,
+        )
+
+
+class MedicationListRecord(SQLModel, table=True):
+    """One setting's medication list for a stage visit: ``sending`` (discharge) or ``receiving`` (admission).
+
+    One row per (episode, visit, side): a newer list replaces the older (:func:`engine.store.save_medication_list`).
+    ``medications`` holds :class:`engine.domain.reconcile.Medication` dicts (name, rxnorm, dose, route,
+    frequency, reason).
+    """
+
+    __tablename__ = "medication_list"
+    __table_args__ = (
+        _episode_fk(),
+        UniqueConstraint("episode_id", "visit", "side", name="uq_medication_list_episode_visit_side"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    episode_id: str
+    visit: int
+    side: str
+    medications: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSON)
+    recorded_at: datetime = Field(sa_type=UTCDateTime)
+    event_id: str | None = None
+
+
+class DiscrepancyRecord(SQLModel, table=True):
+    """A reconciliation finding (:class:`engine.domain.reconcile.Discrepancy`); ``id`` is
+    ``<episode>/<visit>/<key>``. ``status`` is ``unintentional`` until a clinician marks it
+    ``intentional-documented`` with a reason (the domain's values)."""
+
+    __tablename__ = "discrepancy"
+    __table_args__ = (_episode_fk(), Index("ix_discrepancy_episode", "episode_id", "visit"))
+
+    id: str = Field(primary_key=True)
+    episode_id: str
+    visit: int
+    key: str
+    kind: str
+    medication: str
+    detail: str
+    critical: bool = False
+    medication_class: str | None = None
+    status: str = "unintentional"
+    reason: str | None = None
+    marked_by: str | None = None
+    marked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+    def to_domain(self) -> Discrepancy:
+        return Discrepancy(
+            key=self.key,
+            kind=self.kind,  # type: ignore[arg-type]
+            medication=self.medication,
+            detail=self.detail,
+            critical=self.critical,
+            medication_class=self.medication_class,
+            status=self.status,  # type: ignore[arg-type]
+            reason=self.reason,
+            marked_by=self.marked_by,
+        )
+
+
+class DeliveryRecord(SQLModel, table=True):
+    """The latest outcome of delivering an escalation to one contact (:class:`engine.notify.DeliveryOutcome`).
+
+    ``key`` is :func:`engine.notify.delivery_key`; ``status`` is ``delivered``, ``failed``, ``skipped`` or
+    ``no-contact``. Failed ones stay visible (:func:`engine.store.failed_deliveries`). ``rung_id`` has no foreign
+    key on purpose: recording a delivery must never fail.
+    """
+
+    __tablename__ = "delivery"
+    __table_args__ = (
+        _episode_fk(),
+        Index("ix_delivery_rung", "rung_id"),
+        Index("ix_delivery_episode", "episode_id"),
+        Index("ix_delivery_status", "status", "updated_at"),
+    )
+
+    key: str = Field(primary_key=True)
+    rung_id: str
+    episode_id: str
+    role: str
+    contact_label: str | None = None
+    redacted_url: str
+    status: str
+    attempts: int = 0
+    last_error: str | None = None
+    delivered_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    updated_at: datetime = Field(sa_type=UTCDateTime)
