@@ -18,7 +18,7 @@ from engine.cli_pathways import parse_params
 from engine.clock import utc
 from engine.errors import CarepathError, PathwayError
 
-__all__ = ["parse_data", "register_pathways", "run_event", "serve_forever"]
+__all__ = ["check_roster", "parse_data", "register_pathways", "run_event", "serve_forever"]
 
 
 def parse_data(pairs: list[str]) -> dict[str, Any]:
@@ -88,12 +88,25 @@ def run_event(rt: Any, episode_id: str, event: str, data: dict[str, Any], event_
 # ------------------------------------------------------------------------------------------------------ up
 
 
+def check_roster(rt: Any) -> None:
+    """Load the roster (``CAREPATH_ROSTER`` or ``<home>/roster.yaml``) if there is one: a bad roster stops start-up."""
+    from engine.roster import load_roster, roster_path
+
+    path = roster_path(None, rt.env) or (rt.home / "roster.yaml")
+    if path.exists():
+        roster = load_roster(path, env=rt.env)
+        print(f"roster {path}: {len(roster.roles())} roles")
+    else:
+        print("no roster: escalations are raised and shown in Prefect and `carepath status`, but not sent")
+
+
 def serve_forever(rt: Any, folder: str, port: int | None, *, ready: Any = None) -> None:
     """Register pathways, start a local Prefect server unless ``PREFECT_API_URL`` is set, serve every deployment."""
     from engine.prefect_server import start_local_server
 
     os.environ["CAREPATH_HOME"] = str(rt.home)
     specs = register_pathways(rt, folder)
+    check_roster(rt)
     server = None
     if not rt.env.get("PREFECT_API_URL"):
         server = start_local_server(rt.home / "prefect", port=port, log_path=rt.home / "prefect-server.log")

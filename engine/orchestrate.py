@@ -19,7 +19,7 @@ from engine.clock import utc
 from engine.runtime import Runtime
 from engine.service import Changes
 from engine.store import EpisodeRecord, RungRecord, WorkItemRecord
-from engine.views import episode_markdown, episode_status, open_escalation_rows
+from engine.views import discrepancy_rows, episode_markdown, episode_status, open_escalation_rows
 
 __all__ = [
     "Result",
@@ -183,6 +183,13 @@ async def publish_episode(rt: Runtime, episode_id: str, escalations_changed: boo
         markdown=episode_markdown(status, rt.clock.now()),
         description=f"Episode {episode_id}: stage, open handoffs, next deadlines, escalations",
     )
+    meds = discrepancy_rows(rt.engine, episode_id)
+    if meds:
+        await prefect_ops.publish_table_artifact(
+            key=f"meds-{episode_id}".lower(),
+            rows=[{k: v for k, v in row.items() if k != "id"} for row in meds],
+            description=f"Episode {episode_id}: medication reconciliation of the current stage visit",
+        )
     if escalations_changed:
         await prefect_ops.publish_table_artifact(
             key=ESCALATIONS_ARTIFACT,
