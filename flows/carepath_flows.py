@@ -56,9 +56,12 @@ async def cancel_timers(run_ids: list[str], count: int) -> int:
 
 
 @task(task_run_name="notify {count} escalations", retries=2, retry_delay_seconds=30)
-def notify(escalations: list[tuple[str, str]], count: int) -> list[str]:
-    """Deliver to the roster's contacts; failures are stored and retried, never dropped silently."""
-    return orchestrate.notify_escalations(runtime_from_env(), escalations)
+async def notify(escalations: list[tuple[str, str]], count: int) -> list[str]:
+    """Deliver to the roster's contacts; failures are stored and retried, never dropped silently.
+
+    Delivery runs in a worker thread: apprise drives its own event loop, which cannot nest in the flow's.
+    """
+    return await asyncio.to_thread(orchestrate.notify_escalations, runtime_from_env(), escalations)
 
 
 @task(task_run_name="publish {episode_id}")
@@ -74,7 +77,7 @@ async def _follow_up(episode_id: str, result: orchestrate.Result | None) -> None
     if result and result.cancel_runs:
         await cancel_timers(result.cancel_runs, len(result.cancel_runs))
     if result and result.escalations:
-        notify(result.escalations, len(result.escalations))
+        await notify(result.escalations, len(result.escalations))
     await publish(episode_id, bool(result and result.escalations))
 
 

@@ -130,7 +130,7 @@ def running_carepath(
 
         def start() -> ServeProcess:
             since = datetime.now(UTC)
-            process = serve_process("flows.serve", log_path=log, env=env)
+            process = serve_process("flows.serve", log_path=log, env={**env, "PREFECT_LOGGING_LEVEL": "INFO"})
             _wait_served(since)
             return process
 
