@@ -186,22 +186,8 @@ class EpisodeService:
         """Record a signed Part 2 consent for the episode's person (then apply the ``consent.recorded`` event)."""
         with store.session_scope(self.engine) as session:
             episode = store.get_episode(session, episode_id)
-            store.add_consent(
-                session,
-                ConsentRecord(
-                    id=consent.id,
-                    person_ref=episode.person_ref,
-                    discloser=consent.discloser,
-                    information=consent.information,
-                    recipients=list(consent.recipients),
-                    recipient_classes=list(consent.recipient_classes),
-                    purposes=list(consent.purposes),
-                    expires=str(consent.expires),
-                    signed_on=consent.signed_on.isoformat(),
-                    signed_by=consent.signed_by,
-                    recorded_at=self.clock.now(),
-                ),
-            )
+            mine = consent.model_copy(update={"patient": episode.person_ref})  # always the episode's person
+            store.add_consent(session, ConsentRecord.from_domain(mine, self.clock.now()))
             store.audit(session, episode_id, self.clock.now(), actor, "consent.recorded", {"consent": consent.id})
 
     def revoke_consent(self, consent_id: str, *, written: bool, actor: str = "coordinator") -> list[str]:

@@ -10,17 +10,15 @@ nothing).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 
 from sqlmodel import Session, col, select
 
 from engine import store
 from engine.clock import utc
-from engine.domain.consent import Consent
 from engine.domain.reconcile import Medication
 from engine.episode_state import EpisodeState, Event, Handoff, Outcome, Rung, WorkItem
 from engine.store import (
-    ConsentRecord,
     DisclosureRecord,
     EpisodeRecord,
     HandoffRecord,
@@ -29,7 +27,7 @@ from engine.store import (
     WorkItemRecord,
 )
 
-__all__ = ["Changes", "consent_of", "load_state", "save_outcome"]
+__all__ = ["Changes", "load_state", "save_outcome"]
 
 
 @dataclass
@@ -44,26 +42,6 @@ class Changes:
     escalations: list[tuple[str, str]] = field(default_factory=list)
     moved: tuple[str, str] | None = None
     duplicate: bool = False
-
-
-def consent_of(row: ConsentRecord) -> Consent:
-    """The domain's view of a stored consent."""
-    expires: date | str = row.expires
-    if row.expires not in ("end-of-treatment", "none"):
-        expires = date.fromisoformat(row.expires)
-    return Consent(
-        id=row.id,
-        patient=row.person_ref,
-        discloser=row.discloser,
-        information=row.information,
-        recipients=tuple(row.recipients),
-        recipient_classes=tuple(row.recipient_classes),
-        purposes=tuple(row.purposes),
-        expires=expires,  # type: ignore[arg-type]
-        signed_on=date.fromisoformat(row.signed_on),
-        signed_by=row.signed_by,
-        revoked_at=utc(row.revoked_at) if row.revoked_at else None,
-    )
 
 
 def _item(i: WorkItemRecord, rungs: list[Rung]) -> WorkItem:
@@ -127,7 +105,7 @@ def load_state(session: Session, episode: EpisodeRecord) -> EpisodeState:
         items=[_item(i, by_item.get(i.id, [])) for i in store.open_work_items(session, episode.id)],
         handoffs=[_handoff(h) for h in store.open_handoffs(session, episode.id)],
         person=episode.person_ref,
-        consents=[consent_of(c) for c in store.consents_for(session, episode.person_ref)],
+        consents=[c.to_domain() for c in store.consents_for(session, episode.person_ref)],
         medication_lists={side: [Medication.model_validate(m) for m in row.medications] for side, row in lists.items()},
     )
 
@@ -205,21 +183,8 @@ def save_outcome(
         if rung is not None and store.record_escalation_once(session, rung, now) is not None:
             changes.escalations.append((esc.rung_id, esc.role))
     for d in outcome.disclosures:
-        store.record_disclosure(
-            session,
-            DisclosureRecord(
-                id=d.id,
-                person_ref=d.patient,
-                episode_id=episode.id,
-                recipient=d.recipient,
-                purpose=d.purpose,
-                information=d.information,
-                consent_id=d.consent_id,
-                at=d.at,
-                notice=d.notice,
-                what=f"handoff {d.id.split('/disclosure/')[0]}",
-            ),
-        )
+        what = f"handoff {d.id.split('/disclosure/')[0]}"
+        store.record_disclosure(session, DisclosureRecord.from_domain(d, episode.id, what))
     event_id = event.id if event else None
     for side, meds in outcome.medication_lists.items():
         store.save_medication_list(session, episode.id, state.visit, side, meds, now, event_id)
