@@ -55,7 +55,6 @@ def _validate(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-
 def _load_plan(args: argparse.Namespace) -> Plan:
     from engine.loader import load_pathway
     from engine.plan import compile_plan
@@ -102,4 +101,3 @@ def _schema(args: argparse.Namespace) -> int:
 
     print(schema_text(), end="")
     return 0
-
