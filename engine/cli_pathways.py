@@ -10,6 +10,8 @@ from engine.cli import command
 from engine.errors import CarepathError, PathwayError
 
 if TYPE_CHECKING:
+    from engine.errors import Diagnostic
+    from engine.loader import LoadResult
     from engine.plan import Plan
 
 __all__ = ["parse_params"]
@@ -35,6 +37,22 @@ def _validate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("paths", nargs="*", metavar="PATH", help="pathway files or folders (default: pathways/)")
 
 
+def _running_episode_warnings(result: LoadResult) -> list[Diagnostic]:
+    """Warnings about episodes already running on this pathway, when this folder has a store to ask."""
+    import os
+    from pathlib import Path
+
+    home = Path(os.environ.get("CAREPATH_HOME") or ".carepath")
+    if not result.ok or result.spec is None or result.source_text is None:
+        return []
+    if not (os.environ.get("CAREPATH_DATABASE_URL") or (home / "carepath.db").exists()):
+        return []
+    from engine.pins import version_warnings
+    from engine.runtime import runtime_from_env
+
+    return version_warnings(runtime_from_env().engine, result.spec, result.source_text, result.path)
+
+
 @command("validate", "check pathway files; print every problem as file:line:col", _validate_args)
 def _validate(args: argparse.Namespace) -> int:
     from engine.loader import discover, load_pathway
@@ -45,7 +63,7 @@ def _validate(args: argparse.Namespace) -> int:
         print(diagnostic)
     for path in paths:
         result = load_pathway(path)
-        for diagnostic in result.diagnostics:
+        for diagnostic in result.diagnostics + _running_episode_warnings(result):
             print(diagnostic)
         if result.ok and result.spec is not None:
             spec = result.spec
