@@ -38,19 +38,19 @@ def _validate_args(p: argparse.ArgumentParser) -> None:
 
 
 def _running_episode_warnings(result: LoadResult) -> list[Diagnostic]:
-    """Warnings about episodes already running on this pathway, when this folder has a store to ask."""
+    """Warnings about episodes already running on this pathway, when there is a store to ask."""
     import os
     from pathlib import Path
 
-    home = Path(os.environ.get("CAREPATH_HOME") or ".carepath")
+    from engine.pins import running_on, version_warnings
+
     if not result.ok or result.spec is None or result.source_text is None:
         return []
-    if not (os.environ.get("CAREPATH_DATABASE_URL") or (home / "carepath.db").exists()):
+    try:
+        found = running_on(result.spec.id, Path(os.environ.get("CAREPATH_HOME") or ".carepath"), os.environ)
+    except Exception:  # an unreachable or foreign store: validation itself does not depend on it
         return []
-    from engine.pins import version_warnings
-    from engine.runtime import runtime_from_env
-
-    return version_warnings(runtime_from_env().engine, result.spec, result.source_text, result.path)
+    return version_warnings(result.spec, result.source_text, result.path, *found) if found else []
 
 
 @command("validate", "check pathway files; print every problem as file:line:col", _validate_args)

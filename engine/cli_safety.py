@@ -32,10 +32,13 @@ def _report(rt: object, episode_id: str, state: object) -> int:
 
 
 def _handoff_args(p: argparse.ArgumentParser) -> None:
-    from engine.domain.handoff import ACTIONS
-
     p.add_argument("episode", metavar="EPISODE")
-    p.add_argument("action", choices=ACTIONS, metavar="ACTION", help=f"one of: {', '.join(ACTIONS)}")
+    p.add_argument(
+        "action",
+        metavar="ACTION",
+        help="send, receive, accept, decline, schedule, no-show, keep, cancel-visit, return-outcome, hold, resume, "
+        "fail or cancel (checked against the handoff's state and your party)",
+    )
     p.add_argument("--as", dest="party", choices=("sender", "receiver"), default="receiver", help="who moves it")
     p.add_argument("--reason", help="why (decline, hold, fail, cancel need one)")
     p.add_argument("--at", dest="appointment_at", metavar="TIME", help="appointment time for 'schedule' (ISO 8601)")

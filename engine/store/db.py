@@ -18,8 +18,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import OperationalError
@@ -106,6 +104,9 @@ def session_scope(engine: Engine) -> Iterator[Session]:
 
 def migrate(engine: Engine) -> None:
     """Bring the schema to the newest migration; idempotent, and safe when several processes start at once."""
+    from alembic import command  # lazily: alembic costs a third of a second to import
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     for attempt in range(5):
