@@ -11,7 +11,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -59,6 +59,7 @@ class Harness:
     env: dict[str, str]
     start_serving: Callable[[], ServeProcess]
     serving: ServeProcess
+    enrolled: list[str] = field(default_factory=list)
 
     def enroll(self, pathway: str, person: str, consent: bool = True) -> str:
         from engine.cli_episodes import _run
@@ -69,7 +70,26 @@ class Harness:
         if consent:
             self.rt.service.add_consent(episode.id, tpo_consent(f"cn-{episode.id}", person))
         _run(flow_for(pathway, episode.pathway_version, "enroll")(episode_id=episode.id))
+        self.enrolled.append(episode.id)
         return episode.id
+
+    def retire_all(self) -> None:
+        """Close every episode a test left running (lost, then outreach closed), cancelling its timers.
+
+        Deadline runs of forgotten episodes would otherwise keep firing, each a process start, and slow down
+        every later test on a 2-core machine.
+        """
+        from engine.errors import CarepathError
+
+        for episode_id in self.enrolled:
+            for name in ("contact.lost", "outreach.closed"):
+                if self.episode(episode_id).status != "active":
+                    break
+                try:
+                    run_event(self.rt, episode_id, name, {}, None)
+                except CarepathError:
+                    break
+        self.enrolled.clear()
 
     def event(self, episode_id: str, name: str, event_id: str | None = None, **data: Any) -> str:
         state = run_event(self.rt, episode_id, name, data, event_id)

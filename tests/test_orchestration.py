@@ -24,6 +24,13 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.prefect
 
 
+@pytest.fixture(autouse=True)
+def _retire(carepath: Harness) -> Iterator[None]:
+    """Each test closes what it left running, so its timers do not load the next test."""
+    yield
+    carepath.retire_all()
+
+
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def carepath(
     request: pytest.FixtureRequest,

@@ -32,6 +32,14 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.prefect
 
+
+@pytest.fixture(autouse=True)
+def _retire(carepath: Harness) -> Iterator[None]:
+    """Each test closes what it left running, so its timers do not load the next test."""
+    yield
+    carepath.retire_all()
+
+
 ROLES = ("care-coordinator", "supervisor", "prescriber", "peer-recovery-coach", "detox-intake", "residential-intake")
 ASSESSED = [
     ("medical-screening.completed", {}),
