@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import os
 import platform
 import statistics
@@ -48,7 +49,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Sample", "Shape", "breakdown", "main", "percentile", "summarize"]
+__all__ = ["RetryCounter", "Sample", "Shape", "breakdown", "main", "percentile", "summarize"]
 
 ROOT = Path(__file__).resolve().parents[1]
 PATHWAY = "detox-to-aftercare"
@@ -80,11 +81,31 @@ class Shape:
 
 @dataclass
 class Sample:
-    """One timed transition."""
+    """One timed transition; ``retries``: API calls the Prefect client had to repeat (HTTP 503: server busy)."""
 
     wall_ms: float
     cpu_ms: float
     flow_run_id: str
+    retries: int = 0
+
+
+class RetryCounter(logging.Handler):
+    """Counts the Prefect client's "retryable status code" retries (a busy SQLite server answers 503, and the
+    client waits about 2 s, then 4 s, ... before trying again): the main cost of a transition when they happen."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "retryable" in record.getMessage():
+            self.count += 1
+
+    def install(self) -> RetryCounter:
+        client_logger = logging.getLogger("prefect.client")
+        client_logger.setLevel(logging.DEBUG)  # the console handlers keep their own (quiet) levels
+        client_logger.addHandler(self)
+        return self
 
 
 @dataclass
@@ -454,9 +475,11 @@ def report(sides: tuple[Side, Side], spans: dict[str, dict[str, float]]) -> floa
         med, p90 = summarize(wall)
         cmed, cp90 = summarize(cpu)
         medians[side.label] = med
+        retries = sum(s.retries for s in side.samples) / len(side.samples)
         print(
             f"{side.label:<{width}}  median {med:6.0f} ms, p90 {p90:6.0f} ms per transition   "
-            f"(CPU of this process: median {cmed:4.0f} ms, p90 {cp90:4.0f} ms)"
+            f"(CPU of this process: median {cmed:4.0f} ms, p90 {cp90:4.0f} ms; "
+            f"{retries:.1f} client retries after HTTP 503 per transition)"
         )
     carepath, hand = (medians[s.label] for s in sides)
     ratio = carepath / hand - 1
@@ -465,6 +488,11 @@ def report(sides: tuple[Side, Side], spans: dict[str, dict[str, float]]) -> floa
         print(f"Carepath within {ratio:.0%} of hand-written (median; aim {AIM:.0%}: {verdict})")
     else:
         print(f"Carepath {-ratio:.0%} faster than hand-written (median; aim {AIM:.0%}: {verdict})")
+    if max(sum(s.retries for s in side.samples) for side in sides) >= len(sides[0].samples) / 2:
+        print(
+            "note: the Prefect server answered HTTP 503 (SQLite busy) and the client waited ~2 s per retry; that "
+            "dominates both figures and which side it hits is timing luck: compare with --prefect-db postgresql"
+        )
     tables = [breakdown(side.samples, spans) for side in sides]
     order = sorted({k for t in tables for k in t if k.startswith("task ")})
     order += ["in flow, between tasks", "outside the flow run", "wall"]
@@ -508,6 +536,7 @@ def run(transitions: int, warmup: int, folder: Path, concurrency: int, prefect_d
         print(f"setup: {count} episodes enrolled, screened and scheduled in {time.monotonic() - t0:.0f} s", flush=True)
 
         handwritten = build_handwritten(rt, ids[DEADLINE_DEPLOYMENT], concurrency)
+        retries = RetryCounter().install()
         sides = (Side("carepath"), Side("hand-written"))
         shape: Shape | None = None
 
@@ -537,7 +566,9 @@ def run(transitions: int, warmup: int, folder: Path, concurrency: int, prefect_d
             if i % 2:
                 order = order[::-1]  # ABBA: each side goes first half of the time
             for index, once in order:
+                before = retries.count
                 sample = once(next(queue))
+                sample.retries = retries.count - before
                 if i >= warmup:
                     sides[index].samples.append(sample)
         print(
