@@ -89,8 +89,16 @@ class Runtime:
         return url
 
 
+_RUNTIMES: dict[tuple[str, ...], Runtime] = {}
+_SHAPING = ("CAREPATH_HOME", "CAREPATH_DATABASE_URL", "PREFECT_API_URL", "CAREPATH_ROSTER")
+
+
 def runtime_from_env(env: Mapping[str, str] | None = None) -> Runtime:
-    """The runtime this process should use."""
+    """The runtime this process should use: one per configuration, so its engine (and pool) is reused by every
+    task of every flow run in the process, and the store is migrated once."""
     env = dict(os.environ if env is None else env)
     home = Path(env.get("CAREPATH_HOME") or ".carepath").resolve()
-    return Runtime(home=home, database_url=store.database_url(home, env), env=env)
+    key = (str(home), *(env.get(name, "") for name in _SHAPING))
+    if key not in _RUNTIMES:
+        _RUNTIMES[key] = Runtime(home=home, database_url=store.database_url(home, env), env=env)
+    return _RUNTIMES[key]

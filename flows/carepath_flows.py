@@ -114,8 +114,11 @@ async def deadline_flow(episode_id: str, rung_id: str) -> dict[str, Any]:
     if 0 < early <= MAX_EARLY_WAIT:
         await asyncio.sleep(early)
     result = escalate(rung_id)
+    if result is None:  # a rung this store does not know (another deployment's store, or a deleted episode)
+        get_run_logger().warning("rung %s is not in this store; nothing to do", rung_id)
+        return {"escalated": False}
     await _follow_up(episode_id, result)
-    return {"escalated": bool(result and result.escalations)}
+    return {"escalated": bool(result.escalations)}
 
 
 @flow(

@@ -58,7 +58,9 @@ def make_engine(url: str | URL) -> Engine:
     """An engine for ``url``: SQLite tuned for several processes, or PostgreSQL through psycopg 3."""
     parsed = _normalise(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(parsed, pool_pre_ping=True)
+        # small pools: every serving process and every flow-run process has its own, and a server's
+        # max_connections (100 by default) is shared by all of them
+        return create_engine(parsed, pool_pre_ping=True, pool_size=2, max_overflow=3)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(parsed, connect_args={"timeout": BUSY_TIMEOUT_S})
