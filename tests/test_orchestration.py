@@ -141,7 +141,7 @@ def test_a_handoff_never_accepted_escalates_rung_by_rung_and_one_accepted_in_tim
     h.event(accepted, "handoff.accepted")
     step = _accept_step(h, ignored)
     rungs = sorted(h.rows(RungRecord, work_item_id=step.id), key=lambda r: r.index)
-    assert len(rungs) >= 2 and all(r.flow_run_id for r in rungs), "every rung has a scheduled Prefect run"
+    assert len(rungs) >= 2 and rungs[0].flow_run_id, "the next rung has a scheduled Prefect run"
     wall_wait = (utc(rungs[-1].due_at) - h.rt.clock.now()).total_seconds() / FACTOR + 30
     h.wait_for("every rung to escalate", lambda: len(_escalations(h, step.id)) == len(rungs), wall_wait)
     escalations = _escalations(h, step.id)
@@ -160,7 +160,7 @@ def test_a_deadline_due_while_the_serving_process_is_dead_escalates_once_after_r
     episode_id = _to_detox(h, "P-ORCH-030")
     step = _accept_step(h, episode_id)
     rungs = sorted(h.rows(RungRecord, work_item_id=step.id), key=lambda r: r.index)
-    assert all(r.flow_run_id for r in rungs)
+    assert rungs[0].flow_run_id, "the first rung is scheduled before the crash"
     h.serving.kill()  # SIGKILL: no cleanup, exactly like a crash
     past_due = (utc(rungs[-1].due_at) - h.rt.clock.now()).total_seconds() / FACTOR + 3
     time.sleep(max(past_due, 0))
