@@ -485,9 +485,9 @@ def report(sides: tuple[Side, Side], spans: dict[str, dict[str, float]]) -> floa
     ratio = carepath / hand - 1
     verdict = "met" if ratio <= AIM else "MISSED"
     if ratio >= 0:
-        print(f"Carepath within {ratio:.0%} of hand-written (median; aim {AIM:.0%}: {verdict})")
+        print(f"Carepath within {ratio:.1%} of hand-written (median; aim {AIM:.0%}: {verdict})")
     else:
-        print(f"Carepath {-ratio:.0%} faster than hand-written (median; aim {AIM:.0%}: {verdict})")
+        print(f"Carepath {-ratio:.1%} faster than hand-written (median; aim {AIM:.0%}: {verdict})")
     if max(sum(s.retries for s in side.samples) for side in sides) >= len(sides[0].samples) / 2:
         print(
             "note: the Prefect server answered HTTP 503 (SQLite busy) and the client waited ~2 s per retry; that "
