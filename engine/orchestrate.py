@@ -37,8 +37,9 @@ __all__ = [
 ]
 
 ESCALATIONS_ARTIFACT = "open-escalations"
-#: Prefect API calls in flight at once when (un)scheduling a transition's timers.
-CONCURRENCY = 8
+#: Prefect API calls in flight at once when (un)scheduling a transition's timers (a SQLite Prefect server
+#: answers 503 and retries when more writes overlap).
+CONCURRENCY = 3
 
 
 def deployment_name(pathway_id: str, kind: str) -> str:

@@ -20,6 +20,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -27,7 +28,7 @@ from typing import Protocol
 
 import pytest
 
-from engine.prefect_server import OFFLINE_ENV, start_local_server, stop_process_group
+from engine.prefect_server import OFFLINE_ENV, LocalServer, start_local_server, stop_process_group
 
 __all__ = ["REPO_ROOT", "ServeProcess", "ServeProcessFactory", "prefect_server", "serve_process", "start_serve_process"]
 
@@ -37,13 +38,30 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="session")
 def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The API URL of a Prefect server that lives for the whole test session."""
+    base = tmp_path_factory.mktemp("prefect-server")
+    with ExitStack() as stack:
+        server = start_local_server(base / "home", log_path=base / "server.log", database_url=_server_database(stack))
+        yield from _serving(server)
+
+
+def _server_database(stack: ExitStack) -> str | None:
+    """PostgreSQL for the session's Prefect server when it answers (what a production server runs on), else None
+    (SQLite). Prefect's SQLite database can stay locked after a client is SIGKILLed mid-request, which the crash
+    tests do on purpose; CAREPATH_TEST_PREFECT_SQLITE=1 forces SQLite anyway."""
+    from store_fixtures import pg_admin_url, temporary_pg_database
+
+    if os.environ.get("CAREPATH_TEST_PREFECT_SQLITE") or pg_admin_url() is None:
+        return None
+    url = stack.enter_context(temporary_pg_database("carepath_prefect"))
+    return url.replace("postgresql://", "postgresql+asyncpg://", 1)
+
+
+def _serving(server: LocalServer) -> Iterator[str]:
     from prefect.client.orchestration import get_client
     from prefect.settings import PREFECT_API_URL, get_current_settings, temporary_settings
 
     from engine.prefect_ops import run_sync
 
-    base = tmp_path_factory.mktemp("prefect-server")
-    server = start_local_server(base / "home", log_path=base / "server.log")
     saved = {key: os.environ.get(key) for key in (*OFFLINE_ENV, "PREFECT_API_URL")}
     os.environ.update(OFFLINE_ENV)
     os.environ["PREFECT_API_URL"] = server.api_url

@@ -158,15 +158,17 @@ def test_a_handoff_never_accepted_escalates_rung_by_rung_and_one_accepted_in_tim
 def test_a_deadline_due_while_the_serving_process_is_dead_escalates_once_after_restart(carepath: Harness) -> None:
     h = carepath
     episode_id = _to_detox(h, "P-ORCH-030")
-    step = _accept_step(h, episode_id)
+    # the MOUD plan is due 24 h (48 wall seconds) after the move: time enough to crash before it is due
+    [step] = [i for i in h.rows(WorkItemRecord, episode_id=episode_id) if i.key.endswith(".task.moud-plan")]
     rungs = sorted(h.rows(RungRecord, work_item_id=step.id), key=lambda r: r.index)
     assert rungs[0].flow_run_id, "the first rung is scheduled before the crash"
+    assert utc(rungs[0].due_at) > h.rt.clock.now(), "the test drove too slowly to crash before the deadline"
     h.serving.kill()  # SIGKILL: no cleanup, exactly like a crash
     past_due = (utc(rungs[-1].due_at) - h.rt.clock.now()).total_seconds() / FACTOR + 3
     time.sleep(max(past_due, 0))
     assert _escalations(h, step.id) == [], "nothing escalates while nothing serves"
     h.serving = h.start_serving()
-    h.wait_for("the late rungs to escalate", lambda: len(_escalations(h, step.id)) == len(rungs), 60)
+    h.wait_for("the late rungs to escalate", lambda: len(_escalations(h, step.id)) == len(rungs), 120)
     time.sleep(12)  # a sweep and any late duplicate run get their chance to double it
     assert len(_escalations(h, step.id)) == len(rungs)
     assert len({e.rung_id for e in _escalations(h, step.id)}) == len(rungs)
