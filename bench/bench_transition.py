@@ -18,16 +18,22 @@ of this module, in a temporary folder:
      them), and writes the run ids back with one UPDATE; one task cancels the closed rungs' runs
      (``Cancelling``, as Carepath does); one task publishes a markdown artifact;
 
-4. prints the median and p90 wall time (and this process's CPU time) per transition, the ratio, and where the
-   time goes per task (from the task runs the Prefect server recorded).
+4. prints the median and p90 wall time (and this process's CPU time) per transition, how often the Prefect
+   client had to retry after an HTTP 503, the ratio, and where the time goes per task (from the task runs the
+   Prefect server recorded); everything is stopped at the end, whatever happens.
 
 Both sides must do the same amount of Prefect work: the benchmark stops if a transition lands in another stage,
 or if the hand-written flow schedules or cancels a different number of runs than Carepath did.
 
+On the default SQLite Prefect server, run creation is often answered 503 (database busy) and the client waits
+about 2 s before retrying; that dominates both sides. ``--prefect-db postgresql`` runs the Prefect server on a
+throwaway database at 127.0.0.1:5432 (``CAREPATH_BENCH_PG_URL`` to point elsewhere) and shows the overhead
+itself. Exit status 1 when Carepath misses the aim (median within 10% of hand-written).
+
 Run from the repository root::
 
     .venv/bin/python -m bench.bench_transition                  # 20 transitions each, after 3 warm-ups each
-    .venv/bin/python -m bench.bench_transition --transitions 40 --warmup 5
+    .venv/bin/python -m bench.bench_transition --prefect-db postgresql --transitions 40
 """
 
 from __future__ import annotations
@@ -38,6 +44,8 @@ import contextlib
 import logging
 import os
 import platform
+import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -49,7 +57,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-__all__ = ["RetryCounter", "Sample", "Shape", "breakdown", "main", "percentile", "summarize"]
+__all__ = ["RetryCounter", "Sample", "Shape", "Stopper", "breakdown", "main", "percentile", "summarize"]
 
 ROOT = Path(__file__).resolve().parents[1]
 PATHWAY = "detox-to-aftercare"
@@ -130,6 +138,46 @@ def summarize(values: Sequence[float]) -> tuple[float, float]:
     return statistics.median(values), percentile(values, 90)
 
 
+class Stopper:
+    """Ctrl-C and SIGTERM handling that never leaves a child process behind.
+
+    Interrupting Prefect inside an in-process flow run can hang this process (seen: the event loop never
+    returned, the children kept running), so the first Ctrl-C only asks the benchmark to stop between two steps;
+    a second one, or SIGTERM, stops the children at once and exits with status 130.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.cleanups: list[Callable[[], None]] = []
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> Stopper:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def check(self) -> None:
+        """Stop here (raising KeyboardInterrupt, so ``finally`` blocks run) if a stop was asked for."""
+        if self.requested:
+            raise KeyboardInterrupt
+
+    def _handle(self, signum: int, frame: object) -> None:
+        first = not self.requested
+        self.requested = True
+        if (first and signum == signal.SIGINT) or not self.cleanups:
+            print("\nstopping after the current step (Ctrl-C again to stop at once)", file=sys.stderr, flush=True)
+            return
+        for cleanup in reversed(self.cleanups):
+            with contextlib.suppress(Exception):
+                cleanup()
+        print("stopped", file=sys.stderr, flush=True)
+        os._exit(130)
+
+
 # ------------------------------------------------------------------------------------------- environment
 
 
@@ -157,7 +205,7 @@ def configure_environment(home: Path, prefect_home: Path, api_url: str) -> dict[
 
 
 @contextlib.contextmanager
-def prefect_database(kind: str) -> Iterator[str | None]:
+def prefect_database(kind: str, stopper: Stopper) -> Iterator[str | None]:
     """None for the server's own SQLite file; for ``postgresql``, a throwaway database on 127.0.0.1:5432 (or
     ``CAREPATH_BENCH_PG_URL``, a URL of a database that may create others), dropped afterwards."""
     if kind == "sqlite":
@@ -176,13 +224,18 @@ def prefect_database(kind: str) -> Iterator[str | None]:
     else:
         raise RuntimeError("no PostgreSQL answers at 127.0.0.1:5432 (set CAREPATH_BENCH_PG_URL)")
     name = f"carepath_bench_prefect_{os.getpid()}"
+
+    def drop() -> None:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    stopper.cleanups.append(drop)
     try:
         yield admin.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1) + f"/{name}"
     finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        drop()
 
 
 def start_serving(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
@@ -506,14 +559,19 @@ def report(sides: tuple[Side, Side], spans: dict[str, dict[str, float]]) -> floa
 # --------------------------------------------------------------------------------------------------- main
 
 
-def run(transitions: int, warmup: int, folder: Path, concurrency: int, prefect_db: str | None) -> float:
+def run(
+    transitions: int, warmup: int, folder: Path, concurrency: int, prefect_db: str | None, stopper: Stopper
+) -> float:
     from engine.prefect_server import start_local_server, stop_process_group
 
     started = time.monotonic()
+    stopper.cleanups.append(lambda: shutil.rmtree(folder, ignore_errors=True))
     server = start_local_server(folder / "prefect", log_path=folder / "prefect-server.log", database_url=prefect_db)
+    stopper.cleanups.append(lambda: server.stop(grace=5))
     serving: subprocess.Popen[bytes] | None = None
     rt: Any = None
     try:
+        stopper.check()
         env = configure_environment(folder / "carepath", folder / "prefect-client", server.api_url)
         from engine.cli_episodes import register_pathways
         from engine.clock import CompressedClock
@@ -527,13 +585,16 @@ def run(transitions: int, warmup: int, folder: Path, concurrency: int, prefect_d
 
         since = datetime.now(UTC)
         serving = start_serving(env, folder / "serve.log")
+        stopper.cleanups.append(lambda: stop_process_group(serving, grace=5) if serving else None)
         ids = run_sync(wait_for_deployments(DEPLOYMENTS, 180, polled_since=since))
         print(f"setup: server and serving process up in {time.monotonic() - started:.0f} s", flush=True)
+        stopper.check()
 
         count = 2 * (transitions + warmup)
         t0 = time.monotonic()
         episodes = prepare_episodes(rt, count)
         print(f"setup: {count} episodes enrolled, screened and scheduled in {time.monotonic() - t0:.0f} s", flush=True)
+        stopper.check()
 
         handwritten = build_handwritten(rt, ids[DEADLINE_DEPLOYMENT], concurrency)
         retries = RetryCounter().install()
@@ -566,6 +627,7 @@ def run(transitions: int, warmup: int, folder: Path, concurrency: int, prefect_d
             if i % 2:
                 order = order[::-1]  # ABBA: each side goes first half of the time
             for index, once in order:
+                stopper.check()
                 before = retries.count
                 sample = once(next(queue))
                 sample.retries = retries.count - before
@@ -616,8 +678,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     with tempfile.TemporaryDirectory(prefix="carepath-bench-", ignore_cleanup_errors=True) as folder:
         try:
-            with prefect_database(args.prefect_db) as prefect_db:
-                ratio = run(args.transitions, args.warmup, Path(folder), args.hand_concurrency, prefect_db)
+            with Stopper() as stopper, prefect_database(args.prefect_db, stopper) as prefect_db:
+                ratio = run(args.transitions, args.warmup, Path(folder), args.hand_concurrency, prefect_db, stopper)
         except KeyboardInterrupt:
             print("interrupted; everything stopped", file=sys.stderr)
             return 130
