@@ -121,7 +121,6 @@ def _wait_until_served(rt: Runtime, names: list[str], child: subprocess.Popen[by
     """Wait for the child's server to answer and its deployments to be served; fail fast if the child dies."""
     from datetime import UTC, datetime
 
-    from engine.prefect_ops import run_sync, wait_for_deployments
     from engine.prefect_server import api_reachable
 
     started, deadline = datetime.now(UTC), time.monotonic() + timeout
@@ -131,7 +130,9 @@ def _wait_until_served(rt: Runtime, names: list[str], child: subprocess.Popen[by
         if time.monotonic() > deadline:
             raise OrchestrationError(f"the Prefect server did not start within {timeout:.0f} s; see {rt.home}/up.log")
         time.sleep(0.5)
-    rt.require_api()
+    rt.require_api()  # sets PREFECT_API_URL: only now may Prefect be imported (it reads its settings once)
+    from engine.prefect_ops import run_sync, wait_for_deployments
+
     run_sync(wait_for_deployments(names, max(5.0, deadline - time.monotonic()), polled_since=started))
 
 
@@ -140,7 +141,6 @@ def run_demo(
 ) -> int:
     """Start Carepath in a child process, play the cohort's scripts, and keep serving until Ctrl-C."""
     from engine.cli_episodes import run_event
-    from engine.compile import flow_for
     from engine.views import caseload, render_table
 
     if rt.home.exists():
@@ -158,7 +158,8 @@ def run_demo(
         pathways = sorted({p.pathway for p in cohort})
         names = [f"{p}-{k}/{p}" for p in pathways for k in ("enroll", "event", "deadline")]
         print(f"starting Carepath and a local Prefect server (log: {rt.home / 'up.log'}) ...", flush=True)
-        _wait_until_served(rt, names, child, timeout=120)
+        _wait_until_served(rt, names, child, timeout=180)
+        from engine.compile import flow_for  # Prefect, now that its API address is known
         print(f"Prefect UI: {rt.api_url().removesuffix('/api')}   clock: 1 pathway hour = {3600 / factor:g} s")
         timeline: list[tuple[Any, str, str, dict[str, Any], str]] = []
         for persona in cohort:
