@@ -192,9 +192,9 @@ def run_demo(
         return 0
     finally:
         if child.poll() is None:
-            child.terminate()
+            child.terminate()  # `carepath up` stops its Prefect server on the way out
             try:
-                child.wait(timeout=30)
+                child.wait(timeout=90)
             except subprocess.TimeoutExpired:
                 child.kill()
         log.close()

@@ -56,6 +56,11 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
+def _in_use(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        return sock.connect_ex((host, port)) == 0
+
+
 def api_reachable(api_url: str, timeout: float = 2.0) -> bool:
     """True if ``{api_url}/health`` answers 200 (``api_url`` ends in ``/api``)."""
     try:
@@ -134,6 +139,10 @@ def start_local_server(
     home.mkdir(parents=True, exist_ok=True)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     port = port or free_port(host)
+    if _in_use(host, port):
+        raise OrchestrationError(
+            f"port {port} on {host} is already in use (another Carepath or Prefect server?); choose another with --port"
+        )
     env = server_env(home, database_url=database_url)
     env.update(extra_env or {})
     command = [sys.executable, "-m", "prefect", "server", "start", "--host", host, "--port", str(port)]
