@@ -246,7 +246,8 @@ def _demo(args: argparse.Namespace) -> int:
     from engine.demo import run_demo
     from engine.runtime import runtime_from_env
 
-    env = dict(os.environ)
-    env["CAREPATH_HOME"] = str((Path(env.get("CAREPATH_HOME") or ".carepath") / "demo").resolve())
-    env.pop("CAREPATH_DATABASE_URL", None)
-    return run_demo(runtime_from_env(env), factor=args.speed, port=args.port, exit_when_done=args.exit_when_done)
+    # the demo's own data folder, for this process too: in-process flows read it from the environment
+    os.environ["CAREPATH_HOME"] = str((Path(os.environ.get("CAREPATH_HOME") or ".carepath") / "demo").resolve())
+    os.environ.pop("CAREPATH_DATABASE_URL", None)
+    os.environ.pop("PREFECT_API_URL", None)
+    return run_demo(runtime_from_env(), factor=args.speed, port=args.port, exit_when_done=args.exit_when_done)

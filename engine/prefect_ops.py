@@ -104,6 +104,9 @@ def run_sync(awaitable: Coroutine[Any, Any, T]) -> T:
         return pool.submit(context.run, asyncio.run, awaitable).result()
 
 
+_DEPLOYMENT_IDS: dict[tuple[str, str], UUID] = {}
+
+
 async def schedule_deployment_run(
     deployment_name: str,
     parameters: Mapping[str, Any],
@@ -121,9 +124,11 @@ async def schedule_deployment_run(
     from prefect.states import Scheduled
 
     async with _client(f"cannot schedule a run of {deployment_name!r}") as client:
-        deployment = await _deployment(client, deployment_name)
+        key = (str(client.api_url), deployment_name)
+        if key not in _DEPLOYMENT_IDS:  # a deployment keeps its id when re-served: look it up once per process
+            _DEPLOYMENT_IDS[key] = (await _deployment(client, deployment_name)).id
         run = await client.create_flow_run_from_deployment(
-            deployment.id,
+            _DEPLOYMENT_IDS[key],
             parameters=dict(parameters),
             state=Scheduled(scheduled_time=utc(at)),
             name=flow_run_name,
