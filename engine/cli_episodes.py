@@ -246,6 +246,8 @@ def _demo(args: argparse.Namespace) -> int:
     from engine.demo import run_demo
     from engine.runtime import runtime_from_env
 
+    for key, value in QUIET_PREFECT.items():
+        os.environ.setdefault(key, value)
     # the demo's own data folder, for this process too: in-process flows read it from the environment
     os.environ["CAREPATH_HOME"] = str((Path(os.environ.get("CAREPATH_HOME") or ".carepath") / "demo").resolve())
     os.environ.pop("CAREPATH_DATABASE_URL", None)
