@@ -235,7 +235,7 @@ def _episodes(args: argparse.Namespace) -> int:
 
 def _demo_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=int, default=4200, help="port of the local Prefect server (default 4200)")
-    p.add_argument("--speed", type=float, default=3600, help="pathway seconds per wall second (default 3600)")
+    p.add_argument("--speed", type=float, default=900, help="pathway seconds per wall second (default 900)")
     p.add_argument("--exit-when-done", action="store_true", help="stop once the cohort's script has played")
 
 
