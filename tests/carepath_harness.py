@@ -158,5 +158,23 @@ def running_carepath(
         try:
             yield harness
         finally:
+            from engine.prefect_ops import run_sync
+
+            run_sync(_cancel_leftover_runs())
             harness.serving.stop()
             rt.engine.dispose()
+
+
+async def _cancel_leftover_runs() -> None:
+    """Cancel runs still waiting on the shared server, so the next module's serving process does not spend its
+    first minutes starting processes for rungs of a store it does not have."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
+    from prefect.client.schemas.objects import StateType
+    from prefect.states import Cancelled
+
+    waiting = FlowRunFilterStateType(any_=[StateType.SCHEDULED, StateType.PENDING])
+    async with get_client() as client:
+        runs = await client.read_flow_runs(flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=waiting)))
+        for run in runs:
+            await client.set_flow_run_state(run.id, Cancelled(message="test module finished"), force=True)

@@ -107,7 +107,7 @@ def test_never_accepted_runs_the_ladder_and_reaches_people(carepath: Harness, re
     h.drive(ep, ASSESSED)
     [step] = [i for i in _items(h, ep, "handoff-step") if i.key.endswith("accepted")]
     rungs = sorted(h.rows(RungRecord, work_item_id=step.id), key=lambda r: r.index)
-    wait = (utc(rungs[-1].due_at) - h.rt.clock.now()).total_seconds() / FACTOR + 40
+    wait = (utc(rungs[-1].due_at) - h.rt.clock.now()).total_seconds() / FACTOR + 90
     wanted = {r.id for r in rungs}
 
     def delivered() -> list[DeliveryRecord]:
