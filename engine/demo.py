@@ -160,6 +160,7 @@ def run_demo(
         print(f"starting Carepath and a local Prefect server (log: {rt.home / 'up.log'}) ...", flush=True)
         _wait_until_served(rt, names, child, timeout=180)
         from engine.compile import flow_for  # Prefect, now that its API address is known
+
         print(f"Prefect UI: {rt.api_url().removesuffix('/api')}   clock: 1 pathway hour = {3600 / factor:g} s")
         timeline: list[tuple[Any, str, str, dict[str, Any], str]] = []
         for persona in cohort:

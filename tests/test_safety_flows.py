@@ -216,6 +216,7 @@ def test_an_illegal_move_or_a_move_by_the_wrong_party_is_refused_and_changes_not
     h = carepath
     ep = h.enroll("detox-to-aftercare", "P-SAFE-009")
     h.drive(ep, ASSESSED)
+
     def snapshot() -> tuple[str, str, int, int]:
         handoff = _handoff(h, ep)
         moves = [a for a in h.rows(AuditRecord, episode_id=ep) if a.action in ("event", "handoff.move")]
