@@ -257,18 +257,14 @@ def start_serving(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes
 
 def tpo_consent(consent_id: str, person: str) -> Any:
     """A synthetic single consent for treatment, payment and operations to every treating provider."""
-    from engine.domain.consent import TPO, Consent
+    from engine.domain.consent import single_tpo_consent
 
-    return Consent(
-        id=consent_id,
-        patient=person,
+    return single_tpo_consent(
+        consent_id,
+        person,
         discloser="Carepath bench program",
         information="SUD diagnosis, medications and referral details",
-        recipient_classes=("treating-providers",),
-        purposes=TPO,
-        expires="end-of-treatment",
         signed_on=date(2026, 1, 1),
-        signed_by=person,
     )
 
 

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from engine.clock import CompressedClock
-from engine.domain.consent import TPO, Consent
+from engine.domain.consent import Consent, single_tpo_consent
 from engine.errors import CarepathError, OrchestrationError
 from engine.runtime import Runtime
 
@@ -39,16 +39,12 @@ class Persona:
 
 def demo_consent(episode_id: str, person: str, now: datetime) -> Consent:
     """A synthetic Part 2 consent: treatment, payment and operations, to the person's treating providers."""
-    return Consent(
-        id=f"cn-{episode_id}",
-        patient=person,
+    return single_tpo_consent(
+        f"cn-{episode_id}",
+        person,
         discloser="Carepath demo program",
         information="SUD diagnosis, current medications, referral details",
-        recipient_classes=("treating-providers",),
-        purposes=TPO,
-        expires="end-of-treatment",
         signed_on=now.date(),
-        signed_by=person,
     )
 
 

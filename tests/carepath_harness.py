@@ -22,7 +22,7 @@ from store_fixtures import pg_admin_url, pg_unavailable_reason, temporary_pg_dat
 
 from engine.cli_episodes import register_pathways, run_event
 from engine.clock import CompressedClock
-from engine.domain.consent import TPO, Consent
+from engine.domain.consent import Consent, single_tpo_consent
 from engine.runtime import Runtime, runtime_from_env
 from engine.store import EpisodeRecord
 
@@ -40,16 +40,12 @@ DEPLOYMENTS = [f"{p}-{k}/{p}" for p in PATHWAYS for k in ("enroll", "event", "de
 
 def tpo_consent(consent_id: str, person: str) -> Consent:
     """A synthetic single consent for treatment, payment and operations to all treating providers."""
-    return Consent(
-        id=consent_id,
-        patient=person,
+    return single_tpo_consent(
+        consent_id,
+        person,
         discloser="Carepath test program",
         information="SUD diagnosis, medications and referral details",
-        recipient_classes=("treating-providers",),
-        purposes=TPO,
-        expires="end-of-treatment",
         signed_on=date(2026, 1, 1),
-        signed_by=person,
     )
 
 

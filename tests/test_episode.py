@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from engine.clock import ManualClock
-from engine.domain.consent import TPO, Consent
+from engine.domain.consent import Consent, single_tpo_consent
 from engine.episode import EpisodeState, Event, Outcome, apply_event, enroll, fire_rung
 from engine.errors import EventRejected
 from engine.model import PathwaySpec
@@ -20,16 +20,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def tpo_consent(consent_id: str = "cn-1") -> Consent:
     """A synthetic single consent for treatment, payment and operations to all treating providers."""
-    return Consent(
-        id=consent_id,
-        patient="P-TEST-1",
+    return single_tpo_consent(
+        consent_id,
+        "P-TEST-1",
         discloser="Carepath test program",
         information="SUD diagnosis, medications, referral details",
-        recipient_classes=("treating-providers",),
-        purposes=TPO,
-        expires="end-of-treatment",
         signed_on=date(2026, 1, 1),
-        signed_by="P-TEST-1",
     )
 
 

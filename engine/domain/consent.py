@@ -38,6 +38,7 @@ __all__ = [
     "is_current",
     "pending_blocked",
     "revoke",
+    "single_tpo_consent",
     "uncovered_reason",
 ]
 
@@ -124,6 +125,22 @@ class Disclosure(BaseModel):
     consent_id: str
     at: datetime
     notice: str = REDISCLOSURE_NOTICE
+
+
+def single_tpo_consent(consent_id: str, patient: str, *, discloser: str, information: str, signed_on: date) -> Consent:
+    """The 2024 rule's single consent for all future treatment, payment and health care operations, to the
+    person's treating providers, until the end of treatment; signed by the person."""
+    return Consent(
+        id=consent_id,
+        patient=patient,
+        discloser=discloser,
+        information=information,
+        recipient_classes=("treating-providers",),
+        purposes=TPO,
+        expires="end-of-treatment",
+        signed_on=signed_on,
+        signed_by=patient,
+    )
 
 
 def is_current(consent: Consent, now: datetime, episode_active: bool) -> bool:
