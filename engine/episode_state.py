@@ -24,6 +24,7 @@ __all__ = [
     "Handoff",
     "ItemStatus",
     "Outcome",
+    "Severity",
     "Rung",
     "WorkItem",
     "alert",
@@ -32,6 +33,9 @@ __all__ = [
 ]
 
 ItemStatus = Literal["open", "done", "cancelled", "missed"]
+#: ``critical``: an omitted MOUD and the like, alerted at once to every role; ``high``: something went wrong with a
+#: handoff (declined, revoked, denied), alerted at once; ``normal``: a deadline passed.
+Severity = Literal["normal", "high", "critical"]
 
 
 class Rung(BaseModel):
@@ -62,6 +66,9 @@ class WorkItem(BaseModel):
     consent_purpose: str | None = None
     status: ItemStatus = "open"
     closed_by: str | None = None
+    severity: Severity = "normal"
+    #: Free text that goes with the work (a denial's reason): kept in the store, never shown in Prefect
+    note: str | None = None
     rungs: list[Rung] = []
 
 
@@ -204,8 +211,22 @@ def close_item(item: WorkItem, status: ItemStatus, by: str, state: EpisodeState,
         out.closed.append(item)
 
 
-def alert(state: EpisodeState, out: Outcome, key: str, title: str, roles: list[str], now: datetime) -> WorkItem | None:
-    """Escalate at once: an item whose rungs (one per role) are all due now; it closes when they have fired."""
+def alert(
+    state: EpisodeState,
+    out: Outcome,
+    key: str,
+    title: str,
+    roles: list[str],
+    now: datetime,
+    *,
+    severity: Severity = "high",
+    note: str | None = None,
+) -> WorkItem | None:
+    """Escalate at once: an item whose rungs (one per role) are all due now; it closes when they have fired.
+
+    ``title`` reaches Prefect and the alert's recipients, so it holds the pathway's own words and codes only;
+    free text (a reason someone typed) goes in ``note``, which stays in the store.
+    """
     if not roles:
         return None
     item_id = f"{state.id}/{state.visit}/alert.{key}"
@@ -221,6 +242,8 @@ def alert(state: EpisodeState, out: Outcome, key: str, title: str, roles: list[s
         due_at=now,
         done_on="escalation.acknowledged",
         visit=state.visit,
+        severity=severity,
+        note=note,
         rungs=[
             Rung(id=f"{item_id}#r{n}", index=n, due_at=now, role=role) for n, role in enumerate(dict.fromkeys(roles))
         ],

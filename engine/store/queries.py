@@ -63,6 +63,7 @@ __all__ = [
     "open_handoffs",
     "open_work_items",
     "pending_rungs",
+    "processed_event",
     "put_setting",
     "record_delivery",
     "record_disclosure",
@@ -243,8 +244,13 @@ def cancel_pending_rungs(session: Session, work_item_id: str) -> list[RungRecord
 # ------------------------------------------------------------------------------------- exactly-once writes
 
 
-def record_escalation_once(session: Session, rung: RungRecord, now: datetime) -> EscalationRecord | None:
-    """Raise the rung's escalation and mark the rung fired; None if this rung had already escalated."""
+def record_escalation_once(
+    session: Session, rung: RungRecord, now: datetime, *, severity: str = "normal", claimed_at: datetime | None = None
+) -> EscalationRecord | None:
+    """Raise the rung's escalation and mark the rung fired; None if this rung had already escalated.
+
+    ``claimed_at`` (wall time) records that the caller will deliver it now; the sweep delivers unclaimed ones.
+    """
     statement = (
         _insert(session, EscalationRecord)
         .values(
@@ -253,6 +259,8 @@ def record_escalation_once(session: Session, rung: RungRecord, now: datetime) ->
             work_item_id=rung.work_item_id,
             role=rung.role,
             raised_at=now,
+            severity=severity,
+            delivery_claimed_at=claimed_at,
         )
         .on_conflict_do_nothing(index_elements=["rung_id"])
         .returning(col(EscalationRecord.id))
@@ -292,15 +300,30 @@ def mark_event_processed(
     now: datetime,
     outcome: str = "applied",
     detail: str | None = None,
+    digest: str | None = None,
 ) -> bool:
-    """Claim ``event_id`` for this transaction; False if it was processed before (then apply nothing)."""
+    """Claim ``event_id`` on ``episode_id`` for this transaction; False if that episode processed it before (then
+    apply nothing). Ids are per episode: another episode may use the same id."""
     statement = (
         _insert(session, ProcessedEventRecord)
-        .values(event_id=event_id, episode_id=episode_id, name=name, received_at=now, outcome=outcome, detail=detail)
-        .on_conflict_do_nothing(index_elements=["event_id"])
+        .values(
+            event_id=event_id,
+            episode_id=episode_id,
+            name=name,
+            received_at=now,
+            outcome=outcome,
+            detail=detail,
+            digest=digest,
+        )
+        .on_conflict_do_nothing(index_elements=["episode_id", "event_id"])
         .returning(col(ProcessedEventRecord.event_id))
     )
     return session.execute(statement).scalar_one_or_none() is not None
+
+
+def processed_event(session: Session, episode_id: str, event_id: str) -> ProcessedEventRecord | None:
+    """The record of an event id an episode already processed, if any."""
+    return session.get(ProcessedEventRecord, (episode_id, event_id), populate_existing=True)
 
 
 # ------------------------------------------------------------------------------------------ audit, settings

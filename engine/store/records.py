@@ -29,6 +29,7 @@ __all__ = [
     "EpisodeRecord",
     "EscalationRecord",
     "HandoffRecord",
+    "InboundEventRecord",
     "MedicationListRecord",
     "PathwayVersionRecord",
     "ProcessedEventRecord",
@@ -191,6 +192,10 @@ class WorkItemRecord(SQLModel, table=True):
     closed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     closed_by: str | None = None
     occurrence: int = 0
+    #: ``normal``, ``high`` (an alert: a decline, a revocation, a denial) or ``critical`` (an omitted MOUD)
+    severity: str = Field(default="normal", sa_column_kwargs={"server_default": "normal"})
+    #: Free text that belongs with the work (a denial's reason); shown by ``carepath status``, never sent to Prefect
+    note: str | None = None
 
 
 class RungRecord(SQLModel, table=True):
@@ -237,20 +242,50 @@ class EscalationRecord(SQLModel, table=True):
     raised_at: datetime = Field(sa_type=UTCDateTime)
     acknowledged_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     acknowledged_by: str | None = None
+    severity: str = Field(default="normal", sa_column_kwargs={"server_default": "normal"})
+    #: Wall time a process took on delivering this escalation; the sweep re-delivers a claim gone stale
+    delivery_claimed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class ProcessedEventRecord(SQLModel, table=True):
-    """An event id already seen: the same event sent twice is applied once."""
+    """An event id already applied to an episode: the same event sent twice is applied once.
+
+    Ids are unique per episode (a sending system's ids may repeat across people); ``digest`` identifies the event
+    (name and payload), so an id reused for a different event is refused rather than taken for a duplicate.
+    """
 
     __tablename__ = "processed_event"
     __table_args__ = (_episode_fk(),)
 
+    episode_id: str = Field(primary_key=True)
     event_id: str = Field(primary_key=True)
-    episode_id: str
     name: str
     received_at: datetime = Field(sa_type=UTCDateTime)
     outcome: str = "applied"
     detail: str | None = None
+    digest: str | None = None
+
+
+class InboundEventRecord(SQLModel, table=True):
+    """An event as received, payload included, before it is applied: Prefect gets only this row's opaque ``id``.
+
+    ``status`` is ``received`` until the event is applied (``applied``, ``duplicate``) or refused (``rejected``,
+    with the one-line reason in ``detail``, which stays in the store).
+    """
+
+    __tablename__ = "inbound_event"
+    __table_args__ = (_episode_fk(), Index("ix_inbound_event_episode", "episode_id", "received_at"))
+
+    id: str = Field(primary_key=True)
+    episode_id: str
+    name: str
+    data: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    event_id: str | None = None
+    actor: str = "coordinator"
+    received_at: datetime = Field(sa_type=UTCDateTime)
+    status: str = "received"
+    detail: str | None = None
+    processed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class AuditRecord(SQLModel, table=True):
