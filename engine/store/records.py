@@ -232,6 +232,7 @@ class EscalationRecord(SQLModel, table=True):
         _fk(["work_item_id"], ["work_item.id"]),
         UniqueConstraint("rung_id"),
         Index("ix_escalation_episode", "episode_id"),
+        Index("ix_escalation_delivery", "delivery_done_at", "delivery_claimed_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -245,6 +246,8 @@ class EscalationRecord(SQLModel, table=True):
     severity: str = Field(default="normal", sa_column_kwargs={"server_default": "normal"})
     #: Wall time a process took on delivering this escalation; the sweep re-delivers a claim gone stale
     delivery_claimed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    #: Wall time every contact's outcome was recorded (delivered, failed after retries, or no contact)
+    delivery_done_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class ProcessedEventRecord(SQLModel, table=True):

@@ -1,7 +1,8 @@
 """Every escalation reaches a person; payloads stay in the store; event ids are unique per episode.
 
 - ``inbound_event``: an event with its payload, stored before it is applied, so Prefect sees only its id;
-- ``escalation.severity`` and ``delivery_claimed_at`` (the sweep re-delivers a claim gone stale);
+- ``escalation.severity``, ``delivery_claimed_at`` and ``delivery_done_at`` (the sweep delivers what nobody
+  finished delivering);
 - ``work_item.severity`` and ``note`` (free text such as a denial's reason stays here, never in Prefect);
 - ``processed_event``: primary key (episode_id, event_id) instead of event_id alone, plus the event's ``digest``.
 
@@ -28,6 +29,10 @@ def _severity() -> sa.Column[str]:
 def upgrade() -> None:
     op.add_column("escalation", _severity())
     op.add_column("escalation", sa.Column("delivery_claimed_at", sa.DateTime(timezone=True), nullable=True))
+    op.add_column("escalation", sa.Column("delivery_done_at", sa.DateTime(timezone=True), nullable=True))
+    op.create_index("ix_escalation_delivery", "escalation", ["delivery_done_at", "delivery_claimed_at"], unique=False)
+    # escalations raised before this revision were handled by the old delivery path: not re-sent on upgrade
+    op.execute("UPDATE escalation SET delivery_done_at = raised_at")
     op.add_column("work_item", _severity())
     op.add_column("work_item", sa.Column("note", sa.String(), nullable=True))
     with op.batch_alter_table("processed_event", recreate="always") as batch:
@@ -66,5 +71,7 @@ def downgrade() -> None:
         batch.drop_column("digest")
     op.drop_column("work_item", "note")
     op.drop_column("work_item", "severity")
+    op.drop_index("ix_escalation_delivery", table_name="escalation")
+    op.drop_column("escalation", "delivery_done_at")
     op.drop_column("escalation", "delivery_claimed_at")
     op.drop_column("escalation", "severity")
