@@ -13,11 +13,14 @@ from engine.domain.reconcile import (
     CriticalMedication,
     Discrepancy,
     Medication,
+    carry_marks,
     compare,
     critical_list,
     mark_intentional,
     needs_escalation,
+    newly_critical,
     summary,
+    supersede,
     table_rows,
 )
 from engine.errors import EventRejected
@@ -196,6 +199,7 @@ def test_marking_intentional_documents_it_and_stops_it_counting_as_an_error() ->
         "unintentional": 1,
         "intentional": 1,
         "critical": 0,
+        "resolved": 0,
         "omission": 1,
         "dose-change": 0,
         "route-change": 0,
@@ -213,6 +217,56 @@ def test_marking_needs_a_known_key_a_reason_and_a_clinician() -> None:
         mark_intentional(found, "omission:sertraline", " ", by="CL-1")
     with pytest.raises(EventRejected, match="which clinician"):
         mark_intentional(found, "omission:sertraline", "stopped", by="")
+
+
+# ------------------------------------------------------------------------------------- lists sent again
+
+SENT = [med("Suboxone", dose="16 mg"), med("atorvastatin", dose="20 mg"), med("sertraline", dose="50 mg")]
+
+
+def test_a_mark_carries_over_while_the_finding_is_the_same() -> None:
+    first = compare(SENT, [med("atorvastatin", dose="40 mg"), med("sertraline", dose="50 mg")], moud())
+    marked = mark_intentional(first, "omission:buprenorphine", "taper agreed", by="CL-7")
+    marked = mark_intentional(marked, "dose-change:atorvastatin", "raised on admission", by="CL-7")
+    again = compare(SENT, [med("atorvastatin", dose="80 mg"), med("sertraline", dose="50 mg")], moud())
+    carried = {d.key: d for d in carry_marks(marked, again)}
+    assert (carried["omission:buprenorphine"].status, carried["omission:buprenorphine"].reason) == (
+        "intentional-documented",
+        "taper agreed",
+    )
+    assert carried["dose-change:atorvastatin"].status == "unintentional", "80 mg is a finding nobody reviewed"
+    assert needs_escalation(carried.values()) == [], "a marked critical omission does not escalate again"
+
+
+def test_a_new_comparison_supersedes_the_last_and_keeps_what_it_resolves() -> None:
+    first = compare(SENT, [med("sertraline", dose="50 mg")], moud())
+    marked = mark_intentional(first, "omission:atorvastatin", "stopped", by="CL-7")
+    corrected = supersede(marked, compare(SENT, [*SENT[1:], med("buprenorphine", dose="16 mg")], moud()))
+    assert [(d.key, d.status, d.reason) for d in corrected] == [
+        ("omission:buprenorphine", "resolved", None),
+        ("omission:atorvastatin", "resolved", "stopped"),  # the mark stays as history
+    ]
+    assert summary(corrected)["total"] == 0 and summary(corrected)["resolved"] == 2
+    assert supersede(corrected, []) == corrected, "resolved stays resolved"
+    again = supersede(corrected, first)
+    assert [(d.key, d.status) for d in again] == [
+        ("omission:buprenorphine", "unintentional"),
+        ("omission:atorvastatin", "unintentional"),  # found again after resolution: nobody reviewed it
+    ]
+    with pytest.raises(EventRejected, match="'omission:buprenorphine' is resolved"):
+        mark_intentional(corrected, "omission:buprenorphine", "why", by="CL-7")
+
+
+def test_only_a_critical_error_that_was_not_one_before_escalates() -> None:
+    omitted = compare(SENT, [med("sertraline", dose="50 mg")], moud())
+    assert [d.key for d in newly_critical([], omitted)] == ["omission:buprenorphine"]
+    assert newly_critical(omitted, supersede(omitted, omitted)) == [], "the same finding again: alerted already"
+    marked = mark_intentional(omitted, "omission:buprenorphine", "taper agreed", by="CL-7")
+    assert newly_critical(marked, supersede(marked, omitted)) == []
+    both = compare([*SENT, med("methadone", dose="60 mg")], [med("sertraline", dose="50 mg")], moud())
+    assert [d.key for d in newly_critical(marked, supersede(marked, both))] == ["omission:methadone"]
+    restored = supersede(omitted, [])
+    assert [d.key for d in newly_critical(restored, supersede(restored, omitted))] == ["omission:buprenorphine"]
 
 
 def test_keys_stay_unique_when_a_drug_repeats() -> None:
@@ -238,4 +292,4 @@ def test_table_rows_carry_findings_and_nothing_about_the_person() -> None:
         "key": "omission:buprenorphine",
     }
     assert [r["kind"] for r in rows] == ["omission", "new-without-reason"]
-    assert set(summary(found)) == {"total", "unintentional", "intentional", "critical", *KINDS}
+    assert set(summary(found)) == {"total", "unintentional", "intentional", "critical", "resolved", *KINDS}

@@ -17,6 +17,11 @@ clinical and branded drug): a code mismatch alone must never turn a continued MO
 
 Every discrepancy starts ``unintentional`` (an error) until a clinician marks it ``intentional-documented`` with
 a reason (:func:`mark_intentional`); only unintentional ones count as errors.
+
+Lists are sent again (a corrected admission list, a late discharge list): each new comparison supersedes the
+last (:func:`supersede`). A mark carries over while the finding is the same (:func:`carry_marks`), a finding no
+longer found is kept as ``resolved`` (history, never deleted), and only a critical error that was not one before
+escalates (:func:`newly_critical`), so a clinician's mark or an alert already raised is never undone by a re-send.
 """
 
 from __future__ import annotations
@@ -30,16 +35,22 @@ from pydantic import BaseModel, ConfigDict, Field
 from engine.errors import EventRejected
 
 __all__ = [
+    "INTENTIONAL",
     "KINDS",
+    "RESOLVED",
     "CriticalMedication",
     "Discrepancy",
     "DiscrepancyKind",
+    "DiscrepancyStatus",
     "Medication",
+    "carry_marks",
     "compare",
     "critical_list",
     "mark_intentional",
     "needs_escalation",
+    "newly_critical",
     "summary",
+    "supersede",
     "table_rows",
 ]
 
@@ -47,6 +58,10 @@ DiscrepancyKind = Literal[
     "omission", "dose-change", "route-change", "frequency-change", "duplication", "new-without-reason"
 ]
 KINDS: tuple[str, ...] = get_args(DiscrepancyKind)
+#: ``resolved``: a later comparison no longer finds it; kept so the history shows what was wrong and when
+DiscrepancyStatus = Literal["unintentional", "intentional-documented", "resolved"]
+INTENTIONAL = "intentional-documented"
+RESOLVED = "resolved"
 
 
 class Medication(BaseModel):
@@ -84,7 +99,7 @@ class Discrepancy(BaseModel):
     detail: str
     critical: bool = False
     medication_class: str | None = None
-    status: Literal["unintentional", "intentional-documented"] = "unintentional"
+    status: DiscrepancyStatus = "unintentional"
     reason: str | None = None
     marked_by: str | None = None
 
@@ -298,10 +313,13 @@ def mark_intentional(discrepancies: Iterable[Discrepancy], key: str, reason: str
         raise EventRejected(f"discrepancy '{key}': marking it intentional needs a reason")
     if not by or not by.strip():
         raise EventRejected(f"discrepancy '{key}': say which clinician marks it intentional")
-    if not any(d.key == key for d in items):
-        known = ", ".join(d.key for d in items) or "none"
+    current = [d for d in items if d.status != RESOLVED]
+    if not any(d.key == key for d in current):
+        if any(d.key == key for d in items):
+            raise EventRejected(f"discrepancy '{key}' is resolved: the lists no longer differ there")
+        known = ", ".join(d.key for d in current) or "none"
         raise EventRejected(f"no discrepancy '{key}' in this reconciliation (known: {known})")
-    update = {"status": "intentional-documented", "reason": reason.strip(), "marked_by": by.strip()}
+    update = {"status": INTENTIONAL, "reason": reason.strip(), "marked_by": by.strip()}
     return [d.model_copy(update=update) if d.key == key else d for d in items]
 
 
@@ -310,14 +328,53 @@ def needs_escalation(discrepancies: Iterable[Discrepancy]) -> list[Discrepancy]:
     return [d for d in discrepancies if d.critical and d.is_error]
 
 
+def carry_marks(previous: Iterable[Discrepancy], found: Iterable[Discrepancy]) -> list[Discrepancy]:
+    """``found`` with each clinician's mark from ``previous`` carried over, by key (kind and drug).
+
+    A mark documents one finding: it carries over only while ``detail`` is unchanged (a dose changed again is a
+    new finding nobody has reviewed). A resolved finding carries no mark: found again, it is an error again.
+    """
+    marks = {d.key: d for d in previous if d.status == INTENTIONAL}
+    out = []
+    for d in found:
+        mark = marks.get(d.key)
+        if mark is not None and mark.detail == d.detail:
+            d = d.model_copy(update={"status": mark.status, "reason": mark.reason, "marked_by": mark.marked_by})
+        out.append(d)
+    return out
+
+
+def supersede(previous: Iterable[Discrepancy], found: Iterable[Discrepancy]) -> list[Discrepancy]:
+    """The visit's findings once a new comparison (``found``) replaces ``previous``: the new findings with their
+    marks carried over, then every earlier finding no longer found, as ``resolved`` (its mark kept as history)."""
+    before = list(previous)
+    current = carry_marks(before, found)
+    keys = {d.key for d in current}
+    gone = [d if d.status == RESOLVED else d.model_copy(update={"status": RESOLVED}) for d in before]
+    return current + [d for d in gone if d.key not in keys]
+
+
+def newly_critical(previous: Iterable[Discrepancy], current: Iterable[Discrepancy]) -> list[Discrepancy]:
+    """Critical errors in ``current`` that ``previous`` did not hold as critical errors: only these escalate.
+
+    One still found after a re-send was alerted already; one marked intentional does not escalate; one found
+    again after it was resolved is new.
+    """
+    alerted = {d.key for d in needs_escalation(previous)}
+    return [d for d in needs_escalation(current) if d.key not in alerted]
+
+
 def summary(discrepancies: Iterable[Discrepancy]) -> dict[str, int]:
-    """Counts: ``total``, ``unintentional`` (errors), ``intentional``, ``critical`` (unintentional), per kind."""
-    items = list(discrepancies)
+    """Counts of the current findings: ``total``, ``unintentional`` (errors), ``intentional``, ``critical``
+    (unintentional), per kind; and ``resolved``, the earlier findings no longer found."""
+    everything = list(discrepancies)
+    items = [d for d in everything if d.status != RESOLVED]
     out = {
         "total": len(items),
         "unintentional": sum(d.is_error for d in items),
         "intentional": sum(not d.is_error for d in items),
         "critical": len(needs_escalation(items)),
+        "resolved": len(everything) - len(items),
     }
     for kind in KINDS:
         out[kind] = sum(d.kind == kind for d in items)
