@@ -569,9 +569,10 @@ def run(
     try:
         stopper.check()
         env = configure_environment(folder / "carepath", folder / "prefect-client", server.api_url)
+        from engine.runtime import runtime_from_env
+
         from engine.cli_episodes import register_pathways
         from engine.clock import CompressedClock
-        from engine.runtime import runtime_from_env
 
         rt = runtime_from_env()
         rt.set_clock(CompressedClock.starting_now(1.0))  # real speed: nothing falls due during the benchmark

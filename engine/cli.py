@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import signal
 import sys
 import traceback
 from collections.abc import Callable, Sequence
 
 from engine.errors import CarepathError
 
-__all__ = ["main"]
+__all__ = ["PROCESS_DEFAULTS", "configure_process", "describe_unexpected", "main", "run_entry_point"]
 
 Handler = Callable[[argparse.Namespace], int]
 _COMMAND_MODULES = ("engine.cli_pathways", "engine.cli_episodes", "engine.cli_safety")
@@ -52,13 +54,31 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the console script."""
-    args = _parser().parse_args(argv)
+#: Set for every process Carepath starts unless already set: Prefect must not phone home (the machine may be
+#: offline, and telemetry is not ours to send), and its console chatter is for operators, not coordinators.
+PROCESS_DEFAULTS = {
+    "DO_NOT_TRACK": "1",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "WARNING",
+    "PREFECT_LOGGING_HANDLERS_CONSOLE_FLOW_RUNS_LEVEL": "CRITICAL",
+}
+
+
+def configure_process() -> None:
+    """An entry point's first step, before anything imports Prefect (it reads these once, at import)."""
+    for key, value in PROCESS_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+
+
+def run_entry_point(body: Callable[[], int], verbose: bool = False) -> int:
+    """Run a command body: a Carepath error is one line on stderr (exit 1), anything else one line too (exit 2,
+    the traceback only with ``--verbose``); Ctrl-C and SIGTERM stop quietly."""
+    configure_process()
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
-        return int(args.handler(args))
+        return int(body())
     except CarepathError as exc:
-        if args.verbose:
+        if verbose:
             traceback.print_exc()
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -68,7 +88,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return 0
     except Exception as exc:  # a bug or an outage: one line, the traceback only on request
-        if args.verbose:
+        if verbose:
             traceback.print_exc()
-        print(f"error: unexpected {type(exc).__name__}: {exc} (run with --verbose for details)", file=sys.stderr)
+        detail = describe_unexpected(exc)
+        print(f"error: unexpected {type(exc).__name__}: {detail} (run with --verbose for details)", file=sys.stderr)
         return 2
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def describe_unexpected(exc: BaseException) -> str:
+    """One line for an unexpected error, never SQL: a database error shows its driver's first line only."""
+    from engine.errors import one_line
+
+    original = getattr(exc, "orig", None)  # SQLAlchemy's DBAPIError wraps the driver's error (and the SQL)
+    return one_line(str(original if original is not None else exc).split("[SQL:")[0], 200)
+
+
+def _terminate(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script."""
+    args = _parser().parse_args(argv)
+    return run_entry_point(lambda: args.handler(args), verbose=args.verbose)

@@ -1,24 +1,28 @@
 """Coordinator and operator commands: ``up``, ``enroll``, ``event``, ``status``, ``episodes``, ``demo``.
 
-Writes go through the store first and then Prefect; a command checks that Prefect answers before it writes,
-so a refused command changes nothing.
+Front-ends only: each parses its arguments and calls a use case of :mod:`engine.app`. A request that needs
+Prefect checks that it answers before anything is written, so a refused command changes nothing.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import os
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from engine.cli import command
 from engine.cli_pathways import parse_params
 from engine.clock import utc
-from engine.errors import CarepathError, PathwayError
+from engine.errors import CarepathError
 
-__all__ = ["check_roster", "parse_data", "register_pathways", "run_event", "serve_forever"]
+__all__ = ["cli_app", "parse_data", "report_event"]
+
+
+def cli_app() -> Any:
+    """The App of a CLI command: settings read once from this process's environment, real ports."""
+    from engine.app import Settings, production_app
+
+    return production_app(Settings.from_env())
 
 
 def parse_data(pairs: list[str]) -> dict[str, Any]:
@@ -43,105 +47,47 @@ def parse_data(pairs: list[str]) -> dict[str, Any]:
     return out
 
 
-def register_pathways(rt: Any, folder: str = "pathways") -> list[Any]:
-    """Validate every pathway in ``folder`` and pin each (id, version) in the store; stop on any error."""
-    from engine.loader import discover, load_pathway
-
-    paths, problems = discover([folder])
-    specs, errors = [], list(problems)
-    for path in paths:
-        result = load_pathway(path)
-        errors += [d for d in result.diagnostics if d.severity == "error"]
-        if result.ok and result.spec is not None and result.source_text is not None:
-            rt.service.register_pathway(result.spec, result.source_text)
-            specs.append(result.spec)
-    if errors:
-        raise PathwayError(errors)
-    return specs
-
-
-#: Prefect's console chatter (run links, task states) is for operators; coordinators get one line per command.
-QUIET_PREFECT = {
-    f"PREFECT_LOGGING_HANDLERS_{h}_LEVEL": "CRITICAL" for h in ("CONSOLE", "CONSOLE_FLOW_RUNS", "CONSOLE_TASK_RUNS")
-}
-
-
-def _run(coro: Any) -> Any:
-    return asyncio.run(coro)
-
-
-def run_event(rt: Any, episode_id: str, event: str, data: dict[str, Any], event_id: str | None) -> Any:
-    """Run the pathway's event flow in this process; raise EventRejected-like errors as CarepathError."""
-    rt.require_api()  # before Prefect is imported: it reads its settings once
-    for key, value in QUIET_PREFECT.items():
-        os.environ.setdefault(key, value)
-    from engine.compile import flow_for
-
-    episode = rt.service.episode(episode_id)
-    flow = flow_for(episode.pathway_id, episode.pathway_version, "event")
-    state = _run(flow(episode_id=episode_id, event=event, data=data, event_id=event_id, return_state=True))
-    if state.is_failed():
-        raise CarepathError(state.message.removeprefix("rejected: ") if state.message else "the event flow failed")
-    return state
+def report_event(result: Any) -> int:
+    """One line: ``ep-1: applied; stage residential (active)``."""
+    what = "duplicate event: nothing changed" if result.status == "duplicate" else "applied"
+    print(f"{result.episode_id}: {what}; stage {result.stage} ({result.episode_status})")
+    return 0
 
 
 # ------------------------------------------------------------------------------------------------------ up
 
 
-def check_roster(rt: Any) -> None:
-    """Load the roster (``CAREPATH_ROSTER`` or ``<home>/roster.yaml``) if there is one: a bad roster stops start-up."""
-    from engine.roster import load_roster, roster_path
-
-    path = roster_path(None, rt.env) or (rt.home / "roster.yaml")
-    if path.exists():
-        roster = load_roster(path, env=rt.env)
-        print(f"roster {path}: {len(roster.roles())} roles")
-    else:
-        print("no roster: escalations are raised and shown in Prefect and `carepath status`, but not sent")
-
-
-def serve_forever(rt: Any, folder: str, port: int | None, *, ready: Any = None) -> None:
-    """Register pathways, start a local Prefect server unless ``PREFECT_API_URL`` is set, serve every deployment."""
-    from engine.prefect_server import start_local_server
-
-    os.environ["CAREPATH_HOME"] = str(rt.home)
-    specs = register_pathways(rt, folder)
-    check_roster(rt)
-    server = None
-    if not rt.env.get("PREFECT_API_URL"):
-        server = start_local_server(rt.home / "prefect", port=port, log_path=rt.home / "prefect-server.log")
-        rt.api_url_file.write_text(server.api_url)
-        os.environ["PREFECT_API_URL"] = server.api_url
-        ui = server.ui_url
-    else:
-        ui = rt.env["PREFECT_API_URL"].removesuffix("/api")
-    try:
-        # Prefect reads its settings once, on first import: only now that the API address is known
-        from engine.compile import compile_deployments, sweep_deployment
-        from engine.prefect_ops import serve_deployments
-
-        deployments = [d for spec in specs for d in compile_deployments(spec)] + [sweep_deployment()]
-        print(f"Carepath is serving {len(specs)} pathways ({', '.join(s.id for s in specs)}).")
-        print(f"Prefect UI: {ui}   (data: {rt.home}; Ctrl-C stops everything)", flush=True)
-        if ready is not None:
-            ready()
-        serve_deployments(*deployments)
-    finally:
-        if server is not None:
-            rt.api_url_file.unlink(missing_ok=True)
-            server.stop()
-
-
 def _up_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--pathways", default="pathways", help="folder of pathway files (default: pathways/)")
+    p.add_argument("--pathways", help="folder of pathway files (default: pathways/, or CAREPATH_PATHWAYS)")
     p.add_argument("--port", type=int, default=4200, help="port of the local Prefect server (default 4200)")
+    p.add_argument(
+        "--speed",
+        type=float,
+        metavar="N",
+        help="run pathway time N times faster than the wall (stored in the data folder, e.g. 900: one pathway "
+        "hour every 4 s) to rehearse a pathway end to end",
+    )
 
 
 @command("up", "start Prefect (unless PREFECT_API_URL is set) and serve every pathway's flows", _up_args)
 def _up(args: argparse.Namespace) -> int:
-    from engine.runtime import runtime_from_env
+    from pathlib import Path
 
-    serve_forever(runtime_from_env(), args.pathways, args.port)
+    from engine.app import Settings
+    from engine.serve import serve_forever
+
+    settings = Settings.from_env()
+    if args.pathways:
+        settings = settings.with_changes(pathways=Path(args.pathways))
+    if args.speed is not None and not 0 < args.speed <= 100_000:
+        raise CarepathError(f"--speed: {args.speed:g} is not between 0 and 100000")
+
+    def ready(specs: list[Any], ui: str) -> None:
+        print(f"Carepath is serving {len(specs)} pathways ({', '.join(s.id for s in specs)}).")
+        clock = f"; clock {args.speed:g}x" if args.speed else ""
+        print(f"Prefect UI: {ui}   (data: {settings.home}{clock}; Ctrl-C stops everything)", flush=True)
+
+    serve_forever(settings, port=args.port, speed=args.speed, ready=ready)
     return 0
 
 
@@ -158,13 +104,7 @@ def _enroll_args(p: argparse.ArgumentParser) -> None:
 
 @command("enroll", "start an episode for a person on a pathway", _enroll_args)
 def _enroll(args: argparse.Namespace) -> int:
-    from engine.runtime import runtime_from_env
-
-    rt = runtime_from_env()
-    rt.require_api()  # before Prefect is imported: it reads its settings once
-    for key, value in QUIET_PREFECT.items():
-        os.environ.setdefault(key, value)
-    from engine.compile import flow_for
+    from engine.app import enroll
 
     at = None
     if args.at:
@@ -172,12 +112,12 @@ def _enroll(args: argparse.Namespace) -> int:
             at = utc(datetime.fromisoformat(args.at))
         except ValueError as exc:
             raise CarepathError(f"--at: {args.at!r} is not an ISO 8601 time (e.g. 2026-12-01T09:00)") from exc
-    changes = rt.service.enroll(
-        args.pathway, args.person, at=at, params=parse_params(args.param), facts=parse_data(args.data)
+    app = cli_app()
+    episode_id = enroll(
+        app, args.pathway, args.person, at=at, params=parse_params(args.param), facts=parse_data(args.data)
     )
-    episode = rt.service.episode(changes.episode_id)
-    _run(flow_for(episode.pathway_id, episode.pathway_version, "enroll")(episode_id=changes.episode_id))
-    print(f"{changes.episode_id}: enrolled on {episode.pathway_id} v{episode.pathway_version}, stage {changes.stage}")
+    episode = app.service.episode(episode_id)
+    print(f"{episode_id}: enrolled on {episode.pathway_id} v{episode.pathway_version}, stage {episode.stage}")
     return 0
 
 
@@ -190,13 +130,11 @@ def _event_args(p: argparse.ArgumentParser) -> None:
 
 @command("event", "record what happened to a person (applied once per event id)", _event_args)
 def _event(args: argparse.Namespace) -> int:
-    from engine.runtime import runtime_from_env
+    from engine.app import record_event
 
-    rt = runtime_from_env()
-    state = run_event(rt, args.episode, args.event, parse_data(args.data), args.event_id)
-    episode = rt.service.episode(args.episode)
-    print(f"{args.episode}: {state.message or 'applied'}; stage {episode.stage} ({episode.status})")
-    return 0
+    return report_event(
+        record_event(cli_app(), args.episode, args.event, parse_data(args.data), event_id=args.event_id)
+    )
 
 
 # ---------------------------------------------------------------------------------------------- reads
@@ -208,11 +146,10 @@ def _status_args(p: argparse.ArgumentParser) -> None:
 
 @command("status", "show an episode: stage, open handoffs, deadlines, escalations, audit tail", _status_args)
 def _status(args: argparse.Namespace) -> int:
-    from engine.runtime import runtime_from_env
     from engine.views import episode_status, render_status
 
-    rt = runtime_from_env()
-    print(render_status(episode_status(rt.engine, args.episode), rt.clock.now()))
+    app = cli_app()
+    print(render_status(episode_status(app.engine, args.episode), app.clock.now()))
     return 0
 
 
@@ -224,11 +161,10 @@ def _episodes_args(p: argparse.ArgumentParser) -> None:
 
 @command("episodes", "the caseload: one line per episode with its next deadline", _episodes_args)
 def _episodes(args: argparse.Namespace) -> int:
-    from engine.runtime import runtime_from_env
     from engine.views import caseload, render_table
 
-    rt = runtime_from_env()
-    rows = caseload(rt.engine, rt.clock.now(), pathway=args.pathway, stage=args.stage, overdue=args.overdue)
+    app = cli_app()
+    rows = caseload(app.engine, app.clock.now(), pathway=args.pathway, stage=args.stage, overdue=args.overdue)
     print(render_table(rows) if rows else "no episodes")
     return 0
 
@@ -243,13 +179,12 @@ def _demo_args(p: argparse.ArgumentParser) -> None:
     "demo", "run a synthetic cohort on both seed pathways with a compressed clock (see the Prefect UI)", _demo_args
 )
 def _demo(args: argparse.Namespace) -> int:
+    from engine.app import Settings
     from engine.demo import run_demo
-    from engine.runtime import runtime_from_env
 
-    for key, value in QUIET_PREFECT.items():
-        os.environ.setdefault(key, value)
-    # the demo's own data folder, for this process too: in-process flows read it from the environment
-    os.environ["CAREPATH_HOME"] = str((Path(os.environ.get("CAREPATH_HOME") or ".carepath") / "demo").resolve())
-    os.environ.pop("CAREPATH_DATABASE_URL", None)
-    os.environ.pop("PREFECT_API_URL", None)
-    return run_demo(runtime_from_env(), factor=args.speed, port=args.port, exit_when_done=args.exit_when_done)
+    base = Settings.from_env()
+    # the demo's own data folder and its own server, whatever this shell points at
+    home = (base.home / "demo").resolve()
+    env = {k: v for k, v in base.env.items() if k not in ("CAREPATH_DATABASE_URL", "PREFECT_API_URL")}
+    settings = Settings.from_env({**env, "CAREPATH_HOME": str(home)})
+    return run_demo(settings, factor=args.speed, port=args.port, exit_when_done=args.exit_when_done)

@@ -1,7 +1,7 @@
 """The safety-core commands: ``handoff``, ``consent``, ``revoke``, ``disclosures``, ``meds``, ``intentional``, ``ack``.
 
-Every change goes through the store and then the pathway's event flow (so its deadlines are scheduled and its
-artifact refreshed), exactly like ``carepath event``.
+Front-ends only: every change is a use case of :mod:`engine.app` (an event applied and followed up, exactly like
+``carepath event``).
 """
 
 from __future__ import annotations
@@ -10,22 +10,10 @@ import argparse
 from datetime import date
 
 from engine.cli import command
-from engine.cli_episodes import run_event
+from engine.cli_episodes import cli_app, report_event
 from engine.errors import CarepathError
 
 __all__ = ["parse_medication"]
-
-
-def _rt():
-    from engine.runtime import runtime_from_env
-
-    return runtime_from_env()
-
-
-def _report(rt: object, episode_id: str, state: object) -> int:
-    episode = rt.service.episode(episode_id)  # type: ignore[attr-defined]
-    print(f"{episode_id}: {getattr(state, 'message', '') or 'applied'}; stage {episode.stage} ({episode.status})")
-    return 0
 
 
 # ----------------------------------------------------------------------------------------------- handoff
@@ -51,7 +39,8 @@ def _handoff_args(p: argparse.ArgumentParser) -> None:
     "handoff", "move a handoff along its closed loop (accept, schedule, keep, decline, no-show ...)", _handoff_args
 )
 def _handoff(args: argparse.Namespace) -> int:
-    rt = _rt()
+    from engine.app import record_event
+
     data = {
         k: v
         for k, v in {
@@ -64,7 +53,7 @@ def _handoff(args: argparse.Namespace) -> int:
         }.items()
         if v
     }
-    return _report(rt, args.episode, run_event(rt, args.episode, "handoff.move", data, args.event_id))
+    return report_event(record_event(cli_app(), args.episode, "handoff.move", data, event_id=args.event_id))
 
 
 # ----------------------------------------------------------------------------------------------- consent
@@ -87,14 +76,14 @@ def _consent_args(p: argparse.ArgumentParser) -> None:
 def _consent(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
+    from engine.app.safety import record_consent
     from engine.domain.consent import Consent
 
-    rt = _rt()
-    rt.require_api()
+    app = cli_app()
     try:
         consent = Consent(
             id=args.consent_id,
-            patient=rt.service.episode(args.episode).person_ref,
+            patient=app.service.episode(args.episode).person_ref,
             discloser=args.discloser,
             information=args.information,
             recipients=tuple(args.recipient),
@@ -106,8 +95,7 @@ def _consent(args: argparse.Namespace) -> int:
         )
     except (ValidationError, ValueError) as exc:
         raise CarepathError(f"consent: {str(exc).splitlines()[0]}") from exc
-    rt.service.add_consent(args.episode, consent)
-    return _report(rt, args.episode, run_event(rt, args.episode, "consent.recorded", {"consent": consent.id}, None))
+    return report_event(record_consent(app, args.episode, consent))
 
 
 def _revoke_args(p: argparse.ArgumentParser) -> None:
@@ -117,12 +105,12 @@ def _revoke_args(p: argparse.ArgumentParser) -> None:
 
 @command("revoke", "revoke a consent (in writing): pending and future disclosures under it stop", _revoke_args)
 def _revoke(args: argparse.Namespace) -> int:
-    rt = _rt()
-    rt.require_api()
-    episodes = rt.service.revoke_consent(args.consent, written=args.written)
-    for episode_id in episodes:
-        _report(rt, episode_id, run_event(rt, episode_id, "consent.revoked", {"consent": args.consent}, None))
-    print(f"consent {args.consent} revoked; {len(episodes)} active episode(s) updated")
+    from engine.app.safety import revoke_consent
+
+    results = revoke_consent(cli_app(), args.consent, written=args.written)
+    for result in results:
+        report_event(result)
+    print(f"consent {args.consent} revoked; {len(results)} active episode(s) updated")
     return 0
 
 
@@ -132,6 +120,7 @@ def _disclosures_args(p: argparse.ArgumentParser) -> None:
 
 @command("disclosures", "the accounting of disclosures for an episode's person (past 3 years)", _disclosures_args)
 def _disclosures(args: argparse.Namespace) -> int:
+    from engine.app.safety import disclosures
     from engine.views import render_table
 
     rows = [
@@ -142,7 +131,7 @@ def _disclosures(args: argparse.Namespace) -> int:
             "consent": d.consent_id,
             "what": d.what,
         }
-        for d in _rt().service.disclosures(args.episode)
+        for d in disclosures(cli_app(), args.episode)
     ]
     print(render_table(rows) if rows else "no disclosures")
     if rows:
@@ -156,9 +145,13 @@ def _disclosures(args: argparse.Namespace) -> int:
 def parse_medication(text: str) -> dict[str, str]:
     """``"buprenorphine|16 mg|sublingual|daily|1819"`` -> name, dose, route, frequency, rxnorm (trailing optional)."""
     parts = [p.strip() for p in text.split("|")]
+    keys = ("name", "dose", "route", "frequency", "rxnorm")
     if not parts[0]:
         raise CarepathError(f"--med {text!r}: a medication needs a name (NAME|DOSE|ROUTE|FREQUENCY|RXNORM)")
-    keys = ("name", "dose", "route", "frequency", "rxnorm")
+    if len(parts) > len(keys):
+        raise CarepathError(
+            f"--med {text!r}: {len(parts)} fields, at most {len(keys)} (NAME|DOSE|ROUTE|FREQUENCY|RXNORM)"
+        )
     return {k: v for k, v in zip(keys, parts, strict=False) if v}
 
 
@@ -170,13 +163,13 @@ def _meds_args(p: argparse.ArgumentParser) -> None:
 
 @command("meds", "record a setting's medication list; with both in, they are reconciled", _meds_args)
 def _meds(args: argparse.Namespace) -> int:
-    rt = _rt()
-    meds = [parse_medication(m) for m in args.med]
-    state = run_event(rt, args.episode, f"medications.{args.side}-list", {"medications": meds}, None)
-    _report(rt, args.episode, state)
+    from engine.app.safety import record_medications
     from engine.views import discrepancy_rows, render_table
 
-    rows = discrepancy_rows(rt.engine, args.episode)
+    meds = [parse_medication(m) for m in args.med]
+    app = cli_app()
+    report_event(record_medications(app, args.episode, args.side, meds))
+    rows = discrepancy_rows(app.engine, args.episode)
     print(render_table(rows) if rows else "no discrepancies recorded for this stage visit")
     return 0
 
@@ -189,7 +182,9 @@ def _intentional_args(p: argparse.ArgumentParser) -> None:
 
 @command("intentional", "document a medication discrepancy as intentional (clinician)", _intentional_args)
 def _intentional(args: argparse.Namespace) -> int:
-    _rt().service.mark_intentional(args.discrepancy, args.reason, args.by)
+    from engine.app.safety import mark_intentional
+
+    mark_intentional(cli_app(), args.discrepancy, args.reason, args.by)
     print(f"{args.discrepancy}: intentional ({args.reason})")
     return 0
 
@@ -201,13 +196,8 @@ def _ack_args(p: argparse.ArgumentParser) -> None:
 
 @command("ack", "acknowledge an escalation: the next rung of its ladder does not fire", _ack_args)
 def _ack(args: argparse.Namespace) -> int:
-    rt = _rt()
-    runs = rt.service.acknowledge(args.escalation, args.by)
-    if runs and rt.api_url():
-        rt.require_api()  # before Prefect is imported
-        from engine.orchestrate import cancel_runs
-        from engine.prefect_ops import run_sync
+    from engine.app import acknowledge
 
-        run_sync(cancel_runs(runs))
-    print(f"escalation {args.escalation} acknowledged; {len(runs)} later rung(s) stopped")
+    stopped = acknowledge(cli_app(), args.escalation, args.by)
+    print(f"escalation {args.escalation} acknowledged; {stopped} later rung(s) stopped")
     return 0

@@ -1,7 +1,7 @@
 """``carepath demo``: a synthetic cohort on both seed pathways, on a compressed clock.
 
 The demo runs ``carepath up`` as a child process in its own data folder (``.carepath/demo``), stores a
-compressed clock there (one pathway hour per wall second by default) so every process agrees on the time,
+compressed clock there (one pathway hour every four wall seconds by default) so every process agrees on the time,
 then plays a script of events per person: some follow the pathway on time, some miss a step, so the Prefect
 UI soon shows handoffs completed, deadlines missed and escalations raised. People are synthetic
 (``P-DEMO-001``...); only episode ids reach Prefect.
@@ -9,7 +9,6 @@ UI soon shows handoffs completed, deadlines missed and escalations raised. Peopl
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -18,10 +17,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from engine.app.settings import Settings
 from engine.clock import CompressedClock
 from engine.domain.consent import Consent, single_tpo_consent
 from engine.errors import CarepathError, OrchestrationError
-from engine.runtime import Runtime
 
 __all__ = ["COHORT", "Persona", "run_demo"]
 
@@ -113,73 +112,77 @@ COHORT: tuple[Persona, ...] = (
 )
 
 
-def _wait_until_served(rt: Runtime, names: list[str], child: subprocess.Popen[bytes], timeout: float) -> None:
+def _wait_until_served(settings: Settings, names: list[str], child: subprocess.Popen[bytes], timeout: float) -> None:
     """Wait for the child's server to answer and its deployments to be served; fail fast if the child dies."""
     from datetime import UTC, datetime
 
     from engine.prefect_server import api_reachable
 
     started, deadline = datetime.now(UTC), time.monotonic() + timeout
-    while not (rt.api_url() and api_reachable(rt.api_url() or "")):
+    while not ((url := settings.api_url()) and api_reachable(url)):
         if child.poll() is not None:
-            raise OrchestrationError(f"`carepath up` exited early (code {child.returncode}); see {rt.home}/up.log")
+            raise OrchestrationError(
+                f"`carepath up` exited early (code {child.returncode}); see {settings.home}/up.log"
+            )
         if time.monotonic() > deadline:
-            raise OrchestrationError(f"the Prefect server did not start within {timeout:.0f} s; see {rt.home}/up.log")
+            raise OrchestrationError(
+                f"the Prefect server did not start within {timeout:.0f} s; see {settings.home}/up.log"
+            )
         time.sleep(0.5)
-    rt.require_api()  # sets PREFECT_API_URL: only now may Prefect be imported (it reads its settings once)
+    from engine.orchestrate import prefect_api
     from engine.prefect_ops import run_sync, wait_for_deployments
 
-    run_sync(wait_for_deployments(names, max(5.0, deadline - time.monotonic()), polled_since=started))
+    with prefect_api(settings):
+        run_sync(wait_for_deployments(names, max(5.0, deadline - time.monotonic()), polled_since=started))
 
 
 def run_demo(
-    rt: Runtime, *, factor: float, port: int, exit_when_done: bool, cohort: tuple[Persona, ...] = COHORT
+    settings: Settings, *, factor: float, port: int, exit_when_done: bool, cohort: tuple[Persona, ...] = COHORT
 ) -> int:
     """Start Carepath in a child process, play the cohort's scripts, and keep serving until Ctrl-C."""
-    from engine.cli_episodes import run_event
+    from engine.app import enroll, production_app, record_event
+    from engine.app.safety import record_consent
     from engine.views import caseload, render_table
 
-    if rt.home.exists():
-        shutil.rmtree(rt.home)  # the demo always starts from an empty caseload
-    rt.home.mkdir(parents=True)
+    if settings.home.exists():
+        shutil.rmtree(settings.home)  # the demo always starts from an empty caseload
+    settings.home.mkdir(parents=True)
+    app = production_app(settings)
     clock = CompressedClock.starting_now(factor)
-    rt.set_clock(clock)
-    env = {**os.environ, "CAREPATH_HOME": str(rt.home)}
-    env.pop("PREFECT_API_URL", None)
-    log = (rt.home / "up.log").open("wb")
+    app.set_clock(clock)
+    log = (settings.home / "up.log").open("wb")
     child = subprocess.Popen(
-        [sys.executable, "-m", "engine", "up", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT
+        [sys.executable, "-m", "engine", "up", "--port", str(port)],
+        env=settings.child_env(CAREPATH_HOME=str(settings.home)),
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
         pathways = sorted({p.pathway for p in cohort})
         names = [f"{p}-{k}/{p}" for p in pathways for k in ("enroll", "event", "deadline")]
-        print(f"starting Carepath and a local Prefect server (log: {rt.home / 'up.log'}) ...", flush=True)
-        _wait_until_served(rt, names, child, timeout=180)
-        from engine.compile import flow_for  # Prefect, now that its API address is known
-
-        print(f"Prefect UI: {rt.api_url().removesuffix('/api')}   clock: 1 pathway hour = {3600 / factor:g} s")
-        timeline: list[tuple[Any, str, str, dict[str, Any], str]] = []
+        print(f"starting Carepath and a local Prefect server (log: {settings.home / 'up.log'}) ...", flush=True)
+        _wait_until_served(settings, names, child, timeout=180)
+        ui = (settings.api_url() or "").removesuffix("/api")
+        print(f"Prefect UI: {ui}   clock: 1 pathway hour = {3600 / factor:g} s")
+        timeline: list[tuple[Any, str, str, dict[str, Any]]] = []
         for persona in cohort:
-            changes = rt.service.enroll(persona.pathway, persona.person)
-            episode = rt.service.episode(changes.episode_id)
+            episode_id = enroll(app, persona.pathway, persona.person)
+            episode = app.service.episode(episode_id)
             if persona.consented:
-                rt.service.add_consent(episode.id, demo_consent(episode.id, persona.person, clock.now()))
-            import asyncio
-
-            asyncio.run(flow_for(episode.pathway_id, episode.pathway_version, "enroll")(episode_id=episode.id))
-            print(f"  {episode.id}  {persona.person}  {persona.pathway}: {persona.story}", flush=True)
+                record_consent(app, episode_id, demo_consent(episode_id, persona.person, clock.now()))
+            print(f"  {episode_id}  {persona.person}  {persona.pathway}: {persona.story}", flush=True)
             for hours, name, data in persona.script:
-                timeline.append((episode.enrolled_at + timedelta(hours=hours), episode.id, name, data, persona.person))
-        for at, episode_id, name, data, _person in sorted(timeline, key=lambda t: t[0]):
+                timeline.append((episode.enrolled_at + timedelta(hours=hours), episode_id, name, data))
+        for at, episode_id, name, data in sorted(timeline, key=lambda t: t[0]):
             while clock.now() < at:
                 time.sleep(min(0.5, (at - clock.now()).total_seconds() / factor + 0.01))
             try:
-                run_event(rt, episode_id, name, data, event_id=f"demo-{episode_id}-{name}-{at:%j%H%M}")
+                record_event(app, episode_id, name, data, event_id=f"demo-{episode_id}-{name}-{at:%j%H%M}")
                 print(f"  [{clock.now():%b %d %H:%M}] {episode_id}  {name}", flush=True)
             except CarepathError as exc:
                 print(f"  [{clock.now():%b %d %H:%M}] {episode_id}  {name} refused: {exc}", flush=True)
         print("\ncaseload now:")
-        print(render_table(caseload(rt.engine, clock.now())))
+        print(render_table(caseload(app.engine, clock.now())))
         if exit_when_done:
             return 0
         print("\nThe cohort keeps running (deadlines keep firing). Ctrl-C stops everything.", flush=True)
@@ -195,3 +198,4 @@ def run_demo(
             except subprocess.TimeoutExpired:
                 child.kill()
         log.close()
+        app.close()

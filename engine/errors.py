@@ -33,10 +33,24 @@ __all__ = [
     "Severity",
     "UnknownEpisode",
     "format_path",
+    "one_line",
+    "quote",
 ]
 
 Severity = Literal["error", "warning"]
 PathPart = str | int
+
+
+def one_line(text: str, limit: int = 300) -> str:
+    """``text`` on one line (whitespace runs become one space), at most ``limit`` characters."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def quote(value: object, limit: int = 60) -> str:
+    """``value`` for an error message: escaped (a newline cannot split the line) and at most ``limit`` characters."""
+    text = repr(str(value))
+    return text if len(text) <= limit else text[: limit - 2] + "…'"
 
 
 def format_path(path: tuple[PathPart, ...]) -> str:
@@ -100,7 +114,15 @@ class UnknownEpisode(EpisodeError):
 
 
 class EventRejected(EpisodeError):
-    """The event is not allowed now (wrong stage, failed guard, bad payload); the episode is unchanged."""
+    """The event is not allowed now (wrong stage, failed guard, bad payload); the episode is unchanged.
+
+    ``code`` is a short category (``not-expected``, ``id-reused`` ...): what Prefect may show of a refusal, since
+    the message can quote what someone typed.
+    """
+
+    def __init__(self, message: str, *, code: str = "rejected") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class ConcurrentUpdate(EpisodeError):

@@ -17,13 +17,15 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Literal
 
-from engine.roster import AppriseLog, Contact, apprise_module, scrub
+from engine.roster import AppriseLog, Contact, Roster, apprise_module, load_roster, scrub
 
 __all__ = [
     "DEFAULT_ATTEMPTS",
@@ -32,6 +34,7 @@ __all__ = [
     "DeliveryReport",
     "DeliveryStatus",
     "Notification",
+    "RosterNotifier",
     "deliver",
     "delivery_key",
     "escalation_notification",
@@ -63,6 +66,7 @@ class Notification:
     role: str
     rung_id: str
     tags: tuple[str, ...] = ()
+    severity: str = "normal"
 
 
 def escalation_notification(
@@ -76,11 +80,13 @@ def escalation_notification(
     role: str,
     due_at: datetime,
     tags: Sequence[str] = (),
+    severity: str = "normal",
 ) -> Notification:
     """The message for an escalation rung that fired: who must act, on which work, overdue since when.
 
     Ids must be opaque tokens (letters, digits, ``. _ : / # + -``); a value with spaces or ``@`` is refused with
-    ``ValueError``, so a name or an address cannot slip into a message through an id.
+    ``ValueError``, so a name or an address cannot slip into a message through an id. A ``critical`` escalation
+    (an omitted MOUD) says so first in its title.
     """
     for name, value in [("episode_id", episode_id), ("pathway_id", pathway_id), ("rung_id", rung_id), ("role", role)]:
         _check_opaque(name, value)
@@ -101,13 +107,20 @@ def escalation_notification(
     ]
     if tags:
         lines.append("Tags: " + ", ".join(tags))
+    if severity == "critical":
+        lines[0] = f"CRITICAL: {title_text}. Act now."
+    elif severity == "high":
+        lines[0] = f"{title_text}: needs attention."
+    prefix = {"critical": "Carepath CRITICAL alert", "high": "Carepath alert"}.get(severity, "Carepath escalation")
+    tail = "" if severity in ("critical", "high") else " overdue"
     return Notification(
-        title=f"Carepath escalation: {title_text} overdue ({episode_id})",
+        title=f"{prefix}: {title_text}{tail} ({episode_id})",
         body="\n".join(lines),
         episode_id=episode_id,
         role=role,
         rung_id=rung_id,
         tags=tuple(tags),
+        severity=severity,
     )
 
 
@@ -182,14 +195,22 @@ def deliver(
     backoff: Sequence[float] = DEFAULT_BACKOFF,
     sleep: Callable[[float], None] = time.sleep,
     already_delivered: Collection[str] = (),
+    on_outcome: Callable[[DeliveryOutcome], None] | None = None,
 ) -> DeliveryReport:
     """Send ``notification`` to each contact, retrying failures; never raises because a delivery failed.
 
     Attempts go in rounds: every pending contact is tried, then ``sleep(backoff[n])`` (real seconds, whatever
     the pathway clock) before the failed ones are tried again, up to ``attempts`` tries each. A URL apprise
     cannot read fails at once (retrying cannot help). ``now`` stamps ``delivered_at``; keys in
-    ``already_delivered`` are reported ``skipped`` and not sent again.
+    ``already_delivered`` are reported ``skipped`` and not sent again. ``on_outcome`` is called as soon as each
+    contact's outcome is final (so a caller can store it before slower contacts finish).
     """
+
+    def final(key: str, outcome: DeliveryOutcome) -> None:
+        outcomes[key] = outcome
+        if on_outcome is not None:
+            on_outcome(outcome)
+
     if attempts < 1:
         raise ValueError("attempts must be at least 1")
     rung, done = notification.rung_id, set(already_delivered)
@@ -197,6 +218,8 @@ def deliver(
         reason = f"no contact for role '{notification.role}' in the roster"
         logger.warning("escalation %s: %s; nobody was alerted", rung, reason)
         outcome = DeliveryOutcome(f"{rung}@-", rung, notification.role, None, "", "no-contact", 0, reason)
+        if on_outcome is not None:
+            on_outcome(outcome)
         return DeliveryReport(rung, notification.episode_id, notification.role, (outcome,))
 
     outcomes: dict[str, DeliveryOutcome] = {}
@@ -206,7 +229,7 @@ def deliver(
     for contact in contacts:
         key = delivery_key(rung, contact)
         if key in done:
-            outcomes[key] = _outcome(key, rung, contact, "skipped", 0)
+            final(key, _outcome(key, rung, contact, "skipped", 0))
         else:
             pending.append(contact)
             tries[key] = 0
@@ -222,11 +245,11 @@ def deliver(
             tries[key] += 1
             sent, reason, permanent = _send(notification, contact)
             if sent:
-                outcomes[key] = _outcome(key, rung, contact, "delivered", tries[key], delivered_at=now())
+                final(key, _outcome(key, rung, contact, "delivered", tries[key], delivered_at=now()))
                 continue
             errors[key] = reason
             if permanent or attempt == attempts:
-                outcomes[key] = _outcome(key, rung, contact, "failed", tries[key], last_error=reason)
+                final(key, _outcome(key, rung, contact, "failed", tries[key], last_error=reason))
                 logger.warning(
                     "escalation %s: delivery to %s <%s> failed after %d attempt(s): %s",
                     *(rung, contact.key, contact.redacted, tries[key], reason),
@@ -275,7 +298,9 @@ def _send(notification: Notification, contact: Contact) -> tuple[bool, str, bool
                 client.notify(
                     title=notification.title,
                     body=notification.body,
-                    notify_type=apprise.NotifyType.WARNING,
+                    notify_type=apprise.NotifyType.FAILURE
+                    if notification.severity == "critical"
+                    else apprise.NotifyType.WARNING,
                     body_format=apprise.NotifyFormat.TEXT,
                 )
             )
@@ -285,3 +310,47 @@ def _send(notification: Notification, contact: Contact) -> tuple[bool, str, bool
         return True, "", False
     reason = log.messages[0] if log.messages else "apprise reported a failure"
     return False, scrub(_one_line(reason), contact.url)[:_REASON_LIMIT], False
+
+
+class RosterNotifier:
+    """The notifier port over a roster file: a role's contacts get the alert through apprise.
+
+    The roster is loaded once, on first use. With no roster at all, every escalation is recorded as reaching
+    nobody (``no-contact``, "no roster is configured"), so it still shows as undelivered rather than vanishing.
+    """
+
+    def __init__(self, path: Path | None, env: Mapping[str, str]) -> None:
+        self.path = path
+        self.env = env
+        self._roster: Roster | None = None
+        self._lock = threading.Lock()
+
+    def roster(self) -> Roster | None:
+        """The roster, loaded on first use (a bad one raises :class:`~engine.roster.RosterError`)."""
+        with self._lock:
+            if self._roster is None and self.path is not None:
+                self._roster = load_roster(self.path, env=self.env)
+        return self._roster
+
+    def deliver(
+        self,
+        notification: Notification,
+        *,
+        already_delivered: set[str],
+        on_outcome: Callable[[DeliveryOutcome], None],
+    ) -> DeliveryReport:
+        roster = self.roster()
+        if roster is None:
+            rung, role = notification.rung_id, notification.role
+            reason = "no roster is configured: nobody was alerted"
+            logger.warning("escalation %s: %s", rung, reason)
+            outcome = DeliveryOutcome(f"{rung}@-", rung, role, None, "", "no-contact", 0, reason)
+            on_outcome(outcome)
+            return DeliveryReport(rung, notification.episode_id, role, (outcome,))
+        return deliver(
+            notification,
+            roster.contacts_for(notification.role),
+            now=lambda: datetime.now(UTC),
+            already_delivered=already_delivered,
+            on_outcome=on_outcome,
+        )

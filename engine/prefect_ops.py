@@ -45,6 +45,7 @@ __all__ = [
     "RunStatus",
     "aserve_deployments",
     "cancel_flow_run",
+    "gather_limited",
     "get_run_state",
     "publish_markdown_artifact",
     "publish_table_artifact",
@@ -102,6 +103,17 @@ def run_sync(awaitable: Coroutine[Any, Any, T]) -> T:
     context = contextvars.copy_context()  # keeps Prefect's settings context (e.g. a temporary API URL)
     with ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(context.run, asyncio.run, awaitable).result()
+
+
+async def gather_limited(awaitables: Iterable[Coroutine[Any, Any, T]], limit: int) -> list[T]:
+    """Await all, at most ``limit`` at a time, in order (a SQLite Prefect server answers 503 to more)."""
+    gate = asyncio.Semaphore(limit)
+
+    async def one(awaitable: Coroutine[Any, Any, T]) -> T:
+        async with gate:
+            return await awaitable
+
+    return list(await asyncio.gather(*(one(a) for a in awaitables)))
 
 
 _DEPLOYMENT_IDS: dict[tuple[str, str], UUID] = {}

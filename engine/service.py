@@ -10,6 +10,7 @@ per rung means nothing is doubled.
 from __future__ import annotations
 
 import hashlib
+import json
 import secrets
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -22,7 +23,7 @@ from engine import store
 from engine.clock import Clock, utc
 from engine.domain.consent import Consent
 from engine.episode import Event, apply_event, enroll, fire_rung
-from engine.errors import EpisodeError, PathwayError, UnknownEpisode
+from engine.errors import EpisodeError, EventRejected, PathwayError, UnknownEpisode, quote
 from engine.loader import load_pathway_text
 from engine.model import PathwaySpec
 from engine.plan import Plan, compile_plan
@@ -32,11 +33,17 @@ from engine.store import (
     DisclosureRecord,
     EpisodeRecord,
     EscalationRecord,
+    InboundEventRecord,
     PathwayVersionRecord,
     RungRecord,
 )
 
-__all__ = ["Changes", "EpisodeService", "new_episode_id"]
+__all__ = ["Changes", "EpisodeService", "event_digest", "new_episode_id"]
+
+
+def event_digest(name: str, data: dict[str, Any]) -> str:
+    """What identifies an event's content: its name and payload (an id reused for other content is refused)."""
+    return hashlib.sha256(json.dumps([name, data], sort_keys=True, default=str).encode()).hexdigest()
 
 
 def new_episode_id() -> str:
@@ -146,7 +153,62 @@ class EpisodeService:
             plan = self.plan_of(session, episode)  # validates params before anything is written
             session.add(episode)
             outcome = enroll(plan, episode.id, now, facts)
-            return save_outcome(session, episode, outcome, now, actor, event=None)
+            return save_outcome(session, episode, outcome, now, actor, event=None, claimed_at=self._wall(now))
+
+    def receive_event(
+        self,
+        episode_id: str,
+        name: str,
+        data: dict[str, Any] | None = None,
+        *,
+        event_id: str | None = None,
+        actor: str = "coordinator",
+    ) -> str:
+        """Store an event with its payload before it is applied; returns the inbound id (all Prefect sees of it)."""
+        inbound = InboundEventRecord(
+            id=f"in-{secrets.token_hex(6)}",
+            episode_id=episode_id,
+            name=name,
+            data=dict(data or {}),
+            event_id=event_id,
+            actor=actor,
+            received_at=self.clock.now(),
+        )
+        with store.session_scope(self.engine) as session:
+            store.get_episode(session, episode_id)
+            session.add(inbound)
+        return inbound.id
+
+    def apply_inbound(self, inbound_id: str) -> Changes:
+        """Apply a stored event once; a refusal is recorded on it (status ``rejected``) and raised.
+
+        Applying the same inbound event again (a retried run) changes nothing and reports a duplicate.
+        """
+        try:
+            with store.session_scope(self.engine) as session:
+                inbound = session.get(InboundEventRecord, inbound_id, populate_existing=True)
+                if inbound is None:
+                    raise EpisodeError(f"no inbound event '{inbound_id}'")
+                episode = store.lock_episode(session, inbound.episode_id)
+                if inbound.status == "rejected":
+                    raise EventRejected(inbound.detail or "rejected")
+                if inbound.status != "received":
+                    return Changes(episode.id, episode.pathway_id, episode.stage, duplicate=True)
+                now = self.clock.now()
+                event = Event(
+                    id=inbound.event_id or inbound.id, name=inbound.name, data=dict(inbound.data or {}), at=now
+                )
+                changes = self._apply(session, episode, event, now, inbound.actor)
+                inbound.status, inbound.processed_at = ("duplicate" if changes.duplicate else "applied"), now
+                session.add(inbound)
+                return changes
+        except EventRejected as exc:
+            with store.session_scope(self.engine) as session:
+                inbound = session.get(InboundEventRecord, inbound_id, populate_existing=True)
+                if inbound is not None and inbound.status == "received":
+                    inbound.status, inbound.detail, inbound.processed_at = "rejected", str(exc), self.clock.now()
+                    session.add(inbound)
+            raise
 
     def record_event(
         self,
@@ -157,16 +219,23 @@ class EpisodeService:
         event_id: str | None = None,
         actor: str = "coordinator",
     ) -> Changes:
-        """Apply an event once: a repeated ``event_id`` changes nothing and says so."""
-        now = self.clock.now()
-        event = Event(id=event_id or f"evt-{secrets.token_hex(6)}", name=name, data=data or {}, at=now)
-        with store.session_scope(self.engine) as session:
-            episode = store.lock_episode(session, episode_id)
-            plan = self.plan_of(session, episode)
-            if not store.mark_event_processed(session, event.id, episode_id, name, now):
-                return Changes(episode_id, episode.pathway_id, episode.stage, duplicate=True)
-            outcome = apply_event(plan, load_state(session, episode), event, now)
-            return save_outcome(session, episode, outcome, now, actor, event=event)
+        """Receive and apply an event in one go: a repeated ``event_id`` changes nothing and says so."""
+        return self.apply_inbound(self.receive_event(episode_id, name, data, event_id=event_id, actor=actor))
+
+    def _apply(self, session: Session, episode: EpisodeRecord, event: Event, now: datetime, actor: str) -> Changes:
+        plan = self.plan_of(session, episode)
+        digest = event_digest(event.name, event.data)
+        if not store.mark_event_processed(session, event.id, episode.id, event.name, now, digest=digest):
+            seen = store.processed_event(session, episode.id, event.id)
+            if seen is not None and seen.digest not in (None, digest):
+                raise EventRejected(
+                    f"event id {quote(event.id)} was already used for event '{seen.name}' on this episode "
+                    f"with other content; give this event its own id",
+                    code="id-reused",
+                )
+            return Changes(episode.id, episode.pathway_id, episode.stage, duplicate=True)
+        outcome = apply_event(plan, load_state(session, episode), event, now)
+        return save_outcome(session, episode, outcome, now, actor, event=event, claimed_at=self._wall(now))
 
     def fire_rung(self, rung_id: str) -> Changes | None:
         """Escalate a due rung exactly once; None if the rung is unknown."""
@@ -178,7 +247,24 @@ class EpisodeService:
             episode = store.lock_episode(session, rung.episode_id)
             plan = self.plan_of(session, episode)
             outcome = fire_rung(plan, load_state(session, episode), rung_id, now)
-            return save_outcome(session, episode, outcome, now, "carepath", event=None)
+            return save_outcome(session, episode, outcome, now, "carepath", event=None, claimed_at=self._wall(now))
+
+    def due_rungs(self, episode_id: str, limit: int = 100) -> list[str]:
+        """The episode's pending rungs that are due now (to fire at once rather than wait for their run)."""
+        with Session(self.engine) as session:
+            return [r.id for r in store.due_pending_rungs(session, episode_id, self.clock.now(), limit)]
+
+    def wall_seconds_until_due(self, rung_id: str) -> float:
+        """Wall seconds until a pending rung is due (<= 0 when due, unknown or no longer pending)."""
+        with Session(self.engine) as session:
+            found = store.rung_run(session, rung_id)
+        if found is None or found[0] != "pending":
+            return 0.0
+        now = self.clock.now()
+        return (self.clock.wall_time(utc(found[1])) - self.clock.wall_time(now)).total_seconds()
+
+    def _wall(self, now: datetime) -> datetime:
+        return self.clock.wall_time(now)
 
     # ------------------------------------------------------------------------------------ safety core
 
@@ -207,8 +293,9 @@ class EpisodeService:
                 store.audit(session, episode_id, now, actor, "consent.revoked", {"consent": consent_id})
         return episodes
 
-    def acknowledge(self, escalation_id: int, by: str) -> list[str]:
-        """Acknowledge an escalation: its later rungs never fire. Returns the Prefect runs to cancel."""
+    def acknowledge(self, escalation_id: int, by: str) -> tuple[int, list[str]]:
+        """Acknowledge an escalation: its later rungs never fire. Returns how many were stopped, and the Prefect
+        runs to cancel."""
         now = self.clock.now()
         with store.session_scope(self.engine) as session:
             escalation = session.get(EscalationRecord, escalation_id)
@@ -217,12 +304,13 @@ class EpisodeService:
             if not store.acknowledge_escalation(session, escalation_id, by, now):
                 raise EpisodeError(f"escalation {escalation_id} was already acknowledged")
             fired = session.get(RungRecord, escalation.rung_id)
-            runs = []
+            runs, stopped = [], 0
             for rung in store.cancel_pending_rungs(session, escalation.work_item_id):
                 if fired is None or rung.index > fired.index:
+                    stopped += 1
                     runs += [rung.flow_run_id] if rung.flow_run_id else []
             store.audit(session, escalation.episode_id, now, by, "escalation.acknowledged", {"id": escalation_id})
-            return runs
+            return stopped, runs
 
     def mark_intentional(self, discrepancy_id: str, reason: str, by: str) -> None:
         """A clinician documents a medication discrepancy as intentional (it stops counting as an error)."""

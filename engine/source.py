@@ -294,6 +294,10 @@ class _Builder:
             self.fail(position, "tab character in indentation; YAML indents with spaces only")
             return
         message = exc.problem or exc.context or "invalid YAML"
+        if "nesting depth" in message:
+            # LibYAML (PyYAML >= 6.0.2) has its own depth limit, met while scanning ahead of our own count
+            self.fail(position, f"nesting is deeper than {self.max_depth} levels")
+            return
         last = self.last_scalar
         if last is not None and last.style in ("'", '"') and last.end_mark.line > last.start_mark.line:
             # An unclosed quote swallows the lines after it; the parser only notices further down.

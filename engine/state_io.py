@@ -59,6 +59,8 @@ def _item(i: WorkItemRecord, rungs: list[Rung]) -> WorkItem:
         occurrence=i.occurrence,
         handoff_id=i.handoff_id,
         consent_purpose=i.consent_purpose,
+        severity=i.severity,  # type: ignore[arg-type]
+        note=i.note,
         rungs=sorted(rungs, key=lambda r: r.index),
     )
 
@@ -124,9 +126,19 @@ def _handoff_fields(h: Handoff) -> dict[str, object]:
 
 
 def save_outcome(
-    session: Session, episode: EpisodeRecord, outcome: Outcome, now: datetime, actor: str, event: Event | None
+    session: Session,
+    episode: EpisodeRecord,
+    outcome: Outcome,
+    now: datetime,
+    actor: str,
+    event: Event | None,
+    claimed_at: datetime | None = None,
 ) -> Changes:
-    """Write everything ``outcome`` changed, in the caller's transaction."""
+    """Write everything ``outcome`` changed, in the caller's transaction.
+
+    Escalations raised here are claimed for delivery at ``claimed_at`` (wall time) by the caller, which must then
+    deliver them (:func:`engine.app.follow_up`); the run that would have fired a rung fired here is cancelled.
+    """
     state = outcome.state
     changes = Changes(episode.id, episode.pathway_id, state.stage, moved=outcome.moved)
     if outcome.moved or not episode.stage:
@@ -178,10 +190,16 @@ def save_outcome(
         for rung in store.cancel_pending_rungs(session, item.id):
             if rung.flow_run_id:
                 changes.cancel_runs.append(rung.flow_run_id)
+    severity = {i.id: i.severity for i in [*outcome.state.items, *outcome.closed]}
     for esc in outcome.escalations:
         rung = session.get(RungRecord, esc.rung_id)
-        if rung is not None and store.record_escalation_once(session, rung, now) is not None:
+        if rung is None:
+            continue
+        level = severity.get(esc.item_id, "normal")
+        if store.record_escalation_once(session, rung, now, severity=level, claimed_at=claimed_at) is not None:
             changes.escalations.append((esc.rung_id, esc.role))
+            if rung.flow_run_id:
+                changes.cancel_runs.append(rung.flow_run_id)
     for d in outcome.disclosures:
         what = f"handoff {d.id.split('/disclosure/')[0]}"
         store.record_disclosure(session, DisclosureRecord.from_domain(d, episode.id, what))

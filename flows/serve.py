@@ -6,26 +6,25 @@ The same as ``carepath up`` with ``PREFECT_API_URL`` set; pathways come from ``C
 
 from __future__ import annotations
 
-import os
 import sys
 
-from engine.cli_episodes import serve_forever
-from engine.errors import CarepathError
-from engine.runtime import runtime_from_env
+from engine.app import Settings
+from engine.cli import run_entry_point
 
 
 def main() -> int:
-    if not os.environ.get("PREFECT_API_URL"):
+    settings = Settings.from_env()
+    if not settings.prefect_api_url:
         print("error: set PREFECT_API_URL (or use `carepath up`, which starts a server)", file=sys.stderr)
         return 2
-    try:
-        serve_forever(runtime_from_env(), os.environ.get("CAREPATH_PATHWAYS", "pathways"), None)
-    except CarepathError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
+
+    def serve() -> int:
+        from engine.serve import serve_forever
+
+        serve_forever(settings, port=None)
         return 0
-    return 0
+
+    return run_entry_point(serve)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 ``running_carepath`` is what the orchestration and safety suites share: one serving process (``python -m
 flows.serve``) runs deadline and sweep deployments against the session's Prefect server, as in production, while
-coordinator events run in the test process, as ``carepath event`` does.
+coordinator events run in the test process through the same use cases ``carepath event`` calls.
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ import pytest
 from sqlmodel import Session, select
 from store_fixtures import pg_admin_url, pg_unavailable_reason, temporary_pg_database
 
-from engine.cli_episodes import register_pathways, run_event
+from engine.app import App, Settings, enroll, production_app, record_event
+from engine.app.pathways import register_pathways
 from engine.clock import CompressedClock
 from engine.domain.consent import Consent, single_tpo_consent
-from engine.runtime import Runtime, runtime_from_env
 from engine.store import EpisodeRecord
 
 if TYPE_CHECKING:
@@ -51,23 +51,18 @@ def tpo_consent(consent_id: str, person: str) -> Consent:
 
 @dataclass
 class Harness:
-    rt: Runtime
+    app: App
     env: dict[str, str]
     start_serving: Callable[[], ServeProcess]
     serving: ServeProcess
     enrolled: list[str] = field(default_factory=list)
 
     def enroll(self, pathway: str, person: str, consent: bool = True) -> str:
-        from engine.cli_episodes import _run
-        from engine.compile import flow_for
-
-        changes = self.rt.service.enroll(pathway, person)
-        episode = self.rt.service.episode(changes.episode_id)
+        episode_id = enroll(self.app, pathway, person)
         if consent:
-            self.rt.service.add_consent(episode.id, tpo_consent(f"cn-{episode.id}", person))
-        _run(flow_for(pathway, episode.pathway_version, "enroll")(episode_id=episode.id))
-        self.enrolled.append(episode.id)
-        return episode.id
+            self.app.service.add_consent(episode_id, tpo_consent(f"cn-{episode_id}", person))
+        self.enrolled.append(episode_id)
+        return episode_id
 
     def retire_all(self) -> None:
         """Close every episode a test left running (lost, then outreach closed), cancelling its timers.
@@ -82,24 +77,24 @@ class Harness:
                 if self.episode(episode_id).status != "active":
                     break
                 try:
-                    run_event(self.rt, episode_id, name, {}, None)
+                    record_event(self.app, episode_id, name, {})
                 except CarepathError:
                     break
         self.enrolled.clear()
 
     def event(self, episode_id: str, name: str, event_id: str | None = None, **data: Any) -> str:
-        state = run_event(self.rt, episode_id, name, data, event_id)
-        return state.message or ""
+        result = record_event(self.app, episode_id, name, data, event_id=event_id)
+        return "duplicate event: nothing changed" if result.status == "duplicate" else "applied"
 
     def drive(self, episode_id: str, script: list[tuple[str, dict[str, Any]]]) -> None:
         for name, data in script:
             self.event(episode_id, name, **data)
 
     def episode(self, episode_id: str) -> EpisodeRecord:
-        return self.rt.service.episode(episode_id)
+        return self.app.service.episode(episode_id)
 
     def rows(self, model: Any, **where: Any) -> list[Any]:
-        with Session(self.rt.engine) as s:
+        with Session(self.app.engine) as s:
             query = select(model)
             for key, value in where.items():
                 query = query.where(getattr(model, key) == value)
@@ -137,11 +132,9 @@ def running_carepath(
             env["CAREPATH_DATABASE_URL"] = stack.enter_context(temporary_pg_database("carepath_e2e"))
         if setup is not None:
             setup(home)
-        # in-process flows (as `carepath event` runs them) build their runtime from the environment
-        stack.enter_context(pytest.MonkeyPatch.context()).setattr(os, "environ", {**os.environ, **env})
-        rt = runtime_from_env(env)
-        rt.set_clock(CompressedClock.starting_now(FACTOR))
-        register_pathways(rt, str(ROOT / "pathways"))
+        app = production_app(Settings.from_env({**os.environ, **env}))
+        app.set_clock(CompressedClock.starting_now(FACTOR))
+        register_pathways(app, ROOT / "pathways")
         log = home / "serve.log"
 
         def start() -> ServeProcess:
@@ -150,7 +143,7 @@ def running_carepath(
             _wait_served(since)
             return process
 
-        harness = Harness(rt, env, start, start())
+        harness = Harness(app, env, start, start())
         try:
             yield harness
         finally:
@@ -158,7 +151,7 @@ def running_carepath(
 
             run_sync(_cancel_leftover_runs())
             harness.serving.stop()
-            rt.engine.dispose()
+            app.close()
 
 
 async def _cancel_leftover_runs() -> None:

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from functools import lru_cache
 
 import psycopg
+import pytest
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
@@ -24,6 +25,8 @@ from sqlalchemy import Connection, Engine
 from engine import store
 
 __all__ = [
+    "BACKENDS",
+    "database_url",
     "downgrade_to",
     "head_revision",
     "pg_admin_url",
@@ -46,6 +49,10 @@ def _probe() -> tuple[str | None, str]:
         except psycopg.Error as exc:
             problems.append(f"{url}: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}")
     return None, "PostgreSQL is not reachable (" + "; ".join(problems) + ")"
+
+
+def _pg_skip_reason() -> str:
+    return pg_unavailable_reason() or "PostgreSQL reachable"
 
 
 def pg_admin_url() -> str | None:
@@ -100,3 +107,25 @@ def downgrade_to(engine: Engine, revision: str) -> None:
     """Run the downgrades down to ``revision``."""
     with engine.begin() as connection:
         command.downgrade(_alembic_config(connection), revision)
+
+
+#: Parametrize a fixture with these to run a test on SQLite and on PostgreSQL (skipped, with the reason, when
+#: PostgreSQL does not answer).
+BACKENDS = [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param(
+        "postgresql",
+        id="postgresql",
+        marks=[pytest.mark.postgres, pytest.mark.skipif(pg_admin_url() is None, reason=_pg_skip_reason())],
+    ),
+]
+
+
+@contextmanager
+def database_url(backend: str, folder: os.PathLike[str] | str) -> Iterator[str]:
+    """An empty database of ``backend``: a SQLite file in ``folder``, or a temporary PostgreSQL database."""
+    if backend == "sqlite":
+        yield f"sqlite:///{os.fspath(folder)}/carepath.db"
+    else:
+        with temporary_pg_database() as url:
+            yield url

@@ -55,7 +55,18 @@ def closed_port_url() -> str:
 
 
 def test_a_message_is_made_of_the_allowed_fields_and_nothing_else() -> None:
-    allowed = {"episode_id", "pathway_id", "stage_id", "work_title", "rung_id", "rung_index", "role", "due_at", "tags"}
+    allowed = {
+        "episode_id",
+        "pathway_id",
+        "stage_id",
+        "work_title",
+        "rung_id",
+        "rung_index",
+        "role",
+        "due_at",
+        "tags",
+        "severity",
+    }
     assert set(inspect.signature(escalation_notification).parameters) == allowed
 
     note = make(tags=["pathway:reentry"])

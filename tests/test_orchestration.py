@@ -104,7 +104,7 @@ def test_detox_to_aftercare_is_driven_through_every_stage(carepath: Harness) -> 
     h.drive(outreach, DETOX_OUTREACH)
     assert (h.episode(main).stage, h.episode(main).status) == ("completed", "completed")
     assert (h.episode(outreach).stage, h.episode(outreach).status) == ("closed", "completed")
-    stages = {s.id for s in h.rt.service.plan_for(main).stages.values()}
+    stages = {s.id for s in h.app.service.plan_for(main).stages.values()}
     assert _visited(h, [main, outreach]) == stages
     _assert_nothing_left_scheduled(h, [main, outreach])
 
@@ -115,7 +115,7 @@ def test_reentry_is_driven_through_every_stage(carepath: Harness) -> None:
     for episode_id, script in zip(episodes, REENTRY_PATHS, strict=True):
         h.drive(episode_id, script)
     assert [h.episode(e).stage for e in episodes] == ["engaged", "reincarcerated", "closed"]
-    stages = {s.id for s in h.rt.service.plan_for(episodes[0]).stages.values()}
+    stages = {s.id for s in h.app.service.plan_for(episodes[0]).stages.values()}
     assert _visited(h, episodes) == stages
     _assert_nothing_left_scheduled(h, episodes)
 
@@ -142,7 +142,7 @@ def test_a_handoff_never_accepted_escalates_rung_by_rung_and_one_accepted_in_tim
     step = _accept_step(h, ignored)
     rungs = sorted(h.rows(RungRecord, work_item_id=step.id), key=lambda r: r.index)
     assert len(rungs) >= 2 and rungs[0].flow_run_id, "the next rung has a scheduled Prefect run"
-    wall_wait = (utc(rungs[-1].due_at) - h.rt.clock.now()).total_seconds() / FACTOR + 30
+    wall_wait = (utc(rungs[-1].due_at) - h.app.clock.now()).total_seconds() / FACTOR + 30
     h.wait_for("every rung to escalate", lambda: len(_escalations(h, step.id)) == len(rungs), wall_wait)
     escalations = _escalations(h, step.id)
     for rung, escalation in zip(rungs, escalations, strict=True):
@@ -162,9 +162,9 @@ def test_a_deadline_due_while_the_serving_process_is_dead_escalates_once_after_r
     [step] = [i for i in h.rows(WorkItemRecord, episode_id=episode_id) if i.key.endswith(".task.moud-plan")]
     rungs = sorted(h.rows(RungRecord, work_item_id=step.id), key=lambda r: r.index)
     assert rungs[0].flow_run_id, "the first rung is scheduled before the crash"
-    assert utc(rungs[0].due_at) > h.rt.clock.now(), "the test drove too slowly to crash before the deadline"
+    assert utc(rungs[0].due_at) > h.app.clock.now(), "the test drove too slowly to crash before the deadline"
     h.serving.kill()  # SIGKILL: no cleanup, exactly like a crash
-    past_due = (utc(rungs[-1].due_at) - h.rt.clock.now()).total_seconds() / FACTOR + 3
+    past_due = (utc(rungs[-1].due_at) - h.app.clock.now()).total_seconds() / FACTOR + 3
     time.sleep(max(past_due, 0))
     assert _escalations(h, step.id) == [], "nothing escalates while nothing serves"
     h.serving = h.start_serving()
@@ -198,7 +198,7 @@ def test_racing_events_on_one_episode_lose_no_update(carepath: Harness) -> None:
     def send(name: str, event_id: str) -> None:
         barrier.wait()
         try:
-            h.rt.service.record_event(episode_id, name, {}, event_id=event_id)
+            h.app.service.record_event(episode_id, name, {}, event_id=event_id)
         except Exception as exc:  # collected and asserted below
             errors.append(exc)
 

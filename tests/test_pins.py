@@ -6,9 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from engine.app import Settings
+from engine.app.inline import inline_app
+from engine.app.pathways import register_pathways
 from engine.cli import main
-from engine.cli_episodes import register_pathways
-from engine.runtime import runtime_from_env
+from engine.clock import ManualClock
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -19,10 +21,10 @@ def running(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "home"
     monkeypatch.setenv("CAREPATH_HOME", str(home))
     monkeypatch.delenv("CAREPATH_DATABASE_URL", raising=False)
-    rt = runtime_from_env()
-    register_pathways(rt, str(ROOT / "pathways"))
-    rt.service.enroll("reentry", "P-PIN-001")
-    rt.engine.dispose()
+    app = inline_app(Settings.from_env(), ManualClock())
+    register_pathways(app, ROOT / "pathways")
+    app.service.enroll("reentry", "P-PIN-001")
+    app.close()
     return home
 
 

@@ -107,7 +107,7 @@ def test_never_accepted_runs_the_ladder_and_reaches_people(carepath: Harness, re
     h.drive(ep, ASSESSED)
     [step] = [i for i in _items(h, ep, "handoff-step") if i.key.endswith("accepted")]
     rungs = sorted(h.rows(RungRecord, work_item_id=step.id), key=lambda r: r.index)
-    wait = (utc(rungs[-1].due_at) - h.rt.clock.now()).total_seconds() / FACTOR + 90
+    wait = (utc(rungs[-1].due_at) - h.app.clock.now()).total_seconds() / FACTOR + 90
     wanted = {r.id for r in rungs}
 
     def delivered() -> list[DeliveryRecord]:
@@ -138,7 +138,7 @@ def test_no_show_opens_re_engagement_and_escalates(carepath: Harness) -> None:
     h.drive(ep, [*TO_RESIDENTIAL, ("handoff.accepted", {})])
     h.event(ep, "handoff.move", action="no-show", party="receiver")
     [reengage] = _items(h, ep, "re-engagement", "open")
-    assert utc(reengage.due_at) > h.rt.clock.now()
+    assert utc(reengage.due_at) > h.app.clock.now()
     h.wait_for("the no-show alert", lambda: _escalated(h, ep, "alert") != [], 30)
     h.event(ep, "handoff.move", action="schedule", party="receiver", appointment_at="2027-01-04T10:00:00+00:00")
     assert _items(h, ep, "re-engagement", "open") == []
@@ -154,7 +154,7 @@ def test_consent_missing_then_given_waits_then_proceeds(carepath: Harness) -> No
     assert h.rows(DisclosureRecord, episode_id=ep) == []
     with pytest.raises(CarepathError, match="not possible now"):
         h.event(ep, "handoff.accepted")
-    h.rt.service.add_consent(ep, tpo_consent("cn-safe-005", "P-SAFE-005"))
+    h.app.service.add_consent(ep, tpo_consent("cn-safe-005", "P-SAFE-005"))
     h.event(ep, "consent.recorded", consent="cn-safe-005")
     assert _handoff(h, ep).status == "requested" and _handoff(h, ep).consent_id == "cn-safe-005"
     assert _items(h, ep, "consent", "open") == [] and _items(h, ep, "handoff-step", "open")
@@ -168,8 +168,8 @@ def test_consent_revoked_mid_handoff_stops_and_is_recorded(carepath: Harness) ->
     h.drive(ep, [*ASSESSED, ("handoff.accepted", {})])
     consent = _handoff(h, ep).consent_id
     with pytest.raises(CarepathError, match="in writing"):
-        h.rt.service.revoke_consent(consent, written=False)
-    for episode_id in h.rt.service.revoke_consent(consent, written=True):
+        h.app.service.revoke_consent(consent, written=False)
+    for episode_id in h.app.service.revoke_consent(consent, written=True):
         h.event(episode_id, "consent.revoked", consent=consent)
     handoff = _handoff(h, ep)
     assert handoff.status == "cancelled" and _items(h, ep, "handoff-step", "open") == []
@@ -193,7 +193,7 @@ def test_moud_omitted_at_detox_to_residential_escalates_within_seconds(carepath:
     )
     assert h.episode(ep).stage == "residential"
     h.event(ep, "medications.sending-list", medications=[{"name": "buprenorphine", "dose": "16 mg", "rxnorm": "1819"}])
-    recorded = h.rt.clock.now()
+    recorded = h.app.clock.now()
     h.event(ep, "medications.receiving-list", medications=[{"name": "sertraline", "dose": "50 mg"}])
     h.wait_for("the critical escalation", lambda: len(_escalated(h, ep, "alert")) >= 2, 30)
     escalations = _escalated(h, ep, "alert")
@@ -207,7 +207,7 @@ def test_reconciliation_overdue_escalates(carepath: Harness) -> None:
     h.drive(ep, ASSESSED)
     [item] = _items(h, ep, "reconcile", "open")
     first = min(h.rows(RungRecord, work_item_id=item.id), key=lambda r: r.index)
-    wait = (utc(first.due_at) - h.rt.clock.now()).total_seconds() / FACTOR + 30
+    wait = (utc(first.due_at) - h.app.clock.now()).total_seconds() / FACTOR + 30
     h.wait_for("the reconciliation escalation", lambda: _escalated(h, ep, "reconcile") != [], wait)
     assert _escalated(h, ep, "reconcile")[0].role == first.role
 

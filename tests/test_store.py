@@ -21,7 +21,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Engine, inspect, text
 from sqlalchemy.exc import IntegrityError, StatementError
 from sqlmodel import Session, func, select
-from store_fixtures import head_revision, pg_admin_url, pg_unavailable_reason, temporary_pg_database
+from store_fixtures import BACKENDS, database_url, head_revision
 
 from engine import store
 from engine.errors import UnknownEpisode
@@ -49,27 +49,11 @@ TABLES = {
     "work_item",
 }
 
-BACKENDS = [
-    pytest.param("sqlite", id="sqlite"),
-    pytest.param(
-        "postgresql",
-        id="postgresql",
-        marks=[
-            pytest.mark.postgres,
-            pytest.mark.skipif(pg_admin_url() is None, reason=pg_unavailable_reason() or "PostgreSQL reachable"),
-        ],
-    ),
-]
-
-
 @pytest.fixture(params=BACKENDS)
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """An empty database of each backend."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'data' / 'carepath.db'}"
-    else:
-        with temporary_pg_database() as url:
-            yield url
+    with database_url(request.param, tmp_path) as url:
+        yield url
 
 
 @pytest.fixture

@@ -32,6 +32,7 @@ from engine.store.records import (
     EpisodeRecord,
     EscalationRecord,
     HandoffRecord,
+    InboundEventRecord,
     MedicationListRecord,
     ProcessedEventRecord,
     RungRecord,
@@ -83,6 +84,7 @@ __all__ = [
     "save_medication_list",
     "set_rung_run",
     "set_rung_runs",
+    "stuck_inbound_events",
     "undelivered_escalations",
     "unscheduled_rungs",
     "unscheduled_timers",
@@ -837,3 +839,14 @@ def undelivered_escalations(session: Session, raised_before: datetime) -> list[E
     has_outcome = exists().where(col(DeliveryRecord.rung_id) == col(EscalationRecord.rung_id))
     query = select(EscalationRecord).where(~has_outcome, col(EscalationRecord.raised_at) < raised_before)
     return list(session.exec(query.order_by(col(EscalationRecord.raised_at))))
+
+
+def stuck_inbound_events(session: Session, received_before: datetime, limit: int = 100) -> list[str]:
+    """Inbound events received before ``received_before`` and never applied nor refused (their run died)."""
+    query = (
+        select(InboundEventRecord.id)
+        .where(InboundEventRecord.status == "received", col(InboundEventRecord.received_at) < received_before)
+        .order_by(col(InboundEventRecord.received_at))
+        .limit(limit)
+    )
+    return list(session.exec(query))

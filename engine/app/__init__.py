@@ -1,0 +1,37 @@
+"""The application layer: every use case, written once, that every face (CLI, flows, API, demo) calls.
+
+It may import the store, the pure episode rules and the ports; never argparse, never Prefect (the Prefect
+implementations of the ports live in :mod:`engine.orchestrate`). Configuration arrives as :class:`Settings`.
+"""
+
+from engine.app.context import App, production_app
+from engine.app.episodes import (
+    EventResult,
+    acknowledge,
+    enroll,
+    fire,
+    follow_up_enrollment,
+    process_event,
+    record_event,
+)
+from engine.app.followup import FollowUp, follow_up, schedule_timers
+from engine.app.settings import Settings
+from engine.app.sweep import SweepReport, sweep
+
+__all__ = [
+    "App",
+    "EventResult",
+    "FollowUp",
+    "Settings",
+    "SweepReport",
+    "acknowledge",
+    "enroll",
+    "fire",
+    "follow_up",
+    "follow_up_enrollment",
+    "process_event",
+    "production_app",
+    "record_event",
+    "schedule_timers",
+    "sweep",
+]

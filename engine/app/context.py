@@ -1,0 +1,114 @@
+"""The application context: settings, the store, the clock and the ports, resolved once per process.
+
+Every face (the CLI, the flows, the demo, the tests) builds one :class:`App` and passes it to the use cases in
+:mod:`engine.app`. :func:`production_app` wires the real ports (Prefect, apprise), imported only when first used,
+so a command that only reads the store never imports Prefect; :func:`engine.app.inline.inline_app` wires
+in-memory ones.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Engine
+
+from engine import store
+from engine.app.ports import Dispatcher, Notifier, Publisher, Scheduler
+from engine.app.settings import Settings
+from engine.clock import Clock, clock_from_config
+
+if TYPE_CHECKING:
+    from engine.service import EpisodeService
+
+__all__ = ["CLOCK_SETTING", "App", "bound", "current_app", "production_app"]
+
+#: The store setting that holds the clock every process of one data folder shares (the demo's compressed clock).
+CLOCK_SETTING = "clock"
+
+
+@dataclass
+class App:
+    """One process's view of Carepath: where things are, and the ports the use cases act through."""
+
+    settings: Settings
+    scheduler: Scheduler
+    notifier: Notifier
+    publisher: Publisher
+    dispatcher: Dispatcher
+    #: Set by tests and simulations; otherwise the clock stored in the store (default: the wall clock).
+    fixed_clock: Clock | None = field(default=None)
+
+    @cached_property
+    def engine(self) -> Engine:
+        self.settings.home.mkdir(parents=True, exist_ok=True)
+        engine = store.make_engine(self.settings.database_url)
+        store.migrate(engine)
+        return engine
+
+    @cached_property
+    def clock(self) -> Clock:
+        if self.fixed_clock is not None:
+            return self.fixed_clock
+        return clock_from_config(store.get_setting(self.engine, CLOCK_SETTING))
+
+    def set_clock(self, clock: Clock) -> None:
+        """Share ``clock`` with every process of this data folder (stored), and use it here."""
+        store.put_setting(self.engine, CLOCK_SETTING, clock.to_config())
+        self.__dict__["clock"] = clock
+        self.__dict__.pop("service", None)
+
+    @cached_property
+    def service(self) -> EpisodeService:
+        from engine.service import EpisodeService  # lazily: keeps read-only commands light
+
+        return EpisodeService(self.engine, self.clock)
+
+    def close(self) -> None:
+        """Release the store's connections."""
+        if "engine" in self.__dict__:
+            self.engine.dispose()
+
+
+def production_app(settings: Settings) -> App:
+    """Carepath as deployed: Prefect schedules, dispatches and shows the work; the roster's contacts get alerts."""
+    from engine.notify import RosterNotifier
+    from engine.orchestrate import PrefectDispatcher, PrefectPublisher, PrefectScheduler
+
+    return App(
+        settings=settings,
+        scheduler=PrefectScheduler(settings),
+        notifier=RosterNotifier(settings.roster_file, settings.env),
+        publisher=PrefectPublisher(settings),
+        dispatcher=PrefectDispatcher(settings),
+    )
+
+
+_CURRENT: contextvars.ContextVar[App | None] = contextvars.ContextVar("carepath_app", default=None)
+_PROCESS_APPS: dict[Settings, App] = {}
+
+
+@contextlib.contextmanager
+def bound(app: App) -> Iterator[App]:
+    """Make ``app`` the one that flow runs started in this context use (an in-process run shares its caller's)."""
+    token = _CURRENT.set(app)
+    try:
+        yield app
+    finally:
+        _CURRENT.reset(token)
+
+
+def current_app() -> App:
+    """The App of the running flow: its caller's (in-process runs), else this process's, built once from its
+    environment (a deadline run's child process)."""
+    app = _CURRENT.get()
+    if app is not None:
+        return app
+    settings = Settings.from_env()
+    if settings not in _PROCESS_APPS:
+        _PROCESS_APPS[settings] = production_app(settings)
+    return _PROCESS_APPS[settings]

@@ -1,0 +1,108 @@
+"""The follow-up: what must happen after *any* change to an episode, whatever triggered it.
+
+An event, a deadline run, the sweep, a coordinator's command and the API all end here, so no trigger can forget a
+step (the sweep once raised escalations it never delivered). In order:
+
+1. fire at once every rung of the episode that is already due (an alert's rungs are due when raised, so every
+   ``critical_to`` role is alerted in the same run that found the problem; a deadline found late fires now);
+2. deliver every escalation raised, concurrently, storing each contact's outcome;
+3. cancel the runs of rungs that closed or fired here;
+4. schedule the next rung of each open work item that has no run yet;
+5. publish the episode's artifacts (and the open-escalations table when escalations changed).
+
+A Prefect outage in steps 3-5 does not undo 1-2: it is logged, reported, and the sweep finishes the job.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlmodel import Session
+
+from engine import store
+from engine.app.context import App
+from engine.app.delivery import deliver
+from engine.app.ports import Timer
+from engine.app.publish import publish_episode
+from engine.clock import utc
+from engine.errors import CarepathError
+from engine.state_io import Changes
+
+__all__ = ["MAX_FIRED", "FollowUp", "follow_up", "schedule_timers"]
+
+logger = logging.getLogger("carepath.followup")
+
+#: At most this many due rungs are fired by one follow-up (after a long outage the sweep fires the rest).
+MAX_FIRED = 200
+
+
+@dataclass
+class FollowUp:
+    """What one follow-up did; ``problems`` lists steps that failed (the sweep retries them)."""
+
+    episode_id: str
+    fired: int = 0
+    escalations: list[str] = field(default_factory=list)
+    delivered: list[str] = field(default_factory=list)
+    cancelled: int = 0
+    scheduled: int = 0
+    problems: list[str] = field(default_factory=list)
+
+
+def follow_up(app: App, episode_id: str, changes: Changes | None = None) -> FollowUp:
+    """Do everything a change to ``episode_id`` calls for (see the module docstring); never raises for Prefect."""
+    report = FollowUp(episode_id)
+    raised = [rung for rung, _role in changes.escalations] if changes else []
+    cancel = list(changes.cancel_runs) if changes else []
+    for rung_id in app.service.due_rungs(episode_id, MAX_FIRED):
+        fired = app.service.fire_rung(rung_id)
+        if fired is not None and fired.escalations:
+            report.fired += 1
+            raised += [rung for rung, _role in fired.escalations]
+            cancel += fired.cancel_runs
+    report.escalations = raised
+    if raised:
+        report.delivered = [r.summary() for r in deliver(app, raised)]
+    report.cancelled = _step(report, "cancel timers", lambda: app.scheduler.cancel(cancel) if cancel else 0)
+    report.scheduled = _step(report, "schedule timers", lambda: schedule_timers(app, episode_id))
+    _step(report, "publish", lambda: publish_episode(app, episode_id, escalations_changed=bool(raised)) or 0)
+    return report
+
+
+def schedule_timers(app: App, episode_id: str | None = None, limit: int = 500) -> int:
+    """Give the next rung of each open item (of one episode, or all) a scheduled run; returns how many."""
+    with Session(app.engine) as session:
+        rows = store.unscheduled_timers(session, episode_id, limit)
+    timers = [
+        Timer(
+            rung_id=row.rung_id,
+            episode_id=row.episode_id,
+            pathway_id=row.pathway_id,
+            at=app.clock.wall_time(utc(row.due_at)),
+            name=f"{row.episode_id} · {row.title} · rung {row.index + 1} → {row.role} · due {_wall(app, row.due_at)}",
+            tags=(f"pathway:{row.pathway_id}", "deadline", f"role:{row.role}", f"severity:{row.severity}"),
+        )
+        for row in rows
+    ]
+    if not timers:
+        return 0
+    run_ids = app.scheduler.schedule(timers)
+    with store.session_scope(app.engine) as session:
+        store.set_rung_runs(session, run_ids, app.clock.now())
+    return len(run_ids)
+
+
+def _wall(app: App, at: datetime) -> str:
+    """A due time as the wall time the Prefect UI shows beside it (UTC)."""
+    return f"{app.clock.wall_time(utc(at)):%Y-%m-%d %H:%M} UTC"
+
+
+def _step(report: FollowUp, name: str, action: object) -> int:
+    try:
+        return int(action())  # type: ignore[operator]
+    except CarepathError as exc:
+        report.problems.append(f"{name}: {exc}")
+        logger.warning("episode %s: %s failed (the sweep will retry): %s", report.episode_id, name, exc)
+        return 0

@@ -1,0 +1,203 @@
+"""In-memory ports: Carepath without Prefect and without a network, for the fast tests and simulations.
+
+:class:`MemoryScheduler` keeps each timer as a run that :meth:`MemoryScheduler.run_due` starts when its wall time
+comes (as Prefect's serving process would), and can lose runs on purpose; :class:`RecordingNotifier` delivers to
+contacts given per role and can fail some; :class:`MemoryPublisher` keeps the latest version of each artifact;
+:class:`InlineDispatcher` runs each unit of work in the calling thread. :func:`inline_app` wires them together.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from engine.app.context import App
+from engine.app.ports import Timer
+from engine.app.settings import Settings
+from engine.clock import Clock
+from engine.notify import DeliveryOutcome, DeliveryReport, Notification
+
+__all__ = [
+    "InlineDispatcher",
+    "MemoryPublisher",
+    "MemoryRun",
+    "MemoryScheduler",
+    "RecordingNotifier",
+    "inline_app",
+]
+
+
+@dataclass
+class MemoryRun:
+    """A scheduled run of a deadline: ``state`` is ``scheduled``, ``cancelled``, ``completed`` or ``lost``."""
+
+    id: str
+    timer: Timer
+    state: str = "scheduled"
+
+
+class MemoryScheduler:
+    """Scheduled runs in memory, one per rung id (the same rung scheduled twice is the same run)."""
+
+    def __init__(self) -> None:
+        self.runs: dict[str, MemoryRun] = {}
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+
+    def schedule(self, timers: Sequence[Timer]) -> dict[str, str]:
+        out = {}
+        with self._lock:
+            for timer in timers:
+                run = self.runs.get(timer.rung_id)
+                if run is None:
+                    run = self.runs[timer.rung_id] = MemoryRun(f"run-{next(self._ids)}", timer)
+                out[timer.rung_id] = run.id
+        return out
+
+    def cancel(self, run_ids: Sequence[str]) -> int:
+        wanted, done = set(run_ids), 0
+        with self._lock:
+            for run in self.runs.values():
+                if run.id in wanted and run.state == "scheduled":
+                    run.state, done = "cancelled", done + 1
+        return done
+
+    def waiting(self) -> list[MemoryRun]:
+        """Runs still scheduled, soonest first."""
+        return sorted((r for r in self.runs.values() if r.state == "scheduled"), key=lambda r: r.timer.at)
+
+    def lose(self, predicate: Callable[[MemoryRun], bool] = lambda _run: True) -> int:
+        """Lose scheduled runs (a server that dropped them): nothing will start them."""
+        lost = [r for r in self.waiting() if predicate(r)]
+        for run in lost:
+            run.state = "lost"
+        return len(lost)
+
+    def run_due(self, app: App, wall_now: datetime) -> int:
+        """Start every scheduled run whose time has come (as Prefect would), oldest first; returns how many."""
+        from engine.app.episodes import fire
+
+        started = 0
+        while True:
+            due = [r for r in self.waiting() if r.timer.at <= wall_now]
+            if not due:
+                return started
+            run = due[0]
+            run.state = "completed"
+            fire(app, run.timer.rung_id)
+            started += 1
+
+
+@dataclass
+class Sent:
+    """One message a contact received."""
+
+    contact: str
+    notification: Notification
+    at: datetime
+
+
+class RecordingNotifier:
+    """Delivers to ``contacts`` (role -> contact names); contacts in ``failing`` fail every attempt."""
+
+    def __init__(self, contacts: Mapping[str, Sequence[str]], failing: Sequence[str] = ()) -> None:
+        self.contacts = {role: list(names) for role, names in contacts.items()}
+        self.failing = set(failing)
+        self.sent: list[Sent] = []
+        self._lock = threading.Lock()
+
+    def deliver(
+        self,
+        notification: Notification,
+        *,
+        already_delivered: set[str],
+        on_outcome: Callable[[DeliveryOutcome], None],
+    ) -> DeliveryReport:
+        rung, role = notification.rung_id, notification.role
+        names = self.contacts.get(role, [])
+        if not names:
+            outcome = DeliveryOutcome(
+                f"{rung}@-", rung, role, None, "", "no-contact", 0, f"no contact for role '{role}' in the roster"
+            )
+            on_outcome(outcome)
+            return DeliveryReport(rung, notification.episode_id, role, (outcome,))
+        outcomes = []
+        for index, name in enumerate(names):
+            key = f"{rung}@{role}[{index}]"
+            if key in already_delivered:
+                outcome = DeliveryOutcome(key, rung, role, name, name, "skipped", 0)
+            elif name in self.failing:
+                outcome = DeliveryOutcome(key, rung, role, name, name, "failed", 3, "refused by test")
+            else:
+                now = datetime.now(UTC)
+                with self._lock:
+                    self.sent.append(Sent(name, notification, now))
+                outcome = DeliveryOutcome(key, rung, role, name, name, "delivered", 1, None, now)
+            on_outcome(outcome)
+            outcomes.append(outcome)
+        return DeliveryReport(rung, notification.episode_id, role, tuple(outcomes))
+
+
+@dataclass
+class MemoryPublisher:
+    """The latest version of each artifact, by key."""
+
+    artifacts: dict[str, Any] = field(default_factory=dict)
+    versions: dict[str, int] = field(default_factory=dict)
+
+    def markdown(self, key: str, markdown: str, description: str) -> None:
+        self._put(key, markdown)
+
+    def table(self, key: str, rows: Sequence[Mapping[str, Any]], description: str) -> None:
+        self._put(key, [dict(r) for r in rows])
+
+    def _put(self, key: str, value: Any) -> None:
+        self.artifacts[key] = value
+        self.versions[key] = self.versions.get(key, 0) + 1
+
+
+class InlineDispatcher:
+    """Runs enrollments and events in the calling thread, exactly as their flow runs would."""
+
+    def __init__(self) -> None:
+        self.app: App | None = None
+
+    def ready(self) -> None:
+        return None
+
+    def enroll(self, pathway_id: str, version: int, episode_id: str) -> None:
+        from engine.app.episodes import follow_up_enrollment
+
+        assert self.app is not None
+        follow_up_enrollment(self.app, episode_id)
+
+    def event(self, pathway_id: str, version: int, episode_id: str, event: str, inbound_id: str) -> None:
+        from engine.app.episodes import process_event
+
+        assert self.app is not None
+        process_event(self.app, inbound_id)
+
+
+def inline_app(
+    settings: Settings,
+    clock: Clock,
+    *,
+    notifier: Any | None = None,
+    scheduler: MemoryScheduler | None = None,
+) -> App:
+    """Carepath with in-memory ports on ``settings``' store, running on ``clock``."""
+    dispatcher = InlineDispatcher()
+    app = App(
+        settings=settings,
+        scheduler=scheduler or MemoryScheduler(),
+        notifier=notifier or RecordingNotifier({}),
+        publisher=MemoryPublisher(),
+        dispatcher=dispatcher,
+        fixed_clock=clock,
+    )
+    dispatcher.app = app
+    return app

@@ -1,0 +1,81 @@
+"""What the use cases need from the outside world, as interfaces: each has a real implementation (Prefect,
+apprise) and an in-memory one (:mod:`engine.app.inline`) that runs the whole service in a test or a simulation.
+
+- :class:`Scheduler`: durable timers, one scheduled run per rung, cancelled when the deadline is met;
+- :class:`Notifier`: delivers an escalation to the contacts of a role, reporting an outcome per contact;
+- :class:`Publisher`: what operators see (an artifact per episode, the open-escalations table);
+- :class:`Dispatcher`: where a unit of work runs: in a Prefect flow run that operators can watch, or inline.
+
+Everything that crosses a port is an opaque id, a pathway's own word or a time: never a payload or free text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from engine.notify import DeliveryOutcome, DeliveryReport, Notification
+
+__all__ = ["Dispatcher", "Notifier", "Publisher", "Scheduler", "Timer"]
+
+
+@dataclass(frozen=True)
+class Timer:
+    """A rung to fire at ``at`` (wall time): ``name`` and ``tags`` are what operators see of it."""
+
+    rung_id: str
+    episode_id: str
+    pathway_id: str
+    at: datetime
+    name: str
+    tags: tuple[str, ...]
+
+
+class Scheduler(Protocol):
+    def schedule(self, timers: Sequence[Timer]) -> dict[str, str]:
+        """Create a run per timer (idempotent by rung id); returns {rung id: run id} for those created."""
+        ...
+
+    def cancel(self, run_ids: Sequence[str]) -> int:
+        """Cancel runs that have not started; returns how many are cancelled (others are left alone)."""
+        ...
+
+
+class Notifier(Protocol):
+    def deliver(
+        self,
+        notification: Notification,
+        *,
+        already_delivered: set[str],
+        on_outcome: Callable[[DeliveryOutcome], None],
+    ) -> DeliveryReport:
+        """Send to every contact of ``notification.role`` (retrying failures), calling ``on_outcome`` as each
+        contact's outcome is final. A role nobody fills yields one ``no-contact`` outcome: never silence."""
+        ...
+
+
+class Publisher(Protocol):
+    def markdown(self, key: str, markdown: str, description: str) -> None:
+        """Publish a new version of a Markdown artifact."""
+        ...
+
+    def table(self, key: str, rows: Sequence[Mapping[str, Any]], description: str) -> None:
+        """Publish a new version of a table artifact."""
+        ...
+
+
+class Dispatcher(Protocol):
+    def ready(self) -> None:
+        """Raise :class:`~engine.errors.OrchestrationError` if work cannot be dispatched now (checked before a
+        request is stored, so a refused request changes nothing)."""
+        ...
+
+    def enroll(self, pathway_id: str, version: int, episode_id: str) -> None:
+        """Follow up a new episode (schedule its timers, publish it)."""
+        ...
+
+    def event(self, pathway_id: str, version: int, episode_id: str, event: str, inbound_id: str) -> None:
+        """Apply the stored inbound event ``inbound_id`` and follow it up."""
+        ...
