@@ -7,7 +7,8 @@ their effects to the episode's work:
 - a handoff is *sent* only under a consent that covers its receiver and purpose; otherwise it waits in
   ``consent needed`` with its own deadline, and its step deadlines start only when it is sent;
 - a step is met by the receiver's move (``accept``, ``schedule``, ``keep``, ``return-outcome``); a decline
-  starts the pathway's fallback and escalates, a no-show opens re-engagement and escalates;
+  starts the pathway's fallback and escalates, a no-show opens re-engagement and escalates; ``keep`` (the
+  admission) waits for a needed insurance authorization (:mod:`engine.authorizations`);
 - revoking the consent a handoff travels under stops it (cancelled, recorded, escalated);
 - once both medication lists of a transition are in, they are compared; an omitted MOUD escalates at once to the
   reconciliation's ``critical_to`` roles.
@@ -18,6 +19,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from engine.authorizations import admission_hold, end_of_handoff
 from engine.domain import handoff as lifecycle
 from engine.domain.consent import Disclosure, covering_consent
 from engine.domain.reconcile import Medication, compare, needs_escalation
@@ -169,6 +171,9 @@ def handle_handoff_event(plan: Plan, state: EpisodeState, event: Event, now: dat
         appointment_at=appointment,
         outcome=event.data.get("outcome"),
     )
+    held = admission_hold(state, handoff) if action == "keep" else None
+    if held is not None:
+        raise EventRejected(held)
     handoff.absorb(new)
     out.handoffs_changed.append(handoff)
     out.audit.append(("handoff.move", {"handoff": handoff.id, "action": action, "by": party, "now": new.status}))
@@ -200,6 +205,7 @@ def _apply_effects(
             for item in mine:
                 if item.kind in ("handoff-step", "re-engagement", "consent"):
                     close_item(item, "cancelled", getattr(effect, "reason", "loop closed"), state, out)
+            end_of_handoff(state, out, now, getattr(effect, "reason", "loop closed"), handoff.id)
         elif isinstance(effect, lifecycle.Escalate):
             alert(state, out, f"handoff.{event.id}", effect.reason, roles, now)
         elif isinstance(effect, lifecycle.StartReengagement) and effect.due_at is not None:

@@ -7,8 +7,8 @@ never in the ``*_markdown``/``*_rows`` functions, which are what reaches Prefect
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine
@@ -16,7 +16,16 @@ from sqlmodel import Session, col, select
 
 from engine.clock import utc
 from engine.errors import UnknownEpisode
-from engine.store import AuditRecord, EpisodeRecord, EscalationRecord, HandoffRecord, RungRecord, WorkItemRecord
+from engine.render import show_duration
+from engine.store import (
+    AuditRecord,
+    EpisodeRecord,
+    EscalationRecord,
+    HandoffRecord,
+    RungRecord,
+    StageVisitRecord,
+    WorkItemRecord,
+)
 
 __all__ = [
     "EpisodeStatus",
@@ -44,6 +53,8 @@ class EpisodeStatus:
     handoffs: list[HandoffRecord]
     escalations: list[EscalationRecord]
     audit: list[AuditRecord]
+    #: stays shorter than their stage's expected minimum (flagged on leaving), oldest first
+    short_stays: list[StageVisitRecord] = field(default_factory=list)
 
     def overdue(self, now: datetime) -> list[WorkItemRecord]:
         return [i for i in self.items if utc(i.due_at) <= now]
@@ -81,7 +92,16 @@ def episode_status(engine: Engine, episode_id: str, audit_tail: int = 10) -> Epi
                 .limit(audit_tail)
             )
         )
-        return EpisodeStatus(episode, items, rungs, handoffs, escalations, list(reversed(audit)))
+        short_stays = list(
+            s.exec(
+                select(StageVisitRecord)
+                .where(StageVisitRecord.episode_id == episode_id, col(StageVisitRecord.short_of_min_s).is_not(None))
+                .order_by(col(StageVisitRecord.id))
+            )
+        )
+        return EpisodeStatus(
+            episode, items, rungs, handoffs, escalations, list(reversed(audit)), short_stays=short_stays
+        )
 
 
 def episode_markdown(status: EpisodeStatus, now: datetime) -> str:
@@ -213,9 +233,12 @@ def render_status(status: EpisodeStatus, now: datetime) -> str:
     out = [
         f"{ep.id}  person {ep.person_ref}  {ep.pathway_id} v{ep.pathway_version}  {ep.status}",
         f"stage {ep.stage} since {_fmt(ep.stage_entered_at)} (now {_fmt(now)})",
-        "",
-        "handoffs:",
     ]
+    for v in status.short_stays:
+        stayed = show_duration(utc(v.left_at) - utc(v.entered_at)) if v.left_at else "-"
+        expected = show_duration(timedelta(seconds=v.short_of_min_s or 0))
+        out.append(f"short stay: {v.stage} {stayed} (expected at least {expected}), left {_fmt(v.left_at)}")
+    out += ["", "handoffs:"]
     out += [
         f"  {h.id}  {h.program} [{h.role}, {h.mode}]  {h.status} / {h.business_status}"
         + (f"  closed {_fmt(h.closed_at)}" if h.closed_at else "")

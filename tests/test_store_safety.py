@@ -2,8 +2,8 @@
 
 What the engine relies on: a 0001 database upgrades in place and keeps its rows; consents are revoked only in
 writing and only once; the disclosure accounting keeps every disclosure and answers "since when"; a newer
-medication list replaces the older one; a clinician's "intentional" mark survives a re-run of the comparison;
-a delivery once made is never reported as failed again.
+medication list replaces the older one; a clinician's "intentional" mark survives a re-run of the comparison, and
+what a re-run no longer finds is kept as resolved; a delivery once made is never reported as failed again.
 """
 
 from __future__ import annotations
@@ -37,10 +37,12 @@ from engine.store import (
     ConsentRecord,
     DeliveryRecord,
     DisclosureRecord,
+    DiscrepancyRecord,
     EpisodeRecord,
     HandoffRecord,
     MedicationListRecord,
     PathwayVersionRecord,
+    WorkItemRecord,
 )
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
@@ -453,18 +455,83 @@ def test_a_clinicians_mark_survives_a_rerun_until_the_finding_changes(engine: En
     again = compare(sending, [*receiving, sending[0]], [BUPRENORPHINE])
     with store.session_scope(engine) as s:
         held = {d.key: d for d in store.discrepancies_for(s, EP, 1)}  # objects in use while the comparison re-runs
-        store.save_discrepancies(s, EP, 1, again)
+        assert store.save_discrepancies(s, EP, 1, again) == [f"{EP}/1/omission:buprenorphine"]
         assert held["dose-change:atorvastatin"].status == "unintentional"
+        assert held["omission:buprenorphine"].status == store.RESOLVED
         rows = store.discrepancies_for(s, EP, 1)
         assert [(d.key, d.status, d.reason, d.marked_at) for d in rows] == [
+            ("omission:buprenorphine", store.RESOLVED, None, None),  # no longer found: kept, closed
             ("dose-change:atorvastatin", "unintentional", None, None),  # a new finding: the old mark does not cover
             ("new-without-reason:trazodone", store.INTENTIONAL, "sleep", marked_at),
         ]
         assert len(store.discrepancies_for(s, EP, 2)) == 1  # another visit is untouched
     with store.session_scope(engine) as s:
-        store.save_discrepancies(s, EP, 1, [])  # the lists now agree
+        assert len(store.save_discrepancies(s, EP, 1, [])) == 2  # the lists now agree: an empty set is saved too
     with Session(engine) as s:
-        assert store.discrepancies_for(s, EP, 1) == []
+        rows = store.discrepancies_for(s, EP, 1)
+        assert [(d.key, d.status, d.reason) for d in rows] == [
+            ("omission:buprenorphine", store.RESOLVED, None),
+            ("dose-change:atorvastatin", store.RESOLVED, None),
+            ("new-without-reason:trazodone", store.RESOLVED, "sleep"),  # the mark stays as history
+        ]
+        assert [d.status for d in store.discrepancies_for(s, EP, 2)] == ["unintentional"]
+
+
+def test_a_resolved_finding_keeps_its_history_and_found_again_is_a_new_finding(engine: Engine) -> None:
+    sending = [Medication(name="buprenorphine", rxnorm="1670"), Medication(name="sertraline", dose="50 mg")]
+    omitted = compare(sending, sending[1:], [BUPRENORPHINE])
+    rid = f"{EP}/1/omission:buprenorphine"
+    marked_at = T0 + timedelta(hours=1)
+    with store.session_scope(engine) as s:
+        store.save_discrepancies(s, EP, 1, omitted)
+        store.mark_discrepancy_intentional(s, rid, "taper agreed", "C-000777", marked_at)
+    # the pure layer passes what it resolves (its mark carried, no time): the stored mark and time stay
+    resolved = [omitted[0].model_copy(update={"status": "resolved", "reason": "taper agreed", "marked_by": "C-000777"})]
+    with store.session_scope(engine) as s:
+        assert store.save_discrepancies(s, EP, 1, resolved) == [], "passed as resolved: the caller audits it"
+        row = s.get(DiscrepancyRecord, rid)
+        assert row is not None
+        assert (row.status, row.reason, row.marked_by, row.marked_at) == (
+            "resolved",
+            "taper agreed",
+            "C-000777",
+            marked_at,
+        )
+    with pytest.raises(EpisodeError, match="is resolved"), store.session_scope(engine) as s:
+        store.mark_discrepancy_intentional(s, rid, "why", "C-000777", marked_at)
+    with store.session_scope(engine) as s:
+        store.save_discrepancies(s, EP, 1, omitted)  # omitted again: unreviewed, whatever the old mark said
+    with Session(engine) as s:
+        [row] = store.discrepancies_for(s, EP, 1)
+        assert (row.status, row.reason, row.marked_by, row.marked_at) == ("unintentional", None, None, None)
+
+
+def test_the_alerts_a_visit_raised_are_known_open_or_closed(engine: Engine) -> None:
+    def alert(item_id: str, visit: int, status: str, kind: str = "alert") -> WorkItemRecord:
+        return WorkItemRecord(
+            id=item_id,
+            episode_id=EP,
+            kind=kind,
+            key=item_id.split("/", 2)[-1],
+            title="critical: buprenorphine omitted at transition",
+            due_at=T0,
+            done_on="escalation.acknowledged",
+            visit=visit,
+            status=status,
+            opened_at=T0,
+        )
+
+    with store.session_scope(engine) as s:
+        s.add(alert(f"{EP}/2/alert.critical-medication.omission:buprenorphine", 2, "done"))
+        s.add(alert(f"{EP}/2/alert.handoff.e1", 2, "open"))
+        s.add(alert(f"{EP}/1/alert.handoff.e0", 1, "done"))
+        s.add(alert(f"{EP}/2/t0.reconcile", 2, "done", kind="reconcile"))
+    with Session(engine) as s:
+        assert store.raised_alert_ids(s, EP, 2) == {
+            f"{EP}/2/alert.critical-medication.omission:buprenorphine",
+            f"{EP}/2/alert.handoff.e1",
+        }
+        assert store.raised_alert_ids(s, EP2, 2) == set()
 
 
 # --------------------------------------------------------------------------------------------- deliveries

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import Engine, case, delete, exists, func, or_, text, update
+from sqlalchemy import Engine, case, exists, func, or_, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
@@ -42,6 +42,7 @@ from engine.store.records import (
 
 __all__ = [
     "INTENTIONAL",
+    "RESOLVED",
     "EscalationNotice",
     "TimerRow",
     "acknowledge_escalation",
@@ -75,6 +76,7 @@ __all__ = [
     "pending_rungs",
     "processed_event",
     "put_setting",
+    "raised_alert_ids",
     "record_delivery",
     "record_disclosure",
     "record_escalation_once",
@@ -170,6 +172,14 @@ def open_work_items(session: Session, episode_id: str) -> list[WorkItemRecord]:
         .order_by(col(WorkItemRecord.due_at), col(WorkItemRecord.id))
     )
     return list(session.exec(query))
+
+
+def raised_alert_ids(session: Session, episode_id: str, visit: int) -> set[str]:
+    """Ids of the alert items a stage visit has raised, open or closed (an alert is raised once)."""
+    query = select(WorkItemRecord.id).where(
+        WorkItemRecord.episode_id == episode_id, WorkItemRecord.visit == visit, WorkItemRecord.kind == "alert"
+    )
+    return set(session.exec(query))
 
 
 def open_handoffs(session: Session, episode_id: str) -> list[HandoffRecord]:
@@ -470,6 +480,8 @@ def disclosures_for(
 
 #: The status a clinician's mark gives a discrepancy (the domain's value, :class:`engine.domain.reconcile.Discrepancy`).
 INTENTIONAL = "intentional-documented"
+#: The status of a finding a later comparison no longer finds (kept as history)
+RESOLVED = "resolved"
 _SIDES = ("sending", "receiving")
 
 
@@ -534,13 +546,16 @@ _MARK = ("status", "reason", "marked_by", "marked_at")
 
 def save_discrepancies(
     session: Session, episode_id: str, visit: int, discrepancies: Iterable[Mapping[str, Any] | BaseModel]
-) -> None:
+) -> list[str]:
     """Store a visit's reconciliation result (``Discrepancy`` models or their ``model_dump()``) as its whole
-    current set: new ones are added, known ones updated by id, and ones the comparison no longer finds removed.
+    current set, even an empty one: new ones are added, known ones updated by id, and stored ones the set does not
+    hold are closed as ``resolved`` (never deleted: the history shows what was wrong). Returns the ids closed that
+    way; one the set itself passes as ``resolved`` is closed too.
 
     A clinician's mark survives a re-run: a discrepancy marked intentional stays marked (status, reason, who,
     when) while its finding is the same. If its ``detail`` changed (say the dose changed again), the mark was for
-    another finding and the stored row takes the incoming status, normally ``unintentional``.
+    another finding and the stored row takes the incoming status, normally ``unintentional``. A resolved row keeps
+    its mark as history; found again, it takes the incoming status (a recurrence is a new finding).
     """
     rows: dict[str, dict[str, Any]] = {}
     for item in discrepancies:
@@ -554,23 +569,32 @@ def save_discrepancies(
             "critical": bool(data.get("critical")),
             "status": data.get("status") or "unintentional",
         }
-    stale = delete(DiscrepancyRecord).where(
-        col(DiscrepancyRecord.episode_id) == episode_id, col(DiscrepancyRecord.visit) == visit
+    stale = select(DiscrepancyRecord.id).where(
+        DiscrepancyRecord.episode_id == episode_id,
+        DiscrepancyRecord.visit == visit,
+        DiscrepancyRecord.status != RESOLVED,
+        col(DiscrepancyRecord.id).not_in(list(rows)),
     )
+    gone = list(session.exec(stale))
+    if gone:
+        session.execute(
+            update(DiscrepancyRecord).where(col(DiscrepancyRecord.id).in_(gone)).values(status=RESOLVED),
+            execution_options={"synchronize_session": False},
+        )
     if rows:
-        stale = stale.where(col(DiscrepancyRecord.id).not_in(list(rows)))
-    session.execute(stale.execution_options(synchronize_session="fetch"))
-    if not rows:
-        return
-    statement = _insert(session, DiscrepancyRecord).values(list(rows.values()))
-    new = statement.excluded
-    keep_mark = (col(DiscrepancyRecord.status) != "unintentional") & (col(DiscrepancyRecord.detail) == new.detail)
-    set_: dict[str, Any] = {name: new[name] for name in _FINDING}
-    set_.update({name: case((keep_mark, col(getattr(DiscrepancyRecord, name))), else_=new[name]) for name in _MARK})
-    session.execute(statement.on_conflict_do_update(index_elements=["id"], set_=set_))
+        statement = _insert(session, DiscrepancyRecord).values(list(rows.values()))
+        new, old = statement.excluded, DiscrepancyRecord
+        resolved = new.status == RESOLVED
+        keep_mark = (col(old.status) == INTENTIONAL) & (col(old.detail) == new.detail)
+        set_: dict[str, Any] = {name: new[name] for name in _FINDING}
+        set_["status"] = case((resolved, new.status), (keep_mark, col(old.status)), else_=new.status)
+        for name in _MARK[1:]:
+            set_[name] = case((resolved | keep_mark, col(getattr(old, name))), else_=new[name])
+        session.execute(statement.on_conflict_do_update(index_elements=["id"], set_=set_))
     for held in [o for o in session.identity_map.values() if isinstance(o, DiscrepancyRecord)]:
-        if held.id in rows:  # the upsert bypassed the ORM: reload the rows this session already holds
+        if held.id in rows or held.id in gone:  # the statements bypassed the ORM: reload the rows held
             session.refresh(held)
+    return gone
 
 
 def discrepancies_for(session: Session, episode_id: str, visit: int | None = None) -> list[DiscrepancyRecord]:
@@ -591,8 +615,8 @@ def mark_discrepancy_intentional(
 ) -> DiscrepancyRecord:
     """A clinician (``by``, an opaque id) documents a discrepancy as intentional, with a reason.
 
-    Refused (:class:`~engine.errors.EventRejected`, nothing changed) for an unknown id, an empty reason or no
-    clinician. Marking again replaces the reason.
+    Refused (:class:`~engine.errors.EventRejected`, nothing changed) for an unknown id, an empty reason, no
+    clinician, or a resolved discrepancy (the lists no longer differ there). Marking again replaces the reason.
     """
     if not reason or not reason.strip():
         raise EventRejected(f"discrepancy '{discrepancy_id}': marking it intentional needs a reason")
@@ -601,6 +625,8 @@ def mark_discrepancy_intentional(
     record = session.get(DiscrepancyRecord, discrepancy_id, populate_existing=True)
     if record is None:
         raise EventRejected(f"no discrepancy '{discrepancy_id}'")
+    if record.status == RESOLVED:
+        raise EventRejected(f"discrepancy '{discrepancy_id}' is resolved: the lists no longer differ there")
     record.status, record.reason, record.marked_by, record.marked_at = INTENTIONAL, reason.strip(), by.strip(), at
     session.add(record)
     session.flush()
