@@ -11,7 +11,11 @@ Rules:
   transition from the current stage, meets open work, or is a built-in with its own meaning; otherwise it is
   rejected and nothing changes;
 - leaving a stage cancels every open item of that stage visit (its entry work, check-ins and the handoff that
-  brought the person there); a terminal stage completes the episode;
+  brought the person there); a terminal stage completes the episode. What belongs to the episode outlives the
+  move: an alert already raised, a social-need referral (it ends when referred, declined or the episode ends) and
+  an authorization requested for this very move (the move adopts it);
+- a stage's expected stay is checked: past ``max`` is a deadline (``s.<stage>.stay``, ended by leaving), shorter
+  than ``min`` is flagged on leaving (:attr:`Outcome.short_stay` and the audit trail);
 - a rung escalates only if its item is still open and it is due; the last rung of a missed check-in closes the
   occurrence and opens the next one, so open-ended series stay one item at a time.
 """
@@ -21,6 +25,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from engine import authorizations
 from engine.episode_state import (
     EpisodeState,
     Escalation,
@@ -35,11 +40,12 @@ from engine.episode_state import (
 from engine.errors import EventRejected
 from engine.guards import describe, evaluate
 from engine.model import BUILTIN_EVENTS
-from engine.plan import CheckInSeriesPlan, Plan, TransitionPlan
+from engine.plan import STAY_DONE_ON, CheckInSeriesPlan, Plan, TransitionPlan
+from engine.render import show_duration
 from engine.transfers import handle_consent, handle_handoff_event, handle_medication_list, open_handoff
 
 #: Work that :mod:`engine.transfers` closes from a handoff's lifecycle, never by event name alone.
-_MOVED_BY_TRANSFERS = frozenset({"handoff-step", "re-engagement", "consent", "alert"})
+_MOVED_BY_TRANSFERS = frozenset({"handoff-step", "re-engagement", "consent", "alert", "authorization", "stay"})
 #: Built-in events that carry their own meaning (never "unexpected" in a stage; they may still be refused).
 _SAFETY_EVENTS = frozenset(
     {"handoff.move", "consent.recorded", "consent.revoked", "medications.sending-list", "medications.receiving-list"}
@@ -110,6 +116,9 @@ def _enter_stage(
         if w.skip_if is not None and evaluate(w.skip_if, state.facts):
             out.audit.append(("work.skipped", {"key": w.key, "because": describe(w.skip_if)}))
             continue
+        if w.kind == "authorization" and transition is not None and handoff_id is not None:
+            authorizations.open_at_move(state, transition, w, handoff_id, now, out)
+            continue
         item = open_work(w, now, state.id, state.visit, handoff_id)
         state.items.append(item)
         out.opened.append(item)
@@ -123,11 +132,16 @@ def _enter_stage(
 
 
 def _close_all(state: EpisodeState, out: Outcome, now: datetime, reason: str, visit: int | None = None) -> None:
+    """End the work of stage visit ``visit`` (all of the episode's, when None): what the person leaves behind."""
+    authorizations.end_of_visit(state, out, now, reason, visit)
+    kept = authorizations.owned_items(state)  # requested before a move: the move may adopt them
     for item in list(state.items):
-        if item.kind == "alert":
+        if item.kind == "alert" or item.id in kept:
             continue  # an escalation already raised is delivered whatever the person does next
+        if item.kind == "referral" and visit is not None:
+            continue  # a social need belongs to the episode, not to the stage it was found in
         if visit is None or item.visit == visit:
-            close_item(item, "cancelled", reason, state, out)
+            close_item(item, "done" if item.kind == "stay" else "cancelled", reason, state, out)
     for handoff in list(state.handoffs):
         if visit is None or handoff.visit == visit:
             handoff.status, handoff.business_status, handoff.closed_at = "cancelled", "fulfillment-cancelled", now
@@ -187,10 +201,18 @@ def _meets(item: WorkItem, event: Event) -> bool:
 
 def expected_events(plan: Plan, state: EpisodeState) -> list[str]:
     """Events that would be accepted now (for messages and the status view)."""
-    names = {t.event for t in plan.transitions if state.stage in t.sources}
-    names |= {i.done_on for i in state.items}
+    moves = [t for t in plan.transitions if state.stage in t.sources]
+    names = {t.event for t in moves}
+    names |= {i.done_on for i in state.items if i.done_on != STAY_DONE_ON}
     if plan.referrals:
         names.add("need.identified")
+    if any(i.kind == "referral" for i in state.items):
+        names.add("referral.declined")
+    if any(w.kind == "authorization" for t in moves for w in t.work):
+        names.add("authorization.requested")
+    for auth in state.authorizations:
+        names |= {"authorization.approved", "authorization.denied"} if auth.status == "requested" else set()
+        names |= {"authorization.requested"} if auth.status == "denied" else set()
     return sorted(names)
 
 
@@ -218,6 +240,9 @@ def apply_event(plan: Plan, state: EpisodeState, event: Event, now: datetime) ->
         handle_consent(plan, state, event, now, out)
     elif event.name.startswith("medications.") and event.name.endswith("-list"):
         handle_medication_list(plan, state, event, now, out)
+    elif event.name in authorizations.AUTHORIZATION_EVENTS:
+        authorizations.handle_authorization(plan, state, event, now, out)
+        handled = True
 
     met = [i for i in state.items if _meets(i, event)]
     # a recurring contact meets one occurrence: the earliest open one
@@ -233,6 +258,9 @@ def apply_event(plan: Plan, state: EpisodeState, event: Event, now: datetime) ->
 
     if event.name == "need.identified":
         _open_referral(plan, state, event, now, out)
+    elif event.name == "referral.declined":
+        _decline_referral(state, event, out)
+        handled = True
 
     candidates = plan.transitions_on(state.stage, event.name)
     chosen = next((t for t in candidates if t.guard is None or evaluate(t.guard, state.facts)), None)
@@ -257,8 +285,10 @@ def _move(plan: Plan, state: EpisodeState, t: TransitionPlan, event: Event, now:
             f"cannot leave '{state.stage}' on '{event.name}' before: {', '.join(missing)} (record them first)"
         )
     left = state.stage
+    _check_stay(plan, state, now, out)
     _close_all(state, out, now, reason=f"left {left}", visit=state.visit)
     _enter_stage(plan, state, t.target, now, t, out)
+    authorizations.end_unadopted(state, out, now, f"left {left}")
     out.moved = (left, t.target)
     out.audit.append(("moved", {"from": left, "to": t.target, "transition": t.index}))
 
@@ -277,24 +307,51 @@ def _next_check_in(plan: Plan, state: EpisodeState, item: WorkItem, out: Outcome
 def _fall_back(plan: Plan, state: EpisodeState, stage: str, event: Event, now: datetime, out: Outcome) -> None:
     """The receiver declined: the person goes to the pathway's fallback stage (a new visit, no handoff)."""
     left = state.stage
+    _check_stay(plan, state, now, out)
     _close_all(state, out, now, reason=f"declined: fell back to {stage}", visit=state.visit)
     state.visit += 1
     state.medication_lists = {}
     _enter_stage(plan, state, stage, now, None, out)
+    authorizations.end_unadopted(state, out, now, f"left {left}")
     out.moved = (left, stage)
     out.audit.append(("moved", {"from": left, "to": stage, "fallback": True}))
 
 
 def _open_referral(plan: Plan, state: EpisodeState, event: Event, now: datetime, out: Outcome) -> None:
+    """A need found: its referral is due; the same need found again while its referral is open changes nothing."""
     need = str(event.data.get("need", ""))
     if need not in plan.referrals:
         known = ", ".join(sorted(plan.referrals)) or "none"
         raise EventRejected(f"need '{need}' has no referral rule in pathway '{plan.pathway_id}' (known: {known})")
-    item = open_work(plan.referrals[need], now, state.id, state.visit, None)
-    if any(i.id == item.id for i in state.items):
+    work = plan.referrals[need]
+    if any(i.kind == "referral" and i.key == work.key for i in state.items):
         return
+    item = open_work(work, now, state.id, state.visit, None)
+    item.id = f"{item.id}/{event.id}"  # found again after a referral ended: a new item, the old one stays on record
+    for rung in item.rungs:
+        rung.id = f"{item.id}#r{rung.index}"
     state.items.append(item)
     out.opened.append(item)
+
+
+def _decline_referral(state: EpisodeState, event: Event, out: Outcome) -> None:
+    """The person declines the referral for a need: it ends (cancelled, ``declined``) and escalates no further."""
+    need = str(event.data.get("need", ""))
+    item = next((i for i in state.items if i.kind == "referral" and i.match.get("need") == need), None)
+    if item is None:
+        raise EventRejected(f"event '{event.name}': no open referral for need '{need}' on episode {state.id}")
+    close_item(item, "cancelled", "declined", state, out)
+    out.audit.append(("referral.declined", {"need": need, "event_id": event.id}))
+
+
+def _check_stay(plan: Plan, state: EpisodeState, now: datetime, out: Outcome) -> None:
+    """Leaving: a stay shorter than the stage's expected ``min`` is flagged (the deadline handles ``max``)."""
+    shortest = plan.stages[state.stage].min_stay
+    stayed = now - state.stage_entered_at
+    if shortest is not None and stayed < shortest:
+        out.short_stay = shortest
+        detail = {"stage": state.stage, "stayed": show_duration(stayed), "min": show_duration(shortest)}
+        out.audit.append(("stay.short", detail))
 
 
 # ----------------------------------------------------------------------------------------------------- rungs

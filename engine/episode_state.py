@@ -13,11 +13,12 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from engine.domain.consent import Consent, Disclosure
-from engine.domain.handoff import HandoffState
+from engine.domain.handoff import AuthorizationState, HandoffState
 from engine.domain.reconcile import Discrepancy, Medication
 from engine.plan import WorkPlan
 
 __all__ = [
+    "Authorization",
     "EpisodeState",
     "Escalation",
     "Event",
@@ -121,6 +122,48 @@ class Handoff(BaseModel):
         self.closed_at = state.closed_at
 
 
+class Authorization(BaseModel):
+    """An insurance authorization one move's admission waits on, plus its decision state
+    (:class:`engine.domain.handoff.AuthorizationState`).
+
+    Requested before the move (in the source stage, naming ``target``) it has no handoff yet and serves the
+    source ``visit``; the move adopts it (its handoff, the new visit). Its deadline is work item ``item_id`` (the
+    latest request's); ``closed_at`` is set when it is no longer followed (the stay or the handoff ended).
+    """
+
+    id: str
+    transition_index: int
+    target: str
+    program: str
+    visit: int
+    handoff_id: str | None = None
+    status: Literal["requested", "approved", "denied"] = "requested"
+    requested_at: datetime
+    due_at: datetime
+    decided_at: datetime | None = None
+    reason: str | None = None
+    requests: int = 1
+    item_id: str | None = None
+    closed_at: datetime | None = None
+    closed_by: str | None = None
+
+    def lifecycle(self) -> AuthorizationState:
+        """The decision state the domain rules move."""
+        return AuthorizationState(
+            id=self.id,
+            status=self.status,
+            requested_at=self.requested_at,
+            due_at=self.due_at,
+            decided_at=self.decided_at,
+            reason=self.reason,
+        )
+
+    def absorb(self, state: AuthorizationState) -> None:
+        """Take the decision fields of ``state``."""
+        self.status, self.requested_at, self.due_at = state.status, state.requested_at, state.due_at
+        self.decided_at, self.reason = state.decided_at, state.reason
+
+
 class EpisodeState(BaseModel):
     """What the semantics need of an episode: where it is, its facts and its open work."""
 
@@ -137,6 +180,8 @@ class EpisodeState(BaseModel):
     consents: list[Consent] = []
     #: medication lists of the current stage visit, by side (sending, receiving)
     medication_lists: dict[str, list[Medication]] = {}
+    #: insurance authorizations still followed (requested before a move, or of an open handoff)
+    authorizations: list[Authorization] = []
 
 
 class Event(BaseModel):
@@ -165,6 +210,10 @@ class Outcome(BaseModel):
     closed: list[WorkItem] = []
     handoffs_opened: list[Handoff] = []
     handoffs_changed: list[Handoff] = []
+    #: authorizations opened or changed (saved by id)
+    authorizations: list[Authorization] = []
+    #: the stage just left was shorter than its expected ``min`` (this one), flagged on its visit
+    short_stay: timedelta | None = None
     escalations: list[Escalation] = []
     fired_rungs: list[str] = []
     moved: tuple[str, str] | None = None

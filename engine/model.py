@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 
 from pydantic import (
     BaseModel,
@@ -32,6 +32,7 @@ __all__ = [
     "AllGuard",
     "AnyGuard",
     "AuthorizationSpec",
+    "BuiltinField",
     "CheckInSpec",
     "CriticalMedicationSpec",
     "DurationRangeSpec",
@@ -63,27 +64,41 @@ FACT_PATTERN = r"^[a-z][a-z0-9_]*$"
 EVENT_PATTERN = r"^[a-z][a-z0-9-]*(\.[a-z][a-z0-9-]*)+$"
 #: Step kinds of a handoff, after the BSeR/360X business statuses; each is met by the event ``handoff.<kind>``.
 STEP_KINDS = ("accepted", "scheduled", "visit-kept", "outcome-returned")
+
+
+class BuiltinField(NamedTuple):
+    """A payload field of a built-in event: its type and whether every such event must carry it."""
+
+    type: str
+    required: bool = False
+
+
+_TEXT = BuiltinField("string")
+_NEEDED = BuiltinField("string", required=True)
 #: Events every pathway understands without declaring them, with their payload fields. ``handoff`` names the
-#: handoff (optional while only one is open); ``need`` a social need.
-BUILTIN_EVENTS: dict[str, dict[str, str]] = {
-    **{f"handoff.{kind}": {"handoff": "string"} for kind in STEP_KINDS},
-    "authorization.approved": {"handoff": "string"},
-    "authorization.denied": {"handoff": "string"},
+#: handoff (optional while only one is open); ``to`` the stage an authorization admits to (optional while only one
+#: is open; names the move when requesting before it); ``need`` a social need.
+BUILTIN_EVENTS: dict[str, dict[str, BuiltinField]] = {
+    **{f"handoff.{kind}": {"handoff": _TEXT} for kind in STEP_KINDS},
+    "authorization.requested": {"handoff": _TEXT, "to": _TEXT},
+    "authorization.approved": {"handoff": _TEXT, "to": _TEXT},
+    "authorization.denied": {"handoff": _TEXT, "to": _TEXT, "reason": _NEEDED},
     "handoff.move": {
-        "action": "string",
-        "party": "string",
-        "reason": "string",
-        "appointment_at": "string",
-        "outcome": "string",
-        "handoff": "string",
+        "action": _TEXT,
+        "party": _TEXT,
+        "reason": _TEXT,
+        "appointment_at": _TEXT,
+        "outcome": _TEXT,
+        "handoff": _TEXT,
     },
-    "consent.recorded": {"consent": "string"},
-    "consent.revoked": {"consent": "string"},
+    "consent.recorded": {"consent": _TEXT},
+    "consent.revoked": {"consent": _TEXT},
     "medications.reconciled": {},
-    "medications.sending-list": {"medications": "list"},
-    "medications.receiving-list": {"medications": "list"},
-    "need.identified": {"need": "string"},
-    "referral.made": {"need": "string"},
+    "medications.sending-list": {"medications": BuiltinField("list")},
+    "medications.receiving-list": {"medications": BuiltinField("list")},
+    "need.identified": {"need": _NEEDED},
+    "referral.made": {"need": _NEEDED},
+    "referral.declined": {"need": _NEEDED},
 }
 
 
@@ -201,10 +216,16 @@ Ladder = Annotated[
 
 
 class DurationRangeSpec(Spec):
-    """Expected length of stay in a stage; overstay and understay are flagged."""
+    """Expected length of stay in a stage: a stay past ``max`` escalates, a stay shorter than ``min`` is recorded."""
 
-    min: Duration = Field(description="Shortest expected stay.", examples=["3d"])
-    max: Duration | None = Field(None, description="Longest expected stay; omit for open-ended.", examples=["14d"])
+    min: Duration = Field(description="Shortest expected stay; a shorter one is recorded on leaving.", examples=["3d"])
+    max: Duration | None = Field(
+        None, description="Longest expected stay, a deadline from entering; omit for open-ended.", examples=["14d"]
+    )
+    escalate: Ladder = Field(
+        default_factory=list,
+        description="Escalation ladder once a stay passes max; default: alert the stage's owner at max.",
+    )
 
 
 class TaskSpec(Spec):
@@ -260,6 +281,11 @@ class StageSpec(Spec):
     level: str | None = Field(None, description="ASAM level code in the pathway's edition.", examples=["3.7-WM", "2.1"])
     description: str | None = Field(None, description="What happens in this stage.")
     terminal: bool = Field(False, description="Episodes end here; a terminal stage has no way out.")
+    owner: Id | None = Field(
+        None,
+        description="Role responsible for people in this stage; alerted when a stay passes its expected max.",
+        examples=["care-coordinator"],
+    )
     expected_duration: DurationRangeSpec | None = Field(None, description="Expected length of stay.")
     screenings: list[Literal["medical", "psychiatric", "social-needs", "family", "legal"]] = Field(
         default_factory=list,
@@ -334,6 +360,12 @@ class AuthorizationSpec(Spec):
     required: bool = Field(description="Whether authorization is required.")
     within: Duration = Field(description="Deadline for a decision, from the transition.", examples=["72h"])
     unless: Guard | None = Field(None, description="Condition under which no authorization is needed (self-pay).")
+    owner: Id | None = Field(
+        None,
+        description="Role that requests the authorization and is alerted at once on a denial; default: the "
+        "handoff's introduced_by, else the first rung's role.",
+        examples=["utilization-review"],
+    )
     escalate: Ladder = Field(default_factory=list)
 
 

@@ -21,6 +21,7 @@ from engine.model import BUILTIN_EVENTS, Guard, ParamRef, PathwaySpec, RungSpec,
 from engine.render import show_duration
 
 __all__ = [
+    "STAY_DONE_ON",
     "CheckInSeriesPlan",
     "HandoffPlan",
     "Plan",
@@ -43,7 +44,10 @@ WorkKind = Literal[
     "consent",
     "re-engagement",
     "alert",
+    "stay",
 ]
+#: What ends a stage's stay deadline (no event: leaving the stage does); shown where an event name would be.
+STAY_DONE_ON = "leaving the stage"
 
 
 class _Frozen(BaseModel):
@@ -116,7 +120,7 @@ class HandoffPlan(_Frozen):
 
 
 class StagePlan(_Frozen):
-    """A stage with the work scheduled on entering it."""
+    """A stage with the work scheduled on entering it (a ``max`` stay is its ``stay`` work, ``s.<stage>.stay``)."""
 
     id: str
     name: str
@@ -173,7 +177,6 @@ _STEP_TITLES = {
     "visit-kept": "first visit kept",
     "outcome-returned": "outcome returned",
 }
-_BUILTIN_REQUIRED = {"need"}
 
 
 def compile_plan(spec: PathwaySpec, params: dict[str, timedelta] | None = None) -> Plan:
@@ -246,7 +249,7 @@ def _events(spec: PathwaySpec) -> dict[str, dict[str, Any]]:
         name: {
             "description": "built in",
             "builtin": True,
-            "payload": {f: {"type": t, "required": f in _BUILTIN_REQUIRED} for f, t in fields.items()},
+            "payload": {f: {"type": b.type, "required": b.required} for f, b in fields.items()},
         }
         for name, fields in BUILTIN_EVENTS.items()
     }
@@ -358,6 +361,8 @@ class _Compiler:
                 )
             )
         rng = stage.expected_duration
+        if rng is not None and rng.max is not None and not stage.terminal:
+            work.append(self.stay(stage, rng.max, rng.escalate))
         return {
             "id": stage.id,
             "name": stage.name,
@@ -369,6 +374,22 @@ class _Compiler:
             "check_ins": self.check_ins(stage),
             "before_leaving": stage.before_leaving,
         }
+
+    def stay(self, stage: StageSpec, longest: timedelta | ParamRef, escalate: list[RungSpec]) -> Data:
+        """A stay past ``max`` is a missed deadline like any other; with no ladder, the stage's owner hears at max."""
+        due = self.duration(longest)
+        work = self.work(
+            f"s.{stage.id}.stay",
+            "stay",
+            f"{stage.name}: stay within the expected {show_duration(due)}",
+            stage.owner,
+            due,
+            STAY_DONE_ON,
+            escalate,
+        )
+        if not escalate and stage.owner is not None:
+            work["ladder"] = [{"index": 0, "at": due, "to": stage.owner}]
+        return work
 
     def check_ins(self, stage: StageSpec) -> list[Data]:
         out: list[Data] = []
@@ -442,7 +463,7 @@ class _Compiler:
                         f"{at}.authorization",
                         "authorization",
                         f"Insurance authorization for {program}",
-                        None,
+                        auth.owner or handoff.introduced_by or (auth.escalate[0].to if auth.escalate else None),
                         auth.within,
                         "authorization.approved",
                         auth.escalate,

@@ -7,8 +7,9 @@ places each finding in the file. Messages are short and lowercase, and name what
 
 Checks, in the order they run: identities (duplicate stage, task and handoff-step ids), references (stages,
 roles, tasks, parameters, events, facts, each with "did you mean"), durations (ranges, parameter bounds,
-cadences, escalation ladders in increasing time), facts and guards, check-in series, handoffs, the stage graph
-(reachability, ways out, terminal stages) and transitions that can never fire.
+cadences, escalation ladders in increasing time), facts and guards, check-in series, handoffs, deadlines that
+would alert nobody (warnings), the stage graph (reachability, ways out, terminal stages) and transitions that can
+never fire.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ def check(spec: PathwaySpec) -> list[Finding]:
         _guards,
         _check_ins,
         _handoffs,
+        _nobody_alerted,
         _graph,
         _dead_transitions,
     ):
@@ -68,6 +70,8 @@ def _ladders(spec: PathwaySpec) -> Iterator[tuple[Path, list[RungSpec]]]:
             yield ("stages", i, "check_ins", j, "escalate"), series.escalate
         if stage.peer_support:
             yield ("stages", i, "peer_support", "escalate"), stage.peer_support.escalate
+        if stage.expected_duration:
+            yield ("stages", i, "expected_duration", "escalate"), stage.expected_duration.escalate
     for i, t in enumerate(spec.transitions):
         if t.handoff:
             for j, step in enumerate(t.handoff.steps):
@@ -118,6 +122,8 @@ def _durations_in(spec: PathwaySpec) -> Iterator[tuple[Path, timedelta | ParamRe
 
 def _role_refs(spec: PathwaySpec) -> Iterator[tuple[Path, str]]:
     for i, stage in enumerate(spec.stages):
+        if stage.owner is not None:
+            yield ("stages", i, "owner"), stage.owner
         for j, task in enumerate(stage.on_entry):
             yield ("stages", i, "on_entry", j, "owner"), task.owner
         for j, series in enumerate(stage.check_ins):
@@ -131,6 +137,9 @@ def _role_refs(spec: PathwaySpec) -> Iterator[tuple[Path, str]]:
             yield ("transitions", i, "handoff", "receiver", "role"), t.handoff.receiver.role
             if t.handoff.introduced_by is not None:
                 yield ("transitions", i, "handoff", "introduced_by"), t.handoff.introduced_by
+            auth = t.handoff.authorization
+            if auth is not None and auth.owner is not None:
+                yield ("transitions", i, "handoff", "authorization", "owner"), auth.owner
         if t.reconcile:
             for k, role in enumerate(t.reconcile.critical_to):
                 yield ("transitions", i, "reconcile", "critical_to", k), role
@@ -367,6 +376,26 @@ def _handoffs(spec: PathwaySpec) -> Iterator[Finding]:
     for i, t in enumerate(spec.transitions):
         if t.handoff and t.handoff.mode == "warm" and t.handoff.introduced_by is None:
             yield Finding(("transitions", i, "handoff"), "a warm handoff needs introduced_by")
+
+
+def _nobody_alerted(spec: PathwaySpec) -> Iterator[Finding]:
+    """Warnings: a deadline or a denial that would reach no role (the pathway still runs; the miss is only shown)."""
+    for i, stage in enumerate(spec.stages):
+        rng = stage.expected_duration
+        if rng and rng.max is not None and not stage.terminal and stage.owner is None and not rng.escalate:
+            yield Finding(
+                ("stages", i, "expected_duration", "max"),
+                f"stage '{stage.id}' has no owner: nobody would be alerted when a stay passes its max (add owner)",
+                "warning",
+            )
+    for i, t in enumerate(spec.transitions):
+        auth = t.handoff.authorization if t.handoff else None
+        if auth and auth.required and not (auth.owner or auth.escalate or (t.handoff and t.handoff.introduced_by)):
+            yield Finding(
+                ("transitions", i, "handoff", "authorization"),
+                "authorization has no owner: nobody would be alerted of a denial (add owner)",
+                "warning",
+            )
 
 
 def _graph(spec: PathwaySpec) -> Iterator[Finding]:

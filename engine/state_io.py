@@ -10,15 +10,16 @@ nothing).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
 
 from engine import store
 from engine.clock import utc
 from engine.domain.reconcile import Medication
-from engine.episode_state import EpisodeState, Event, Handoff, Outcome, Rung, WorkItem
+from engine.episode_state import Authorization, EpisodeState, Event, Handoff, Outcome, Rung, WorkItem
 from engine.store import (
+    AuthorizationRecord,
     DisclosureRecord,
     EpisodeRecord,
     HandoffRecord,
@@ -109,7 +110,36 @@ def load_state(session: Session, episode: EpisodeRecord) -> EpisodeState:
         person=episode.person_ref,
         consents=[c.to_domain() for c in store.consents_for(session, episode.person_ref)],
         medication_lists={side: [Medication.model_validate(m) for m in row.medications] for side, row in lists.items()},
+        authorizations=_authorizations(session, episode.id),
     )
+
+
+def _authorizations(session: Session, episode_id: str) -> list[Authorization]:
+    """The episode's authorizations still followed (not closed)."""
+    rows = session.exec(
+        select(AuthorizationRecord)
+        .where(AuthorizationRecord.episode_id == episode_id, col(AuthorizationRecord.closed_at).is_(None))
+        .order_by(col(AuthorizationRecord.requested_at), col(AuthorizationRecord.id))
+    )
+    return [
+        Authorization.model_validate(
+            {**r.model_dump(exclude={"episode_id", "work_item_id"}), "item_id": r.work_item_id}
+        )
+        for r in rows
+    ]
+
+
+def _save_authorizations(session: Session, episode_id: str, outcome: Outcome) -> None:
+    """Insert or update each authorization the outcome opened or changed (the last version of each wins)."""
+    for auth in {a.id: a for a in outcome.authorizations}.values():
+        fields = {**auth.model_dump(exclude={"item_id"}), "work_item_id": auth.item_id}
+        row = session.get(AuthorizationRecord, auth.id)
+        if row is None:
+            session.add(AuthorizationRecord(episode_id=episode_id, **fields))
+            continue
+        for name, value in fields.items():
+            setattr(row, name, value)
+        session.add(row)
 
 
 def _handoff_fields(h: Handoff) -> dict[str, object]:
@@ -142,7 +172,7 @@ def save_outcome(
     state = outcome.state
     changes = Changes(episode.id, episode.pathway_id, state.stage, moved=outcome.moved)
     if outcome.moved or not episode.stage:
-        _visit(session, episode, state.stage, now, event)
+        _visit(session, episode, state.stage, now, event, outcome.short_stay)
     episode.stage, episode.status, episode.facts = state.stage, state.status, dict(state.facts)
     episode.visit, episode.stage_entered_at = state.visit, state.stage_entered_at
     episode.updated_at, episode.revision = now, episode.revision + 1
@@ -171,6 +201,7 @@ def save_outcome(
             for name, value in _handoff_fields(h).items():
                 setattr(row, name, value)
             session.add(row)
+    _save_authorizations(session, episode.id, outcome)
     for item in outcome.opened:
         session.add(WorkItemRecord(episode_id=episode.id, **item.model_dump(exclude={"rungs", "closed_by"})))
         for r in item.rungs:
@@ -213,7 +244,15 @@ def save_outcome(
     return changes
 
 
-def _visit(session: Session, episode: EpisodeRecord, stage: str, now: datetime, event: Event | None) -> None:
+def _visit(
+    session: Session,
+    episode: EpisodeRecord,
+    stage: str,
+    now: datetime,
+    event: Event | None,
+    short_of: timedelta | None = None,
+) -> None:
+    """Close the open stage visit (flagged when it fell ``short_of`` its expected minimum) and open the new one."""
     if episode.stage:
         for open_visit in session.exec(
             select(StageVisitRecord).where(
@@ -221,6 +260,7 @@ def _visit(session: Session, episode: EpisodeRecord, stage: str, now: datetime, 
             )
         ):
             open_visit.left_at = now
+            open_visit.short_of_min_s = short_of.total_seconds() if short_of is not None else None
             session.add(open_visit)
     session.add(
         StageVisitRecord(

@@ -13,6 +13,9 @@ from engine.cli import main
 from engine.clock import ManualClock
 
 ROOT = Path(__file__).resolve().parents[1]
+SEED = (ROOT / "pathways" / "reentry.yaml").read_text()
+#: the seed's version, as registered for the running episode
+V = next(int(line.split(":")[1].split("#")[0]) for line in SEED.splitlines() if line.startswith("version:"))
 
 
 @pytest.fixture
@@ -37,14 +40,13 @@ def _write(tmp_path: Path, text: str) -> Path:
 def test_a_new_version_that_drops_a_running_stage_is_flagged(
     running: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    text = (ROOT / "pathways" / "reentry.yaml").read_text()
-    changed = text.replace("version: 1", "version: 2", 1).replace("pre-release", "in-custody")
+    changed = SEED.replace(f"version: {V}", f"version: {V + 1}", 1).replace("pre-release", "in-custody")
     path = _write(tmp_path, changed)
     assert main(["validate", str(path)]) == 0  # a warning does not fail validation
     out = capsys.readouterr().out
     assert (
-        "warning: $.stages: 1 running episode(s) on v1 are in stage 'pre-release', which this version removes; "
-        "they stay on v1 and finish there"
+        f"warning: $.stages: 1 running episode(s) on v{V} are in stage 'pre-release', which this version removes; "
+        f"they stay on v{V} and finish there"
     ) in out
     line = next(n for n, t in enumerate(changed.splitlines(), 1) if t.startswith("stages:"))
     assert f"{path}:{line + 1}:3: warning" in out  # at the value: the first stage
@@ -53,10 +55,9 @@ def test_a_new_version_that_drops_a_running_stage_is_flagged(
 def test_a_changed_file_under_the_same_version_is_flagged(
     running: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    text = (ROOT / "pathways" / "reentry.yaml").read_text()
-    path = _write(tmp_path, text.replace("title: Prison and jail reentry", "title: Reentry"))
+    path = _write(tmp_path, SEED.replace("title: Prison and jail reentry", "title: Reentry"))
     main(["validate", str(path)])
-    assert "$.version: version 1 is already registered with other content" in capsys.readouterr().out
+    assert f"$.version: version {V} is already registered with other content" in capsys.readouterr().out
 
 
 def test_the_registered_file_itself_raises_no_warning(running: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -203,6 +203,35 @@ def test_authorization_carries_its_unless_guard_as_skip_if_and_reconcile_its_cri
     assert work["reconcile"].critical_to == ("prescriber", "supervisor")
 
 
+def test_authorization_owner_defaults_to_the_introducer_then_the_first_rung() -> None:
+    def owner(doc: dict[str, Any]) -> str | None:
+        return next(w.owner for w in plan(doc).transitions[0].work if w.kind == "authorization")
+
+    doc = copy.deepcopy(BASE)
+    assert owner(doc) == "care-coordinator"
+    doc["transitions"][0]["handoff"]["authorization"]["owner"] = "prescriber"
+    assert owner(doc) == "prescriber"
+    del doc["transitions"][0]["handoff"]["authorization"]["owner"]
+    doc["transitions"][0]["handoff"] |= {"mode": "standard", "introduced_by": None}
+    assert owner(doc) == "supervisor"
+
+
+def test_a_max_stay_is_a_deadline_for_the_stage_owner() -> None:
+    doc = copy.deepcopy(BASE)
+    stay = next(w for w in plan(doc).stages["pre-release"].entry_work if w.kind == "stay")
+    assert (stay.key, stay.due, stay.owner, stay.ladder) == ("s.pre-release.stay", 30 * D, None, ())
+    doc["stages"][0]["owner"] = "care-coordinator"
+    stay = next(w for w in plan(doc).stages["pre-release"].entry_work if w.kind == "stay")
+    assert (stay.title, stay.owner) == ("Pre-release: stay within the expected 30d", "care-coordinator")
+    assert stay.ladder == rungs((30 * D, "care-coordinator")), "no ladder: the owner hears at max"
+    doc["stages"][0]["expected_duration"]["escalate"] = [{"after": "1d", "to": "supervisor"}]
+    stay = next(
+        w for w in plan(doc, {"pre_release_window": 60 * D}).stages["pre-release"].entry_work if w.kind == "stay"
+    )
+    assert (stay.due, stay.ladder) == (60 * D, rungs((61 * D, "supervisor")))
+    assert not [w for s in plan(doc).stages.values() if s.terminal for w in s.entry_work if w.kind == "stay"]
+
+
 def test_authorization_not_required_schedules_nothing() -> None:
     doc = copy.deepcopy(BASE)
     doc["transitions"][0]["handoff"]["authorization"]["required"] = False
@@ -219,6 +248,7 @@ def test_stage_entry_work_tasks_peer_contact_and_family_update() -> None:
     pre = p.stages["pre-release"]
     assert [(w.key, w.due) for w in pre.entry_work] == [
         ("s.pre-release.task.plan-release", 7 * D),
+        ("s.pre-release.stay", 30 * D),
         ("s.pre-release.task.start-moud", 30 * D),
     ]
     assert pre.before_leaving == ("start-moud",)
@@ -307,7 +337,7 @@ def test_keys_are_unique_across_the_plan() -> None:
     keys += [w.key for s in p.stages.values() for w in s.entry_work]
     keys += [c.key for s in p.stages.values() for c in s.check_ins]
     keys += [w.key for w in p.referrals.values()]
-    assert len(keys) == len(set(keys)) == 13
+    assert len(keys) == len(set(keys)) == 14
 
 
 def test_schedule_merges_transition_work_with_target_entry_work_by_deadline() -> None:

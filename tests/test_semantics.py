@@ -59,6 +59,7 @@ BASE: dict[str, Any] = {
             "id": "detox",
             "name": "Withdrawal management",
             "level": "3.7-WM",
+            "owner": "care-coordinator",
             "expected_duration": {"min": "3d", "max": "14d"},
             "on_entry": [
                 {
@@ -76,6 +77,7 @@ BASE: dict[str, Any] = {
             "id": "residential",
             "name": "Residential",
             "level": "3.5",
+            "owner": "care-coordinator",
             "expected_duration": {"min": "7d", "max": "residential_max"},
             "family": {
                 "consent_purpose": "family-involvement",
@@ -230,6 +232,11 @@ def test_unknown_fallback_stage() -> None:
         (lambda d: d["stages"][2]["check_ins"][1], ("stages", 2, "check_ins", 1, "owner")),
         (lambda d: d["stages"][1]["family"], ("stages", 1, "family", "owner")),
         (lambda d: d["social_needs"]["housing"], ("social_needs", "housing", "owner")),
+        (lambda d: d["stages"][1], ("stages", 1, "owner")),
+        (
+            lambda d: d["transitions"][0]["handoff"]["authorization"],
+            ("transitions", 0, "handoff", "authorization", "owner"),
+        ),
     ],
 )
 def test_unknown_owner_role(where: Any, path: tuple[str | int, ...]) -> None:
@@ -322,6 +329,55 @@ def test_event_that_only_sets_a_fact_counts_as_used() -> None:
 
 
 # -- durations --------------------------------------------------------------------------------------------------
+
+
+def test_a_stage_with_a_max_stay_and_no_owner_is_a_warning() -> None:
+    doc = base()
+    del doc["stages"][0]["owner"]
+    assert findings(doc) == [
+        warning(
+            ("stages", 0, "expected_duration", "max"),
+            "stage 'detox' has no owner: nobody would be alerted when a stay passes its max (add owner)",
+        )
+    ]
+    doc["stages"][0]["expected_duration"]["escalate"] = [{"after": "1d", "to": "supervisor"}]
+    assert findings(doc) == [], "a ladder of its own reaches someone"
+    del doc["stages"][1]["owner"]
+    doc["stages"][1]["expected_duration"] = {"min": "7d"}
+    assert findings(doc) == [], "an open-ended stay needs nobody"
+
+
+def test_a_stay_ladder_is_checked_like_any_other() -> None:
+    doc = base()
+    doc["stages"][0]["expected_duration"]["escalate"] = [
+        {"after": "1d", "to": "supervisr"},
+        {"after": "0h", "to": "supervisor"},
+    ]
+    assert findings(doc) == [
+        error(
+            ("stages", 0, "expected_duration", "escalate", 0, "to"),
+            "unknown role 'supervisr' (did you mean 'supervisor'?)",
+        ),
+        error(
+            ("stages", 0, "expected_duration", "escalate", 1, "after"),
+            "after 0h is not later than the rung before (24h)",
+        ),
+    ]
+
+
+def test_an_authorization_nobody_would_hear_about_is_a_warning() -> None:
+    doc = base()
+    handoff = doc["transitions"][0]["handoff"]
+    handoff["mode"] = "standard"
+    del handoff["introduced_by"], handoff["authorization"]["escalate"]
+    assert findings(doc) == [
+        warning(
+            ("transitions", 0, "handoff", "authorization"),
+            "authorization has no owner: nobody would be alerted of a denial (add owner)",
+        )
+    ]
+    handoff["authorization"]["owner"] = "care-coordinator"
+    assert findings(doc) == []
 
 
 def test_min_greater_than_max() -> None:

@@ -22,6 +22,7 @@ from engine.domain.reconcile import Discrepancy
 
 __all__ = [
     "AuditRecord",
+    "AuthorizationRecord",
     "ConsentRecord",
     "DeliveryRecord",
     "DisclosureRecord",
@@ -130,6 +131,8 @@ class StageVisitRecord(SQLModel, table=True):
     entered_at: datetime = Field(sa_type=UTCDateTime)
     left_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     entered_by_event: str | None = None
+    #: The stage's expected minimum stay, in seconds, when this stay was shorter (a flagged visit); else null
+    short_of_min_s: float | None = None
 
 
 class HandoffRecord(SQLModel, table=True):
@@ -517,3 +520,39 @@ class DeliveryRecord(SQLModel, table=True):
     last_error: str | None = None
     delivered_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     updated_at: datetime = Field(sa_type=UTCDateTime)
+
+
+# ------------------------------------------------------------------- authorizations and stays (0004)
+
+
+class AuthorizationRecord(SQLModel, table=True):
+    """An insurance authorization a move's admission waits on (:class:`engine.episode_state.Authorization`).
+
+    ``status`` is the decision (``requested``, ``approved``, ``denied``; the domain's values) and ``reason`` a
+    denial's reason, which stays here. ``handoff_id`` is null while it was requested before the move;
+    ``work_item_id`` is the latest request's deadline; ``closed_at`` is set when it is no longer followed.
+    """
+
+    __tablename__ = "authorization"
+    __table_args__ = (
+        _episode_fk(),
+        _fk(["handoff_id"], ["handoff.id"]),
+        Index("ix_authorization_episode", "episode_id", "closed_at"),
+    )
+
+    id: str = Field(primary_key=True)
+    episode_id: str
+    handoff_id: str | None = None
+    transition_index: int
+    target: str
+    program: str
+    visit: int
+    status: str = "requested"
+    requested_at: datetime = Field(sa_type=UTCDateTime)
+    due_at: datetime = Field(sa_type=UTCDateTime)
+    decided_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    reason: str | None = None
+    requests: int = 1
+    work_item_id: str | None = None
+    closed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    closed_by: str | None = None
