@@ -180,6 +180,12 @@ class EpisodeState(BaseModel):
     consents: list[Consent] = []
     #: medication lists of the current stage visit, by side (sending, receiving)
     medication_lists: dict[str, list[Medication]] = {}
+    #: reconciliation findings by stage visit, resolved ones included (``load_state`` loads the current visit's):
+    #: a new comparison carries their marks over and resolves what it no longer finds
+    discrepancies: dict[int, list[Discrepancy]] = {}
+    #: ids of the alert items raised, open or closed (``load_state`` loads the current visit's): an alert is
+    #: raised once, however often what caused it is seen again
+    raised_alerts: set[str] = set()
     #: insurance authorizations still followed (requested before a move, or of an open handoff)
     authorizations: list[Authorization] = []
 
@@ -219,7 +225,9 @@ class Outcome(BaseModel):
     moved: tuple[str, str] | None = None
     disclosures: list[Disclosure] = []
     medication_lists: dict[str, list[Medication]] = {}
+    #: the visit's whole set of findings when ``compared`` (a comparison ran), resolved ones included
     discrepancies: list[Discrepancy] = []
+    compared: bool = False
     audit: list[tuple[str, dict[str, Any]]] = Field(default_factory=list)
 
     @property
@@ -274,12 +282,13 @@ def alert(
     """Escalate at once: an item whose rungs (one per role) are all due now; it closes when they have fired.
 
     ``title`` reaches Prefect and the alert's recipients, so it holds the pathway's own words and codes only;
-    free text (a reason someone typed) goes in ``note``, which stays in the store.
+    free text (a reason someone typed) goes in ``note``, which stays in the store. An alert ``key`` already raised
+    in this visit (even one whose item has closed) is not raised again: the caller keys what must alert once.
     """
     if not roles:
         return None
     item_id = f"{state.id}/{state.visit}/alert.{key}"
-    if any(i.id == item_id for i in state.items):
+    if item_id in state.raised_alerts or any(i.id == item_id for i in state.items):
         return None
     item = WorkItem(
         id=item_id,
@@ -298,6 +307,7 @@ def alert(
         ],
     )
     state.items.append(item)
+    state.raised_alerts.add(item_id)
     out.opened.append(item)
     out.audit.append(("alert", {"key": key, "to": list(dict.fromkeys(roles))}))
     return item

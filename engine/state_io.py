@@ -1,10 +1,10 @@
 """Rows <-> the pure episode state: load an :class:`EpisodeState`, save an :class:`Outcome`.
 
 Loading takes only what the semantics need (open work, pending rungs, open handoffs, the person's consents, this
-visit's medication lists). Saving writes every change of one outcome in the caller's transaction and returns
-the timer changes for the orchestration layer (:class:`Changes`): runs to cancel for rungs that closed, and the
-count of rungs opened (they are scheduled from the store, so a crash between commit and scheduling loses
-nothing).
+visit's medication lists, its reconciliation findings and the alerts it has raised). Saving writes every change
+of one outcome in the caller's transaction and returns the timer changes for the orchestration layer
+(:class:`Changes`): runs to cancel for rungs that closed, and the count of rungs opened (they are scheduled from
+the store, so a crash between commit and scheduling loses nothing).
 """
 
 from __future__ import annotations
@@ -98,6 +98,7 @@ def load_state(session: Session, episode: EpisodeRecord) -> EpisodeState:
             Rung(id=r.id, index=r.index, due_at=utc(r.due_at), role=r.role, status="pending")
         )
     lists = store.medication_lists(session, episode.id, episode.visit)
+    found = [d.to_domain() for d in store.discrepancies_for(session, episode.id, episode.visit)]
     return EpisodeState(
         id=episode.id,
         stage=episode.stage,
@@ -110,6 +111,8 @@ def load_state(session: Session, episode: EpisodeRecord) -> EpisodeState:
         person=episode.person_ref,
         consents=[c.to_domain() for c in store.consents_for(session, episode.person_ref)],
         medication_lists={side: [Medication.model_validate(m) for m in row.medications] for side, row in lists.items()},
+        discrepancies={episode.visit: found},
+        raised_alerts=store.raised_alert_ids(session, episode.id, episode.visit),
         authorizations=_authorizations(session, episode.id),
     )
 
@@ -237,8 +240,11 @@ def save_outcome(
     event_id = event.id if event else None
     for side, meds in outcome.medication_lists.items():
         store.save_medication_list(session, episode.id, state.visit, side, meds, now, event_id)
-    if outcome.discrepancies:
-        store.save_discrepancies(session, episode.id, state.visit, [d.model_dump() for d in outcome.discrepancies])
+    if outcome.compared:  # the visit's whole set, even an empty one: what it no longer holds is resolved
+        found = [d.model_dump() for d in outcome.discrepancies]
+        for rid in store.save_discrepancies(session, episode.id, state.visit, found):  # ones the state did not hold
+            detail = {"visit": state.visit, "key": rid.rsplit("/", 1)[-1]}
+            store.audit(session, episode.id, now, actor, "discrepancy.resolved", detail)
     for action, detail in outcome.audit:
         store.audit(session, episode.id, now, actor, action, detail)
     return changes

@@ -11,7 +11,8 @@ their effects to the episode's work:
   admission) waits for a needed insurance authorization (:mod:`engine.authorizations`);
 - revoking the consent a handoff travels under stops it (cancelled, recorded, escalated);
 - once both medication lists of a transition are in, they are compared; an omitted MOUD escalates at once to the
-  reconciliation's ``critical_to`` roles.
+  reconciliation's ``critical_to`` roles. A list sent again supersedes the comparison: marks carry over, what is
+  no longer found is resolved, and each critical finding alerts once (again only if it recurs after resolution).
 """
 
 from __future__ import annotations
@@ -22,7 +23,15 @@ from typing import Any
 from engine.authorizations import admission_hold, end_of_handoff
 from engine.domain import handoff as lifecycle
 from engine.domain.consent import Disclosure, covering_consent
-from engine.domain.reconcile import Medication, compare, needs_escalation
+from engine.domain.reconcile import (
+    RESOLVED,
+    Discrepancy,
+    Medication,
+    compare,
+    needs_escalation,
+    newly_critical,
+    supersede,
+)
 from engine.episode_state import EpisodeState, Event, Handoff, Outcome, Rung, WorkItem, alert, close_item, open_work
 from engine.errors import EventRejected
 from engine.plan import Plan, TransitionPlan, WorkPlan
@@ -313,22 +322,41 @@ def handle_medication_list(plan: Plan, state: EpisodeState, event: Event, now: d
     if set(state.medication_lists) < {"sending", "receiving"}:
         return
     found = compare(state.medication_lists["sending"], state.medication_lists["receiving"], plan.critical_medications)
-    out.discrepancies = found
+    previous = state.discrepancies.get(state.visit, [])
+    current = supersede(previous, found)
+    state.discrepancies[state.visit] = current
+    out.discrepancies, out.compared = current, True
     reconcile = [i for i in state.items if i.kind == "reconcile" and i.visit == state.visit]
     for item in reconcile:
         close_item(item, "done", event.id, state, out)
-    critical = [d for d in needs_escalation(found) if d.critical]
-    if critical:
-        roles = _critical_roles(plan, reconcile)
-        names = ", ".join(sorted({d.medication for d in critical}))
-        alert(state, out, f"critical-medication.{state.visit}", f"critical: {names} omitted at transition", roles, now)
-    out.audit.append(("medications.compared", {"discrepancies": len(found), "critical": len(critical)}))
+    was_resolved = {d.key for d in previous if d.status == RESOLVED}
+    for d in current:
+        if d.status == RESOLVED and d.key not in was_resolved:
+            out.audit.append(("discrepancy.resolved", {"visit": state.visit, "key": d.key}))
+    critical = newly_critical(previous, current)
+    roles = _critical_roles(plan, state, reconcile)
+    for d in critical:
+        title = f"critical: {d.medication} omitted at transition"
+        alert(state, out, _critical_key(state, d), title, roles, now, severity="critical")
+    counts = {"discrepancies": len(found), "critical": len(needs_escalation(current)), "alerted": len(critical)}
+    out.audit.append(("medications.compared", counts))
 
 
-def _critical_roles(plan: Plan, reconcile: list[WorkItem]) -> list[str]:
+def _critical_key(state: EpisodeState, finding: Discrepancy) -> str:
+    """The alert key of a critical finding: one per finding, numbered when it recurs after being resolved."""
+    base = f"critical-medication.{finding.key}"
+    taken = state.raised_alerts | {i.id for i in state.items}
+    key, n = base, 1
+    while f"{state.id}/{state.visit}/alert.{key}" in taken:
+        n += 1
+        key = f"{base}@{n}"
+    return key
+
+
+def _critical_roles(plan: Plan, state: EpisodeState, reconcile: list[WorkItem]) -> list[str]:
+    """Who hears of a critical finding: the open reconciliation's ``critical_to``; once it has closed (a list sent
+    again), that of the moves into this stage; else everyone any reconciliation names, so it reaches someone."""
+    works = [(t, w) for t in plan.transitions for w in t.work if w.kind == "reconcile"]
     keys = {i.key for i in reconcile}
-    for t in plan.transitions:
-        for w in t.work:
-            if w.kind == "reconcile" and (w.key in keys or not keys):
-                return list(w.critical_to)
-    return []
+    mine = [w for _, w in works if w.key in keys] or [w for t, w in works if t.target == state.stage]
+    return list(dict.fromkeys(role for w in mine or [w for _, w in works] for role in w.critical_to))

@@ -208,11 +208,21 @@ def render_table(rows: list[dict[str, Any]]) -> str:
 
 
 def discrepancy_rows(engine: Engine, episode_id: str) -> list[dict[str, Any]]:
-    """Medication discrepancies of the episode's current stage visit (a table artifact and the CLI show them)."""
+    """Medication discrepancies of the episode's current stage visit (a table artifact and the CLI show them):
+    current findings first, then the resolved ones with when (the audit trail's ``discrepancy.resolved``)."""
     from engine import store
 
     with Session(engine) as s:
         episode = store.get_episode(s, episode_id)
+        found = store.discrepancies_for(s, episode_id, episode.visit)
+        resolved_at: dict[str, datetime] = {}
+        if any(d.status == store.RESOLVED for d in found):
+            query = select(AuditRecord).where(
+                AuditRecord.episode_id == episode_id, AuditRecord.action == "discrepancy.resolved"
+            )
+            for a in s.exec(query.order_by(col(AuditRecord.id))):
+                if (a.detail or {}).get("visit") == episode.visit:
+                    resolved_at[str((a.detail or {}).get("key"))] = a.at
         return [
             {
                 "id": d.id,
@@ -221,9 +231,10 @@ def discrepancy_rows(engine: Engine, episode_id: str) -> list[dict[str, Any]]:
                 "detail": d.detail,
                 "critical": "CRITICAL" if d.critical else "",
                 "status": d.status,
+                "resolved": _fmt(resolved_at.get(d.key)) if d.status == store.RESOLVED else "",
                 "reason": d.reason or "",
             }
-            for d in store.discrepancies_for(s, episode_id, episode.visit)
+            for d in sorted(found, key=lambda d: d.status == store.RESOLVED)
         ]
 
 

@@ -8,9 +8,11 @@ import pytest
 from test_episode import Driver, _plan, tpo_consent
 
 from engine.clock import ManualClock
+from engine.domain.reconcile import mark_intentional
 from engine.episode import fire_rung
 from engine.errors import EventRejected
-from engine.plan import Plan
+from engine.loader import load_pathway_text
+from engine.plan import Plan, compile_plan
 
 
 @pytest.fixture(scope="module")
@@ -129,6 +131,104 @@ def test_an_omitted_moud_escalates_at_once_to_the_critical_roles(detox: Plan) ->
     assert not _open(d, "reconcile")
     fired = fire_rung(d.plan, d.state, alarm.rungs[0].id, d.clock.now())
     assert [e.role for e in fired.escalations] == ["prescriber"]
+
+
+SUBOXONE, SERTRALINE = {"name": "Suboxone", "dose": "16 mg"}, {"name": "sertraline"}
+
+
+def _alerts(out: object) -> list[str]:
+    return [i.title for i in out.opened if i.kind == "alert"]  # type: ignore[attr-defined]
+
+
+def _statuses(out: object) -> dict[str, str]:
+    return {d.key: d.status for d in out.discrepancies}  # type: ignore[attr-defined]
+
+
+def test_a_list_sent_again_after_the_alert_fired_does_not_alert_twice(detox: Plan) -> None:
+    d = _at_detox(detox)
+    d.event("medications.sending-list", medications=[SUBOXONE, SERTRALINE])
+    out = d.event("medications.receiving-list", medications=[SERTRALINE])
+    [alarm] = [i for i in out.opened if i.kind == "alert"]
+    assert alarm.severity == "critical"
+    assert sorted(d.fire_due()) == ["prescriber", "supervisor"] and not _open(d, "alert")
+    d.clock.advance(timedelta(minutes=30))
+    again = d.event("medications.receiving-list", medications=[SERTRALINE])
+    assert _alerts(again) == [] and again.escalations == []
+    assert _statuses(again) == {"omission:buprenorphine": "unintentional"}, "the comparison ran again"
+
+
+def test_a_marked_critical_omission_does_not_escalate_when_the_lists_are_compared_again(detox: Plan) -> None:
+    d = _at_detox(detox)
+    d.event("medications.sending-list", medications=[SUBOXONE, SERTRALINE])
+    d.event("medications.receiving-list", medications=[SERTRALINE])
+    d.fire_due()
+    visit = d.state.visit
+    d.state.discrepancies[visit] = mark_intentional(
+        d.state.discrepancies[visit], "omission:buprenorphine", "taper agreed", by="CL-7"
+    )
+    d.state.raised_alerts.clear()  # even with no record of the alert, the mark alone stops it
+    out = d.event("medications.sending-list", medications=[SUBOXONE, SERTRALINE])
+    assert _alerts(out) == []
+    [omission] = out.discrepancies
+    assert (omission.status, omission.reason, omission.marked_by) == ("intentional-documented", "taper agreed", "CL-7")
+
+
+def test_a_corrected_list_resolves_findings_and_a_new_critical_omission_alerts(detox: Plan) -> None:
+    d = _at_detox(detox)
+    d.event("medications.sending-list", medications=[SUBOXONE, SERTRALINE])
+    d.event("medications.receiving-list", medications=[SERTRALINE])
+    d.fire_due()
+    corrected = d.event("medications.receiving-list", medications=[SERTRALINE, {"name": "buprenorphine"}])
+    assert _statuses(corrected) == {"omission:buprenorphine": "resolved", "dose-change:buprenorphine": "unintentional"}
+    assert ("discrepancy.resolved", {"visit": d.state.visit, "key": "omission:buprenorphine"}) in corrected.audit
+    assert _alerts(corrected) == []
+    methadone = d.event("medications.sending-list", medications=[SUBOXONE, SERTRALINE, {"name": "methadone"}])
+    assert _alerts(methadone) == ["critical: methadone omitted at transition"]
+    emptied = d.event("medications.receiving-list", medications=[])
+    assert _alerts(emptied) == ["critical: Suboxone omitted at transition"], "omitted again after it was resolved"
+    assert d.event("medications.receiving-list", medications=[]).opened == []
+
+
+ROLES_PATHWAY = """id: two-moves
+version: 1
+title: Two moves
+description: Two transitions whose reconciliations alert different roles.
+asam_edition: 3
+roles:
+  prescriber: { title: Prescriber }
+  supervisor: { title: Supervisor }
+events:
+  first.done: { description: First move. }
+  second.done: { description: Second move. }
+  care.ended: { description: Care ends. }
+stages:
+  - { id: a, name: A, level: 3.7-WM }
+  - { id: b, name: B, level: "3.5" }
+  - { id: c, name: C, level: "1" }
+  - { id: done, name: Done, terminal: true }
+transitions:
+  - { from: a, to: b, event: first.done, reconcile: { within: 24h, critical_to: [prescriber] } }
+  - { from: b, to: c, event: second.done, reconcile: { within: 24h, critical_to: [supervisor] } }
+  - { from: c, to: done, event: care.ended }
+medications:
+  critical:
+    - { name: buprenorphine, class: MOUD, aliases: [Suboxone] }
+    - { name: methadone, class: MOUD }
+"""
+
+
+def test_a_list_sent_again_alerts_the_roles_of_the_move_into_this_stage() -> None:
+    result = load_pathway_text(ROLES_PATHWAY, "two-moves.yaml")
+    assert result.spec is not None, result.diagnostics
+    d = Driver(compile_plan(result.spec), ManualClock())
+    d.event("first.done")
+    d.event("second.done")
+    d.event("medications.sending-list", medications=[SUBOXONE, {"name": "methadone"}])
+    d.event("medications.receiving-list", medications=[{"name": "methadone"}])
+    assert d.fire_due() == ["supervisor"]
+    out = d.event("medications.receiving-list", medications=[])  # the reconciliation item has closed by now
+    [alarm] = [i for i in out.opened if i.kind == "alert"]
+    assert "methadone" in alarm.title and [r.role for r in alarm.rungs] == ["supervisor"]
 
 
 def test_a_reconciliation_not_done_by_its_deadline_escalates(detox: Plan) -> None:
