@@ -1,4 +1,5 @@
-"""The safety-core commands: ``handoff``, ``consent``, ``revoke``, ``disclosures``, ``meds``, ``intentional``, ``ack``.
+"""The safety-core commands: ``handoff``, ``auth``, ``consent``, ``revoke``, ``disclosures``, ``meds``,
+``intentional``, ``ack``.
 
 Front-ends only: every change is a use case of :mod:`engine.app` (an event applied and followed up, exactly like
 ``carepath event``).
@@ -54,6 +55,40 @@ def _handoff(args: argparse.Namespace) -> int:
         if v
     }
     return report_event(record_event(cli_app(), args.episode, "handoff.move", data, event_id=args.event_id))
+
+
+# ------------------------------------------------------------------------------------------- authorization
+
+#: ``carepath auth`` actions and the built-in event each records.
+AUTH_EVENTS = {
+    "request": "authorization.requested",
+    "approve": "authorization.approved",
+    "deny": "authorization.denied",
+}
+
+
+def _auth_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("episode", metavar="EPISODE")
+    p.add_argument(
+        "action",
+        choices=tuple(AUTH_EVENTS),
+        help="request (again after a denial, or before the move with --to), approve, or deny (needs --reason)",
+    )
+    p.add_argument("--reason", help="why it was denied (kept in the store; alerts carry only the pathway's words)")
+    p.add_argument("--to", metavar="STAGE", help="the stage the move admits to (to request before the move)")
+    p.add_argument("--handoff", metavar="ID", help="which handoff's authorization, when more than one is open")
+    p.add_argument("--id", dest="event_id", metavar="EVENT_ID", help="idempotency id")
+
+
+@command(
+    "auth", "record an insurance authorization: requested, approved or denied (admission waits for it)", _auth_args
+)
+def _auth(args: argparse.Namespace) -> int:
+    from engine.app import record_event
+
+    data = {k: v for k, v in {"reason": args.reason, "to": args.to, "handoff": args.handoff}.items() if v}
+    event = AUTH_EVENTS[args.action]
+    return report_event(record_event(cli_app(), args.episode, event, data, event_id=args.event_id))
 
 
 # ----------------------------------------------------------------------------------------------- consent
