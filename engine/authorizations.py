@@ -143,8 +143,29 @@ def _request_early(plan: Plan, state: EpisodeState, event: Event, now: datetime,
     out.audit.append(("authorization.requested", {"authorization": auth.id, "before_move_to": t.target}))
 
 
+def _adopt_legacy(plan: Plan, state: EpisodeState, out: Outcome) -> None:
+    """An episode from before authorizations were kept has only its ``t<i>.authorization`` deadline: make it one."""
+    owned = owned_items(state)
+    for item in [i for i in state.items if i.kind == "authorization" and i.id not in owned]:
+        t = plan.transitions[int(item.key.split(".", 1)[0].removeprefix("t"))]
+        auth = Authorization(
+            id=item.id,
+            transition_index=t.index,
+            target=t.target,
+            program=t.handoff.program if t.handoff else t.target,
+            visit=item.visit,
+            handoff_id=item.handoff_id,
+            requested_at=item.opened_at,
+            due_at=item.due_at,
+            item_id=item.id,
+        )
+        state.authorizations.append(auth)
+        out.authorizations.append(auth)
+
+
 def handle_authorization(plan: Plan, state: EpisodeState, event: Event, now: datetime, out: Outcome) -> None:
     """Apply ``authorization.requested`` / ``approved`` / ``denied``; refused (nothing changed) when not possible."""
+    _adopt_legacy(plan, state, out)
     auth = _pick(state, event)
     if auth is None:
         _request_early(plan, state, event, now, out)

@@ -248,3 +248,12 @@ def test_without_owner_or_introducer_the_first_rung_owns_the_authorization() -> 
     assert item.owner == "supervisor"
     out = d.event("authorization.denied", reason="out of network")
     assert [r.role for i in out.opened if i.kind == "alert" for r in i.rungs] == ["supervisor"]
+
+
+def test_an_episode_from_before_authorizations_were_kept_is_decided_on_its_deadline_item(plan: Plan) -> None:
+    d = _moved(plan)
+    d.state.authorizations = []  # as loaded from a store written before migration 0004: only the work item
+    [item_id] = _auth_items(d)
+    out = d.event("authorization.denied", reason="out of network")
+    assert [i.id for i in out.closed] == [item_id] and [i.kind for i in out.opened] == ["alert"]
+    assert {a.id for a in out.authorizations} == {item_id}, "stored from now on"
