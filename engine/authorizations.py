@@ -163,12 +163,24 @@ def _adopt_legacy(plan: Plan, state: EpisodeState, out: Outcome) -> None:
         out.authorizations.append(auth)
 
 
-def handle_authorization(plan: Plan, state: EpisodeState, event: Event, now: datetime, out: Outcome) -> None:
-    """Apply ``authorization.requested`` / ``approved`` / ``denied``; refused (nothing changed) when not possible."""
+def handle_authorization(
+    plan: Plan, state: EpisodeState, event: Event, now: datetime, out: Outcome, *, moves: bool = False
+) -> None:
+    """Apply ``authorization.requested`` / ``approved`` / ``denied``; refused (nothing changed) when not possible.
+
+    ``moves``: a transition leaves the current stage on this event (a pathway may move on a payer's decision), so
+    an event that no authorization is waiting for only moves the person.
+    """
     _adopt_legacy(plan, state, out)
-    auth = _pick(state, event)
+    try:
+        auth = _pick(state, event)
+    except EventRejected:
+        if moves:
+            return
+        raise
     if auth is None:
-        _request_early(plan, state, event, now, out)
+        if not moves:
+            _request_early(plan, state, event, now, out)
         return
     work = _work(plan, auth.transition_index)
     action = AUTHORIZATION_EVENTS[event.name]

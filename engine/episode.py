@@ -241,7 +241,8 @@ def apply_event(plan: Plan, state: EpisodeState, event: Event, now: datetime) ->
     elif event.name.startswith("medications.") and event.name.endswith("-list"):
         handle_medication_list(plan, state, event, now, out)
     elif event.name in authorizations.AUTHORIZATION_EVENTS:
-        authorizations.handle_authorization(plan, state, event, now, out)
+        moves = bool(plan.transitions_on(state.stage, event.name))
+        authorizations.handle_authorization(plan, state, event, now, out, moves=moves)
         handled = True
 
     met = [i for i in state.items if _meets(i, event)]

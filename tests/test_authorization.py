@@ -257,3 +257,17 @@ def test_an_episode_from_before_authorizations_were_kept_is_decided_on_its_deadl
     out = d.event("authorization.denied", reason="out of network")
     assert [i.id for i in out.closed] == [item_id] and [i.kind for i in out.opened] == ["alert"]
     assert {a.id for a in out.authorizations} == {item_id}, "stored from now on"
+
+
+def test_a_pathway_may_still_move_on_a_payers_decision() -> None:
+    text = PATHWAY.replace(
+        "  - { from: residential, to: iop, event: residential.completed }\n",
+        "  - { from: residential, to: iop, event: residential.completed }\n"
+        "  - { from: iop, to: lost, event: authorization.denied }\n",
+    ).replace(
+        "  - { id: iop, name: Intensive outpatient, terminal: true }", "  - { id: iop, name: Intensive outpatient }"
+    )
+    d = _moved(plan_of(text))
+    d.event("residential.completed")
+    out = d.event("authorization.denied", reason="benefit exhausted")
+    assert out.moved == ("iop", "lost"), "no authorization waits for it here: the event only moves"
