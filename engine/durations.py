@@ -32,24 +32,30 @@ def parse_duration(text: str) -> timedelta:
     """
     value = text.strip() if isinstance(text, str) else text
     if not isinstance(value, str):
-        raise ValueError(f"{text!r} is not a duration (e.g. 10d)")
+        raise ValueError(f"{_shown(text)} is not a duration (e.g. 10d)")
     short = _SHORT.match(value)
-    if short:
-        result = int(short["n"]) * _UNITS[short["unit"]]
-    else:
-        iso = _ISO.match(value)
-        if not iso or value in ("P", "PT") or value.endswith("T"):
-            raise ValueError(f"{text!r} is not a duration (e.g. 10d)")
-        parts = {k: int(v) for k, v in iso.groupdict().items() if v}
-        result = timedelta(
-            weeks=parts.get("w", 0),
-            days=parts.get("d", 0),
-            hours=parts.get("h", 0),
-            minutes=parts.get("m", 0),
-        )
+    iso = None if short else _ISO.match(value)
+    if not short and (not iso or value in ("P", "PT") or value.endswith("T")):
+        raise ValueError(f"{_shown(text)} is not a duration (e.g. 10d)")
+    try:
+        if short:
+            result = int(short["n"]) * _UNITS[short["unit"]]
+        else:
+            assert iso is not None
+            parts = {k: int(v) for k, v in iso.groupdict().items() if v}
+            result = timedelta(
+                weeks=parts.get("w", 0), days=parts.get("d", 0), hours=parts.get("h", 0), minutes=parts.get("m", 0)
+            )
+    except OverflowError:  # beyond what a timedelta holds: far beyond ten years
+        raise ValueError(f"{_shown(text)} is longer than ten years") from None
     if result > _MAX:
-        raise ValueError(f"{text!r} is longer than ten years")
+        raise ValueError(f"{_shown(text)} is longer than ten years")
     return result
+
+
+def _shown(text: object, limit: int = 40) -> str:
+    shown = repr(text)
+    return shown if len(shown) <= limit else shown[: limit - 2] + "…'"
 
 
 def format_duration(delta: timedelta) -> str:

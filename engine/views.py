@@ -19,6 +19,7 @@ from engine.errors import UnknownEpisode
 from engine.render import show_duration
 from engine.store import (
     AuditRecord,
+    DeliveryRecord,
     EpisodeRecord,
     EscalationRecord,
     HandoffRecord,
@@ -55,6 +56,10 @@ class EpisodeStatus:
     audit: list[AuditRecord]
     #: stays shorter than their stage's expected minimum (flagged on leaving), oldest first
     short_stays: list[StageVisitRecord] = field(default_factory=list)
+    #: the work each escalation is about (open or closed), by work item id
+    escalated_work: dict[str, WorkItemRecord] = field(default_factory=dict)
+    #: every contact's delivery outcome, by rung id
+    deliveries: dict[str, list[DeliveryRecord]] = field(default_factory=dict)
 
     def overdue(self, now: datetime) -> list[WorkItemRecord]:
         return [i for i in self.items if utc(i.due_at) <= now]
@@ -99,8 +104,21 @@ def episode_status(engine: Engine, episode_id: str, audit_tail: int = 10) -> Epi
                 .order_by(col(StageVisitRecord.id))
             )
         )
+        escalated = {e.work_item_id for e in escalations}
+        work = {w.id: w for w in s.exec(select(WorkItemRecord).where(col(WorkItemRecord.id).in_(escalated)))}
+        deliveries: dict[str, list[DeliveryRecord]] = {}
+        for d in s.exec(select(DeliveryRecord).where(DeliveryRecord.episode_id == episode_id)):
+            deliveries.setdefault(d.rung_id, []).append(d)
         return EpisodeStatus(
-            episode, items, rungs, handoffs, escalations, list(reversed(audit)), short_stays=short_stays
+            episode,
+            items,
+            rungs,
+            handoffs,
+            escalations,
+            list(reversed(audit)),
+            short_stays=short_stays,
+            escalated_work=work,
+            deliveries=deliveries,
         )
 
 
@@ -122,17 +140,51 @@ def episode_markdown(status: EpisodeStatus, now: datetime) -> str:
     for item in status.items[:15]:
         state = "**overdue**" if utc(item.due_at) <= now else "open"
         lines.append(f"| {_fmt(item.due_at)} | {item.title} | {item.owner or '-'} | {state} |")
-    lines += ["", "## Escalations", ""]
     lines += [
-        f"- {_fmt(e.raised_at)} → {e.role}: {e.work_item_id.split('/', 2)[-1]}"
-        + (" (acknowledged)" if e.acknowledged_at else "")
-        for e in status.escalations[-15:]
-    ] or ["- none"]
+        "",
+        "## Escalations",
+        "",
+        "| raised | severity | work | to | delivery | state |",
+        "|---|---|---|---|---|---|",
+    ]
+    for e in status.escalations[-15:]:
+        title = _title(status, e)
+        state = "acknowledged" if e.acknowledged_at else "**open**"
+        lines.append(
+            f"| {_fmt(e.raised_at)} | {_severity(e.severity)} | {title} | {e.role} | "
+            f"{delivery_summary(status.deliveries.get(e.rung_id, []))} | {state} |"
+        )
+    if not status.escalations:
+        lines.append("| - | - | none | - | - | - |")
     return "\n".join(lines) + "\n"
 
 
+_SEVERITY_ORDER = {"critical": 0, "high": 1, "normal": 2}
+
+
+def _severity(level: str) -> str:
+    return {"critical": "**CRITICAL**", "high": "high"}.get(level, "normal")
+
+
+def _title(status: EpisodeStatus, escalation: EscalationRecord) -> str:
+    work = status.escalated_work.get(escalation.work_item_id)
+    return work.title if work is not None else escalation.work_item_id.split("/", 2)[-1]
+
+
+def delivery_summary(deliveries: list[DeliveryRecord]) -> str:
+    """``delivered 2/2``, ``failed 1/2``, ``no contact``, or ``pending`` while nobody has an outcome yet."""
+    if not deliveries:
+        return "pending"
+    if all(d.status == "no-contact" for d in deliveries):
+        return "no contact"
+    sent = sum(d.status in ("delivered", "skipped") for d in deliveries)
+    failed = sum(d.status == "failed" for d in deliveries)
+    return f"delivered {sent}/{len(deliveries)}" + (f", failed {failed}" if failed else "")
+
+
 def open_escalation_rows(engine: Engine, limit: int = 200) -> list[dict[str, Any]]:
-    """The operators' table artifact: unacknowledged escalations, newest first. No PHI."""
+    """The operators' table artifact: unacknowledged escalations, most severe first, then newest. Opaque ids,
+    the pathway's work titles, roles and delivery counts only: no PHI, no free text."""
     with Session(engine) as s:
         rows = s.exec(
             select(EscalationRecord, WorkItemRecord)
@@ -141,16 +193,23 @@ def open_escalation_rows(engine: Engine, limit: int = 200) -> list[dict[str, Any
             .order_by(col(EscalationRecord.raised_at).desc())
             .limit(limit)
         ).all()
+        rung_ids = [e.rung_id for e, _w in rows]
+        deliveries: dict[str, list[DeliveryRecord]] = {}
+        for d in s.exec(select(DeliveryRecord).where(col(DeliveryRecord.rung_id).in_(rung_ids))):
+            deliveries.setdefault(d.rung_id, []).append(d)
+        ordered = sorted(rows, key=lambda row: _SEVERITY_ORDER.get(row[0].severity, 3))
         return [
             {
+                "severity": e.severity,
                 "episode": e.episode_id,
                 "work": w.title,
                 "role": e.role,
                 "due": _fmt(w.due_at),
                 "raised": _fmt(e.raised_at),
-                "work_state": w.status,
+                "delivery": delivery_summary(deliveries.get(e.rung_id, [])),
+                "state": "open (not acknowledged)",
             }
-            for e, w in rows
+            for e, w in ordered
         ]
 
 
@@ -264,11 +323,20 @@ def render_status(status: EpisodeStatus, now: datetime) -> str:
     if not status.items:
         out.append("  none")
     out += ["", "escalations (acknowledge with `carepath ack N --by ID`):"]
-    out += [
-        f"  #{e.id} {_fmt(e.raised_at)} -> {e.role}: {e.work_item_id.split('/', 2)[-1]}"
-        + ("  (acknowledged)" if e.acknowledged_at else "")
-        for e in status.escalations
-    ] or ["  none"]
+    for e in status.escalations:
+        level = "" if e.severity == "normal" else f" [{e.severity.upper()}]"
+        acked = f"  (acknowledged by {e.acknowledged_by})" if e.acknowledged_at else ""
+        work = status.escalated_work.get(e.work_item_id)
+        note = f"  note: {work.note}" if work is not None and work.note else ""
+        out.append(f"  #{e.id} {_fmt(e.raised_at)} -> {e.role}{level}: {_title(status, e)}{acked}{note}")
+        mine = status.deliveries.get(e.rung_id, [])
+        out.append(f"      delivery: {delivery_summary(mine)}")
+        for d in mine:
+            who = d.contact_label or d.redacted_url or d.role
+            why = f" ({d.last_error})" if d.last_error and d.status != "delivered" else ""
+            out.append(f"        {d.status:<10} {who}  attempts {d.attempts}{why}")
+    if not status.escalations:
+        out.append("  none")
     out += ["", "audit (latest last):"]
     out += [f"  {_fmt(a.at)}  {a.actor}  {a.action}  {a.detail or ''}" for a in status.audit] or ["  none"]
     return "\n".join(out)

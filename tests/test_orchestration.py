@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import pytest
-from carepath_harness import FACTOR, PRECISION, Harness, running_carepath
+from carepath_harness import FACTOR, Harness, assert_raised_on_time, running_carepath
 
 from engine.clock import utc
 from engine.errors import CarepathError
@@ -147,7 +147,7 @@ def test_a_handoff_never_accepted_escalates_rung_by_rung_and_one_accepted_in_tim
     escalations = _escalations(h, step.id)
     for rung, escalation in zip(rungs, escalations, strict=True):
         assert escalation.rung_id == rung.id and escalation.role == rung.role
-        assert utc(rung.due_at) <= utc(escalation.raised_at) <= utc(rung.due_at) + PRECISION
+        assert_raised_on_time(h, rung, escalation)
     assert [e.role for e in escalations] == [r.role for r in rungs]  # in ladder order
     assert _escalations(h, _accept_step(h, accepted).id) == []
     assert [r.status for r in h.rows(RungRecord, work_item_id=_accept_step(h, accepted).id)] == ["cancelled"] * len(
