@@ -32,6 +32,9 @@ if TYPE_CHECKING:
 __all__ = ["DEPLOYMENTS", "FACTOR", "Harness", "assert_raised_on_time", "running_carepath", "tpo_consent"]
 
 FACTOR = 1800.0  # pathway seconds per wall second
+#: How long a wait on the store may take beyond the time it waits for: on a loaded 2-core machine a deadline run
+#: can start a minute late. Only a failing test waits this long.
+LOAD_ALLOWANCE = 180.0
 #: Wall seconds from the start of a deadline run to its escalation (loading the store, the early wait, the write):
 #: the engine's own delay. How late a run starts is the machine's (a loaded 2-core machine starts processes late).
 ENGINE_MARGIN = timedelta(seconds=10)
@@ -104,6 +107,11 @@ class Harness:
             for key, value in where.items():
                 query = query.where(getattr(model, key) == value)
             return list(s.exec(query))
+
+    def wall_seconds_until(self, at: datetime) -> float:
+        """Wall seconds from now until pathway time ``at``, plus :data:`LOAD_ALLOWANCE`: a bound for waiting on
+        the store, never a measure of lateness (see :func:`assert_raised_on_time`)."""
+        return (utc(at) - self.app.clock.now()).total_seconds() / FACTOR + LOAD_ALLOWANCE
 
     def wait_for(self, what: str, check: Callable[[], bool], timeout: float) -> None:
         deadline = time.monotonic() + timeout

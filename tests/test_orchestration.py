@@ -142,7 +142,7 @@ def test_a_handoff_never_accepted_escalates_rung_by_rung_and_one_accepted_in_tim
     step = _accept_step(h, ignored)
     rungs = sorted(h.rows(RungRecord, work_item_id=step.id), key=lambda r: r.index)
     assert len(rungs) >= 2 and rungs[0].flow_run_id, "the next rung has a scheduled Prefect run"
-    wall_wait = (utc(rungs[-1].due_at) - h.app.clock.now()).total_seconds() / FACTOR + 30
+    wall_wait = h.wall_seconds_until(rungs[-1].due_at)
     h.wait_for("every rung to escalate", lambda: len(_escalations(h, step.id)) == len(rungs), wall_wait)
     escalations = _escalations(h, step.id)
     for rung, escalation in zip(rungs, escalations, strict=True):
@@ -168,7 +168,7 @@ def test_a_deadline_due_while_the_serving_process_is_dead_escalates_once_after_r
     time.sleep(max(past_due, 0))
     assert _escalations(h, step.id) == [], "nothing escalates while nothing serves"
     h.serving = h.start_serving()
-    h.wait_for("the late rungs to escalate", lambda: len(_escalations(h, step.id)) == len(rungs), 120)
+    h.wait_for("the late rungs to escalate", lambda: len(_escalations(h, step.id)) == len(rungs), 300)
     time.sleep(12)  # a sweep and any late duplicate run get their chance to double it
     assert len(_escalations(h, step.id)) == len(rungs)
     assert len({e.rung_id for e in _escalations(h, step.id)}) == len(rungs)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from carepath_harness import FACTOR, Harness, running_carepath, tpo_consent
+from carepath_harness import Harness, running_carepath, tpo_consent
 from http_receiver import HttpReceiver
 
 from engine.clock import utc
@@ -107,7 +107,7 @@ def test_never_accepted_runs_the_ladder_and_reaches_people(carepath: Harness, re
     h.drive(ep, ASSESSED)
     [step] = [i for i in _items(h, ep, "handoff-step") if i.key.endswith("accepted")]
     rungs = sorted(h.rows(RungRecord, work_item_id=step.id), key=lambda r: r.index)
-    wait = (utc(rungs[-1].due_at) - h.app.clock.now()).total_seconds() / FACTOR + 90
+    wait = h.wall_seconds_until(rungs[-1].due_at)
     wanted = {r.id for r in rungs}
 
     def delivered() -> list[DeliveryRecord]:
@@ -212,7 +212,7 @@ def test_reconciliation_overdue_escalates(carepath: Harness) -> None:
     h.drive(ep, ASSESSED)
     [item] = _items(h, ep, "reconcile", "open")
     first = min(h.rows(RungRecord, work_item_id=item.id), key=lambda r: r.index)
-    wait = (utc(first.due_at) - h.app.clock.now()).total_seconds() / FACTOR + 30
+    wait = h.wall_seconds_until(first.due_at)
     h.wait_for("the reconciliation escalation", lambda: _escalated(h, ep, "reconcile") != [], wait)
     assert _escalated(h, ep, "reconcile")[0].role == first.role
 
@@ -254,7 +254,7 @@ def test_a_lost_deadline_run_still_escalates_and_every_contact_gets_an_outcome(c
             await client.delete_flow_run(run_id)
 
     run_sync(lose(first.flow_run_id))
-    wait = (utc(first.due_at) - h.app.clock.now()).total_seconds() / FACTOR + 120
+    wait = h.wall_seconds_until(first.due_at)
 
     def delivered() -> list[DeliveryRecord]:
         return [d for d in h.rows(DeliveryRecord, episode_id=ep) if d.rung_id == first.id]
