@@ -8,7 +8,7 @@ or "no contact for this role"). Runs on SQLite and PostgreSQL, with a pathway wr
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -20,6 +20,7 @@ from engine.app import App, Settings, enroll, record_event, sweep
 from engine.app.delivery import CLAIM_STALE
 from engine.app.inline import MemoryScheduler, RecordingNotifier, inline_app
 from engine.clock import ManualClock
+from engine.domain.consent import Consent, single_tpo_consent
 from engine.errors import EventRejected
 from engine.loader import load_pathway_text
 from engine.store import DeliveryRecord, EscalationRecord, InboundEventRecord
@@ -128,11 +129,7 @@ def enrolled(app: App) -> str:
     return episode_id
 
 
-def _consent(episode_id: str):  # noqa: ANN202
-    from datetime import date
-
-    from engine.domain.consent import single_tpo_consent
-
+def _consent(episode_id: str) -> Consent:
     return single_tpo_consent(
         f"cn-{episode_id}", "P-APP-001", discloser="Test ED", information="referral", signed_on=date(2026, 1, 1)
     )
@@ -173,8 +170,10 @@ def test_critical_roles_are_all_alerted_in_the_run_that_records_the_omission(app
     assert notifier(app).sent == []
     record_event(app, ep, "medications.receiving-list", {"medications": [{"name": "ondansetron", "reason": "nausea"}]})
     # no deadline run, no sweep: the event's own run alerted everyone
-    assert {e.role for e in escalations(app)} == {"prescriber", "supervisor"}
+    critical = [e for e in escalations(app) if e.severity == "critical"]
+    assert {e.role for e in critical} == {"prescriber", "supervisor"} and len(critical) == len(escalations(app))
     assert {s.contact for s in notifier(app).sent} == {"rx-on-call", "sup-1", "sup-2"}
+    assert all(s.notification.title.startswith("Carepath CRITICAL alert") for s in notifier(app).sent)
     assert_every_escalation_reached_its_contacts(app)
 
 
