@@ -19,7 +19,17 @@ from __future__ import annotations
 from datetime import datetime
 
 from engine.domain import handoff as lifecycle
-from engine.episode_state import Authorization, EpisodeState, Event, Handoff, Outcome, alert, close_item, open_work
+from engine.episode_state import (
+    Authorization,
+    EpisodeState,
+    Event,
+    Handoff,
+    Outcome,
+    alert,
+    close_item,
+    event_key,
+    open_work,
+)
 from engine.errors import EventRejected
 from engine.guards import describe, evaluate
 from engine.plan import Plan, TransitionPlan, WorkPlan
@@ -200,7 +210,7 @@ def handle_authorization(
                 close_item(item, "cancelled", "denied", state, out)
             roles = [work.owner] if work.owner else []
             title = f"{work.title} denied"  # the pathway's words; the reason stays in the store (note)
-            alert(state, out, f"authorization.{event.id}", title, roles, now, severity="high", note=auth.reason)
+            alert(state, out, f"authorization.{event_key(event)}", title, roles, now, severity="high", note=auth.reason)
     if action == "request":
         auth.requests += 1
         _open_item(work, state, auth, now, out)

@@ -35,6 +35,7 @@ from engine.episode_state import (
     Rung,
     WorkItem,
     close_item,
+    event_key,
     open_work,
 )
 from engine.errors import EventRejected
@@ -328,7 +329,8 @@ def _open_referral(plan: Plan, state: EpisodeState, event: Event, now: datetime,
     if any(i.kind == "referral" and i.key == work.key for i in state.items):
         return
     item = open_work(work, now, state.id, state.visit, None)
-    item.id = f"{item.id}/{event.id}"  # found again after a referral ended: a new item, the old one stays on record
+    # found again after a referral ended: a new item, the old one stays on record
+    item.id = f"{item.id}/{event_key(event)}"
     for rung in item.rungs:
         rung.id = f"{item.id}#r{rung.index}"
     state.items.append(item)
@@ -371,7 +373,7 @@ def fire_rung(plan: Plan, state: EpisodeState, rung_id: str, now: datetime) -> O
     rung.status = "fired"
     out.fired_rungs.append(rung.id)
     out.escalations.append(Escalation(rung_id=rung.id, item_id=item.id, role=rung.role, raised_at=now))
-    out.audit.append(("escalated", {"item": item.key, "rung": rung.index, "to": rung.role}))
+    out.audit.append(("escalated", {"item": item.key, "rung": rung.index + 1, "to": rung.role}))
     if item.kind in ("check-in", "alert") and all(r.status != "pending" for r in item.rungs):
         close_item(item, "missed" if item.kind == "check-in" else "done", f"rung {rung.index}", state, out)
         if item.kind == "check-in":

@@ -7,6 +7,7 @@ lists) both change an :class:`EpisodeState` only through these helpers, and reco
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -30,6 +31,7 @@ __all__ = [
     "WorkItem",
     "alert",
     "close_item",
+    "event_key",
     "open_work",
 ]
 
@@ -233,6 +235,12 @@ class Outcome(BaseModel):
     @property
     def changed(self) -> bool:
         return bool(self.opened or self.closed or self.escalations or self.moved or self.handoffs_changed)
+
+
+def event_key(event: Event) -> str:
+    """A short, stable key for ``event`` to build ids from. Event ids come from people and sending systems and
+    could hold anything; ids built from them reach Prefect (rung ids name runs), so only a digest goes in."""
+    return hashlib.sha256(event.id.encode()).hexdigest()[:12]
 
 
 def open_work(work: WorkPlan, base: datetime, episode_id: str, visit: int, handoff_id: str | None) -> WorkItem:

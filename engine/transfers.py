@@ -32,7 +32,18 @@ from engine.domain.reconcile import (
     newly_critical,
     supersede,
 )
-from engine.episode_state import EpisodeState, Event, Handoff, Outcome, Rung, WorkItem, alert, close_item, open_work
+from engine.episode_state import (
+    EpisodeState,
+    Event,
+    Handoff,
+    Outcome,
+    Rung,
+    WorkItem,
+    alert,
+    close_item,
+    event_key,
+    open_work,
+)
 from engine.errors import EventRejected
 from engine.plan import Plan, TransitionPlan, WorkPlan
 
@@ -216,7 +227,8 @@ def _apply_effects(
                     close_item(item, "cancelled", getattr(effect, "reason", "loop closed"), state, out)
             end_of_handoff(state, out, now, getattr(effect, "reason", "loop closed"), handoff.id)
         elif isinstance(effect, lifecycle.Escalate):
-            alert(state, out, f"handoff.{event.id}", effect.reason, roles, now)
+            title = f"{handoff.program}: {lifecycle.ESCALATION_TITLES.get(effect.code, effect.code)}"
+            alert(state, out, f"handoff.{effect.code}.{event_key(event)}", title, roles, now, note=effect.reason)
         elif isinstance(effect, lifecycle.StartReengagement) and effect.due_at is not None:
             _open_reengagement(plan, state, handoff, effect.due_at, now, out)
         elif isinstance(effect, lifecycle.Reengaged):
@@ -229,7 +241,7 @@ def _apply_effects(
                 alert(
                     state,
                     out,
-                    f"fallback.{event.id}",
+                    f"fallback.{event_key(event)}",
                     f"{handoff.program} declined: choose the next program",
                     roles,
                     now,
@@ -299,7 +311,7 @@ def handle_consent(plan: Plan, state: EpisodeState, event: Event, now: datetime,
         alert(
             state,
             out,
-            f"revoked.{event.id}",
+            f"revoked.{event_key(event)}",
             f"{handoff.program}: consent revoked, handoff stopped",
             _escalation_roles(plan, handoff),
             now,

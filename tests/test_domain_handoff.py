@@ -290,7 +290,7 @@ def test_decline_starts_the_pathways_fallback_and_escalates() -> None:
     assert effects == [
         CancelSteps("declined: no bed this week"),
         StartFallback("iop"),
-        Escalate("ep-1/2/handoff declined by the receiver: no bed this week"),
+        Escalate("declined", "no bed this week"),
     ]
     assert (after.status, after.business_status, after.status_reason) == ("rejected", "declined", "no bed this week")
 
@@ -307,7 +307,7 @@ def test_no_show_starts_reengagement_from_the_pathway_and_escalates() -> None:
     after, effects = move(state, "no-show", "receiver", missed)
     assert effects == [
         StartReengagement(timedelta(hours=48), missed + timedelta(hours=48)),
-        Escalate("ep-1/2/handoff: the person missed the first visit (no-show)"),
+        Escalate("no-show"),
     ]
     assert (after.business_status, after.bser_code) == ("no-show", "5.1.2")
     rebooked, effects = move(after, "schedule", "receiver", missed + timedelta(hours=5), appointment_at=VISIT)
@@ -368,7 +368,7 @@ def test_authorization_denied_escalates_and_may_be_requested_again() -> None:
     with pytest.raises(EventRejected, match="'deny' needs a reason"):
         authorization_move(auth, "deny", T0)
     denied, effects = authorization_move(auth, "deny", T0 + timedelta(hours=24), reason="not medically necessary")
-    assert effects == [Escalate("authorization ep-1/2/auth denied: not medically necessary")]
+    assert effects == [Escalate("authorization-denied", "not medically necessary")]
     assert not precondition_met(denied)
     with pytest.raises(EventRejected, match="'request' needs a decision deadline"):
         authorization_move(denied, "request", T0)

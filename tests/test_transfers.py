@@ -9,7 +9,7 @@ from test_episode import Driver, _plan, tpo_consent
 
 from engine.clock import ManualClock
 from engine.domain.reconcile import mark_intentional
-from engine.episode import fire_rung
+from engine.episode import Event, apply_event, fire_rung
 from engine.errors import EventRejected
 from engine.loader import load_pathway_text
 from engine.plan import Plan, compile_plan
@@ -103,6 +103,30 @@ def test_a_decline_falls_back_and_escalates(detox: Plan) -> None:
     roles = [r.role for i in out.opened if i.kind == "alert" for r in i.rungs]
     assert roles, "a decline escalates at once"
     assert all(r.due_at == d.clock.now() for i in out.opened if i.kind == "alert" for r in i.rungs)
+
+
+def test_what_people_type_never_reaches_an_alert_title_or_an_id(detox: Plan) -> None:
+    """Titles and ids reach Prefect and alert recipients: the typed reason and the sender's event id stay out."""
+    d = Driver(detox, ManualClock())
+    for name in ("medical", "psychiatric", "social-needs"):
+        d.event(f"{name}-screening.completed")
+    d.event("assessment.completed", insurance="self-pay", needs_withdrawal_management=False)
+    d.n = 0
+    out = apply_event(
+        detox,
+        d.state,
+        Event(
+            id="PERSON-FREE9 msg",
+            name="handoff.move",
+            data={"action": "decline", "party": "receiver", "reason": "PERSON-FREE9 has no bed"},
+            at=d.clock.now(),
+        ),
+        d.clock.now(),
+    )
+    [alert] = [i for i in out.opened if i.kind == "alert" and i.key.startswith("alert.handoff.")]
+    assert alert.title.endswith(": referral declined") and alert.note == "PERSON-FREE9 has no bed"
+    shown = [alert.id, alert.key, alert.title, *(r.id for i in out.opened for r in i.rungs)]
+    assert not any("PERSON-FREE9" in text for text in shown)
 
 
 def test_a_no_show_opens_re_engagement_and_escalates(detox: Plan) -> None:

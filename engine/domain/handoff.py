@@ -48,6 +48,7 @@ __all__ = [
     "ACTIONS",
     "AUTHORIZATION_ACTIONS",
     "BSER_CODES",
+    "ESCALATION_TITLES",
     "MOVES",
     "Action",
     "AuthorizationAction",
@@ -166,9 +167,25 @@ class StartFallback:
 
 @dataclass(frozen=True)
 class Escalate:
-    """Tell people now, whatever the deadlines say (decline, no-show, a receiver's cancel or failure)."""
+    """Tell people now, whatever the deadlines say (decline, no-show, a receiver's cancel or failure).
 
-    reason: str
+    ``code`` says what happened in the standards' words (``declined``, ``no-show``, ``failed``,
+    ``cancelled-by-receiver``, ``authorization-denied``): it is what alerts and operators see. ``reason`` is the
+    free text someone typed, if any: it stays with the episode's record, never in an alert or in Prefect.
+    """
+
+    code: str
+    reason: str | None = None
+
+
+#: How an :class:`Escalate` code reads in an alert's title, after the receiving program's name.
+ESCALATION_TITLES = {
+    "declined": "referral declined",
+    "no-show": "first visit missed (no-show)",
+    "failed": "referral failed at the receiver",
+    "cancelled-by-receiver": "referral cancelled by the receiver",
+    "authorization-denied": "insurance authorization denied",
+}
 
 
 @dataclass(frozen=True)
@@ -444,7 +461,7 @@ def _apply(
         effects += [
             CancelSteps(f"declined: {reason}"),
             StartFallback(state.fallback),
-            Escalate(f"{state.id} declined by the receiver: {reason}"),
+            Escalate("declined", reason),
         ]
     elif action == "schedule":
         changes["appointment_at"] = appointment_at
@@ -455,7 +472,7 @@ def _apply(
         due = now + state.re_engage_within if state.re_engage_within is not None else None
         effects += [
             StartReengagement(state.re_engage_within, due),
-            Escalate(f"{state.id}: the person missed the first visit (no-show)"),
+            Escalate("no-show"),
         ]
     elif action == "keep":
         met.append("visit-kept")
@@ -470,12 +487,12 @@ def _apply(
         changes |= {"held_from": None, "status_reason": None}
     elif action == "fail":
         changes["status_reason"] = reason
-        effects += [CancelSteps(f"failed: {reason}"), Escalate(f"{state.id} failed at the receiver: {reason}")]
+        effects += [CancelSteps(f"failed: {reason}"), Escalate("failed", reason)]
     elif action == "cancel" and state.status != "cancelled":
         changes["status_reason"] = reason
         effects.append(CancelSteps(f"cancelled by the {party}: {reason}"))
         if party == "receiver":
-            effects.append(Escalate(f"{state.id} cancelled by the receiver: {reason}"))
+            effects.append(Escalate("cancelled-by-receiver", reason))
 
     new_steps = [s for s in met if s not in state.steps_met]
     changes["steps_met"] = state.steps_met + tuple(new_steps)
@@ -554,7 +571,7 @@ def authorization_move(
     new = state.model_copy(update={"status": target, "decided_at": now, "reason": reason})
     if target == "approved":
         return new, [StepMet("authorization")]
-    return new, [Escalate(f"authorization {state.id} denied: {reason}")]
+    return new, [Escalate("authorization-denied", reason)]
 
 
 def authorization_overdue(state: AuthorizationState, now: datetime) -> bool:
