@@ -17,6 +17,7 @@ their effects to the episode's work:
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from typing import Any
 
@@ -348,15 +349,17 @@ def handle_medication_list(plan: Plan, state: EpisodeState, event: Event, now: d
     critical = newly_critical(previous, current)
     roles = _critical_roles(plan, state, reconcile)
     for d in critical:
-        title = f"critical: {d.medication} omitted at transition"
-        alert(state, out, _critical_key(state, d), title, roles, now, severity="critical")
+        # the pathway's words only: the name on a list is whatever someone typed (it stays in `carepath meds`)
+        title = f"critical: {d.medication_class or 'critical medication'} omitted at transition"
+        note = f"{d.medication}: {d.detail}"
+        alert(state, out, _critical_key(state, d), title, roles, now, severity="critical", note=note)
     counts = {"discrepancies": len(found), "critical": len(needs_escalation(current)), "alerted": len(critical)}
     out.audit.append(("medications.compared", counts))
 
 
 def _critical_key(state: EpisodeState, finding: Discrepancy) -> str:
     """The alert key of a critical finding: one per finding, numbered when it recurs after being resolved."""
-    base = f"critical-medication.{finding.key}"
+    base = f"critical-medication.{hashlib.sha256(finding.key.encode()).hexdigest()[:12]}"
     taken = state.raised_alerts | {i.id for i in state.items}
     key, n = base, 1
     while f"{state.id}/{state.visit}/alert.{key}" in taken:

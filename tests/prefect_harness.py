@@ -30,18 +30,47 @@ import pytest
 
 from engine.prefect_server import OFFLINE_ENV, LocalServer, start_local_server, stop_process_group
 
-__all__ = ["REPO_ROOT", "ServeProcess", "ServeProcessFactory", "prefect_server", "serve_process", "start_serve_process"]
+__all__ = [
+    "REPO_ROOT",
+    "PrefectStorage",
+    "ServeProcess",
+    "ServeProcessFactory",
+    "prefect_server",
+    "serve_process",
+    "start_serve_process",
+]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
+@dataclass(frozen=True)
+class PrefectStorage:
+    """Where the session's Prefect server keeps everything: its database (a PostgreSQL URL, or the SQLite file
+    under ``home``) and its log. The privacy tests read all of it."""
+
+    home: Path
+    log_path: Path
+    database_url: str | None
+
+    @property
+    def sqlite_file(self) -> Path:
+        return self.home / "prefect.db"
+
+
 @pytest.fixture(scope="session")
-def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The API URL of a Prefect server that lives for the whole test session."""
+def prefect_storage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectStorage]:
     base = tmp_path_factory.mktemp("prefect-server")
     with ExitStack() as stack:
-        server = start_local_server(base / "home", log_path=base / "server.log", database_url=_server_database(stack))
-        yield from _serving(server)
+        yield PrefectStorage(base / "home", base / "server.log", _server_database(stack))
+
+
+@pytest.fixture(scope="session")
+def prefect_server(prefect_storage: PrefectStorage) -> Iterator[str]:
+    """The API URL of a Prefect server that lives for the whole test session."""
+    server = start_local_server(
+        prefect_storage.home, log_path=prefect_storage.log_path, database_url=prefect_storage.database_url
+    )
+    yield from _serving(server)
 
 
 def _server_database(stack: ExitStack) -> str | None:

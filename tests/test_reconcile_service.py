@@ -7,6 +7,7 @@ as resolved, a clinician's mark carries over, an alert is raised once per critic
 
 from __future__ import annotations
 
+import hashlib
 import random
 from collections.abc import Iterator
 from datetime import timedelta
@@ -184,7 +185,7 @@ def test_a_list_sent_again_after_the_critical_alert_fired_supersedes_the_compari
     _send(service, ep, "sending", BUP, SERTRALINE, METHADONE)
     assert _findings(service, ep)["omission:methadone"] == "unintentional"
     new = [a for a in _alerts(service, ep) if a.status == "open"]
-    assert [(a.severity, "methadone" in a.title) for a in new] == [("critical", True)]
+    assert [(a.severity, "methadone" in (a.note or "")) for a in new] == [("critical", True)]
     assert sorted(_fire_due(service, ep)) == ["prescriber", "supervisor"]
 
     # the receiving list emptied: the buprenorphine omission is back (after it was resolved, a new finding that
@@ -196,8 +197,8 @@ def test_a_list_sent_again_after_the_critical_alert_fired_supersedes_the_compari
         "omission:sertraline": "unintentional",
         "dose-change:sertraline": "resolved",
     }
-    titles = [a.title for a in _alerts(service, ep)]
-    assert len(titles) == 3 and "buprenorphine" in titles[-1], titles
+    notes = [a.note or "" for a in _alerts(service, ep)]
+    assert len(notes) == 3 and "buprenorphine" in notes[-1], notes
     with Session(service.engine) as s:
         audit = [a.action for a in s.exec(select(AuditRecord).where(AuditRecord.episode_id == ep))]
     assert audit.count("discrepancy.resolved") == 2
@@ -240,8 +241,12 @@ LISTS = [
 
 
 def _alerted(alert_key: str) -> str:
-    """The finding an alert item's key names: ``alert.critical-medication.<finding>[@<n>]``."""
+    """The finding an alert item's key names, as a digest: ``alert.critical-medication.<digest>[@<n>]``."""
     return alert_key.removeprefix("alert.critical-medication.").split("@")[0]
+
+
+def _digest(finding_key: str) -> str:
+    return hashlib.sha256(finding_key.encode()).hexdigest()[:12]
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -269,7 +274,7 @@ def test_any_sequence_of_lists_marks_and_firings_never_crashes_and_alerts_once_p
         found = _findings(service, ep)
         now = {k for k, v in found.items() if v == "unintentional" and k.split("#")[0] in CRITICAL}
         for key in now - errors:
-            expected[key] = expected.get(key, 0) + 1
+            expected[_digest(key)] = expected.get(_digest(key), 0) + 1
         errors = now
         alerted: dict[str, int] = {}
         for item in _alerts(service, ep):

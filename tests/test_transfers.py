@@ -207,9 +207,10 @@ def test_a_corrected_list_resolves_findings_and_a_new_critical_omission_alerts(d
     assert ("discrepancy.resolved", {"visit": d.state.visit, "key": "omission:buprenorphine"}) in corrected.audit
     assert _alerts(corrected) == []
     methadone = d.event("medications.sending-list", medications=[SUBOXONE, SERTRALINE, {"name": "methadone"}])
-    assert _alerts(methadone) == ["critical: methadone omitted at transition"]
+    assert _alerts(methadone) == ["critical: MOUD omitted at transition"]
+    assert next(i.note or "" for i in methadone.opened if i.kind == "alert").startswith("methadone:")
     emptied = d.event("medications.receiving-list", medications=[])
-    assert _alerts(emptied) == ["critical: Suboxone omitted at transition"], "omitted again after it was resolved"
+    assert _alerts(emptied) == ["critical: MOUD omitted at transition"], "omitted again after it was resolved"
     assert d.event("medications.receiving-list", medications=[]).opened == []
 
 
@@ -252,7 +253,7 @@ def test_a_list_sent_again_alerts_the_roles_of_the_move_into_this_stage() -> Non
     assert d.fire_due() == ["supervisor"]
     out = d.event("medications.receiving-list", medications=[])  # the reconciliation item has closed by now
     [alarm] = [i for i in out.opened if i.kind == "alert"]
-    assert "methadone" in alarm.title and [r.role for r in alarm.rungs] == ["supervisor"]
+    assert "methadone" in (alarm.note or "") and [r.role for r in alarm.rungs] == ["supervisor"]
 
 
 def test_a_reconciliation_not_done_by_its_deadline_escalates(detox: Plan) -> None:

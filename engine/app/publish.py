@@ -10,6 +10,9 @@ from engine.views import discrepancy_rows, episode_markdown, episode_status, ope
 __all__ = ["ESCALATIONS_ARTIFACT", "publish_episode", "publish_open_escalations"]
 
 ESCALATIONS_ARTIFACT = "open-escalations"
+#: What operators see of a reconciliation: the kind of each finding and where it stands. Drug names, doses and a
+#: clinician's reasons come from lists and people, so they stay behind ``carepath meds`` / ``carepath status``.
+_MEDS_SHOWN = ("kind", "critical", "status", "resolved")
 
 
 def publish_episode(app: App, episode_id: str, *, escalations_changed: bool) -> None:
@@ -24,8 +27,8 @@ def publish_episode(app: App, episode_id: str, *, escalations_changed: bool) -> 
     if meds:
         app.publisher.table(
             f"meds-{episode_id}".lower(),
-            [{k: v for k, v in row.items() if k not in ("id", "reason")} for row in meds],
-            f"Episode {episode_id}: medication reconciliation of the current stage visit",
+            [{k: v for k, v in row.items() if k in _MEDS_SHOWN} for row in meds],
+            f"Episode {episode_id}: medication reconciliation of the current stage visit (details: carepath meds)",
         )
     if escalations_changed:
         publish_open_escalations(app)
