@@ -10,7 +10,7 @@ of this module, in a temporary folder:
    their open deadlines scheduled as runs of the deadline deployment), so every episode starts alike;
 3. times, alternating the two (ABBA) so a busy machine hurts both alike:
 
-   - Carepath: ``engine.cli_episodes.run_event`` (what ``carepath event`` runs: the pathway's async event flow);
+   - Carepath: ``engine.cli.episodes.run_event`` (what ``carepath event`` runs: the pathway's async event flow);
    - hand-written: a plain async Prefect flow with the same tasks: one task calls the same service method
      (``EpisodeService.record_event``) and selects the rungs to schedule with plain SQLAlchemy Core (the lowest
      pending rung of each open work item); one task per kind of work creates the scheduled runs of the same
@@ -184,8 +184,8 @@ class Stopper:
 def configure_environment(home: Path, prefect_home: Path, api_url: str) -> dict[str, str]:
     """Point this process (before Prefect is imported: it reads its settings once) and the serving child at the
     benchmark's server and store; returns the child's environment."""
-    from engine.cli_episodes import QUIET_PREFECT
-    from engine.prefect_server import OFFLINE_ENV
+    from engine.cli.episodes import QUIET_PREFECT
+    from engine.orchestration.server import OFFLINE_ENV
 
     if "prefect" in sys.modules:
         raise RuntimeError("Prefect was imported before its settings were known")
@@ -257,7 +257,7 @@ def start_serving(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes
 
 def tpo_consent(consent_id: str, person: str) -> Any:
     """A synthetic single consent for treatment, payment and operations to every treating provider."""
-    from engine.domain.consent import single_tpo_consent
+    from engine.episode.domain.consent import single_tpo_consent
 
     return single_tpo_consent(
         consent_id,
@@ -275,7 +275,7 @@ def prepare_episodes(rt: Any, count: int) -> list[str]:
     episodes are scheduled in one batch through Carepath's own scheduling: the same end state as running the
     enroll and screening flows one by one, in a fraction of the time.
     """
-    from engine import orchestrate
+    from engine.orchestration import adapters as orchestrate
 
     episodes = []
     for n in range(count):
@@ -349,7 +349,7 @@ def timed(call: Callable[[], Any]) -> tuple[Any, float, float]:
 
 def carepath_transition(rt: Any, episode_id: str) -> Sample:
     """``carepath event EPISODE assessment.completed --data ...``, in-process, as the CLI runs it."""
-    from engine.cli_episodes import run_event
+    from engine.cli.episodes import run_event
 
     state, wall, cpu = timed(lambda: run_event(rt, episode_id, EVENT, dict(DATA), None))
     return Sample(wall, cpu, str(state.state_details.flow_run_id))
@@ -359,7 +359,7 @@ def build_handwritten(rt: Any, deployment_id: Any, concurrency: int = 1) -> Call
     """The minimum Prefect work of the same shape, written directly against Prefect and SQLAlchemy.
 
     ``concurrency``: API calls in flight at once when creating or cancelling runs (1: one after the other, the
-    plain loop anyone would write; Carepath uses ``engine.orchestrate.CONCURRENCY``).
+    plain loop anyone would write; Carepath uses ``engine.orchestration.adapters.CONCURRENCY``).
     """
     from prefect import flow, task
     from prefect.artifacts import acreate_markdown_artifact
@@ -558,7 +558,7 @@ def report(sides: tuple[Side, Side], spans: dict[str, dict[str, float]]) -> floa
 def run(
     transitions: int, warmup: int, folder: Path, concurrency: int, prefect_db: str | None, stopper: Stopper
 ) -> float:
-    from engine.prefect_server import start_local_server, stop_process_group
+    from engine.orchestration.server import start_local_server, stop_process_group
 
     started = time.monotonic()
     stopper.cleanups.append(lambda: shutil.rmtree(folder, ignore_errors=True))
@@ -571,14 +571,14 @@ def run(
         env = configure_environment(folder / "carepath", folder / "prefect-client", server.api_url)
         from engine.runtime import runtime_from_env
 
-        from engine.cli_episodes import register_pathways
+        from engine.cli.episodes import register_pathways
         from engine.clock import CompressedClock
 
         rt = runtime_from_env()
         rt.set_clock(CompressedClock.starting_now(1.0))  # real speed: nothing falls due during the benchmark
         register_pathways(rt, str(ROOT / "pathways"))
 
-        from engine.prefect_ops import run_sync, wait_for_deployments
+        from engine.orchestration.prefect_api import run_sync, wait_for_deployments
 
         since = datetime.now(UTC)
         serving = start_serving(env, folder / "serve.log")

@@ -29,8 +29,8 @@ from typing import Any
 
 import yaml
 
-from engine.loader import load_pathway
-from engine.plan import compile_plan
+from engine.language.loader import load_pathway
+from engine.plan.build import compile_plan
 
 __all__ = ["Runner", "generate", "main", "measure", "report", "variant"]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 
 from engine.app import Settings
-from engine.cli import run_entry_point
+from engine.process import run_entry_point
 
 
 def main() -> int:
@@ -19,7 +19,7 @@ def main() -> int:
         return 2
 
     def serve() -> int:
-        from engine.serve import serve_forever
+        from engine.orchestration.up import serve_forever
 
         serve_forever(settings, port=None)
         return 0

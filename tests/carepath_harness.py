@@ -20,10 +20,11 @@ import pytest
 from sqlmodel import Session, select
 from store_fixtures import pg_admin_url, pg_unavailable_reason, temporary_pg_database
 
-from engine.app import App, Settings, enroll, production_app, record_event
+from engine.app import App, Settings, enroll, record_event
 from engine.app.pathways import register_pathways
 from engine.clock import CompressedClock, utc
-from engine.domain.consent import Consent, single_tpo_consent
+from engine.episode.domain.consent import Consent, single_tpo_consent
+from engine.orchestration.wiring import production_app
 from engine.store import EpisodeRecord, EscalationRecord, RungRecord
 
 if TYPE_CHECKING:
@@ -127,7 +128,7 @@ def assert_raised_on_time(h: Harness, rung: RungRecord, escalation: EscalationRe
     Lateness is measured from the run's start, not from the deadline: how late Prefect starts a process on a busy
     machine is not what this checks (``bench/`` measures it); that the engine acts as soon as it runs is.
     """
-    from engine.prefect_ops import get_run_state, run_sync
+    from engine.orchestration.prefect_api import get_run_state, run_sync
 
     due, raised = utc(rung.due_at), utc(escalation.raised_at)
     assert due <= raised, f"{rung.id} escalated before its deadline"
@@ -141,7 +142,7 @@ def assert_raised_on_time(h: Harness, rung: RungRecord, escalation: EscalationRe
 
 
 def _wait_served(since: datetime) -> None:
-    from engine.prefect_ops import run_sync, wait_for_deployments
+    from engine.orchestration.prefect_api import run_sync, wait_for_deployments
 
     run_sync(wait_for_deployments(DEPLOYMENTS, 120, polled_since=since))
 
@@ -179,7 +180,7 @@ def running_carepath(
         try:
             yield harness
         finally:
-            from engine.prefect_ops import run_sync
+            from engine.orchestration.prefect_api import run_sync
 
             run_sync(_cancel_leftover_runs())
             harness.serving.stop()

@@ -28,7 +28,7 @@ from typing import Protocol
 
 import pytest
 
-from engine.prefect_server import OFFLINE_ENV, LocalServer, start_local_server, stop_process_group
+from engine.orchestration.server import OFFLINE_ENV, LocalServer, start_local_server, stop_process_group
 
 __all__ = [
     "REPO_ROOT",
@@ -89,7 +89,7 @@ def _serving(server: LocalServer) -> Iterator[str]:
     from prefect.client.orchestration import get_client
     from prefect.settings import PREFECT_API_URL, get_current_settings, temporary_settings
 
-    from engine.prefect_ops import run_sync
+    from engine.orchestration.prefect_api import run_sync
 
     saved = {key: os.environ.get(key) for key in (*OFFLINE_ENV, "PREFECT_API_URL")}
     os.environ.update(OFFLINE_ENV)
@@ -144,7 +144,7 @@ def start_serve_process(
 ) -> ServeProcess:
     """Run ``python -m module`` from the repository root with ``PREFECT_API_URL=api_url`` (plus ``env``).
 
-    It returns at once; wait with ``engine.prefect_ops.wait_for_deployments(..., polled_since=...)``.
+    It returns at once; wait with ``engine.orchestration.prefect_api.wait_for_deployments(..., polled_since=...)``.
     """
     child_env = {**os.environ, **OFFLINE_ENV, "PREFECT_API_URL": api_url, **(env or {})}
     log_path.parent.mkdir(parents=True, exist_ok=True)

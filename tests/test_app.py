@@ -20,9 +20,9 @@ from engine.app import App, Settings, enroll, record_event, sweep
 from engine.app.delivery import CLAIM_STALE
 from engine.app.inline import MemoryScheduler, RecordingNotifier, inline_app
 from engine.clock import ManualClock
-from engine.domain.consent import Consent, single_tpo_consent
+from engine.episode.domain.consent import Consent, single_tpo_consent
 from engine.errors import EventRejected
-from engine.loader import load_pathway_text
+from engine.language.loader import load_pathway_text
 from engine.store import DeliveryRecord, EscalationRecord, InboundEventRecord
 
 PATHWAY = """

@@ -2,7 +2,7 @@
 
 Issue 7, defect 3: a denial was refused as "not expected", a denial escalated nowhere, an admission could be kept
 while the authorization was open, and the request could not start before the move. The rules are those of
-:mod:`engine.domain.handoff` (``authorization_move``, ``precondition_met``), applied to an episode's work.
+:mod:`engine.episode.domain.handoff` (``authorization_move``, ``precondition_met``), applied to an episode's work.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ import pytest
 from test_episode import Driver
 
 from engine.clock import ManualClock
-from engine.episode import fire_rung
+from engine.episode.rules import fire_rung
 from engine.errors import EventRejected
-from engine.loader import load_pathway_text
-from engine.plan import Plan, compile_plan
+from engine.language.loader import load_pathway_text
+from engine.plan.build import Plan, compile_plan
 
 H = timedelta(hours=1)
 

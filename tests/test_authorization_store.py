@@ -22,12 +22,13 @@ from test_authorization import PATHWAY as AUTH_PATHWAY
 from test_episode import tpo_consent
 
 from engine import store
+from engine.app.service import EpisodeService
+from engine.app.views import episode_status
+from engine.cli.render import render_status
 from engine.clock import ManualClock
 from engine.errors import EventRejected
-from engine.loader import load_pathway_text
-from engine.service import EpisodeService
+from engine.language.loader import load_pathway_text
 from engine.store import AuthorizationRecord, StageVisitRecord, WorkItemRecord
-from engine.views import episode_status, render_status
 
 H, D = timedelta(hours=1), timedelta(days=1)
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)

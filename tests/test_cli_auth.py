@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 from test_authorization_store import PATHWAY
 
-import engine.cli_episodes
-import engine.cli_safety
+import engine.cli.episodes
+import engine.cli.safety
 from engine.app import App, Settings
 from engine.app.inline import inline_app
-from engine.cli import main
+from engine.cli.main import main
 from engine.clock import ManualClock
-from engine.loader import load_pathway_text
+from engine.language.loader import load_pathway_text
 
 
 @pytest.fixture
@@ -27,7 +27,7 @@ def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[App]:
     result = load_pathway_text(PATHWAY, "auth-test.yaml")
     assert result.spec is not None
     app.service.register_pathway(result.spec, PATHWAY)
-    for module in (engine.cli_safety, engine.cli_episodes):
+    for module in (engine.cli.safety, engine.cli.episodes):
         monkeypatch.setattr(module, "cli_app", lambda: app)
     yield app
     app.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.cli_safety import parse_medication
+from engine.cli.safety import parse_medication
 from engine.errors import CarepathError
 
 

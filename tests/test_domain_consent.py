@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from engine.domain.consent import (
+from engine.episode.domain.consent import (
     REDISCLOSURE_NOTICE,
     TPO,
     Consent,

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from engine.domain.handoff import (
+from engine.episode.domain.handoff import (
     ACTIONS,
     BSER_CODES,
     MOVES,
@@ -35,8 +35,8 @@ from engine.domain.handoff import (
     precondition_met,
 )
 from engine.errors import EventRejected
-from engine.model import PathwaySpec
-from engine.plan import HandoffPlan, Plan, compile_plan
+from engine.language.model import PathwaySpec
+from engine.plan.build import HandoffPlan, Plan, compile_plan
 
 ROOT = Path(__file__).resolve().parents[1]
 T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from engine.domain.reconcile import (
+from engine.episode.domain.reconcile import (
     KINDS,
     CriticalMedication,
     Discrepancy,
@@ -24,7 +24,7 @@ from engine.domain.reconcile import (
     table_rows,
 )
 from engine.errors import EventRejected
-from engine.model import PathwaySpec
+from engine.language.model import PathwaySpec
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -9,11 +9,11 @@ import pytest
 import yaml
 
 from engine.clock import ManualClock
-from engine.domain.consent import Consent, single_tpo_consent
-from engine.episode import EpisodeState, Event, Outcome, apply_event, enroll, fire_rung
+from engine.episode.domain.consent import Consent, single_tpo_consent
+from engine.episode.rules import EpisodeState, Event, Outcome, apply_event, enroll, fire_rung
 from engine.errors import EventRejected
-from engine.model import PathwaySpec
-from engine.plan import Plan, compile_plan
+from engine.language.model import PathwaySpec
+from engine.plan.build import Plan, compile_plan
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -14,8 +14,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.loader import LoadResult, load_pathway_text
-from engine.schema import _fast_valid, _validator
+from engine.language.loader import LoadResult, load_pathway_text
+from engine.language.schema import _fast_valid, _validator
 
 ROOT = Path(__file__).resolve().parent.parent
 MINIMAL = (ROOT / "tests" / "data" / "valid" / "minimal.yaml").read_text(encoding="utf-8")

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from pydantic import TypeAdapter
 
-from engine.guards import describe, evaluate, facts_in
-from engine.model import Guard
+from engine.language.guards import describe, evaluate, facts_in
+from engine.language.model import Guard
 
 _GUARD: TypeAdapter[Guard] = TypeAdapter(Guard)
 

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script
     sys.path.insert(0, str(ROOT))
 
-from engine.loader import load_pathway  # noqa: E402
+from engine.language.loader import load_pathway  # noqa: E402
 
 INVALID = ROOT / "tests" / "data" / "invalid"
 CASES = sorted(path.stem for path in INVALID.glob("*.yaml"))

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from engine.errors import Diagnostic, PathwayError
-from engine.loader import LoadResult, discover, load_pathway, load_pathway_text, load_spec
-from engine.model import PathwaySpec
-from engine.source import MAX_BYTES
+from engine.language.loader import LoadResult, discover, load_pathway, load_pathway_text, load_spec
+from engine.language.model import PathwaySpec
+from engine.language.source import MAX_BYTES
 
 ROOT = Path(__file__).resolve().parent.parent
 MINIMAL_PATH = ROOT / "tests" / "data" / "valid" / "minimal.yaml"
@@ -113,17 +113,17 @@ def test_meaning_problems_come_last_and_warnings_never_invalidate() -> None:
 
 
 def test_the_meaning_stage_is_skipped_while_engine_semantics_does_not_exist(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "engine.semantics", None)
+    monkeypatch.setitem(sys.modules, "engine.language.semantics", None)
     assert load_pathway_text(edit(("    to: aftercare\n", "    to: aftercar\n")), "p.yaml").ok
 
 
 def test_a_crashing_stage_becomes_a_diagnostic(monkeypatch: pytest.MonkeyPatch) -> None:
-    import engine.semantics
+    import engine.language.semantics
 
     def broken(spec: PathwaySpec) -> list[object]:
         raise KeyError("boom")
 
-    monkeypatch.setattr(engine.semantics, "check", broken)
+    monkeypatch.setattr(engine.language.semantics, "check", broken)
     result = load_pathway_text(MINIMAL, "p.yaml")
     assert not result.ok
     assert lines(result) == [
@@ -191,7 +191,7 @@ def test_the_loader_does_not_import_prefect_and_a_valid_file_not_even_jsonschema
     code = textwrap.dedent(
         """
         import sys
-        from engine.loader import load_pathway
+        from engine.language.loader import load_pathway
         assert load_pathway("tests/data/valid/minimal.yaml").ok
         print(sorted(m for m in sys.modules if m.split(".")[0] in ("prefect", "sqlmodel", "sqlalchemy", "jsonschema")))
         """

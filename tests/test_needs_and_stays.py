@@ -15,9 +15,9 @@ from test_authorization import plan_of
 from test_episode import Driver
 
 from engine.clock import ManualClock
-from engine.episode import fire_rung
+from engine.episode.rules import fire_rung
 from engine.errors import EventRejected
-from engine.plan import Plan
+from engine.plan.build import Plan
 
 H, D = timedelta(hours=1), timedelta(days=1)
 

@@ -12,8 +12,8 @@ import pytest
 from http_receiver import HttpReceiver
 
 from engine.clock import ManualClock
-from engine.notify import Notification, deliver, delivery_key, escalation_notification
-from engine.roster import Contact, load_roster
+from engine.notify.delivery import Notification, deliver, delivery_key, escalation_notification
+from engine.notify.roster import Contact, load_roster
 
 DATA = Path(__file__).parent / "data"
 CLOCK = ManualClock(datetime(2026, 12, 1, 10, 30, tzinfo=UTC))

@@ -84,7 +84,7 @@ def _visited(h: Harness, episodes: list[str]) -> set[str]:
 
 
 def _assert_nothing_left_scheduled(h: Harness, episodes: list[str]) -> None:
-    from engine.prefect_ops import get_run_state, run_sync
+    from engine.orchestration.prefect_api import get_run_state, run_sync
 
     for episode_id in episodes:
         rungs = h.rows(RungRecord, episode_id=episode_id)

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from engine.errors import PlanError
-from engine.guards import describe
-from engine.model import PathwaySpec
-from engine.plan import Plan, RungPlan, compile_plan
+from engine.language.guards import describe
+from engine.language.model import PathwaySpec
+from engine.plan.build import Plan, RungPlan, compile_plan
 
 H = timedelta(hours=1)
 D = timedelta(days=1)

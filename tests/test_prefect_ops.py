@@ -21,7 +21,7 @@ import pytest
 from prefect_apps.echo import DEPLOYMENT, ECHO_FILE_ENV
 
 from engine.errors import OrchestrationError
-from engine.prefect_ops import (
+from engine.orchestration.prefect_api import (
     DEFAULT_PREFETCH_SECONDS,
     cancel_flow_run,
     get_run_state,
@@ -32,7 +32,7 @@ from engine.prefect_ops import (
     schedule_deployment_run,
     wait_for_deployments,
 )
-from engine.prefect_server import api_reachable, free_port, start_local_server
+from engine.orchestration.server import api_reachable, free_port, start_local_server
 
 if TYPE_CHECKING:
     from prefect_harness import ServeProcess, ServeProcessFactory

@@ -23,7 +23,7 @@ from http_receiver import HttpReceiver
 
 from engine.app import acknowledge, record_event
 from engine.app.safety import mark_intentional, record_consent, record_medications
-from engine.domain.consent import Consent
+from engine.episode.domain.consent import Consent
 from engine.store import DiscrepancyRecord, EscalationRecord
 
 if TYPE_CHECKING:

@@ -19,11 +19,11 @@ from sqlmodel import Session, col, select
 from store_fixtures import pg_admin_url, pg_unavailable_reason, temporary_pg_database
 
 from engine import store
+from engine.app.service import EpisodeService
+from engine.app.views import discrepancy_rows
 from engine.clock import ManualClock
-from engine.loader import load_pathway_text
-from engine.service import EpisodeService
+from engine.language.loader import load_pathway_text
 from engine.store import AuditRecord, EscalationRecord, RungRecord, WorkItemRecord
-from engine.views import discrepancy_rows
 
 PATHWAY = """\
 id: meds-resend

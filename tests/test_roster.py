@@ -7,7 +7,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from engine.roster import ROSTER_ENV, Contact, RosterError, load_roster, parse_roster, redact_url, roster_path, scrub
+from engine.notify.roster import (
+    ROSTER_ENV,
+    Contact,
+    RosterError,
+    load_roster,
+    parse_roster,
+    redact_url,
+    roster_path,
+    scrub,
+)
 
 DATA = Path(__file__).parent / "data"
 PATHWAYS = Path(__file__).parent.parent / "pathways"

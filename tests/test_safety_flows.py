@@ -240,7 +240,7 @@ def test_a_lost_deadline_run_still_escalates_and_every_contact_gets_an_outcome(c
     escalation it raises has a delivery outcome for every contact within 60 s of being raised."""
     from prefect.client.orchestration import get_client
 
-    from engine.prefect_ops import run_sync
+    from engine.orchestration.prefect_api import run_sync
 
     h = carepath
     ep = h.enroll("detox-to-aftercare", "P-SAFE-010")

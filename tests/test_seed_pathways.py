@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 import yaml
 
-from engine.durations import parse_duration
-from engine.model import FactGuard, ParamRef, PathwaySpec, StageSpec, TransitionSpec
-from engine.plan import Plan, compile_plan
+from engine.language.durations import parse_duration
+from engine.language.model import FactGuard, ParamRef, PathwaySpec, StageSpec, TransitionSpec
+from engine.plan.build import Plan, compile_plan
 
 PATHWAYS = Path(__file__).resolve().parents[1] / "pathways"
 SEEDS = ("detox-to-aftercare.yaml", "reentry.yaml")
@@ -59,7 +59,7 @@ def _treatment_moves(spec: PathwaySpec) -> list[TransitionSpec]:
 
 def _next_stage(spec: PathwaySpec, stage: str, event: str, facts: dict[str, Any]) -> str | None:
     """Where ``event`` takes an episode in ``stage``: the first transition in file order whose guard holds."""
-    evaluate = pytest.importorskip("engine.guards").evaluate
+    evaluate = pytest.importorskip("engine.language.guards").evaluate
     for t in spec.transitions:
         if stage in t.sources and t.event == event and (t.when is None or evaluate(t.when, facts)):
             return t.to
@@ -71,7 +71,7 @@ def _next_stage(spec: PathwaySpec, stage: str, event: str, facts: dict[str, Any]
 
 @pytest.mark.parametrize("name", SEEDS)
 def test_seed_loads_with_no_diagnostics(name: str) -> None:
-    loader = pytest.importorskip("engine.loader")
+    loader = pytest.importorskip("engine.language.loader")
     result = loader.load_pathway(PATHWAYS / name)
     assert [str(diag) for diag in result.diagnostics] == []
     assert result.ok
@@ -79,7 +79,7 @@ def test_seed_loads_with_no_diagnostics(name: str) -> None:
 
 @pytest.mark.parametrize("name", SEEDS)
 def test_seed_has_no_meaning_findings(name: str) -> None:
-    semantics = pytest.importorskip("engine.semantics")
+    semantics = pytest.importorskip("engine.language.semantics")
     assert semantics.check(_spec(name)) == []
 
 
@@ -152,7 +152,7 @@ def test_residential_needs_authorization_within_72h_unless_self_pay(detox: Pathw
 
 
 def test_authorization_is_waived_only_for_self_pay(detox: PathwaySpec) -> None:
-    evaluate = pytest.importorskip("engine.guards").evaluate
+    evaluate = pytest.importorskip("engine.language.guards").evaluate
     unless = _into(detox, "residential")[0].handoff.authorization.unless  # type: ignore[union-attr]
     assert unless is not None
     waived = {payer for payer in detox.facts["insurance"].values or [] if evaluate(unless, {"insurance": payer})}
@@ -263,14 +263,14 @@ def test_reentry_ends_engaged_only_after_90_days_of_moud(reentry: PathwaySpec) -
     assert _stage(reentry, "engaged").terminal
 
 
-# -- compiled plans (run once engine.plan.compile_plan is implemented) -----------------------------------------
+# -- compiled plans (run once engine.plan.build.compile_plan is implemented) -----------------------------------------
 
 
 def _plan(spec: PathwaySpec, params: dict[str, timedelta] | None = None) -> Plan:
     try:
         return compile_plan(spec, params)
     except NotImplementedError:
-        pytest.skip("engine.plan.compile_plan is not implemented yet")
+        pytest.skip("engine.plan.build.compile_plan is not implemented yet")
 
 
 def test_plan_resolves_the_reentry_window_and_enforces_its_bounds(reentry: PathwaySpec) -> None:

@@ -11,11 +11,12 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from engine.errors import Finding
-from engine.graph import mermaid
-from engine.model import PathwaySpec
-from engine.plan import compile_plan
-from engine.render import plan_table
-from engine.semantics import check, did_you_mean
+from engine.language.model import PathwaySpec
+from engine.language.semantics import check
+from engine.language.suggest import unknown
+from engine.plan.build import compile_plan
+from engine.plan.mermaid import mermaid
+from engine.plan.text import plan_table
 
 LADDER = [{"after": "0h", "to": "care-coordinator"}, {"after": "24h", "to": "supervisor"}]
 
@@ -630,9 +631,9 @@ def test_every_problem_is_reported_not_only_the_first() -> None:
     assert len({f.path for f in findings(doc)}) >= 4
 
 
-def test_did_you_mean_without_a_close_name() -> None:
-    assert did_you_mean("stage", "zzz", ["detox", "residential"]) == "unknown stage 'zzz'"
-    assert did_you_mean("stage", "detx", ["detox", "residential"]) == "unknown stage 'detx' (did you mean 'detox'?)"
+def test_unknown_names_get_a_suggestion_only_when_one_is_close() -> None:
+    assert unknown("stage", "zzz", ["detox", "residential"]) == "unknown stage 'zzz'"
+    assert unknown("stage", "detx", ["detox", "residential"]) == "unknown stage 'detx' (did you mean 'detox'?)"
 
 
 # -- robustness -------------------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from engine.errors import Finding
-from engine.source import MAX_NODES, KeyFinding, SourceProblem, parse_yaml
+from engine.language.source import MAX_NODES, KeyFinding, SourceProblem, parse_yaml
 
 DOC = """\
 # a comment

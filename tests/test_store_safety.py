@@ -29,10 +29,10 @@ from store_fixtures import (
 )
 
 from engine import store
-from engine.domain.consent import REDISCLOSURE_NOTICE, Consent, Disclosure, covering_consent
-from engine.domain.reconcile import CriticalMedication, Medication, compare
+from engine.episode.domain.consent import REDISCLOSURE_NOTICE, Consent, Disclosure, covering_consent
+from engine.episode.domain.reconcile import CriticalMedication, Medication, compare
 from engine.errors import EpisodeError
-from engine.notify import DeliveryOutcome
+from engine.notify.delivery import DeliveryOutcome
 from engine.store import (
     ConsentRecord,
     DeliveryRecord,

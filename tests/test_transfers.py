@@ -8,11 +8,11 @@ import pytest
 from test_episode import Driver, _plan, tpo_consent
 
 from engine.clock import ManualClock
-from engine.domain.reconcile import mark_intentional
-from engine.episode import Event, apply_event, fire_rung
+from engine.episode.domain.reconcile import mark_intentional
+from engine.episode.rules import Event, apply_event, fire_rung
 from engine.errors import EventRejected
-from engine.loader import load_pathway_text
-from engine.plan import Plan, compile_plan
+from engine.language.loader import load_pathway_text
+from engine.plan.build import Plan, compile_plan
 
 
 @pytest.fixture(scope="module")

@@ -1,10 +1,10 @@
 """The application layer: every use case, written once, that every face (CLI, flows, API, demo) calls.
 
 It may import the store, the pure episode rules and the ports; never argparse, never Prefect (the Prefect
-implementations of the ports live in :mod:`engine.orchestrate`). Configuration arrives as :class:`Settings`.
+implementations of the ports live in :mod:`engine.orchestration.adapters`). Configuration arrives as :class:`Settings`.
 """
 
-from engine.app.context import App, production_app
+from engine.app.context import App
 from engine.app.episodes import (
     EventResult,
     acknowledge,
@@ -30,7 +30,6 @@ __all__ = [
     "follow_up",
     "follow_up_enrollment",
     "process_event",
-    "production_app",
     "record_event",
     "schedule_timers",
     "sweep",

@@ -1,16 +1,15 @@
 """The application context: settings, the store, the clock and the ports, resolved once per process.
 
 Every face (the CLI, the flows, the demo, the tests) builds one :class:`App` and passes it to the use cases in
-:mod:`engine.app`. :func:`production_app` wires the real ports (Prefect, apprise), imported only when first used,
-so a command that only reads the store never imports Prefect; :func:`engine.app.inline.inline_app` wires
-in-memory ones.
+:mod:`engine.app`. :func:`engine.orchestration.wiring.production_app` wires the real ports (Prefect, apprise);
+:func:`engine.app.inline.inline_app` wires in-memory ones.
 """
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -23,9 +22,9 @@ from engine.app.settings import Settings
 from engine.clock import Clock, clock_from_config
 
 if TYPE_CHECKING:
-    from engine.service import EpisodeService
+    from engine.app.service import EpisodeService
 
-__all__ = ["CLOCK_SETTING", "App", "bound", "current_app", "production_app"]
+__all__ = ["CLOCK_SETTING", "App", "bound", "current_app"]
 
 #: The store setting that holds the clock every process of one data folder shares (the demo's compressed clock).
 CLOCK_SETTING = "clock"
@@ -64,7 +63,7 @@ class App:
 
     @cached_property
     def service(self) -> EpisodeService:
-        from engine.service import EpisodeService  # lazily: keeps read-only commands light
+        from engine.app.service import EpisodeService  # lazily: keeps read-only commands light
 
         return EpisodeService(self.engine, self.clock)
 
@@ -72,20 +71,6 @@ class App:
         """Release the store's connections."""
         if "engine" in self.__dict__:
             self.engine.dispose()
-
-
-def production_app(settings: Settings) -> App:
-    """Carepath as deployed: Prefect schedules, dispatches and shows the work; the roster's contacts get alerts."""
-    from engine.notify import RosterNotifier
-    from engine.orchestrate import PrefectDispatcher, PrefectPublisher, PrefectScheduler
-
-    return App(
-        settings=settings,
-        scheduler=PrefectScheduler(settings),
-        notifier=RosterNotifier(settings.roster_file, settings.env),
-        publisher=PrefectPublisher(settings),
-        dispatcher=PrefectDispatcher(settings),
-    )
 
 
 _CURRENT: contextvars.ContextVar[App | None] = contextvars.ContextVar("carepath_app", default=None)
@@ -102,13 +87,13 @@ def bound(app: App) -> Iterator[App]:
         _CURRENT.reset(token)
 
 
-def current_app() -> App:
-    """The App of the running flow: its caller's (in-process runs), else this process's, built once from its
-    environment (a deadline run's child process)."""
+def current_app(default: Callable[[Settings], App]) -> App:
+    """The App a flow run uses: its caller's (an in-process run shares it), else this process's, built once by
+    ``default`` from the environment (a deadline run's own process)."""
     app = _CURRENT.get()
     if app is not None:
         return app
     settings = Settings.from_env()
     if settings not in _PROCESS_APPS:
-        _PROCESS_APPS[settings] = production_app(settings)
+        _PROCESS_APPS[settings] = default(settings)
     return _PROCESS_APPS[settings]

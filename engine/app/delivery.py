@@ -19,7 +19,7 @@ from sqlmodel import Session
 from engine import store
 from engine.app.context import App
 from engine.clock import utc
-from engine.notify import DeliveryOutcome, DeliveryReport, escalation_notification
+from engine.notify.delivery import DeliveryOutcome, DeliveryReport, escalation_notification
 
 __all__ = ["CLAIM_STALE", "deliver", "deliver_pending"]
 

@@ -20,8 +20,8 @@ from engine.app.context import App, bound
 from engine.app.followup import FollowUp, follow_up
 from engine.app.publish import publish_open_escalations
 from engine.errors import CarepathError, EpisodeError, EventRejected, quote
-from engine.state_io import Changes
 from engine.store import InboundEventRecord
+from engine.store.mapper import Changes
 
 __all__ = [
     "EventResult",

@@ -28,7 +28,7 @@ from engine.app.ports import Timer
 from engine.app.publish import publish_episode
 from engine.clock import utc
 from engine.errors import CarepathError
-from engine.state_io import Changes
+from engine.store.mapper import Changes
 
 __all__ = ["MAX_FIRED", "FollowUp", "follow_up", "schedule_timers"]
 

@@ -19,7 +19,7 @@ from engine.app.context import App
 from engine.app.ports import Timer
 from engine.app.settings import Settings
 from engine.clock import Clock
-from engine.notify import DeliveryOutcome, DeliveryReport, Notification
+from engine.notify.delivery import DeliveryOutcome, DeliveryReport, Notification
 
 __all__ = [
     "InlineDispatcher",

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from engine.app.context import App
 from engine.errors import PathwayError
-from engine.model import PathwaySpec
+from engine.language.model import PathwaySpec
 
 __all__ = ["register_pathways"]
 
@@ -14,7 +14,7 @@ __all__ = ["register_pathways"]
 def register_pathways(app: App, folder: str | Path) -> list[PathwaySpec]:
     """Validate every pathway in ``folder`` and pin each (id, version); stop on any error, registering nothing
     more (a version already registered with other content is refused: raise ``version``)."""
-    from engine.loader import discover, load_pathway
+    from engine.language.loader import discover, load_pathway
 
     paths, problems = discover([str(folder)])
     loaded, errors = [], list(problems)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from engine.notify import DeliveryOutcome, DeliveryReport, Notification
+from engine.notify.delivery import DeliveryOutcome, DeliveryReport, Notification
 
 __all__ = ["Dispatcher", "Notifier", "Publisher", "Scheduler", "Timer"]
 

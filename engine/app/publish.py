@@ -5,7 +5,7 @@ someone typed), and handed to the :class:`~engine.app.ports.Publisher` port."""
 from __future__ import annotations
 
 from engine.app.context import App
-from engine.views import discrepancy_rows, episode_markdown, episode_status, open_escalation_rows
+from engine.app.views import discrepancy_rows, episode_markdown, episode_status, open_escalation_rows
 
 __all__ = ["ESCALATIONS_ARTIFACT", "publish_episode", "publish_open_escalations"]
 

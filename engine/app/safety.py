@@ -6,7 +6,7 @@ from typing import Any
 
 from engine.app.context import App
 from engine.app.episodes import EventResult, record_event
-from engine.domain.consent import Consent
+from engine.episode.domain.consent import Consent
 from engine.store import DisclosureRecord
 
 __all__ = ["disclosures", "mark_intentional", "record_consent", "record_medications", "revoke_consent"]

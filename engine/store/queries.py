@@ -20,7 +20,7 @@ from sqlalchemy import Engine, case, exists, func, or_, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
-from engine.domain.reconcile import KINDS, Medication
+from engine.episode.domain.reconcile import KINDS, Medication
 from engine.errors import EventRejected, UnknownEpisode
 from engine.store.db import WRITE_OPTION, session_scope
 from engine.store.records import (
@@ -34,6 +34,7 @@ from engine.store.records import (
     HandoffRecord,
     InboundEventRecord,
     MedicationListRecord,
+    PathwayVersionRecord,
     ProcessedEventRecord,
     RungRecord,
     SettingRecord,
@@ -64,6 +65,7 @@ __all__ = [
     "finish_delivery",
     "get_episode",
     "get_setting",
+    "latest_pathway_version",
     "list_episodes",
     "lock_episode",
     "mark_discrepancy_intentional",
@@ -80,6 +82,7 @@ __all__ = [
     "record_delivery",
     "record_disclosure",
     "record_escalation_once",
+    "registered_pathway_ids",
     "revoke_consent",
     "rung_run",
     "save_discrepancies",
@@ -140,6 +143,7 @@ def list_episodes(
     pathway: str | None = None,
     stage: str | None = None,
     status: str | None = None,
+    person_ref: str | None = None,
     overdue_at: datetime | None = None,
     limit: int | None = None,
 ) -> list[EpisodeRecord]:
@@ -151,6 +155,8 @@ def list_episodes(
         query = query.where(EpisodeRecord.stage == stage)
     if status is not None:
         query = query.where(EpisodeRecord.status == status)
+    if person_ref is not None:
+        query = query.where(EpisodeRecord.person_ref == person_ref)
     if overdue_at is not None:
         late = exists().where(
             col(WorkItemRecord.episode_id) == col(EpisodeRecord.id),
@@ -162,6 +168,21 @@ def list_episodes(
     if limit is not None:
         query = query.limit(limit)
     return list(session.exec(query))
+
+
+def latest_pathway_version(session: Session, pathway_id: str) -> PathwayVersionRecord | None:
+    """The newest registered version of a pathway (new episodes enroll on it), or None."""
+    query = (
+        select(PathwayVersionRecord)
+        .where(PathwayVersionRecord.pathway_id == pathway_id)
+        .order_by(col(PathwayVersionRecord.version).desc())
+    )
+    return session.exec(query).first()
+
+
+def registered_pathway_ids(session: Session) -> list[str]:
+    """Every pathway id with a registered version, sorted."""
+    return sorted(set(session.exec(select(PathwayVersionRecord.pathway_id))))
 
 
 def open_work_items(session: Session, episode_id: str) -> list[WorkItemRecord]:
@@ -478,7 +499,8 @@ def disclosures_for(
 
 # ------------------------------------------------------------------------------- medication reconciliation
 
-#: The status a clinician's mark gives a discrepancy (the domain's value, :class:`engine.domain.reconcile.Discrepancy`).
+#: The status a clinician's mark gives a discrepancy (the domain's value,
+#: :class:`engine.episode.domain.reconcile.Discrepancy`).
 INTENTIONAL = "intentional-documented"
 #: The status of a finding a later comparison no longer finds (kept as history)
 RESOLVED = "resolved"
@@ -501,7 +523,7 @@ def save_medication_list(
 ) -> MedicationListRecord:
     """Store a setting's list for a visit, replacing that side's older list; returns the list now stored.
 
-    Each entry is checked as a :class:`~engine.domain.reconcile.Medication` (a name is required) and stored with
+    Each entry is checked as a :class:`~engine.episode.domain.reconcile.Medication` (a name is required) and stored with
     all its fields. A list recorded *before* the stored one (an event delivered late) does not replace it.
     """
     if side not in _SIDES:
@@ -642,7 +664,7 @@ _DELIVERY_OPTIONAL = ("contact_label", "last_error", "delivered_at")
 
 def record_delivery(session: Session, outcome_fields: Mapping[str, Any], now: datetime) -> DeliveryRecord:
     """Store one contact's delivery outcome: ``dataclasses.asdict(outcome)`` of an
-    :class:`engine.notify.DeliveryOutcome` plus the report's ``episode_id``. Upsert by ``key``.
+    :class:`engine.notify.delivery.DeliveryOutcome` plus the report's ``episode_id``. Upsert by ``key``.
 
     A later outcome for the same key never loses what happened: ``delivered`` stays delivered (a later
     ``skipped`` or ``failed`` does not undo it) with its first ``delivered_at``; ``attempts`` keeps the maximum.

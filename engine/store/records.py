@@ -17,8 +17,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
-from engine.domain.consent import Consent, Disclosure
-from engine.domain.reconcile import Discrepancy
+from engine.episode.domain.consent import Consent, Disclosure
+from engine.episode.domain.reconcile import Discrepancy
 
 __all__ = [
     "AuditRecord",
@@ -138,7 +138,8 @@ class StageVisitRecord(SQLModel, table=True):
 class HandoffRecord(SQLModel, table=True):
     """A referral to a receiving program: FHIR ``Task.status`` and BSeR ``business_status``.
 
-    The columns after ``closed_at`` (migration 0002) hold the rest of :class:`engine.domain.handoff.HandoffState`;
+    The columns after ``closed_at`` (migration 0002) hold the rest of
+    :class:`engine.episode.domain.handoff.HandoffState`;
     ``re_engage_within_s`` is that state's ``re_engage_within`` in seconds.
     """
 
@@ -322,7 +323,7 @@ class SettingRecord(SQLModel, table=True):
 
 
 class ConsentRecord(SQLModel, table=True):
-    """A written 42 CFR Part 2 consent (the section 2.31 elements); :class:`engine.domain.consent.Consent` as stored.
+    """A written 42 CFR Part 2 consent (the section 2.31 elements): :class:`~engine.episode.domain.consent.Consent`.
 
     ``expires`` is an ISO date, ``end-of-treatment`` or ``none``; ``signed_on`` an ISO date. A consent is never
     deleted: revoking sets ``revoked_at`` (only in writing, see :func:`engine.store.revoke_consent`).
@@ -366,7 +367,7 @@ class ConsentRecord(SQLModel, table=True):
         )
 
     def to_domain(self) -> Consent:
-        """The domain consent, for :func:`engine.domain.consent.covering_consent` and friends."""
+        """The domain consent, for :func:`engine.episode.domain.consent.covering_consent` and friends."""
         return Consent(
             id=self.id,
             patient=self.person_ref,
@@ -438,7 +439,7 @@ class MedicationListRecord(SQLModel, table=True):
     """One setting's medication list for a stage visit: ``sending`` (discharge) or ``receiving`` (admission).
 
     One row per (episode, visit, side): a newer list replaces the older (:func:`engine.store.save_medication_list`).
-    ``medications`` holds :class:`engine.domain.reconcile.Medication` dicts (name, rxnorm, dose, route,
+    ``medications`` holds :class:`engine.episode.domain.reconcile.Medication` dicts (name, rxnorm, dose, route,
     frequency, reason).
     """
 
@@ -458,7 +459,7 @@ class MedicationListRecord(SQLModel, table=True):
 
 
 class DiscrepancyRecord(SQLModel, table=True):
-    """A reconciliation finding (:class:`engine.domain.reconcile.Discrepancy`); ``id`` is
+    """A reconciliation finding (:class:`engine.episode.domain.reconcile.Discrepancy`); ``id`` is
     ``<episode>/<visit>/<key>``. ``status`` is ``unintentional`` until a clinician marks it
     ``intentional-documented`` with a reason (the domain's values)."""
 
@@ -494,9 +495,9 @@ class DiscrepancyRecord(SQLModel, table=True):
 
 
 class DeliveryRecord(SQLModel, table=True):
-    """The latest outcome of delivering an escalation to one contact (:class:`engine.notify.DeliveryOutcome`).
+    """The latest outcome of delivering an escalation to one contact (:class:`engine.notify.delivery.DeliveryOutcome`).
 
-    ``key`` is :func:`engine.notify.delivery_key`; ``status`` is ``delivered``, ``failed``, ``skipped`` or
+    ``key`` is :func:`engine.notify.delivery.delivery_key`; ``status`` is ``delivered``, ``failed``, ``skipped`` or
     ``no-contact``. Failed ones stay visible (:func:`engine.store.failed_deliveries`). ``rung_id`` has no foreign
     key on purpose: recording a delivery must never fail.
     """
@@ -526,7 +527,7 @@ class DeliveryRecord(SQLModel, table=True):
 
 
 class AuthorizationRecord(SQLModel, table=True):
-    """An insurance authorization a move's admission waits on (:class:`engine.episode_state.Authorization`).
+    """An insurance authorization a move's admission waits on (:class:`engine.episode.state.Authorization`).
 
     ``status`` is the decision (``requested``, ``approved``, ``denied``; the domain's values) and ``reason`` a
     denial's reason, which stays here. ``handoff_id`` is null while it was requested before the move;

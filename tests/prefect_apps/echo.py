@@ -2,7 +2,7 @@
 
 Serve it with ``python -m tests.prefect_apps.echo`` from the repository root, with ``PREFECT_API_URL`` and
 ``CAREPATH_ECHO_FILE`` set (see ``tests/prefect_harness.py``). It goes through
-:func:`engine.prefect_ops.serve_deployments`, so the tests exercise Carepath's runner settings.
+:func:`engine.orchestration.prefect_api.serve_deployments`, so the tests exercise Carepath's runner settings.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import time
 from prefect import flow
 from prefect.runtime import flow_run
 
-from engine.prefect_ops import serve_deployments
+from engine.orchestration.prefect_api import serve_deployments
 
 __all__ = ["DEPLOYMENT", "ECHO_FILE_ENV", "echo", "main"]
 

@@ -1,0 +1,34 @@
+"""The ``carepath`` command: the designer's, coordinator's and operator's surface.
+
+Each command imports what it needs when it runs, so ``carepath validate`` never pays for Prefect. Errors are
+printed as one line each (``--verbose`` adds the traceback); exit codes: 0 ok, 1 problems found or request
+refused, 2 usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+from engine.cli import episodes, pathways, safety  # noqa: F401  (each registers its commands on import)
+from engine.cli.registry import COMMANDS
+from engine.process import run_entry_point
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="carepath", description="Care pathways that follow every handoff through.")
+    parser.add_argument("--verbose", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (handler, add_arguments, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        add_arguments(p)
+        p.set_defaults(handler=handler)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script."""
+    args = _parser().parse_args(argv)
+    return run_entry_point(lambda: args.handler(args), verbose=args.verbose)

@@ -1,0 +1,122 @@
+"""Designer commands: ``validate``, ``plan``, ``graph``, ``schema``. None of them imports Prefect."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from engine.cli.registry import command
+from engine.errors import CarepathError, PathwayError
+
+if TYPE_CHECKING:
+    from engine.errors import Diagnostic
+    from engine.language.loader import LoadResult
+    from engine.plan.build import Plan
+
+__all__ = ["parse_params"]
+
+
+def parse_params(pairs: list[str]) -> dict[str, timedelta]:
+    """``["pre_release_window=60d"]`` -> ``{"pre_release_window": timedelta(days=60)}``."""
+    from engine.language.durations import parse_duration
+
+    out: dict[str, timedelta] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise CarepathError(f"--param wants NAME=DURATION, got {pair!r}")
+        try:
+            out[name.strip()] = parse_duration(value.strip())
+        except ValueError as exc:
+            raise CarepathError(f"--param {name}: {exc}") from exc
+    return out
+
+
+def _validate_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("paths", nargs="*", metavar="PATH", help="pathway files or folders (default: pathways/)")
+
+
+def _running_episode_warnings(result: LoadResult) -> list[Diagnostic]:
+    """Warnings about episodes already running on this pathway, when there is a store to ask."""
+    import os
+    from pathlib import Path
+
+    from engine.language.versions import version_warnings
+    from engine.store.running import running_on
+
+    if not result.ok or result.spec is None or result.source_text is None:
+        return []
+    try:
+        found = running_on(result.spec.id, Path(os.environ.get("CAREPATH_HOME") or ".carepath"), os.environ)
+    except Exception:  # an unreachable or foreign store: validation itself does not depend on it
+        return []
+    return version_warnings(result.spec, result.source_text, result.path, *found) if found else []
+
+
+@command("validate", "check pathway files; print every problem as file:line:col", _validate_args)
+def _validate(args: argparse.Namespace) -> int:
+    from engine.language.loader import discover, load_pathway
+
+    paths, missing = discover(args.paths or ["pathways"])
+    failed = bool(missing)
+    for diagnostic in missing:
+        print(diagnostic)
+    for path in paths:
+        result = load_pathway(path)
+        for diagnostic in result.diagnostics + _running_episode_warnings(result):
+            print(diagnostic)
+        if result.ok and result.spec is not None:
+            spec = result.spec
+            print(f"ok {path}: {spec.id} v{spec.version} ({len(spec.stages)} stages)")
+        else:
+            failed = True
+    return 1 if failed else 0
+
+
+def _load_plan(args: argparse.Namespace) -> Plan:
+    from engine.language.loader import load_pathway
+    from engine.plan.build import compile_plan
+
+    result = load_pathway(args.file)
+    for diagnostic in result.diagnostics:
+        print(diagnostic)
+    if not result.ok or result.spec is None:
+        raise PathwayError([d for d in result.diagnostics if d.severity == "error"])
+    return compile_plan(result.spec, parse_params(args.param))
+
+
+def _plan_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("file", metavar="FILE", help="a pathway file")
+    p.add_argument("--json", action="store_true", help="print the plan as JSON")
+    p.add_argument("--param", action="append", default=[], metavar="NAME=DURATION", help="set a pathway parameter")
+
+
+@command("plan", "show the compiled plan of a pathway: what each transition schedules and when", _plan_args)
+def _plan(args: argparse.Namespace) -> int:
+    from engine.plan.text import plan_json, plan_table
+
+    plan = _load_plan(args)
+    print(plan_json(plan) if args.json else plan_table(plan))
+    return 0
+
+
+def _graph_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("file", metavar="FILE", help="a pathway file")
+    p.add_argument("--param", action="append", default=[], metavar="NAME=DURATION", help="set a pathway parameter")
+
+
+@command("graph", "print a Mermaid flowchart of a pathway's stages, transitions, handoffs and escalations", _graph_args)
+def _graph(args: argparse.Namespace) -> int:
+    from engine.plan.mermaid import mermaid
+
+    print(mermaid(_load_plan(args)))
+    return 0
+
+
+@command("schema", "print the pathway JSON Schema (for editors and other tools)")
+def _schema(args: argparse.Namespace) -> int:
+    from engine.language.schema import PACKAGED_SCHEMA
+
+    print(PACKAGED_SCHEMA.read_text(encoding="utf-8"), end="")
+    return 0

@@ -1,0 +1,239 @@
+"""The safety-core commands: ``handoff``, ``auth``, ``consent``, ``revoke``, ``disclosures``, ``meds``,
+``intentional``, ``ack``.
+
+Front-ends only: every change is a use case of :mod:`engine.app` (an event applied and followed up, exactly like
+``carepath event``).
+"""
+
+from __future__ import annotations
+
+import argparse
+from datetime import date
+
+from engine.cli.episodes import cli_app, report_event
+from engine.cli.registry import command
+from engine.errors import CarepathError
+
+__all__ = ["parse_medication"]
+
+
+# ----------------------------------------------------------------------------------------------- handoff
+
+
+def _handoff_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("episode", metavar="EPISODE")
+    p.add_argument(
+        "action",
+        metavar="ACTION",
+        help="send, receive, accept, decline, schedule, no-show, keep, cancel-visit, return-outcome, hold, resume, "
+        "fail or cancel (checked against the handoff's state and your party)",
+    )
+    p.add_argument("--as", dest="party", choices=("sender", "receiver"), default="receiver", help="who moves it")
+    p.add_argument("--reason", help="why (decline, hold, fail, cancel need one)")
+    p.add_argument("--at", dest="appointment_at", metavar="TIME", help="appointment time for 'schedule' (ISO 8601)")
+    p.add_argument("--outcome", help="the receiver's outcome, for 'return-outcome'")
+    p.add_argument("--handoff", metavar="ID", help="which handoff, when more than one is open")
+    p.add_argument("--id", dest="event_id", metavar="EVENT_ID", help="idempotency id")
+
+
+@command(
+    "handoff", "move a handoff along its closed loop (accept, schedule, keep, decline, no-show ...)", _handoff_args
+)
+def _handoff(args: argparse.Namespace) -> int:
+    from engine.app import record_event
+
+    data = {
+        k: v
+        for k, v in {
+            "action": args.action,
+            "party": args.party,
+            "reason": args.reason,
+            "appointment_at": args.appointment_at,
+            "outcome": args.outcome,
+            "handoff": args.handoff,
+        }.items()
+        if v
+    }
+    return report_event(record_event(cli_app(), args.episode, "handoff.move", data, event_id=args.event_id))
+
+
+# ------------------------------------------------------------------------------------------- authorization
+
+#: ``carepath auth`` actions and the built-in event each records.
+AUTH_EVENTS = {
+    "request": "authorization.requested",
+    "approve": "authorization.approved",
+    "deny": "authorization.denied",
+}
+
+
+def _auth_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("episode", metavar="EPISODE")
+    p.add_argument(
+        "action",
+        choices=tuple(AUTH_EVENTS),
+        help="request (again after a denial, or before the move with --to), approve, or deny (needs --reason)",
+    )
+    p.add_argument("--reason", help="why it was denied (kept in the store; alerts carry only the pathway's words)")
+    p.add_argument("--to", metavar="STAGE", help="the stage the move admits to (to request before the move)")
+    p.add_argument("--handoff", metavar="ID", help="which handoff's authorization, when more than one is open")
+    p.add_argument("--id", dest="event_id", metavar="EVENT_ID", help="idempotency id")
+
+
+@command(
+    "auth", "record an insurance authorization: requested, approved or denied (admission waits for it)", _auth_args
+)
+def _auth(args: argparse.Namespace) -> int:
+    from engine.app import record_event
+
+    data = {k: v for k, v in {"reason": args.reason, "to": args.to, "handoff": args.handoff}.items() if v}
+    event = AUTH_EVENTS[args.action]
+    return report_event(record_event(cli_app(), args.episode, event, data, event_id=args.event_id))
+
+
+# ----------------------------------------------------------------------------------------------- consent
+
+
+def _consent_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("episode", metavar="EPISODE", help="the episode whose person signed")
+    p.add_argument("--id", dest="consent_id", required=True, help="the consent form's id, e.g. cn-2026-0042")
+    p.add_argument("--purpose", action="append", required=True, help="treatment, payment, family-involvement ...")
+    p.add_argument("--recipient", action="append", default=[], help="a named recipient (program or person)")
+    p.add_argument("--class", dest="classes", action="append", default=[], help="a class, e.g. treating-providers")
+    p.add_argument("--information", required=True, help="what may be disclosed, specifically")
+    p.add_argument("--discloser", required=True, help="the program that may disclose")
+    p.add_argument("--expires", default="end-of-treatment", help="a date, end-of-treatment (default) or none")
+    p.add_argument("--signed-on", required=True, metavar="DATE", help="signature date, YYYY-MM-DD")
+    p.add_argument("--signed-by", required=True, metavar="ID", help="who signed (opaque id)")
+
+
+@command("consent", "record a 42 CFR Part 2 consent; handoffs waiting for it are sent", _consent_args)
+def _consent(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from engine.app.safety import record_consent
+    from engine.episode.domain.consent import Consent
+
+    app = cli_app()
+    try:
+        consent = Consent(
+            id=args.consent_id,
+            patient=app.service.episode(args.episode).person_ref,
+            discloser=args.discloser,
+            information=args.information,
+            recipients=tuple(args.recipient),
+            recipient_classes=tuple(args.classes),
+            purposes=tuple(args.purpose),
+            expires=args.expires if args.expires in ("end-of-treatment", "none") else date.fromisoformat(args.expires),
+            signed_on=date.fromisoformat(args.signed_on),
+            signed_by=args.signed_by,
+        )
+    except (ValidationError, ValueError) as exc:
+        raise CarepathError(f"consent: {str(exc).splitlines()[0]}") from exc
+    return report_event(record_consent(app, args.episode, consent))
+
+
+def _revoke_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("consent", metavar="CONSENT")
+    p.add_argument("--written", action="store_true", help="the revocation is in writing (required by Part 2)")
+
+
+@command("revoke", "revoke a consent (in writing): pending and future disclosures under it stop", _revoke_args)
+def _revoke(args: argparse.Namespace) -> int:
+    from engine.app.safety import revoke_consent
+
+    results = revoke_consent(cli_app(), args.consent, written=args.written)
+    for result in results:
+        report_event(result)
+    print(f"consent {args.consent} revoked; {len(results)} active episode(s) updated")
+    return 0
+
+
+def _disclosures_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("episode", metavar="EPISODE")
+
+
+@command("disclosures", "the accounting of disclosures for an episode's person (past 3 years)", _disclosures_args)
+def _disclosures(args: argparse.Namespace) -> int:
+    from engine.app.safety import disclosures
+    from engine.cli.render import render_table
+
+    rows = [
+        {
+            "at": f"{d.at:%Y-%m-%d %H:%M}",
+            "to": d.recipient,
+            "purpose": d.purpose,
+            "consent": d.consent_id,
+            "what": d.what,
+        }
+        for d in disclosures(cli_app(), args.episode)
+    ]
+    print(render_table(rows) if rows else "no disclosures")
+    if rows:
+        print("each disclosure carried the 42 CFR 2.32 notice prohibiting redisclosure")
+    return 0
+
+
+# -------------------------------------------------------------------------------------------- medications
+
+
+def parse_medication(text: str) -> dict[str, str]:
+    """``"buprenorphine|16 mg|sublingual|daily|1819"`` -> name, dose, route, frequency, rxnorm (trailing optional)."""
+    parts = [p.strip() for p in text.split("|")]
+    keys = ("name", "dose", "route", "frequency", "rxnorm")
+    if not parts[0]:
+        raise CarepathError(f"--med {text!r}: a medication needs a name (NAME|DOSE|ROUTE|FREQUENCY|RXNORM)")
+    if len(parts) > len(keys):
+        raise CarepathError(
+            f"--med {text!r}: {len(parts)} fields, at most {len(keys)} (NAME|DOSE|ROUTE|FREQUENCY|RXNORM)"
+        )
+    return {k: v for k, v in zip(keys, parts, strict=False) if v}
+
+
+def _meds_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("episode", metavar="EPISODE")
+    p.add_argument("side", choices=("sending", "receiving"), help="discharge list (sending) or admission (receiving)")
+    p.add_argument("--med", action="append", default=[], metavar="NAME|DOSE|ROUTE|FREQ|RXNORM", help="one medication")
+
+
+@command("meds", "record a setting's medication list; with both in, they are reconciled", _meds_args)
+def _meds(args: argparse.Namespace) -> int:
+    from engine.app.safety import record_medications
+    from engine.app.views import discrepancy_rows
+    from engine.cli.render import render_table
+
+    meds = [parse_medication(m) for m in args.med]
+    app = cli_app()
+    report_event(record_medications(app, args.episode, args.side, meds))
+    rows = discrepancy_rows(app.engine, args.episode)
+    print(render_table(rows) if rows else "no discrepancies recorded for this stage visit")
+    return 0
+
+
+def _intentional_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("discrepancy", metavar="DISCREPANCY")
+    p.add_argument("--reason", required=True)
+    p.add_argument("--by", required=True, metavar="CLINICIAN_ID")
+
+
+@command("intentional", "document a medication discrepancy as intentional (clinician)", _intentional_args)
+def _intentional(args: argparse.Namespace) -> int:
+    from engine.app.safety import mark_intentional
+
+    mark_intentional(cli_app(), args.discrepancy, args.reason, args.by)
+    print(f"{args.discrepancy}: intentional ({args.reason})")
+    return 0
+
+
+def _ack_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("escalation", type=int, metavar="ESCALATION", help="escalation number (see carepath status)")
+    p.add_argument("--by", required=True, metavar="STAFF_ID")
+
+
+@command("ack", "acknowledge an escalation: the next rung of its ladder does not fire", _ack_args)
+def _ack(args: argparse.Namespace) -> int:
+    from engine.app import acknowledge
+
+    stopped = acknowledge(cli_app(), args.escalation, args.by)
+    print(f"escalation {args.escalation} acknowledged; {stopped} later rung(s) stopped")
+    return 0

@@ -1,0 +1,121 @@
+"""Guards: the small declarative conditions a transition tests over episode facts.
+
+A guard is data (:data:`engine.language.model.Guard`), never code: it is evaluated by walking the tree, so no text a
+designer writes is ever ``eval``-ed. A fact that is missing (absent or ``None``) makes every comparison on it
+false; only ``is_set: false`` is true for it. ``not`` inverts whatever its condition gives, missing or not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from engine.language.model import AllGuard, AnyGuard, FactGuard, Guard, NotGuard
+
+__all__ = ["describe", "evaluate", "fact_tests", "facts_in"]
+
+
+def evaluate(guard: Guard, facts: Mapping[str, Any]) -> bool:
+    """Whether ``guard`` holds for an episode whose facts are ``facts``."""
+    if isinstance(guard, FactGuard):
+        return _test(guard, facts.get(guard.fact))
+    if isinstance(guard, AllGuard):
+        return all(evaluate(g, facts) for g in guard.all)
+    if isinstance(guard, AnyGuard):
+        return any(evaluate(g, facts) for g in guard.any)
+    if isinstance(guard, NotGuard):
+        return not evaluate(guard.not_, facts)
+    raise TypeError(f"not a guard: {guard!r}")
+
+
+def _test(test: FactGuard, value: Any) -> bool:
+    if test.is_set is not None:
+        return (value is not None) == test.is_set
+    if value is None:
+        return False
+    if test.equals is not None:
+        return _same(value, test.equals)
+    if test.not_equals is not None:
+        return not _same(value, test.not_equals)
+    if test.in_ is not None:
+        return any(_same(value, v) for v in test.in_)
+    if not _is_number(value):
+        return False
+    if test.at_least is not None:
+        return value >= test.at_least
+    return test.at_most is not None and value <= test.at_most
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equality that keeps ``True`` apart from ``1`` (Python's ``True == 1`` would pass a wrong guard)."""
+    return isinstance(a, bool) == isinstance(b, bool) and a == b
+
+
+def fact_tests(guard: Guard, path: tuple[str | int, ...] = ()) -> Iterator[tuple[tuple[str | int, ...], FactGuard]]:
+    """Every fact test in ``guard`` with its document path below ``path`` (YAML keys: ``all``, ``any``, ``not``)."""
+    if isinstance(guard, FactGuard):
+        yield path, guard
+    elif isinstance(guard, AllGuard):
+        for i, g in enumerate(guard.all):
+            yield from fact_tests(g, (*path, "all", i))
+    elif isinstance(guard, AnyGuard):
+        for i, g in enumerate(guard.any):
+            yield from fact_tests(g, (*path, "any", i))
+    elif isinstance(guard, NotGuard):
+        yield from fact_tests(guard.not_, (*path, "not"))
+
+
+def facts_in(guard: Guard) -> set[str]:
+    """Names of the facts ``guard`` reads."""
+    return {test.fact for _, test in fact_tests(guard)}
+
+
+def describe(guard: Guard) -> str:
+    """A one-line reading of ``guard``: ``insurance in [commercial, medicaid] and not authorization_denied``."""
+    if isinstance(guard, FactGuard):
+        return _describe_test(guard)
+    if isinstance(guard, AllGuard):
+        return " and ".join(_wrapped(g, AnyGuard) for g in guard.all)
+    if isinstance(guard, AnyGuard):
+        return " or ".join(_wrapped(g, AllGuard) for g in guard.any)
+    if isinstance(guard, NotGuard):
+        inner = guard.not_
+        if isinstance(inner, FactGuard) and inner.equals is True:
+            return f"not {inner.fact}"
+        return f"not ({describe(inner)})"
+    raise TypeError(f"not a guard: {guard!r}")
+
+
+def _wrapped(guard: Guard, needs_parens: type) -> str:
+    text = describe(guard)
+    return f"({text})" if isinstance(guard, needs_parens) else text
+
+
+def _describe_test(t: FactGuard) -> str:
+    if t.equals is True:
+        return t.fact
+    if t.equals is False:
+        return f"not {t.fact}"
+    if t.equals is not None:
+        return f"{t.fact} = {_show(t.equals)}"
+    if t.not_equals is not None:
+        return f"{t.fact} != {_show(t.not_equals)}"
+    if t.in_ is not None:
+        return f"{t.fact} in [{', '.join(_show(v) for v in t.in_)}]"
+    if t.at_least is not None:
+        return f"{t.fact} >= {_show(t.at_least)}"
+    if t.at_most is not None:
+        return f"{t.fact} <= {_show(t.at_most)}"
+    return f"{t.fact} is set" if t.is_set else f"{t.fact} is not set"
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)

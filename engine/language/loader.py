@@ -1,0 +1,268 @@
+"""Load a pathway file through the validation stages, stopping at the first stage that finds a problem.
+
+Stages (each reports every problem it finds, then the pipeline stops if any is an error):
+
+1. read: the file exists, is a file, is at most :data:`engine.language.source.MAX_BYTES`;
+2. YAML: UTF-8 text, syntax, one document, text keys, no duplicate keys, no bombs (:mod:`engine.language.source`);
+3. JSON Schema: the shape of every part (:mod:`engine.language.schema`);
+4. model: :class:`engine.language.model.PathwaySpec` (what the schema cannot say: guard operators, duration values);
+5. meaning: :func:`engine.language.semantics.check` (references, reachability, ladders...), warnings included.
+
+Every problem becomes a :class:`~engine.errors.Diagnostic` placed by the source map (file as given, 1-based
+line and column of the offending value; a missing field at its parent; an unexpected key at the key). Nothing
+here raises for a bad file, and nothing imports Prefect: ``carepath validate`` stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from engine.errors import Diagnostic, Finding, PathwayError, format_path
+from engine.language.model import PathwaySpec
+from engine.language.schema import validate_document
+from engine.language.source import MAX_BYTES, KeyFinding, SourceMap, parse_yaml
+
+__all__ = ["YAML_SUFFIXES", "LoadResult", "discover", "load_pathway", "load_pathway_text", "load_spec"]
+
+YAML_SUFFIXES = (".yaml", ".yml")
+
+Path = tuple[str | int, ...]
+
+
+@dataclass
+class LoadResult:
+    """What loading one pathway gave: the spec when it is valid, and every diagnostic (warnings too)."""
+
+    path: str
+    spec: PathwaySpec | None
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    source_text: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Valid: a spec and no error (warnings never make a file invalid)."""
+        return self.spec is not None and not any(d.severity == "error" for d in self.diagnostics)
+
+
+def load_pathway(path: str | os.PathLike[str]) -> LoadResult:
+    """Read and validate one pathway file; problems come back as diagnostics, never as exceptions."""
+    name = os.fspath(path)
+    try:
+        info = os.stat(name)
+        if stat.S_ISDIR(info.st_mode):
+            return _failed(name, "is a folder, not a pathway file")
+        if info.st_size > MAX_BYTES:
+            return _failed(name, f"file is too large ({_mb(info.st_size)}); the limit is {_mb(MAX_BYTES)}")
+        with open(name, "rb") as handle:
+            data = handle.read(MAX_BYTES + 1)
+    except FileNotFoundError:
+        return _failed(name, "no such file")
+    except OSError as exc:
+        return _failed(name, f"cannot read the file: {(exc.strerror or str(exc)).lower()}")
+    return _load(data, name)
+
+
+def load_pathway_text(text: str | bytes, name: str = "<text>") -> LoadResult:
+    """Validate a pathway given as text (an episode's pinned version); ``name`` is used in diagnostics."""
+    return _load(text, name)
+
+
+def load_spec(path: str | os.PathLike[str]) -> PathwaySpec:
+    """The valid spec of ``path``, or :class:`~engine.errors.PathwayError` carrying every error."""
+    result = load_pathway(path)
+    if not result.ok or result.spec is None:
+        raise PathwayError([d for d in result.diagnostics if d.severity == "error"])
+    return result.spec
+
+
+def discover(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[str], list[Diagnostic]]:
+    """Files to validate: files as given, folders expanded into their ``*.yaml``/``*.yml`` (sorted, recursive,
+    hidden folders skipped); a path that does not exist, or a folder with no pathway, is a diagnostic."""
+    files: list[str] = []
+    problems: list[Diagnostic] = []
+    for raw in paths:
+        name = os.fspath(raw)
+        if os.path.isdir(name):
+            found = _yaml_files(name)
+            if not found:
+                problems.append(_at_top(name, "no pathway files (*.yaml, *.yml) in this folder"))
+            files.extend(found)
+        elif os.path.exists(name):
+            files.append(name)
+        else:
+            problems.append(_at_top(name, "no such file or folder"))
+    return list(dict.fromkeys(files)), problems
+
+
+def _yaml_files(folder: str) -> list[str]:
+    found = []
+    for root, dirs, names in os.walk(folder):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        found += [os.path.join(root, n) for n in names if n.endswith(YAML_SUFFIXES) and not n.startswith(".")]
+    return sorted(os.path.normpath(f) for f in found)
+
+
+# -- the stages ---------------------------------------------------------------------------------------------------
+
+
+def _load(data: str | bytes, name: str) -> LoadResult:
+    parsed = _guarded(name, "YAML", lambda: parse_yaml(data))
+    if isinstance(parsed, LoadResult):
+        return parsed
+    text = data if isinstance(data, str) else parsed.text
+    if parsed.problems:
+        diagnostics = [Diagnostic(name, p.line, p.col, format_path(p.path), p.message) for p in parsed.problems]
+        return LoadResult(name, None, sorted(diagnostics), text)
+    stages: list[tuple[str, Callable[[Any], tuple[Any, list[Finding]]]]] = [
+        ("schema", lambda value: (value, validate_document(value))),
+        ("model", _model),
+        ("meaning", _meaning),
+    ]
+    value: Any = parsed.value
+    diagnostics: list[Diagnostic] = []
+    for stage, run in stages:
+        outcome = _guarded(name, stage, lambda run=run, value=value: run(value))
+        if isinstance(outcome, LoadResult):
+            return LoadResult(name, None, sorted(diagnostics + outcome.diagnostics), text)
+        value, findings = outcome
+        diagnostics += _place(findings, parsed.source_map, name)
+        if any(d.severity == "error" for d in diagnostics):
+            return LoadResult(name, None, sorted(diagnostics), text)
+    return LoadResult(name, value, sorted(diagnostics), text)
+
+
+def _guarded(name: str, stage: str, run: Callable[[], Any]) -> Any:
+    """Run one stage; a crash becomes a diagnostic (and a bug report), never a traceback for the designer."""
+    try:
+        return run()
+    except Exception as exc:
+        return _failed(name, f"internal error in the {stage} stage ({type(exc).__name__}: {exc}); please report it")
+
+
+def _model(value: Any) -> tuple[PathwaySpec | None, list[Finding]]:
+    try:
+        return PathwaySpec.model_validate(value), []
+    except ValidationError as exc:
+        return None, _model_findings(exc, value)
+
+
+def _meaning(spec: PathwaySpec) -> tuple[PathwaySpec, list[Finding]]:
+    try:
+        from engine.language.semantics import check
+    except ModuleNotFoundError as exc:  # the meaning stage is optional until engine.language.semantics exists
+        if exc.name != "engine.language.semantics":
+            raise
+        return spec, []
+    return spec, check(spec)
+
+
+def _place(findings: Iterable[Finding], source_map: SourceMap, name: str) -> list[Diagnostic]:
+    out = []
+    for finding in findings:
+        line, col = (
+            source_map.locate_key(finding.path) if isinstance(finding, KeyFinding) else source_map.locate(finding.path)
+        )
+        out.append(Diagnostic(name, line, col, format_path(finding.path), finding.message, finding.severity))
+    return out
+
+
+def _failed(name: str, message: str) -> LoadResult:
+    return LoadResult(name, None, [_at_top(name, message)], None)
+
+
+def _at_top(name: str, message: str) -> Diagnostic:
+    return Diagnostic(name, 1, 1, "$", message)
+
+
+def _mb(size: int) -> str:
+    return f"{size / (1024 * 1024):.1f} MB"
+
+
+# -- pydantic errors -> findings at document paths ------------------------------------------------------------------
+
+
+@dataclass
+class _Leaf:
+    path: Path  # where the finding is placed
+    kind: str  # "missing", "extra" or "other"
+    message: str
+
+
+@dataclass
+class _Node:
+    """A trie over pydantic ``loc``: document keys, and union member tags where a union was tried."""
+
+    leaves: list[_Leaf] = field(default_factory=list)
+    keys: dict[str | int, _Node] = field(default_factory=dict)
+    tags: dict[str, _Node] = field(default_factory=dict)
+
+
+def _model_findings(exc: ValidationError, document: Any) -> list[Finding]:
+    """One finding per problem, at document paths; of a union's members only the one the designer meant."""
+    root = _Node()
+    for error in exc.errors(include_url=False):
+        node, current, path = root, document, ()
+        loc = tuple(error["loc"])
+        for i, part in enumerate(loc):
+            if _has(current, part):
+                node, current, path = node.keys.setdefault(part, _Node()), current[part], (*path, part)
+            elif i == len(loc) - 1 and error["type"] == "missing":
+                break
+            else:
+                node = node.tags.setdefault(str(part), _Node())
+        node.leaves.append(_leaf(error, path))
+    findings: list[Finding] = []
+    for leaf in _collapse(root, 0):
+        finding = (KeyFinding if leaf.kind == "extra" else Finding)(leaf.path, leaf.message)
+        if finding not in findings:
+            findings.append(finding)
+    return findings
+
+
+def _has(value: Any, part: Any) -> bool:
+    if isinstance(value, dict):
+        return isinstance(part, str) and part in value
+    return isinstance(value, list) and isinstance(part, int) and 0 <= part < len(value)
+
+
+def _leaf(error: Any, path: Path) -> _Leaf:
+    kind = error["type"]
+    if kind == "missing":
+        return _Leaf(path, "missing", f"missing required field '{error['loc'][-1]}'")
+    if kind == "extra_forbidden":
+        return _Leaf(path, "extra", f"unexpected field '{path[-1] if path else error['loc'][-1]}'")
+    cause = (error.get("ctx") or {}).get("error")
+    message = str(cause) if kind in ("value_error", "assertion_error") and cause is not None else error["msg"]
+    return _Leaf(path, "other", _tidy(message))
+
+
+def _collapse(node: _Node, depth: int) -> list[_Leaf]:
+    out = list(node.leaves)
+    for child in node.keys.values():
+        out += _collapse(child, depth + 1)
+    if node.tags:
+        options = [_collapse(child, depth) for child in node.tags.values()]
+        best = min(range(len(options)), key=lambda i: (_misfit(options[i], depth), len(options[i]), i))
+        out += options[best]
+    return out
+
+
+def _misfit(leaves: list[_Leaf], depth: int) -> int:
+    """Missing or unexpected fields of the union member itself: the signs it is not the one meant."""
+    return sum(
+        1
+        for leaf in leaves
+        if (leaf.kind == "missing" and len(leaf.path) == depth)
+        or (leaf.kind == "extra" and len(leaf.path) == depth + 1)
+    )
+
+
+def _tidy(message: str) -> str:
+    message = message.strip().rstrip(".")
+    return message[:1].lower() + message[1:] if message[:2] != message[:2].upper() else message

@@ -1,0 +1,481 @@
+"""The typed pathway model: what a pathway YAML file says, as frozen pydantic ``*Spec`` classes.
+
+Every class forbids unknown keys, so a typo is an error rather than a silent default. The JSON Schema in
+``schemas/pathway.schema.json`` is generated from these classes (``carepath schema``), so descriptions and
+examples written here are what a designer sees as hover help in an editor.
+
+Semantics that span several parts (unknown references, reachability, ladders) live in
+:mod:`engine.language.semantics`, not here: this module only says what each part may contain.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Annotated, Any, Literal, NamedTuple
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    WithJsonSchema,
+    model_validator,
+)
+
+from engine.language.durations import DURATION_OR_PARAM_PATTERN, format_duration, parse_duration
+
+__all__ = [
+    "BUILTIN_EVENTS",
+    "STEP_KINDS",
+    "AllGuard",
+    "AnyGuard",
+    "AuthorizationSpec",
+    "BuiltinField",
+    "CheckInSpec",
+    "CriticalMedicationSpec",
+    "DurationRangeSpec",
+    "EventSpec",
+    "FactGuard",
+    "FactSpec",
+    "FamilySpec",
+    "Guard",
+    "HandoffSpec",
+    "HandoffStepSpec",
+    "MedicationsSpec",
+    "NotGuard",
+    "ParamRef",
+    "ParameterSpec",
+    "PathwaySpec",
+    "PeerSupportSpec",
+    "ReceiverSpec",
+    "ReconcileSpec",
+    "RoleSpec",
+    "RungSpec",
+    "SocialNeedSpec",
+    "StageSpec",
+    "TaskSpec",
+    "TransitionSpec",
+]
+
+ID_PATTERN = r"^[a-z][a-z0-9-]*$"
+FACT_PATTERN = r"^[a-z][a-z0-9_]*$"
+EVENT_PATTERN = r"^[a-z][a-z0-9-]*(\.[a-z][a-z0-9-]*)+$"
+#: Step kinds of a handoff, after the BSeR/360X business statuses; each is met by the event ``handoff.<kind>``.
+STEP_KINDS = ("accepted", "scheduled", "visit-kept", "outcome-returned")
+
+
+class BuiltinField(NamedTuple):
+    """A payload field of a built-in event: its type and whether every such event must carry it."""
+
+    type: str
+    required: bool = False
+
+
+_TEXT = BuiltinField("string")
+_NEEDED = BuiltinField("string", required=True)
+#: Events every pathway understands without declaring them, with their payload fields. ``handoff`` names the
+#: handoff (optional while only one is open); ``to`` the stage an authorization admits to (optional while only one
+#: is open; names the move when requesting before it); ``need`` a social need.
+BUILTIN_EVENTS: dict[str, dict[str, BuiltinField]] = {
+    **{f"handoff.{kind}": {"handoff": _TEXT} for kind in STEP_KINDS},
+    "authorization.requested": {"handoff": _TEXT, "to": _TEXT},
+    "authorization.approved": {"handoff": _TEXT, "to": _TEXT},
+    "authorization.denied": {"handoff": _TEXT, "to": _TEXT, "reason": _NEEDED},
+    "handoff.move": {
+        "action": _TEXT,
+        "party": _TEXT,
+        "reason": _TEXT,
+        "appointment_at": _TEXT,
+        "outcome": _TEXT,
+        "handoff": _TEXT,
+    },
+    "consent.recorded": {"consent": _TEXT},
+    "consent.revoked": {"consent": _TEXT},
+    "medications.reconciled": {},
+    "medications.sending-list": {"medications": BuiltinField("list")},
+    "medications.receiving-list": {"medications": BuiltinField("list")},
+    "need.identified": {"need": _NEEDED},
+    "referral.made": {"need": _NEEDED},
+    "referral.declined": {"need": _NEEDED},
+}
+
+
+class ParamRef(BaseModel):
+    """A duration taken from a pathway parameter (``pre_release_window``), resolved when a plan is compiled."""
+
+    model_config = ConfigDict(frozen=True)
+    param: str
+
+    def __str__(self) -> str:
+        return self.param
+
+
+def _to_duration(value: Any) -> timedelta | ParamRef:
+    if isinstance(value, timedelta | ParamRef):
+        return value
+    if isinstance(value, str) and re.fullmatch(FACT_PATTERN, value):
+        return ParamRef(param=value)
+    return parse_duration(value)
+
+
+def _dump_duration(value: timedelta | ParamRef) -> str:
+    return str(value) if isinstance(value, ParamRef) else format_duration(value)
+
+
+Duration = Annotated[
+    timedelta | ParamRef,
+    BeforeValidator(_to_duration),
+    PlainSerializer(_dump_duration, return_type=str),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": DURATION_OR_PARAM_PATTERN,
+            "description": "A duration: minutes, hours, days or weeks (30m, 36h, 3d, 2w), ISO 8601 (P3D, "
+            "PT36H), or the name of a pathway parameter that holds one.",
+            "examples": ["24h", "3d", "2w", "P3D"],
+            "x-error": "is not a duration (e.g. 10d)",
+        }
+    ),
+]
+Id = Annotated[str, Field(pattern=ID_PATTERN, examples=["care-coordinator"])]
+FactName = Annotated[str, Field(pattern=FACT_PATTERN, examples=["insurance"])]
+EventName = Annotated[str, Field(pattern=EVENT_PATTERN, examples=["detox.completed"])]
+Scalar = str | int | float | bool
+
+
+class Spec(BaseModel):
+    """Base of every YAML-facing class: frozen, unknown keys forbidden."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class RoleSpec(Spec):
+    """A role that work is assigned or escalated to; a roster maps roles to people outside the pathway."""
+
+    title: str = Field(description="Human title of the role.", examples=["Care coordinator"])
+    description: str | None = Field(None, description="What this role does in the pathway.")
+
+
+class ParameterSpec(Spec):
+    """A duration a program may set per episode at enrollment (e.g. the reentry pre-release window)."""
+
+    description: str = Field(description="What the parameter controls.")
+    default: Duration = Field(description="Value used when enrollment does not set one.", examples=["30d"])
+    min: Duration | None = Field(None, description="Smallest value allowed at enrollment.", examples=["1d"])
+    max: Duration | None = Field(None, description="Largest value allowed at enrollment.", examples=["90d"])
+
+
+class FactSpec(Spec):
+    """A fact about an episode that guards may test; events set it through a payload field of the same name."""
+
+    type: Literal["boolean", "string", "number", "date", "enum"] = Field(
+        description="Kind of value.", examples=["enum"]
+    )
+    values: list[str] | None = Field(
+        None, description="Allowed values when type is enum.", examples=[["commercial", "medicaid"]]
+    )
+    description: str | None = Field(None, description="What the fact means.")
+
+
+class PayloadFieldSpec(Spec):
+    """One field an event carries. A field named like a declared fact updates that fact."""
+
+    type: Literal["boolean", "string", "number", "date", "enum"] = Field(
+        description="Kind of value.", examples=["string"]
+    )
+    values: list[str] | None = Field(None, description="Allowed values when type is enum.")
+    required: bool = Field(True, description="Whether every event must carry this field.")
+    description: str | None = Field(None, description="What the field means.")
+
+
+class EventSpec(Spec):
+    """Something that happens to a person that the pathway reacts to (``detox.completed``)."""
+
+    description: str = Field(description="When this event is recorded.", examples=["Detox unit discharges"])
+    payload: dict[FactName, PayloadFieldSpec] = Field(
+        default_factory=dict, description="Fields the event carries, by name."
+    )
+
+
+class RungSpec(Spec):
+    """One rung of an escalation ladder: ``after`` the deadline passes unmet, alert ``to``."""
+
+    after: Duration = Field(description="Time after the deadline at which this rung fires.", examples=["24h"])
+    to: Id = Field(description="Role alerted by this rung.", examples=["supervisor"])
+
+
+Ladder = Annotated[
+    list[RungSpec],
+    Field(
+        description="Escalation ladder, in increasing `after` order.",
+        examples=[[{"after": "0h", "to": "care-coordinator"}, {"after": "24h", "to": "supervisor"}]],
+    ),
+]
+
+
+class DurationRangeSpec(Spec):
+    """Expected length of stay in a stage: a stay past ``max`` escalates, a stay shorter than ``min`` is recorded."""
+
+    min: Duration = Field(description="Shortest expected stay; a shorter one is recorded on leaving.", examples=["3d"])
+    max: Duration | None = Field(
+        None, description="Longest expected stay, a deadline from entering; omit for open-ended.", examples=["14d"]
+    )
+    escalate: Ladder = Field(
+        default_factory=list,
+        description="Escalation ladder once a stay passes max; default: alert the stage's owner at max.",
+    )
+
+
+class TaskSpec(Spec):
+    """Work a role must do, by a deadline counted from entering the stage, done when an event arrives."""
+
+    id: Id = Field(description="Unique id within the stage.", examples=["screen-medical"])
+    title: str = Field(description="What must be done.", examples=["Medical risk screening"])
+    owner: Id = Field(description="Role responsible.", examples=["care-coordinator"])
+    within: Duration = Field(description="Deadline, counted from entering the stage.", examples=["24h"])
+    done_on: EventName = Field(description="Event that marks the task done.", examples=["screening.completed"])
+    escalate: Ladder = Field(default_factory=list)
+
+
+class CheckInSpec(Spec):
+    """A recurring contact: every ``every``, with ``window`` to make it, for ``for`` (omit: until the stage ends).
+
+    Series of a stage run one after another: daily for the first 14 days, then weekly.
+    """
+
+    every: Duration = Field(description="Cadence.", examples=["1d"])
+    window: Duration = Field(description="Time allowed for each contact after it opens.", examples=["12h"])
+    for_: Duration | None = Field(
+        None, alias="for", description="How long this series runs; omit on the last series.", examples=["14d"]
+    )
+    owner: Id = Field(description="Role that makes the contact.", examples=["peer-recovery-coach"])
+    done_on: EventName = Field(description="Event that records a contact.", examples=["contact.made"])
+    escalate: Ladder = Field(default_factory=list)
+
+
+class PeerSupportSpec(Spec):
+    """Peer recovery support offered in a stage."""
+
+    role: Id = Field(description="Role that gives peer support.", examples=["peer-recovery-coach"])
+    first_contact_within: Duration = Field(description="First contact deadline from stage entry.", examples=["72h"])
+    done_on: EventName = Field(description="Event that records the first contact.", examples=["peer.contacted"])
+    escalate: Ladder = Field(default_factory=list)
+
+
+class FamilySpec(Spec):
+    """Family involvement, only with the person's consent for that purpose."""
+
+    consent_purpose: Id = Field(description="Consent purpose required.", examples=["family-involvement"])
+    update_every: Duration = Field(description="Cadence of family updates.", examples=["1w"])
+    owner: Id = Field(description="Role that updates the family.", examples=["care-coordinator"])
+    done_on: EventName = Field(description="Event that records an update.", examples=["family.updated"])
+
+
+class StageSpec(Spec):
+    """A setting of care (detox, residential, IOP, ...)."""
+
+    id: Id = Field(description="Unique stage id.", examples=["withdrawal-management"])
+    name: str = Field(description="Human name.", examples=["Withdrawal management"])
+    level: str | None = Field(None, description="ASAM level code in the pathway's edition.", examples=["3.7-WM", "2.1"])
+    description: str | None = Field(None, description="What happens in this stage.")
+    terminal: bool = Field(False, description="Episodes end here; a terminal stage has no way out.")
+    owner: Id | None = Field(
+        None,
+        description="Role responsible for people in this stage; alerted when a stay passes its expected max.",
+        examples=["care-coordinator"],
+    )
+    expected_duration: DurationRangeSpec | None = Field(None, description="Expected length of stay.")
+    screenings: list[Literal["medical", "psychiatric", "social-needs", "family", "legal"]] = Field(
+        default_factory=list,
+        description="Screenings done in this stage.",
+        examples=[["medical", "social-needs"]],
+    )
+    on_entry: list[TaskSpec] = Field(default_factory=list, description="Work scheduled on entering the stage.")
+    check_ins: list[CheckInSpec] = Field(default_factory=list, description="Recurring contacts, in order.")
+    before_leaving: list[Id] = Field(
+        default_factory=list,
+        description="Ids of on_entry tasks that must be done before a planned move out (one with a handoff); "
+        "an unplanned exit (contact lost, re-arrest) cancels them instead.",
+    )
+    peer_support: PeerSupportSpec | None = Field(None, description="Peer recovery support in this stage.")
+    family: FamilySpec | None = Field(None, description="Family involvement in this stage.")
+
+
+class FactGuard(Spec):
+    """A test of one fact; exactly one operator."""
+
+    fact: FactName = Field(description="Declared fact to test.", examples=["insurance"])
+    equals: Scalar | None = Field(None, description="Fact equals this value.")
+    not_equals: Scalar | None = Field(None, description="Fact differs from this value.")
+    in_: list[Scalar] | None = Field(None, alias="in", description="Fact is one of these values.")
+    at_least: float | None = Field(None, description="Numeric fact is at least this.")
+    at_most: float | None = Field(None, description="Numeric fact is at most this.")
+    is_set: bool | None = Field(None, description="Fact has (true) or lacks (false) a value.")
+
+    @model_validator(mode="after")
+    def _one_operator(self) -> FactGuard:
+        ops = [n for n in self.operators() if getattr(self, n) is not None]
+        if len(ops) != 1:
+            raise ValueError("a fact test needs exactly one of equals, not_equals, in, at_least, at_most, is_set")
+        return self
+
+    @staticmethod
+    def operators() -> tuple[str, ...]:
+        return ("equals", "not_equals", "in_", "at_least", "at_most", "is_set")
+
+
+class AllGuard(Spec):
+    """True when every condition is true."""
+
+    all: list[Guard] = Field(min_length=1, description="Conditions that must all hold.")
+
+
+class AnyGuard(Spec):
+    """True when at least one condition is true."""
+
+    any: list[Guard] = Field(min_length=1, description="Conditions of which one must hold.")
+
+
+class NotGuard(Spec):
+    """True when the condition is false."""
+
+    not_: Guard = Field(alias="not", description="Condition that must not hold.")
+
+
+Guard = FactGuard | AllGuard | AnyGuard | NotGuard
+
+
+class ReceiverSpec(Spec):
+    """Who receives a handoff."""
+
+    program: str = Field(description="Receiving program or provider.", examples=["Riverside Residential"])
+    role: Id = Field(description="Receiving role (intake, prescriber...).", examples=["residential-intake"])
+
+
+class AuthorizationSpec(Spec):
+    """Insurance authorization needed before the receiver admits."""
+
+    required: bool = Field(description="Whether authorization is required.")
+    within: Duration = Field(description="Deadline for a decision, from the transition.", examples=["72h"])
+    unless: Guard | None = Field(None, description="Condition under which no authorization is needed (self-pay).")
+    owner: Id | None = Field(
+        None,
+        description="Role that requests the authorization and is alerted at once on a denial; default: the "
+        "handoff's introduced_by, else the first rung's role.",
+        examples=["utilization-review"],
+    )
+    escalate: Ladder = Field(default_factory=list)
+
+
+class HandoffStepSpec(Spec):
+    """A step of a closed-loop handoff, met when the receiver reaches it (event ``handoff.<kind>``)."""
+
+    kind: Literal["accepted", "scheduled", "visit-kept", "outcome-returned"] = Field(
+        description="Which milestone: accepted, scheduled, visit-kept, outcome-returned.",
+        examples=["accepted"],
+    )
+    within: Duration = Field(description="Deadline, counted from the transition.", examples=["24h"])
+    escalate: Ladder = Field(default_factory=list)
+
+
+class HandoffSpec(Spec):
+    """A transfer of care to another provider, followed until the loop is closed."""
+
+    receiver: ReceiverSpec = Field(description="Receiving program and role.")
+    mode: Literal["warm", "standard"] = Field(description="Warm: the sender introduces the person.")
+    introduced_by: Id | None = Field(None, description="Role that makes the warm introduction.")
+    consent_purpose: Id = Field(description="Consent purpose required to send information.", examples=["treatment"])
+    authorization: AuthorizationSpec | None = Field(None, description="Insurance authorization, if needed.")
+    steps: list[HandoffStepSpec] = Field(min_length=1, description="Milestones with deadlines, in order.")
+    consent_within: Duration | None = Field(
+        None,
+        description="If no consent covers the referral, deadline (from the move) to record one; "
+        "default: the first step's deadline and ladder.",
+        examples=["24h"],
+    )
+    consent_escalate: Ladder = Field(default_factory=list)
+    re_engage_within: Duration | None = Field(None, description="After a no-show, re-engagement deadline.")
+    fallback: Id | None = Field(None, description="Stage to go to if the receiver declines.")
+
+
+class ReconcileSpec(Spec):
+    """Medication reconciliation at a transition."""
+
+    within: Duration = Field(description="Deadline from the transition.", examples=["24h"])
+    critical_to: list[Id] = Field(
+        min_length=1,
+        description="Roles alerted at once on a critical discrepancy.",
+        examples=[["prescriber"]],
+    )
+    escalate: Ladder = Field(default_factory=list)
+
+
+class TransitionSpec(Spec):
+    """A move between stages on an event, optionally guarded, optionally with a handoff."""
+
+    from_: Id | list[Id] = Field(alias="from", description="Stage (or stages) the move leaves.")
+    to: Id = Field(description="Stage the move enters.", examples=["residential"])
+    event: EventName = Field(description="Event that triggers the move.", examples=["detox.completed"])
+    when: Guard | None = Field(None, description="Condition over episode facts; the move happens only if true.")
+    description: str | None = Field(None, description="Why this move exists.")
+    handoff: HandoffSpec | None = Field(None, description="Transfer of care to another provider.")
+    reconcile: ReconcileSpec | None = Field(None, description="Medication reconciliation at this move.")
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        return (self.from_,) if isinstance(self.from_, str) else tuple(self.from_)
+
+
+class CriticalMedicationSpec(Spec):
+    """A medication whose omission at a transition is critical (MOUD)."""
+
+    name: str = Field(description="Generic name.", examples=["buprenorphine"])
+    medication_class: str = Field(alias="class", description="Class.", examples=["MOUD"])
+    rxnorm: list[str] = Field(default_factory=list, description="RxNorm ingredient codes.", examples=[["1819"]])
+    aliases: list[str] = Field(default_factory=list, description="Brand names.", examples=[["Suboxone"]])
+
+
+class MedicationsSpec(Spec):
+    """Medication rules of the pathway."""
+
+    critical: list[CriticalMedicationSpec] = Field(min_length=1, description="Critical medications.")
+
+
+class SocialNeedSpec(Spec):
+    """Referral rules for one social need found at screening."""
+
+    refer_within: Duration = Field(description="Referral deadline after the need is identified.", examples=["3d"])
+    owner: Id = Field(description="Role that makes the referral.", examples=["care-coordinator"])
+    escalate: Ladder = Field(default_factory=list)
+
+
+class PathwaySpec(Spec):
+    """A care pathway: stages, the events that move a person between them, and the work each move schedules."""
+
+    id: Id = Field(description="Pathway id, used in flow names.", examples=["reentry"])
+    version: int = Field(ge=1, description="Increase on every change; episodes stay on their version.")
+    title: str = Field(description="Human title.", examples=["Prison and jail reentry"])
+    description: str = Field(description="What the pathway is for.")
+    asam_edition: Literal[3, 4] = Field(description="ASAM Criteria edition of the level codes.", examples=[3])
+    parameters: dict[FactName, ParameterSpec] = Field(
+        default_factory=dict, description="Durations set per episode at enrollment."
+    )
+    roles: dict[Id, RoleSpec] = Field(min_length=1, description="Roles that work is assigned to.")
+    facts: dict[FactName, FactSpec] = Field(default_factory=dict, description="Episode facts guards may test.")
+    events: dict[EventName, EventSpec] = Field(min_length=1, description="Events the pathway reacts to.")
+    stages: list[StageSpec] = Field(min_length=1, description="Stages; the first is where episodes start.")
+    transitions: list[TransitionSpec] = Field(default_factory=list, description="Moves between stages.")
+    medications: MedicationsSpec | None = Field(None, description="Critical medications for reconciliation.")
+    social_needs: dict[
+        Literal["housing", "transport", "employment", "legal", "benefits", "identification", "food"],
+        SocialNeedSpec,
+    ] = Field(default_factory=dict, description="Referral rules per social need.")
+
+
+AllGuard.model_rebuild()
+AnyGuard.model_rebuild()
+NotGuard.model_rebuild()
+AuthorizationSpec.model_rebuild()
+TransitionSpec.model_rebuild()

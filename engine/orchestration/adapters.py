@@ -1,0 +1,133 @@
+"""The ports' Prefect implementations: timers are scheduled deployment runs, artifacts are Prefect artifacts, and
+a coordinator's request runs as an in-process flow run operators can watch.
+
+- :class:`PrefectScheduler`: a pending rung becomes a run of its pathway's deadline deployment at the rung's wall
+  time, keyed by the rung id (scheduling twice makes one run); cancelling uses ``Cancelling`` (see
+  :func:`engine.orchestration.prefect_api.cancel_flow_run`).
+- :class:`PrefectPublisher`: Markdown and table artifacts, linked to the current run when there is one.
+- :class:`PrefectDispatcher`: runs the pathway's enroll or event flow in this process.
+
+Every Prefect call runs inside :func:`prefect_api`, which points Prefect at the configured server for that call
+only (no environment variable is written). What reaches Prefect: episode ids, rung ids, inbound event ids,
+pathway, stage and role ids, and the pathway's own work titles.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from engine.app.ports import Timer
+from engine.app.settings import Settings
+from engine.errors import OrchestrationError
+from engine.orchestration import prefect_api as prefect_ops
+
+__all__ = [
+    "PrefectDispatcher",
+    "PrefectPublisher",
+    "PrefectScheduler",
+    "deployment_name",
+    "prefect_api",
+    "require_api",
+]
+
+#: Prefect API calls in flight at once when (un)scheduling (a SQLite Prefect server answers 503 beyond that).
+CONCURRENCY = 3
+
+
+def deployment_name(pathway_id: str, kind: str) -> str:
+    """``reentry``, ``deadline`` -> ``reentry-deadline/reentry``."""
+    return f"{pathway_id}-{kind}/{pathway_id}"
+
+
+def require_api(settings: Settings) -> str:
+    """The reachable Prefect API, or a one-line error saying how to start one."""
+    from engine.orchestration.server import api_reachable
+
+    url = settings.api_url()
+    if not url:
+        raise OrchestrationError("no Prefect server is known: start one with `carepath up` (or set PREFECT_API_URL)")
+    if not api_reachable(url):
+        raise OrchestrationError(f"the Prefect server at {url} is not answering: is `carepath up` running?")
+    return url
+
+
+@contextlib.contextmanager
+def prefect_api(settings: Settings) -> Iterator[str]:
+    """Point Prefect at the configured server for the calls made inside (threads started inside inherit it)."""
+    url = settings.api_url()
+    if not url:
+        raise OrchestrationError("no Prefect server is known: start one with `carepath up` (or set PREFECT_API_URL)")
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: url}):
+        yield url
+
+
+class PrefectScheduler:
+    """Durable timers as scheduled deployment runs (the Scheduler port)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def schedule(self, timers: Sequence[Timer]) -> dict[str, str]:
+        async def one(timer: Timer) -> tuple[str, str]:
+            run_id = await prefect_ops.schedule_deployment_run(
+                deployment_name(timer.pathway_id, "deadline"),
+                parameters={"episode_id": timer.episode_id, "rung_id": timer.rung_id},
+                at=timer.at,
+                idempotency_key=timer.rung_id,
+                flow_run_name=timer.name,
+                tags=list(timer.tags),
+            )
+            return timer.rung_id, str(run_id)
+
+        with prefect_api(self.settings):
+            return dict(prefect_ops.run_sync(prefect_ops.gather_limited([one(t) for t in timers], CONCURRENCY)))
+
+    def cancel(self, run_ids: Sequence[str]) -> int:
+        with prefect_api(self.settings):
+            done = prefect_ops.run_sync(
+                prefect_ops.gather_limited([prefect_ops.cancel_flow_run(r) for r in run_ids], CONCURRENCY)
+            )
+        return sum(done)
+
+
+class PrefectPublisher:
+    """Prefect artifacts (the Publisher port)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def markdown(self, key: str, markdown: str, description: str) -> None:
+        with prefect_api(self.settings):
+            prefect_ops.run_sync(prefect_ops.publish_markdown_artifact(key, markdown, description))
+
+    def table(self, key: str, rows: Sequence[Mapping[str, Any]], description: str) -> None:
+        with prefect_api(self.settings):
+            prefect_ops.run_sync(prefect_ops.publish_table_artifact(key, rows, description))
+
+
+class PrefectDispatcher:
+    """A coordinator's request as an in-process flow run of the pathway's flow (the Dispatcher port)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def ready(self) -> None:
+        require_api(self.settings)
+
+    def enroll(self, pathway_id: str, version: int, episode_id: str) -> None:
+        self._run(pathway_id, version, "enroll", episode_id=episode_id)
+
+    def event(self, pathway_id: str, version: int, episode_id: str, event: str, inbound_id: str) -> None:
+        self._run(pathway_id, version, "event", episode_id=episode_id, event=event, inbound_id=inbound_id)
+
+    def _run(self, pathway_id: str, version: int, kind: str, **parameters: Any) -> None:
+        require_api(self.settings)
+        with prefect_api(self.settings):
+            from engine.orchestration.deployments import flow_for
+
+            flow = flow_for(pathway_id, version, kind)
+            prefect_ops.run_sync(flow(**parameters, return_state=True))

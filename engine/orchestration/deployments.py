@@ -1,0 +1,69 @@
+"""Pathway -> Prefect deployments. With ``flows/``, the only place that builds Prefect objects.
+
+Each pathway gets three deployments, ``<id>-enroll/<id>``, ``<id>-event/<id>`` and ``<id>-deadline/<id>``,
+versioned with the pathway version, described from its YAML and tagged ``pathway:<id>``. The event deployment's
+run form offers the pathway's declared events (and the built-in ones) as a choice list. One shared
+``carepath-sweep/carepath`` deployment runs on an interval as the safety net for lost timers.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from prefect.deployments.runner import RunnerDeployment
+
+from engine.language.model import BUILTIN_EVENTS, PathwaySpec
+from engine.orchestration.flows import deadline_flow, enroll_flow, event_flow, sweep_flow
+
+__all__ = ["SWEEP_EVERY", "compile_deployments", "flow_for", "sweep_deployment"]
+
+SWEEP_EVERY = timedelta(seconds=10)
+_FLOWS = {"enroll": enroll_flow, "event": event_flow, "deadline": deadline_flow}
+_PURPOSE = {
+    "enroll": "schedules a new episode's deadlines and check-ins",
+    "event": "applies a recorded event (stage moves, handoff steps, contacts) and follows up its timers",
+    "deadline": "escalates one rung of a ladder when its deadline passes unmet",
+}
+
+
+def flow_for(spec_id: str, version: int, kind: str, description: str = "") -> Any:
+    """The generic flow of ``kind`` named for one pathway (``reentry-event``), as run in-process by the CLI."""
+    return _FLOWS[kind].with_options(
+        name=f"{spec_id}-{kind}",
+        version=f"v{version}",
+        description=f"{spec_id}: {_PURPOSE[kind]}. {description}".strip(),
+    )
+
+
+def compile_deployments(spec: PathwaySpec) -> list[RunnerDeployment]:
+    """The enroll, event and deadline deployments of one pathway."""
+    out = []
+    for kind in _FLOWS:
+        deployment = flow_for(spec.id, spec.version, kind, spec.title).to_deployment(
+            name=spec.id,
+            tags=[f"pathway:{spec.id}", kind],
+            version=f"v{spec.version}",
+            description=f"{spec.title} (v{spec.version}): {_PURPOSE[kind]}.\n\n{spec.description}",
+        )
+        if kind == "event":
+            _offer_events(deployment, sorted({*spec.events, *BUILTIN_EVENTS}))
+        out.append(deployment)
+    return out
+
+
+def _offer_events(deployment: RunnerDeployment, names: list[str]) -> None:
+    """Turn the run form's free-text ``event`` into a choice of the pathway's events."""
+    schema = deployment._parameter_openapi_schema
+    props = schema.properties if hasattr(schema, "properties") else schema["properties"]
+    props["event"] = {**props.get("event", {}), "enum": names, "title": "event", "type": "string"}
+
+
+def sweep_deployment() -> RunnerDeployment:
+    """The periodic safety net shared by every pathway."""
+    return sweep_flow.to_deployment(
+        name="carepath",
+        interval=SWEEP_EVERY,
+        tags=["carepath", "sweep"],
+        description="Fires overdue rungs whose scheduled run was lost and schedules rungs that have no run yet.",
+    )

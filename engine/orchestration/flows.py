@@ -1,0 +1,80 @@
+"""Carepath's Prefect flows: thin wrappers that run one use case of :mod:`engine.app` and name the run after it.
+
+Four flows, compiled per pathway into deployments by :func:`engine.orchestration.deployments.compile_deployments`:
+
+- ``<pathway>-enroll``: follow up a new episode (schedule its timers, publish its artifact);
+- ``<pathway>-event``: apply a stored inbound event once, then follow it up;
+- ``<pathway>-deadline``: one escalation rung at its due time; re-checks the store before acting;
+- ``carepath-sweep``: the safety net (lost runs, unscheduled rungs, undelivered escalations, stuck events).
+
+Every follow-up is :func:`engine.app.follow_up`: no flow writes one of its own. Parameters are opaque ids and
+the pathway's event names only; an event's payload stays in the store (the run gets its inbound id).
+The use cases are synchronous; each runs in a worker thread so the flow's event loop stays free.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from prefect import flow
+from prefect.states import Completed, Failed
+
+from engine.app import fire, follow_up_enrollment, process_event, sweep
+from engine.orchestration.names import describe_event, episode_run_name, sweep_run_name
+from engine.orchestration.prefect_api import rename_current_flow_run
+from engine.orchestration.wiring import flow_app
+
+__all__ = ["MAX_EARLY_WAIT", "deadline_flow", "enroll_flow", "event_flow", "sweep_flow"]
+
+#: A deadline run that starts up to this many seconds early waits for its time; earlier, the sweep takes over.
+MAX_EARLY_WAIT = 120.0
+
+
+@flow(name="carepath-enroll", description="Schedule the timers of a newly enrolled episode.")
+async def enroll_flow(episode_id: str) -> dict[str, Any]:
+    """Schedule every pending deadline of ``episode_id`` (idempotent) and publish its artifact."""
+    app = flow_app()
+    done = await asyncio.to_thread(follow_up_enrollment, app, episode_id)
+    await rename_current_flow_run(await asyncio.to_thread(episode_run_name, app, episode_id, "enrolled"))
+    return {"episode": episode_id, "scheduled": done.scheduled}
+
+
+@flow(name="carepath-event", description="Apply a recorded event to an episode and follow it up.")
+async def event_flow(episode_id: str, event: str, inbound_id: str) -> Any:
+    """Apply the stored event ``inbound_id`` once; a refused event ends ``Rejected`` and changes nothing."""
+    app = flow_app()
+    changes, done, refused = await asyncio.to_thread(process_event, app, inbound_id)
+    if refused is not None or changes is None:
+        await rename_current_flow_run(f"{episode_id} · {event} refused: {refused}")
+        return Failed(name="Rejected", message=f"rejected: {refused}")
+    what = describe_event(event, changes.moved, changes.duplicate, changes.stage)
+    await rename_current_flow_run(await asyncio.to_thread(episode_run_name, app, episode_id, what))
+    message = "duplicate event: nothing changed" if changes.duplicate else "applied"
+    return Completed(message=message, data={"escalations": len(done.escalations) if done else 0})
+
+
+@flow(name="carepath-deadline", description="Escalate one rung if its deadline is still unmet.")
+async def deadline_flow(episode_id: str, rung_id: str) -> dict[str, Any]:
+    """Re-check the store, escalate at most once, then follow up (deliver, schedule what comes next).
+
+    A runner may start a scheduled run a little early; the flow waits for the due time (a bounded wait) rather
+    than leaving the rung to the sweep.
+    """
+    app = flow_app()
+    early = await asyncio.to_thread(app.service.wall_seconds_until_due, rung_id)
+    if 0 < early <= MAX_EARLY_WAIT:
+        await asyncio.sleep(early)
+    result = await asyncio.to_thread(fire, app, rung_id)
+    if result is None:  # a rung this store does not know (another deployment's store, or a deleted episode)
+        return {"escalated": False, "known": False}
+    changes, done = result
+    return {"escalated": bool(changes.escalations), "delivered": len(done.delivered)}
+
+
+@flow(name="carepath-sweep", description="Safety net: lost runs, unscheduled rungs, undelivered escalations.")
+async def sweep_flow() -> dict[str, int]:
+    """One pass of :func:`engine.app.sweep`."""
+    report = await asyncio.to_thread(sweep, flow_app())
+    await rename_current_flow_run(sweep_run_name(report))
+    return {"fired": report.fired, "scheduled": report.scheduled, "delivered": report.delivered}

@@ -1,0 +1,35 @@
+"""Names operators read in the Prefect UI: each run says what it did, with opaque ids and pathway words only."""
+
+from __future__ import annotations
+
+from engine.app.context import App
+from engine.app.sweep import SweepReport
+from engine.app.views import episode_status
+from engine.clock import utc
+
+__all__ = ["describe_event", "episode_run_name", "sweep_run_name"]
+
+
+def describe_event(event: str, moved: tuple[str, str] | None, duplicate: bool, stage: str) -> str:
+    """``custody.released: pre-release → community-care``, ``contact.made in iop``, ``x (duplicate)``."""
+    if duplicate:
+        return f"{event} (duplicate)"
+    if moved:
+        return f"{event}: {moved[0]} → {moved[1]}"
+    return f"{event} in {stage}"
+
+
+def episode_run_name(app: App, episode_id: str, what: str) -> str:
+    """``ep-7f3a2c · detox.completed: detox → residential · next: ... by 2026-12-02 09:00``."""
+    status = episode_status(app.engine, episode_id, audit_tail=0)
+    nxt = ""
+    if status.items:
+        first = status.items[0]
+        nxt = f" · next: {first.title} by {utc(first.due_at):%Y-%m-%d %H:%M}"
+    return f"{episode_id} · {what}{nxt}"
+
+
+def sweep_run_name(report: SweepReport) -> str:
+    """``sweep · fired 0 · scheduled 2 · delivered 0``."""
+    name = f"sweep · fired {report.fired} · scheduled {report.scheduled} · delivered {report.delivered}"
+    return name + (f" · applied {report.applied}" if report.applied else "")

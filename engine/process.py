@@ -1,0 +1,70 @@
+"""What every Carepath process does first and last: telemetry off before Prefect is imported, and one line for any
+error (never a traceback unless asked, never SQL), Ctrl-C and SIGTERM stopping quietly.
+
+Entry points (the ``carepath`` command, ``python -m flows.serve``) call :func:`run_entry_point`; it is the only
+place that sets process environment defaults, before anything reads them.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import traceback
+from collections.abc import Callable
+
+from engine.errors import CarepathError, one_line
+
+__all__ = ["PROCESS_DEFAULTS", "configure_process", "describe_unexpected", "run_entry_point"]
+
+#: Set for every process Carepath starts unless already set: Prefect must not phone home (the machine may be
+#: offline, and telemetry is not ours to send), and its console chatter is for operators, not coordinators.
+PROCESS_DEFAULTS = {
+    "DO_NOT_TRACK": "1",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "WARNING",
+    "PREFECT_LOGGING_HANDLERS_CONSOLE_FLOW_RUNS_LEVEL": "CRITICAL",
+}
+
+
+def configure_process() -> None:
+    """An entry point's first step, before anything imports Prefect (it reads these once, at import)."""
+    for key, value in PROCESS_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+
+
+def run_entry_point(body: Callable[[], int], verbose: bool = False) -> int:
+    """Run a command body: a Carepath error is one line on stderr (exit 1), anything else one line too (exit 2,
+    the traceback only with ``--verbose``); Ctrl-C and SIGTERM stop quietly."""
+    configure_process()
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        return int(body())
+    except CarepathError as exc:
+        if verbose:
+            traceback.print_exc()
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:  # a bug or an outage: one line, the traceback only on request
+        if verbose:
+            traceback.print_exc()
+        detail = describe_unexpected(exc)
+        print(f"error: unexpected {type(exc).__name__}: {detail} (run with --verbose for details)", file=sys.stderr)
+        return 2
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def describe_unexpected(exc: BaseException) -> str:
+    """One line for an unexpected error, never SQL: a database error shows its driver's first line only."""
+    original = getattr(exc, "orig", None)  # SQLAlchemy's DBAPIError wraps the driver's error (and the SQL)
+    return one_line(str(original if original is not None else exc).split("[SQL:")[0], 200)
+
+
+def _terminate(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt

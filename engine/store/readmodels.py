@@ -1,0 +1,203 @@
+"""What the read models need from the store, each in a few queries: an episode's whole status, the open
+escalations with their work and deliveries, the caseload, a visit's medication findings with when they resolved.
+
+Formatting (for the CLI and for Prefect) lives in :mod:`engine.app.views`; this module only reads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import Engine, func
+from sqlmodel import Session, col, select
+
+from engine.clock import utc
+from engine.errors import UnknownEpisode
+from engine.store.queries import RESOLVED, discrepancies_for, get_episode, list_episodes
+from engine.store.records import (
+    AuditRecord,
+    DeliveryRecord,
+    DiscrepancyRecord,
+    EpisodeRecord,
+    EscalationRecord,
+    HandoffRecord,
+    RungRecord,
+    StageVisitRecord,
+    WorkItemRecord,
+)
+
+__all__ = [
+    "CaseloadEntry",
+    "EpisodeStatus",
+    "caseload_entries",
+    "episode_status",
+    "findings_with_resolution",
+    "open_escalations",
+]
+
+
+@dataclass
+class EpisodeStatus:
+    """Everything a coordinator needs about one episode."""
+
+    episode: EpisodeRecord
+    items: list[WorkItemRecord]
+    rungs: dict[str, list[RungRecord]]
+    handoffs: list[HandoffRecord]
+    escalations: list[EscalationRecord]
+    audit: list[AuditRecord]
+    #: stays shorter than their stage's expected minimum (flagged on leaving), oldest first
+    short_stays: list[StageVisitRecord] = field(default_factory=list)
+    #: the work each escalation is about (open or closed), by work item id
+    escalated_work: dict[str, WorkItemRecord] = field(default_factory=dict)
+    #: every contact's delivery outcome, by rung id
+    deliveries: dict[str, list[DeliveryRecord]] = field(default_factory=dict)
+
+    def overdue(self, now: datetime) -> list[WorkItemRecord]:
+        return [i for i in self.items if utc(i.due_at) <= now]
+
+
+def episode_status(engine: Engine, episode_id: str, audit_tail: int = 10) -> EpisodeStatus:
+    """Load one episode's open work, handoffs, escalations (with their work and deliveries) and its audit tail."""
+    with Session(engine) as s:
+        episode = s.get(EpisodeRecord, episode_id)
+        if episode is None:
+            raise UnknownEpisode(f"no episode '{episode_id}'")
+        items = list(
+            s.exec(
+                select(WorkItemRecord)
+                .where(WorkItemRecord.episode_id == episode_id, WorkItemRecord.status == "open")
+                .order_by(col(WorkItemRecord.due_at))
+            )
+        )
+        rungs: dict[str, list[RungRecord]] = {}
+        for r in s.exec(select(RungRecord).where(RungRecord.episode_id == episode_id).order_by(col(RungRecord.index))):
+            rungs.setdefault(r.work_item_id, []).append(r)
+        handoffs = list(s.exec(select(HandoffRecord).where(HandoffRecord.episode_id == episode_id)))
+        escalations = list(
+            s.exec(
+                select(EscalationRecord)
+                .where(EscalationRecord.episode_id == episode_id)
+                .order_by(col(EscalationRecord.raised_at))
+            )
+        )
+        audit = list(
+            s.exec(
+                select(AuditRecord)
+                .where(AuditRecord.episode_id == episode_id)
+                .order_by(col(AuditRecord.id).desc())
+                .limit(audit_tail)
+            )
+        )
+        short_stays = list(
+            s.exec(
+                select(StageVisitRecord)
+                .where(StageVisitRecord.episode_id == episode_id, col(StageVisitRecord.short_of_min_s).is_not(None))
+                .order_by(col(StageVisitRecord.id))
+            )
+        )
+        escalated = {e.work_item_id for e in escalations}
+        work = {w.id: w for w in s.exec(select(WorkItemRecord).where(col(WorkItemRecord.id).in_(escalated)))}
+        return EpisodeStatus(
+            episode,
+            items,
+            rungs,
+            handoffs,
+            escalations,
+            list(reversed(audit)),
+            short_stays=short_stays,
+            escalated_work=work,
+            deliveries=_deliveries(s, episode_id=episode_id),
+        )
+
+
+def _deliveries(
+    s: Session, *, episode_id: str | None = None, rung_ids: list[str] | None = None
+) -> dict[str, list[DeliveryRecord]]:
+    query = select(DeliveryRecord)
+    if episode_id is not None:
+        query = query.where(DeliveryRecord.episode_id == episode_id)
+    if rung_ids is not None:
+        query = query.where(col(DeliveryRecord.rung_id).in_(rung_ids))
+    out: dict[str, list[DeliveryRecord]] = {}
+    for d in s.exec(query.order_by(col(DeliveryRecord.key))):
+        out.setdefault(d.rung_id, []).append(d)
+    return out
+
+
+def open_escalations(
+    engine: Engine, limit: int = 200
+) -> list[tuple[EscalationRecord, WorkItemRecord, list[DeliveryRecord]]]:
+    """Unacknowledged escalations, newest first, each with its work and its deliveries (two queries)."""
+    with Session(engine) as s:
+        rows = s.exec(
+            select(EscalationRecord, WorkItemRecord)
+            .join(WorkItemRecord, col(WorkItemRecord.id) == col(EscalationRecord.work_item_id))
+            .where(col(EscalationRecord.acknowledged_at).is_(None))
+            .order_by(col(EscalationRecord.raised_at).desc())
+            .limit(limit)
+        ).all()
+        deliveries = _deliveries(s, rung_ids=[e.rung_id for e, _w in rows])
+        return [(e, w, deliveries.get(e.rung_id, [])) for e, w in rows]
+
+
+@dataclass(frozen=True)
+class CaseloadEntry:
+    """One episode of the caseload with its next open work and counts."""
+
+    episode: EpisodeRecord
+    next_work: WorkItemRecord | None
+    overdue: int
+    open_escalations: int
+
+
+def caseload_entries(
+    engine: Engine, now: datetime, *, pathway: str | None = None, stage: str | None = None, overdue: bool = False
+) -> list[CaseloadEntry]:
+    """Every episode (oldest enrolment first), filterable, in three queries whatever the caseload's size."""
+    with Session(engine) as s:
+        episodes = list_episodes(s, pathway=pathway, stage=stage, overdue_at=now if overdue else None)
+        ids = [e.id for e in episodes]
+        open_work: dict[str, list[WorkItemRecord]] = {}
+        if ids:
+            for item in s.exec(
+                select(WorkItemRecord)
+                .where(col(WorkItemRecord.episode_id).in_(ids), WorkItemRecord.status == "open")
+                .order_by(col(WorkItemRecord.due_at))
+            ):
+                open_work.setdefault(item.episode_id, []).append(item)
+        counts = dict(
+            s.exec(
+                select(EscalationRecord.episode_id, func.count())
+                .where(col(EscalationRecord.episode_id).in_(ids), col(EscalationRecord.acknowledged_at).is_(None))
+                .group_by(col(EscalationRecord.episode_id))
+            ).all()
+        )
+    return [
+        CaseloadEntry(
+            episode=e,
+            next_work=(open_work.get(e.id) or [None])[0],
+            overdue=sum(utc(i.due_at) <= now for i in open_work.get(e.id, [])),
+            open_escalations=int(counts.get(e.id, 0)),
+        )
+        for e in episodes
+    ]
+
+
+def findings_with_resolution(engine: Engine, episode_id: str) -> list[tuple[DiscrepancyRecord, datetime | None]]:
+    """The current stage visit's medication findings, each with when it resolved (the audit trail's
+    ``discrepancy.resolved``), current findings first."""
+    with Session(engine) as s:
+        episode = get_episode(s, episode_id)
+        found = discrepancies_for(s, episode_id, episode.visit)
+        resolved_at: dict[str, datetime] = {}
+        if any(d.status == RESOLVED for d in found):
+            query = select(AuditRecord).where(
+                AuditRecord.episode_id == episode_id, AuditRecord.action == "discrepancy.resolved"
+            )
+            for a in s.exec(query.order_by(col(AuditRecord.id))):
+                if (a.detail or {}).get("visit") == episode.visit:
+                    resolved_at[str((a.detail or {}).get("key"))] = a.at
+        ordered = sorted(found, key=lambda d: d.status == RESOLVED)
+        return [(d, resolved_at.get(d.key) if d.status == RESOLVED else None) for d in ordered]
