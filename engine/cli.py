@@ -10,10 +10,12 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import re
 import signal
 import sys
 import traceback
 from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 from engine.errors import CarepathError
 
@@ -40,11 +42,21 @@ def command(
     return register
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (``carepath ack: error: ...``), a long value in it shortened."""
+
+    def error(self, message: str) -> NoReturn:
+        from engine.errors import one_line, printable
+
+        shortened = re.sub(r"'([^']{60})[^']+'", r"'\1…'", printable(message))
+        self.exit(2, f"{self.prog}: error: {one_line(shortened)} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
     for module in _COMMAND_MODULES:  # each registers its commands on import
         importlib.import_module(module)
 
-    parser = argparse.ArgumentParser(prog="carepath", description="Care pathways that follow every handoff through.")
+    parser = _Parser(prog="carepath", description="Care pathways that follow every handoff through.")
     parser.add_argument("--verbose", action="store_true", help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (handler, add_arguments, help_text) in _COMMANDS.items():
@@ -80,7 +92,7 @@ def run_entry_point(body: Callable[[], int], verbose: bool = False) -> int:
     except CarepathError as exc:
         if verbose:
             traceback.print_exc()
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {_one_line_message(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -95,6 +107,14 @@ def run_entry_point(body: Callable[[], int], verbose: bool = False) -> int:
         return 2
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _one_line_message(exc: CarepathError) -> str:
+    """An error's message on one line, whatever it quotes (a pathway's diagnostics stay one per line)."""
+    from engine.errors import PathwayError, printable
+
+    text = str(exc)
+    return text if isinstance(exc, PathwayError) else printable(text)
 
 
 def describe_unexpected(exc: BaseException) -> str:
