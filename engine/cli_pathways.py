@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -20,12 +21,15 @@ __all__ = ["parse_params"]
 def parse_params(pairs: list[str]) -> dict[str, timedelta]:
     """``["pre_release_window=60d"]`` -> ``{"pre_release_window": timedelta(days=60)}``."""
     from engine.durations import parse_duration
+    from engine.model import FACT_PATTERN
 
     out: dict[str, timedelta] = {}
     for pair in pairs:
         name, sep, value = (part.strip() for part in pair.partition("="))
         if not sep or not name:
             raise CarepathError(f"--param: {quote(pair)} is not NAME=DURATION (e.g. pre_release_window=60d)")
+        if not re.fullmatch(FACT_PATTERN, name):
+            raise CarepathError(f"--param: {quote(name)} is not a parameter name (e.g. pre_release_window)")
         if name in out:
             raise CarepathError(f"--param: {quote(name)} is given twice")
         try:

@@ -348,10 +348,6 @@ def check_facts(
     return out
 
 
-def _handoff_party(field: str, value: object, now: datetime) -> object:
-    return _one_of(field, value, ("sender", "receiver"))
-
-
 #: Built-in payload fields that hold an id, a time or a word from a list rather than free text.
 _BUILTIN_FIELDS: dict[str, Callable[[str, object, datetime], object]] = {
     "handoff": lambda field, value, now: check_id("handoff id", value),
@@ -359,7 +355,7 @@ _BUILTIN_FIELDS: dict[str, Callable[[str, object, datetime], object]] = {
     "need": lambda field, value, now: check_id("need", value),
     "consent": lambda field, value, now: check_id("consent id", value),
     "action": lambda field, value, now: _one_of("handoff action", value, ACTIONS),
-    "party": _handoff_party,
+    "party": lambda field, value, now: _one_of("handoff party", value, ("sender", "receiver")),
     "appointment_at": lambda field, value, now: check_time(APPOINTMENT, value, now).isoformat(),
 }
 
@@ -461,6 +457,8 @@ def consent_from_form(form: Mapping[str, Any], patient: str) -> Consent:
         check_id(_CONSENT_FIELDS[key], values.get(key))
     check_text("information", values.get("information"))
     check_text("discloser", values.get("discloser"), limit=NAME_MAX, one_line=True)
+    if not values["purposes"]:
+        raise InvalidInput("purpose", "none given: a consent lists at least one purpose")
     if not (values["recipients"] or values["recipient_classes"]):
         raise InvalidInput("recipient", "none given: a consent names a recipient or a class of recipients")
     if isinstance(values.get("expires"), date) and values["expires"] < values["signed_on"]:

@@ -51,6 +51,8 @@ def record_consent(app: App, episode_id: str, consent: Consent, *, actor: str = 
     inputs.check_id("episode id", episode_id)
     plan = app.service.plan_for(episode_id)
     inputs.check_consent(consent, app.clock.now(), consent_purposes(plan), RECEIVER_CLASSES)
+    if app.service.consent_known(consent.id):
+        raise EventRejected(f"consent {quote(consent.id)} is already recorded; a changed consent needs a new id")
     app.dispatcher.ready()
     app.service.add_consent(episode_id, consent, actor=actor)
     return record_event(app, episode_id, "consent.recorded", {"consent": consent.id}, actor=actor)
