@@ -2,6 +2,8 @@
 
 It may import the store, the pure episode rules and the ports; never argparse, never Prefect (the Prefect
 implementations of the ports live in :mod:`engine.orchestrate`). Configuration arrives as :class:`Settings`.
+Every use case first checks what was typed against :mod:`engine.app.inputs`, before Prefect is asked or anything
+is stored.
 """
 
 from engine.app.context import App, production_app
