@@ -3,6 +3,8 @@
 Exception tree (each says when it is raised)::
 
     CarepathError                 base of everything Carepath raises on purpose
+    ├── InvalidInput              a value someone typed breaks a rule of :mod:`engine.app.inputs`; nothing was read
+    │                             for it or changed
     ├── PathwayError              a pathway file failed a validation stage; carries every Diagnostic
     ├── PlanError                 a valid pathway cannot be planned with the given parameters
     ├── EpisodeError              a coordinator's request cannot be applied to an episode
@@ -27,6 +29,7 @@ __all__ = [
     "EpisodeError",
     "EventRejected",
     "Finding",
+    "InvalidInput",
     "OrchestrationError",
     "PathwayError",
     "PlanError",
@@ -34,6 +37,7 @@ __all__ = [
     "UnknownEpisode",
     "format_path",
     "one_line",
+    "printable",
     "quote",
 ]
 
@@ -86,11 +90,32 @@ class Diagnostic:
     severity: Severity = field(default="error")
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}:{self.col}: {self.severity}: {self.json_path}: {self.message}"
+        where = f"{_shown_file(self.file)}:{self.line}:{self.col}"
+        return f"{where}: {self.severity}: {self.json_path}: {printable(self.message)}"
+
+
+def printable(text: str) -> str:
+    """``text`` with every unprintable character escaped (``\\n``, ``\\x00``): what it says stays on one line."""
+    return text if text.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def _shown_file(name: str) -> str:
+    """A file name as diagnostics show it: as given, unless unprintable or absurdly long (then quoted, shortened)."""
+    return name if name.isprintable() and len(name) <= 200 else quote(name, 100)
 
 
 class CarepathError(Exception):
     """Base of every error Carepath raises on purpose; the CLI prints these without a traceback."""
+
+
+class InvalidInput(CarepathError):
+    """A value someone typed breaks an input rule: ``field: 'value' rule`` on one line, the value escaped and
+    shortened (``person id: 'P-1\\nX' contains '\\n', ...``). Raised before anything is stored or Prefect is asked."""
+
+    def __init__(self, field: str, rule: str, value: object = None) -> None:
+        self.field, self.rule = field, rule
+        shown = f"{quote(value)} " if value is not None else ""
+        super().__init__(f"{field}: {shown}{rule}")
 
 
 class PathwayError(CarepathError):

@@ -43,7 +43,7 @@ def run_entry_point(body: Callable[[], int], verbose: bool = False) -> int:
     except CarepathError as exc:
         if verbose:
             traceback.print_exc()
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {_one_line_message(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -58,6 +58,14 @@ def run_entry_point(body: Callable[[], int], verbose: bool = False) -> int:
         return 2
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _one_line_message(exc: CarepathError) -> str:
+    """An error's message on one line, whatever it quotes (a pathway's diagnostics stay one per line)."""
+    from engine.errors import PathwayError, printable
+
+    text = str(exc)
+    return text if isinstance(exc, PathwayError) else printable(text)
 
 
 def describe_unexpected(exc: BaseException) -> str:

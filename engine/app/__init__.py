@@ -1,7 +1,9 @@
 """The application layer: every use case, written once, that every face (CLI, flows, API, demo) calls.
 
 It may import the store, the pure episode rules and the ports; never argparse, never Prefect (the Prefect
-implementations of the ports live in :mod:`engine.orchestration.adapters`). Configuration arrives as :class:`Settings`.
+implementations of the ports live in :mod:`engine.orchestration.adapters`). Configuration arrives as
+:class:`Settings`. Every use case first checks what was typed against :mod:`engine.app.inputs`, before Prefect is
+asked or anything is stored.
 """
 
 from engine.app.context import App

@@ -9,6 +9,7 @@ the one follow-up (:func:`engine.app.followup.follow_up`). A coordinator's reque
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 from sqlmodel import Session
 
 from engine import store
+from engine.app import inputs
 from engine.app.context import App, bound
 from engine.app.followup import FollowUp, follow_up
 from engine.app.publish import publish_open_escalations
@@ -53,14 +55,26 @@ def enroll(
     pathway_id: str,
     person_ref: str,
     *,
-    at: datetime | None = None,
-    params: dict[str, timedelta] | None = None,
-    facts: dict[str, Any] | None = None,
+    at: datetime | str | None = None,
+    params: Mapping[str, timedelta | str] | None = None,
+    facts: Mapping[str, Any] | None = None,
     actor: str = "coordinator",
 ) -> str:
-    """Start an episode and follow it up (its timers scheduled, its artifact published); returns its id."""
+    """Start an episode and follow it up (its timers scheduled, its artifact published); returns its id.
+
+    Checked first, changing nothing when refused (:mod:`engine.app.inputs`): the ids, ``at`` (ISO text or a
+    datetime) within the enrollment window, each parameter, and each fact against the pathway's declarations
+    (text such as ``"14"`` becomes the declared type).
+    """
+    now = app.clock.now()
+    inputs.check_id("pathway id", pathway_id)
+    inputs.check_id("person id", person_ref)
+    when = inputs.check_time(inputs.ENROLLMENT, at, now) if at is not None else None
+    durations = inputs.check_params(params or {})
+    plan = app.service.enrollment_plan(pathway_id, durations)  # an unknown pathway, a parameter out of its range
+    known = inputs.check_facts(plan.pathway_id, plan.facts, facts or {}, now)
     app.dispatcher.ready()
-    changes = app.service.enroll(pathway_id, person_ref, at=at, params=params, facts=facts, actor=actor)
+    changes = app.service.enroll(pathway_id, person_ref, at=when, params=durations, facts=known, actor=actor)
     episode = app.service.episode(changes.episode_id)
     with bound(app):
         app.dispatcher.enroll(episode.pathway_id, episode.pathway_version, episode.id)
@@ -83,11 +97,21 @@ def record_event(
 ) -> EventResult:
     """Record an event: stored with its payload first, then applied and followed up by the dispatcher.
 
-    Raises :class:`~engine.errors.EventRejected` (nothing changed) when the pathway does not allow it now.
+    Checked first, changing nothing when refused: the ids, the event and its payload against the pathway's
+    declarations (:func:`engine.app.inputs.check_payload`; values become their declared type), and an event id
+    already used for other content. Raises :class:`~engine.errors.EventRejected` (nothing changed) when the pathway
+    does not allow the event now.
     """
+    inputs.check_id("episode id", episode_id)
+    if event_id is not None:
+        inputs.check_id("event id", event_id)
     episode = app.service.episode(episode_id)
+    plan = app.service.plan_for(episode_id)
+    payload = inputs.check_payload(plan.pathway_id, plan.events, name, data or {}, app.clock.now())
+    if event_id is not None:
+        app.service.check_event_id(episode_id, event_id, name, payload)
     app.dispatcher.ready()  # before anything is stored: a request Prefect cannot take changes nothing
-    inbound_id = app.service.receive_event(episode_id, name, data, event_id=event_id, actor=actor)
+    inbound_id = app.service.receive_event(episode_id, name, payload, event_id=event_id, actor=actor)
     with bound(app):
         app.dispatcher.event(episode.pathway_id, episode.pathway_version, episode_id, name, inbound_id)
     with Session(app.engine) as session:
@@ -125,6 +149,8 @@ def fire(app: App, rung_id: str) -> tuple[Changes, FollowUp] | None:
 
 def acknowledge(app: App, escalation_id: int, by: str) -> int:
     """Someone took an escalation on: its later rungs never fire. Returns how many later rungs were stopped."""
+    inputs.check_escalation(escalation_id)
+    inputs.check_id("staff id", by)
     stopped, runs = app.service.acknowledge(escalation_id, by)
     try:  # best effort: a later rung's run finds its rung cancelled and does nothing
         if runs:

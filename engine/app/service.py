@@ -34,6 +34,7 @@ from engine.store import (
     EscalationRecord,
     InboundEventRecord,
     PathwayVersionRecord,
+    ProcessedEventRecord,
     RungRecord,
 )
 from engine.store.mapper import Changes, load_state, save_outcome
@@ -57,6 +58,15 @@ def _plan_from_text(text: str, name: str, params_key: tuple[tuple[str, float], .
     if not result.ok or result.spec is None:
         raise PathwayError([d for d in result.diagnostics if d.severity == "error"])
     return compile_plan(result.spec, {k: timedelta(seconds=v) for k, v in params_key})
+
+
+def _refuse_reused_id(seen: ProcessedEventRecord | None, event_id: str, digest: str) -> None:
+    if seen is not None and seen.digest not in (None, digest):
+        raise EventRejected(
+            f"event id {quote(event_id)} was already used for event '{seen.name}' on this episode "
+            f"with other content; give this event its own id",
+            code="id-reused",
+        )
 
 
 class EpisodeService:
@@ -98,7 +108,9 @@ class EpisodeService:
         found = store.latest_pathway_version(session, pathway_id)
         if found is None:
             known = ", ".join(store.registered_pathway_ids(session)) or "none"
-            raise EpisodeError(f"no pathway '{pathway_id}' is registered (known: {known}); run `carepath up` first")
+            raise EpisodeError(
+                f"no pathway {quote(pathway_id)} is registered (known: {known}); run `carepath up` first"
+            )
         return found
 
     def plan_of(self, session: Session, episode: EpisodeRecord) -> Plan:
@@ -113,8 +125,16 @@ class EpisodeService:
         with Session(self.engine) as session:
             episode = session.get(EpisodeRecord, episode_id)
             if episode is None:
-                raise UnknownEpisode(f"no episode '{episode_id}'")
+                raise UnknownEpisode(f"no episode {quote(episode_id)}")
             return self.plan_of(session, episode)
+
+    def enrollment_plan(self, pathway_id: str, params: dict[str, timedelta] | None = None) -> Plan:
+        """The plan an enrollment on ``pathway_id`` would run on (its newest version, these parameters): read only,
+        so a request can be checked before anything is written (an unknown pathway, a parameter out of range)."""
+        with Session(self.engine) as session:
+            pinned = self.latest_version(session, pathway_id)
+            key = tuple(sorted((k, v.total_seconds()) for k, v in (params or {}).items()))
+            return _plan_from_text(pinned.source_text, f"{pathway_id}@v{pinned.version}", key)
 
     # ------------------------------------------------------------------------------------------- writes
 
@@ -222,16 +242,17 @@ class EpisodeService:
         plan = self.plan_of(session, episode)
         digest = event_digest(event.name, event.data)
         if not store.mark_event_processed(session, event.id, episode.id, event.name, now, digest=digest):
-            seen = store.processed_event(session, episode.id, event.id)
-            if seen is not None and seen.digest not in (None, digest):
-                raise EventRejected(
-                    f"event id {quote(event.id)} was already used for event '{seen.name}' on this episode "
-                    f"with other content; give this event its own id",
-                    code="id-reused",
-                )
+            _refuse_reused_id(store.processed_event(session, episode.id, event.id), event.id, digest)
             return Changes(episode.id, episode.pathway_id, episode.stage, duplicate=True)
         outcome = apply_event(plan, load_state(session, episode), event, now)
         return save_outcome(session, episode, outcome, now, actor, event=event, claimed_at=self._wall(now))
+
+    def check_event_id(self, episode_id: str, event_id: str, name: str, data: dict[str, Any]) -> None:
+        """Refuse (read only, before anything is stored) an event id this episode already used for other content;
+        the same id with the same content is a duplicate, which changes nothing when applied."""
+        with Session(self.engine) as session:
+            seen = store.processed_event(session, episode_id, event_id)
+        _refuse_reused_id(seen, event_id, event_digest(name, data))
 
     def fire_rung(self, rung_id: str) -> Changes | None:
         """Escalate a due rung exactly once; None if the rung is unknown."""
@@ -271,6 +292,11 @@ class EpisodeService:
             mine = consent.model_copy(update={"patient": episode.person_ref})  # always the episode's person
             store.add_consent(session, ConsentRecord.from_domain(mine, self.clock.now()))
             store.audit(session, episode_id, self.clock.now(), actor, "consent.recorded", {"consent": consent.id})
+
+    def consent_known(self, consent_id: str) -> bool:
+        """Whether a consent with this id is recorded (read only: a request is checked before it is sent)."""
+        with Session(self.engine) as session:
+            return session.get(ConsentRecord, consent_id) is not None
 
     def revoke_consent(self, consent_id: str, *, written: bool, actor: str = "coordinator") -> list[str]:
         """Revoke in writing; returns the person's active episodes (each then applies ``consent.revoked``)."""
@@ -334,5 +360,5 @@ class EpisodeService:
         with Session(self.engine) as session:
             row = session.get(EpisodeRecord, episode_id)
             if row is None:
-                raise UnknownEpisode(f"no episode '{episode_id}'")
+                raise UnknownEpisode(f"no episode {quote(episode_id)}")
             return row

@@ -7,13 +7,11 @@ Prefect checks that it answers before anything is written, so a refused command 
 from __future__ import annotations
 
 import argparse
-from datetime import datetime
 from typing import Any
 
 from engine.cli.pathways import parse_params
 from engine.cli.registry import command
-from engine.clock import utc
-from engine.errors import CarepathError
+from engine.errors import CarepathError, quote
 
 __all__ = ["cli_app", "parse_data", "report_event"]
 
@@ -26,25 +24,17 @@ def cli_app() -> Any:
     return production_app(Settings.from_env())
 
 
-def parse_data(pairs: list[str]) -> dict[str, Any]:
-    """``["insurance=medicaid", "needs_wm=true", "dose=16"]`` -> typed values (bool, number, text)."""
-    out: dict[str, Any] = {}
+def parse_data(pairs: list[str]) -> dict[str, str]:
+    """``["insurance=medicaid", "dose=16 mg"]`` -> ``{"insurance": "medicaid", "dose": "16 mg"}``: text as typed;
+    the application layer reads each value as the type the pathway declares for it (``"14"`` for a number)."""
+    out: dict[str, str] = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
-        if not sep or not key:
-            raise CarepathError(f"--data wants KEY=VALUE, got {pair!r}")
-        value: Any = raw
-        if raw.lower() in ("true", "false"):
-            value = raw.lower() == "true"
-        else:
-            try:
-                value = int(raw)
-            except ValueError:
-                try:
-                    value = float(raw)
-                except ValueError:
-                    value = raw
-        out[key.strip()] = value
+        if not sep or not key.strip():
+            raise CarepathError(f"--data: {quote(pair)} is not KEY=VALUE")
+        if key.strip() in out:
+            raise CarepathError(f"--data: {quote(key.strip())} is given twice")
+        out[key.strip()] = raw
     return out
 
 
@@ -107,16 +97,9 @@ def _enroll_args(p: argparse.ArgumentParser) -> None:
 def _enroll(args: argparse.Namespace) -> int:
     from engine.app import enroll
 
-    at = None
-    if args.at:
-        try:
-            at = utc(datetime.fromisoformat(args.at))
-        except ValueError as exc:
-            raise CarepathError(f"--at: {args.at!r} is not an ISO 8601 time (e.g. 2026-12-01T09:00)") from exc
+    params, facts = parse_params(args.param), parse_data(args.data)
     app = cli_app()
-    episode_id = enroll(
-        app, args.pathway, args.person, at=at, params=parse_params(args.param), facts=parse_data(args.data)
-    )
+    episode_id = enroll(app, args.pathway, args.person, at=args.at, params=params, facts=facts)
     episode = app.service.episode(episode_id)
     print(f"{episode_id}: enrolled on {episode.pathway_id} v{episode.pathway_version}, stage {episode.stage}")
     return 0
@@ -147,11 +130,11 @@ def _status_args(p: argparse.ArgumentParser) -> None:
 
 @command("status", "show an episode: stage, open handoffs, deadlines, escalations, audit tail", _status_args)
 def _status(args: argparse.Namespace) -> int:
-    from engine.app.views import episode_status
+    from engine.app.reads import status
     from engine.cli.render import render_status
 
     app = cli_app()
-    print(render_status(episode_status(app.engine, args.episode), app.clock.now()))
+    print(render_status(status(app, args.episode), app.clock.now()))
     return 0
 
 
@@ -163,11 +146,10 @@ def _episodes_args(p: argparse.ArgumentParser) -> None:
 
 @command("episodes", "the caseload: one line per episode with its next deadline", _episodes_args)
 def _episodes(args: argparse.Namespace) -> int:
-    from engine.app.views import caseload
+    from engine.app.reads import episodes
     from engine.cli.render import render_table
 
-    app = cli_app()
-    rows = caseload(app.engine, app.clock.now(), pathway=args.pathway, stage=args.stage, overdue=args.overdue)
+    rows = episodes(cli_app(), pathway=args.pathway, stage=args.stage, overdue=args.overdue)
     print(render_table(rows) if rows else "no episodes")
     return 0
 

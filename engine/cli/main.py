@@ -8,17 +8,28 @@ refused, 2 usage.
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Sequence
+from typing import NoReturn
 
 from engine.cli import episodes, pathways, safety  # noqa: F401  (each registers its commands on import)
 from engine.cli.registry import COMMANDS
+from engine.errors import one_line, printable
 from engine.process import run_entry_point
 
 __all__ = ["main"]
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (``carepath ack: error: ...``), a long value in it shortened."""
+
+    def error(self, message: str) -> NoReturn:
+        shortened = re.sub(r"'([^']{60})[^']+'", r"'\1…'", printable(message))
+        self.exit(2, f"{self.prog}: error: {one_line(shortened)} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="carepath", description="Care pathways that follow every handoff through.")
+    parser = _Parser(prog="carepath", description="Care pathways that follow every handoff through.")
     parser.add_argument("--verbose", action="store_true", help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (handler, add_arguments, help_text) in COMMANDS.items():

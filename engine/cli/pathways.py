@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import re
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from engine.cli.registry import command
-from engine.errors import CarepathError, PathwayError
+from engine.errors import CarepathError, quote
 
 if TYPE_CHECKING:
     from engine.errors import Diagnostic
@@ -20,16 +21,21 @@ __all__ = ["parse_params"]
 def parse_params(pairs: list[str]) -> dict[str, timedelta]:
     """``["pre_release_window=60d"]`` -> ``{"pre_release_window": timedelta(days=60)}``."""
     from engine.language.durations import parse_duration
+    from engine.language.model import FACT_PATTERN
 
     out: dict[str, timedelta] = {}
     for pair in pairs:
-        name, sep, value = pair.partition("=")
+        name, sep, value = (part.strip() for part in pair.partition("="))
         if not sep or not name:
-            raise CarepathError(f"--param wants NAME=DURATION, got {pair!r}")
+            raise CarepathError(f"--param: {quote(pair)} is not NAME=DURATION (e.g. pre_release_window=60d)")
+        if not re.fullmatch(FACT_PATTERN, name):
+            raise CarepathError(f"--param: {quote(name)} is not a parameter name (e.g. pre_release_window)")
+        if name in out:
+            raise CarepathError(f"--param: {quote(name)} is given twice")
         try:
-            out[name.strip()] = parse_duration(value.strip())
+            out[name] = parse_duration(value)
         except ValueError as exc:
-            raise CarepathError(f"--param {name}: {exc}") from exc
+            raise CarepathError(f"--param {quote(name)}: {exc}") from exc
     return out
 
 
@@ -74,16 +80,21 @@ def _validate(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _load_plan(args: argparse.Namespace) -> Plan:
+def _load_plan(args: argparse.Namespace) -> Plan | None:
+    """The plan of ``args.file``, or None once its problems are printed. Every diagnostic goes to stderr once
+    (stdout is the plan alone, e.g. for ``--json``)."""
+    import sys
+
     from engine.language.loader import load_pathway
     from engine.plan.build import compile_plan
 
+    params = parse_params(args.param)
     result = load_pathway(args.file)
     for diagnostic in result.diagnostics:
-        print(diagnostic)
+        print(diagnostic, file=sys.stderr)
     if not result.ok or result.spec is None:
-        raise PathwayError([d for d in result.diagnostics if d.severity == "error"])
-    return compile_plan(result.spec, parse_params(args.param))
+        return None
+    return compile_plan(result.spec, params)
 
 
 def _plan_args(p: argparse.ArgumentParser) -> None:
@@ -97,6 +108,8 @@ def _plan(args: argparse.Namespace) -> int:
     from engine.plan.text import plan_json, plan_table
 
     plan = _load_plan(args)
+    if plan is None:
+        return 1
     print(plan_json(plan) if args.json else plan_table(plan))
     return 0
 
@@ -110,7 +123,10 @@ def _graph_args(p: argparse.ArgumentParser) -> None:
 def _graph(args: argparse.Namespace) -> int:
     from engine.plan.mermaid import mermaid
 
-    print(mermaid(_load_plan(args)))
+    plan = _load_plan(args)
+    if plan is None:
+        return 1
+    print(mermaid(plan))
     return 0
 
 

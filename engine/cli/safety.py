@@ -8,11 +8,10 @@ Front-ends only: every change is a use case of :mod:`engine.app` (an event appli
 from __future__ import annotations
 
 import argparse
-from datetime import date
 
 from engine.cli.episodes import cli_app, report_event
 from engine.cli.registry import command
-from engine.errors import CarepathError
+from engine.errors import CarepathError, quote
 
 __all__ = ["parse_medication"]
 
@@ -109,28 +108,21 @@ def _consent_args(p: argparse.ArgumentParser) -> None:
 
 @command("consent", "record a 42 CFR Part 2 consent; handoffs waiting for it are sent", _consent_args)
 def _consent(args: argparse.Namespace) -> int:
-    from pydantic import ValidationError
-
-    from engine.app.safety import record_consent
-    from engine.episode.domain.consent import Consent
+    from engine.app.safety import consent_from_form, record_consent
 
     app = cli_app()
-    try:
-        consent = Consent(
-            id=args.consent_id,
-            patient=app.service.episode(args.episode).person_ref,
-            discloser=args.discloser,
-            information=args.information,
-            recipients=tuple(args.recipient),
-            recipient_classes=tuple(args.classes),
-            purposes=tuple(args.purpose),
-            expires=args.expires if args.expires in ("end-of-treatment", "none") else date.fromisoformat(args.expires),
-            signed_on=date.fromisoformat(args.signed_on),
-            signed_by=args.signed_by,
-        )
-    except (ValidationError, ValueError) as exc:
-        raise CarepathError(f"consent: {str(exc).splitlines()[0]}") from exc
-    return report_event(record_consent(app, args.episode, consent))
+    form = {
+        "id": args.consent_id,
+        "discloser": args.discloser,
+        "information": args.information,
+        "recipients": args.recipient,
+        "recipient_classes": args.classes,
+        "purposes": args.purpose,
+        "expires": args.expires,
+        "signed_on": args.signed_on,
+        "signed_by": args.signed_by,
+    }
+    return report_event(record_consent(app, args.episode, consent_from_form(app, args.episode, form)))
 
 
 def _revoke_args(p: argparse.ArgumentParser) -> None:
@@ -182,10 +174,10 @@ def parse_medication(text: str) -> dict[str, str]:
     parts = [p.strip() for p in text.split("|")]
     keys = ("name", "dose", "route", "frequency", "rxnorm")
     if not parts[0]:
-        raise CarepathError(f"--med {text!r}: a medication needs a name (NAME|DOSE|ROUTE|FREQUENCY|RXNORM)")
+        raise CarepathError(f"--med {quote(text)}: a medication needs a name (NAME|DOSE|ROUTE|FREQUENCY|RXNORM)")
     if len(parts) > len(keys):
         raise CarepathError(
-            f"--med {text!r}: {len(parts)} fields, at most {len(keys)} (NAME|DOSE|ROUTE|FREQUENCY|RXNORM)"
+            f"--med {quote(text)}: {len(parts)} fields, at most {len(keys)} (NAME|DOSE|ROUTE|FREQUENCY|RXNORM)"
         )
     return {k: v for k, v in zip(keys, parts, strict=False) if v}
 

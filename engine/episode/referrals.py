@@ -45,7 +45,7 @@ from engine.episode.state import (
     event_key,
     open_work,
 )
-from engine.errors import EventRejected
+from engine.errors import EventRejected, quote
 from engine.plan.build import Plan, TransitionPlan, WorkPlan
 
 __all__ = [
@@ -155,7 +155,7 @@ def _pick(state: EpisodeState, event: Event) -> Handoff:
     if wanted:
         found = next((h for h in open_ones if h.id == wanted), None)
         if found is None:
-            raise EventRejected(f"no open handoff '{wanted}' on episode {state.id}")
+            raise EventRejected(f"no open handoff {quote(str(wanted))} on episode {state.id}")
         return found
     if not open_ones:
         raise EventRejected(f"event '{event.name}' matches no open handoff on episode {state.id}")

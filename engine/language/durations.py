@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-__all__ = ["DURATION_OR_PARAM_PATTERN", "DURATION_PATTERN", "format_duration", "parse_duration"]
+__all__ = ["DURATION_OR_PARAM_PATTERN", "DURATION_PATTERN", "MAX_DURATION", "format_duration", "parse_duration"]
 
 _SHORT = re.compile(r"^(?P<n>\d+)(?P<unit>[mhdw])$")
 _ISO = re.compile(
@@ -22,7 +22,8 @@ DURATION_PATTERN = r"^(\d+[mhdw]|P(\d+W)?(\d+D)?(T(\d+H)?(\d+M)?)?)$"
 #: A duration, or the name of a pathway parameter that holds one.
 DURATION_OR_PARAM_PATTERN = r"^(\d+[mhdw]|P(\d+W)?(\d+D)?(T(\d+H)?(\d+M)?)?|[a-z][a-z0-9_]*)$"
 
-_MAX = timedelta(days=3660)
+#: The longest duration Carepath accepts anywhere: about ten years (a longer one is always a typo).
+MAX_DURATION = timedelta(days=3660)
 
 
 def parse_duration(text: str) -> timedelta:
@@ -39,18 +40,22 @@ def parse_duration(text: str) -> timedelta:
         raise ValueError(f"{_shown(text)} is not a duration (e.g. 10d)")
     try:
         if short:
-            result = int(short["n"]) * _UNITS[short["unit"]]
+            result = _int(short["n"]) * _UNITS[short["unit"]]
         else:
             assert iso is not None
-            parts = {k: int(v) for k, v in iso.groupdict().items() if v}
+            parts = {k: _int(v) for k, v in iso.groupdict().items() if v}
             result = timedelta(
                 weeks=parts.get("w", 0), days=parts.get("d", 0), hours=parts.get("h", 0), minutes=parts.get("m", 0)
             )
-    except OverflowError:  # beyond what a timedelta holds: far beyond ten years
+    except (OverflowError, ValueError):  # beyond a timedelta, or more digits than int() reads: far beyond ten years
         raise ValueError(f"{_shown(text)} is longer than ten years") from None
-    if result > _MAX:
+    if result > MAX_DURATION:
         raise ValueError(f"{_shown(text)} is longer than ten years")
     return result
+
+
+def _int(digits: str) -> int:
+    return int(digits.lstrip("0") or "0")  # leading zeros never count towards int()'s digit limit
 
 
 def _shown(text: object, limit: int = 40) -> str:

@@ -2,11 +2,12 @@
 
 Stages (each reports every problem it finds, then the pipeline stops if any is an error):
 
-1. read: the file exists, is a file, is at most :data:`engine.language.source.MAX_BYTES`;
+1. read: the file exists, is a file, is at most :data:`engine.source.MAX_BYTES` (a FIFO or device is read for at
+   most :data:`engine.files.READ_TIMEOUT` seconds, so ``carepath validate`` never hangs);
 2. YAML: UTF-8 text, syntax, one document, text keys, no duplicate keys, no bombs (:mod:`engine.language.source`);
 3. JSON Schema: the shape of every part (:mod:`engine.language.schema`);
-4. model: :class:`engine.language.model.PathwaySpec` (what the schema cannot say: guard operators, duration values);
-5. meaning: :func:`engine.language.semantics.check` (references, reachability, ladders...), warnings included.
+4. model: :class:`engine.model.PathwaySpec` (what the schema cannot say: guard operators, duration values);
+5. meaning: :func:`engine.semantics.check` (references, reachability, ladders...), warnings included.
 
 Every problem becomes a :class:`~engine.errors.Diagnostic` placed by the source map (file as given, 1-based
 line and column of the offending value; a missing field at its parent; an unexpected key at the key). Nothing
@@ -23,6 +24,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from engine import files
 from engine.errors import Diagnostic, Finding, PathwayError, format_path
 from engine.language.model import PathwaySpec
 from engine.language.schema import validate_document
@@ -59,12 +61,16 @@ def load_pathway(path: str | os.PathLike[str]) -> LoadResult:
             return _failed(name, "is a folder, not a pathway file")
         if info.st_size > MAX_BYTES:
             return _failed(name, f"file is too large ({_mb(info.st_size)}); the limit is {_mb(MAX_BYTES)}")
-        with open(name, "rb") as handle:
-            data = handle.read(MAX_BYTES + 1)
+        data = files.read_bounded(name, MAX_BYTES)
     except FileNotFoundError:
         return _failed(name, "no such file")
-    except OSError as exc:
-        return _failed(name, f"cannot read the file: {(exc.strerror or str(exc)).lower()}")
+    except TimeoutError:
+        wait = f"{files.READ_TIMEOUT:g} s"
+        return _failed(name, f"not a regular file, and it gave nothing to read within {wait} (a FIFO nobody writes?)")
+    except (OSError, ValueError) as exc:  # ValueError: a name with a NUL byte
+        return _failed(name, f"cannot read the file: {(getattr(exc, 'strerror', None) or str(exc)).lower()}")
+    if len(data) > MAX_BYTES:  # a FIFO or device: its size is known only once read
+        return _failed(name, f"file is too large (more than {_mb(MAX_BYTES)}); the limit is {_mb(MAX_BYTES)}")
     return _load(data, name)
 
 

@@ -41,9 +41,10 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
+from engine import files
 from engine.errors import CarepathError, Diagnostic, format_path
 from engine.language.model import ID_PATTERN
-from engine.language.source import SourceMap, parse_yaml
+from engine.language.source import MAX_BYTES, SourceMap, parse_yaml
 from engine.language.suggest import hint
 
 __all__ = [
@@ -184,7 +185,10 @@ def load_roster(path: str | Path, *, env: Mapping[str, str] | None = None) -> Ro
     """Read and check a roster file; raises :class:`RosterError` with every problem found."""
     name = str(path)
     try:
-        data = Path(path).read_bytes()
+        data = files.read_bounded(name, MAX_BYTES)
+    except TimeoutError as exc:
+        why = f"not a regular file, and it gave nothing to read within {files.READ_TIMEOUT:g} s"
+        raise RosterError([Diagnostic(name, 1, 1, "$", f"cannot read the roster: {why}")]) from exc
     except OSError as exc:
         raise RosterError([Diagnostic(name, 1, 1, "$", f"cannot read the roster: {exc.strerror or exc}")]) from exc
     return parse_roster(data, file=name, env=env)

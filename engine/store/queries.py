@@ -21,7 +21,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from engine.episode.domain.reconcile import KINDS, Medication
-from engine.errors import EventRejected, UnknownEpisode
+from engine.errors import EventRejected, UnknownEpisode, quote
 from engine.store.db import WRITE_OPTION, session_scope
 from engine.store.records import (
     AuditRecord,
@@ -113,7 +113,7 @@ def get_episode(session: Session, episode_id: str) -> EpisodeRecord:
     """The episode, or :class:`~engine.errors.UnknownEpisode`."""
     episode = session.get(EpisodeRecord, episode_id)
     if episode is None:
-        raise UnknownEpisode(f"no episode '{episode_id}'")
+        raise UnknownEpisode(f"no episode {quote(episode_id)}")
     return episode
 
 
@@ -133,7 +133,7 @@ def lock_episode(session: Session, episode_id: str) -> EpisodeRecord:
     )
     episode = session.exec(query).first()
     if episode is None:
-        raise UnknownEpisode(f"no episode '{episode_id}'")
+        raise UnknownEpisode(f"no episode {quote(episode_id)}")
     return episode
 
 
@@ -456,7 +456,7 @@ def revoke_consent(session: Session, consent_id: str, at: datetime, written: boo
     )
     record = session.exec(query).first()
     if record is None:
-        raise EventRejected(f"no consent '{consent_id}'")
+        raise EventRejected(f"no consent {quote(consent_id)}")
     if not written:
         raise EventRejected(
             f"consent {consent_id}: a revocation must be in writing (42 CFR Part 2); record the written revocation"
@@ -641,14 +641,14 @@ def mark_discrepancy_intentional(
     clinician, or a resolved discrepancy (the lists no longer differ there). Marking again replaces the reason.
     """
     if not reason or not reason.strip():
-        raise EventRejected(f"discrepancy '{discrepancy_id}': marking it intentional needs a reason")
+        raise EventRejected(f"discrepancy {quote(discrepancy_id)}: marking it intentional needs a reason")
     if not by or not by.strip():
-        raise EventRejected(f"discrepancy '{discrepancy_id}': say which clinician marks it intentional")
+        raise EventRejected(f"discrepancy {quote(discrepancy_id)}: say which clinician marks it intentional")
     record = session.get(DiscrepancyRecord, discrepancy_id, populate_existing=True)
     if record is None:
-        raise EventRejected(f"no discrepancy '{discrepancy_id}'")
+        raise EventRejected(f"no discrepancy {quote(discrepancy_id)}")
     if record.status == RESOLVED:
-        raise EventRejected(f"discrepancy '{discrepancy_id}' is resolved: the lists no longer differ there")
+        raise EventRejected(f"discrepancy {quote(discrepancy_id)} is resolved: the lists no longer differ there")
     record.status, record.reason, record.marked_by, record.marked_at = INTENTIONAL, reason.strip(), by.strip(), at
     session.add(record)
     session.flush()

@@ -13,7 +13,7 @@ from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
 
 from engine.clock import utc
-from engine.errors import UnknownEpisode
+from engine.errors import UnknownEpisode, quote
 from engine.store.queries import RESOLVED, discrepancies_for, get_episode, list_episodes
 from engine.store.records import (
     AuditRecord,
@@ -63,7 +63,7 @@ def episode_status(engine: Engine, episode_id: str, audit_tail: int = 10) -> Epi
     with Session(engine) as s:
         episode = s.get(EpisodeRecord, episode_id)
         if episode is None:
-            raise UnknownEpisode(f"no episode '{episode_id}'")
+            raise UnknownEpisode(f"no episode {quote(episode_id)}")
         items = list(
             s.exec(
                 select(WorkItemRecord)
