@@ -24,7 +24,7 @@ from engine.app import App, Settings, enroll, record_event
 from engine.app.pathways import register_pathways
 from engine.clock import CompressedClock, utc
 from engine.episode.domain.consent import Consent, single_tpo_consent
-from engine.orchestration.wiring import production_app
+from engine.orchestration.flows import dispatching_app
 from engine.store import EpisodeRecord, EscalationRecord, RungRecord
 
 if TYPE_CHECKING:
@@ -165,7 +165,7 @@ def running_carepath(
             env["CAREPATH_DATABASE_URL"] = stack.enter_context(temporary_pg_database("carepath_e2e"))
         if setup is not None:
             setup(home)
-        app = production_app(Settings.from_env({**os.environ, **env}))
+        app = dispatching_app(Settings.from_env({**os.environ, **env}))
         app.set_clock(CompressedClock.starting_now(FACTOR))
         register_pathways(app, ROOT / "pathways")
         log = home / "serve.log"

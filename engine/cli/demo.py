@@ -144,12 +144,12 @@ def run_demo(
     from engine.app.safety import record_consent
     from engine.app.views import caseload
     from engine.cli.render import render_table
-    from engine.orchestration.wiring import production_app
+    from engine.orchestration.flows import dispatching_app
 
     if settings.home.exists():
         shutil.rmtree(settings.home)  # the demo always starts from an empty caseload
     settings.home.mkdir(parents=True)
-    app = production_app(settings)
+    app = dispatching_app(settings)
     clock = CompressedClock.starting_now(factor)
     app.set_clock(clock)
     log = (settings.home / "up.log").open("wb")

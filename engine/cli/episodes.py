@@ -17,11 +17,18 @@ __all__ = ["cli_app", "parse_data", "report_event"]
 
 
 def cli_app() -> Any:
-    """The App of a CLI command: settings read once from this process's environment, real ports."""
+    """The App of a CLI command: settings read once from this process's environment, real ports. Its requests run
+    as in-process flow runs; Prefect's flows are imported only by a command that dispatches one."""
     from engine.app import Settings
     from engine.orchestration.wiring import production_app
 
-    return production_app(Settings.from_env())
+    return production_app(Settings.from_env(), _flow_for)
+
+
+def _flow_for(pathway_id: str, version: int, kind: str) -> Any:
+    from engine.orchestration.flows import flow_for
+
+    return flow_for(pathway_id, version, kind)
 
 
 def parse_data(pairs: list[str]) -> dict[str, str]:

@@ -8,7 +8,7 @@ from typing import Any
 
 from engine.app.views import EpisodeStatus, delivery_summary, escalation_title, fmt
 from engine.clock import utc
-from engine.plan.text import show_duration
+from engine.language.durations import show_duration
 
 __all__ = ["render_status", "render_table"]
 

@@ -40,10 +40,10 @@ from engine.episode.state import (
     open_work,
 )
 from engine.errors import EventRejected
+from engine.language.durations import show_duration
 from engine.language.guards import describe, evaluate
 from engine.language.model import BUILTIN_EVENTS
 from engine.plan.build import STAY_DONE_ON, CheckInSeriesPlan, Plan, TransitionPlan
-from engine.plan.text import show_duration
 
 #: Work that :mod:`engine.episode.referrals` closes from a handoff's lifecycle, never by event name alone.
 _MOVED_BY_TRANSFERS = frozenset({"handoff-step", "re-engagement", "consent", "alert", "authorization", "stay"})

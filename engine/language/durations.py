@@ -9,7 +9,14 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-__all__ = ["DURATION_OR_PARAM_PATTERN", "DURATION_PATTERN", "MAX_DURATION", "format_duration", "parse_duration"]
+__all__ = [
+    "DURATION_OR_PARAM_PATTERN",
+    "DURATION_PATTERN",
+    "MAX_DURATION",
+    "format_duration",
+    "parse_duration",
+    "show_duration",
+]
 
 _SHORT = re.compile(r"^(?P<n>\d+)(?P<unit>[mhdw])$")
 _ISO = re.compile(
@@ -70,4 +77,18 @@ def format_duration(delta: timedelta) -> str:
     for unit, size in (("w", 7 * 24 * 60), ("d", 24 * 60), ("h", 60)):
         if minutes and minutes % size == 0:
             return f"{sign}{minutes // size}{unit}"
+    return f"{sign}{minutes}m"
+
+
+def show_duration(delta: timedelta) -> str:
+    """A duration as a coordinator reads it: hours below three days (``36h``, ``48h``), then days (``14d``)."""
+    minutes = int(delta.total_seconds() // 60)
+    if minutes == 0:
+        return "0h"
+    sign = "-" if minutes < 0 else ""
+    minutes = abs(minutes)
+    if minutes % (24 * 60) == 0 and minutes >= 3 * 24 * 60:
+        return f"{sign}{minutes // (24 * 60)}d"
+    if minutes % 60 == 0:
+        return f"{sign}{minutes // 60}h"
     return f"{sign}{minutes}m"

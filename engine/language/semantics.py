@@ -19,10 +19,10 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 from engine.errors import Finding
+from engine.language.durations import show_duration
 from engine.language.guards import fact_tests
 from engine.language.model import BUILTIN_EVENTS, FactGuard, Guard, ParamRef, PathwaySpec, RungSpec
 from engine.language.suggest import unknown
-from engine.plan.text import show_duration
 
 __all__ = ["check"]
 

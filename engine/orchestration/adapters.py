@@ -15,7 +15,7 @@ pathway, stage and role ids, and the pathway's own work titles.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from engine.app.ports import Timer
@@ -23,7 +23,11 @@ from engine.app.settings import Settings
 from engine.errors import OrchestrationError
 from engine.orchestration import prefect_api as prefect_ops
 
+#: ``(pathway id, version, kind) -> the flow to run`` (:func:`engine.orchestration.flows.flow_for`).
+FlowLookup = Callable[[str, int, str], Any]
+
 __all__ = [
+    "FlowLookup",
     "PrefectDispatcher",
     "PrefectPublisher",
     "PrefectScheduler",
@@ -112,10 +116,13 @@ class PrefectPublisher:
 class PrefectDispatcher:
     """A coordinator's request as an in-process flow run of the pathway's flow (the Dispatcher port)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, flow_for: FlowLookup | None) -> None:
         self.settings = settings
+        self.flow_for = flow_for
 
     def ready(self) -> None:
+        if self.flow_for is None:
+            raise OrchestrationError("this command does not run flows (no flows were given to its dispatcher)")
         require_api(self.settings)
 
     def enroll(self, pathway_id: str, version: int, episode_id: str) -> None:
@@ -126,8 +133,7 @@ class PrefectDispatcher:
 
     def _run(self, pathway_id: str, version: int, kind: str, **parameters: Any) -> None:
         require_api(self.settings)
+        assert self.flow_for is not None  # ready() said so
         with prefect_api(self.settings):
-            from engine.orchestration.deployments import flow_for
-
-            flow = flow_for(pathway_id, version, kind)
+            flow = self.flow_for(pathway_id, version, kind)
             prefect_ops.run_sync(flow(**parameters, return_state=True))

@@ -9,42 +9,26 @@ run form offers the pathway's declared events (and the built-in ones) as a choic
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
 from prefect.deployments.runner import RunnerDeployment
 
 from engine.language.model import BUILTIN_EVENTS, PathwaySpec
-from engine.orchestration.flows import deadline_flow, enroll_flow, event_flow, sweep_flow
+from engine.orchestration.flows import FLOW_PURPOSES, flow_for, sweep_flow
 
-__all__ = ["SWEEP_EVERY", "compile_deployments", "flow_for", "sweep_deployment"]
+__all__ = ["SWEEP_EVERY", "compile_deployments", "sweep_deployment"]
 
 SWEEP_EVERY = timedelta(seconds=10)
-_FLOWS = {"enroll": enroll_flow, "event": event_flow, "deadline": deadline_flow}
-_PURPOSE = {
-    "enroll": "schedules a new episode's deadlines and check-ins",
-    "event": "applies a recorded event (stage moves, handoff steps, contacts) and follows up its timers",
-    "deadline": "escalates one rung of a ladder when its deadline passes unmet",
-}
-
-
-def flow_for(spec_id: str, version: int, kind: str, description: str = "") -> Any:
-    """The generic flow of ``kind`` named for one pathway (``reentry-event``), as run in-process by the CLI."""
-    return _FLOWS[kind].with_options(
-        name=f"{spec_id}-{kind}",
-        version=f"v{version}",
-        description=f"{spec_id}: {_PURPOSE[kind]}. {description}".strip(),
-    )
 
 
 def compile_deployments(spec: PathwaySpec) -> list[RunnerDeployment]:
     """The enroll, event and deadline deployments of one pathway."""
     out = []
-    for kind in _FLOWS:
+    for kind in FLOW_PURPOSES:
         deployment = flow_for(spec.id, spec.version, kind, spec.title).to_deployment(
             name=spec.id,
             tags=[f"pathway:{spec.id}", kind],
             version=f"v{spec.version}",
-            description=f"{spec.title} (v{spec.version}): {_PURPOSE[kind]}.\n\n{spec.description}",
+            description=f"{spec.title} (v{spec.version}): {FLOW_PURPOSES[kind]}.\n\n{spec.description}",
         )
         if kind == "event":
             _offer_events(deployment, sorted({*spec.events, *BUILTIN_EVENTS}))

@@ -20,12 +20,24 @@ from typing import Any
 from prefect import flow
 from prefect.states import Completed, Failed
 
-from engine.app import fire, follow_up_enrollment, process_event, sweep
+from engine.app import App, fire, follow_up_enrollment, process_event, sweep
+from engine.app.context import current_app
+from engine.app.settings import Settings
 from engine.orchestration.names import describe_event, episode_run_name, sweep_run_name
 from engine.orchestration.prefect_api import rename_current_flow_run
-from engine.orchestration.wiring import flow_app
+from engine.orchestration.wiring import production_app
 
-__all__ = ["MAX_EARLY_WAIT", "deadline_flow", "enroll_flow", "event_flow", "sweep_flow"]
+__all__ = [
+    "FLOW_PURPOSES",
+    "MAX_EARLY_WAIT",
+    "deadline_flow",
+    "dispatching_app",
+    "enroll_flow",
+    "event_flow",
+    "flow_app",
+    "flow_for",
+    "sweep_flow",
+]
 
 #: A deadline run that starts up to this many seconds early waits for its time; earlier, the sweep takes over.
 MAX_EARLY_WAIT = 120.0
@@ -78,3 +90,31 @@ async def sweep_flow() -> dict[str, int]:
     report = await asyncio.to_thread(sweep, flow_app())
     await rename_current_flow_run(sweep_run_name(report))
     return {"fired": report.fired, "scheduled": report.scheduled, "delivered": report.delivered}
+
+
+#: What each per-pathway flow does, for its deployment's description.
+FLOW_PURPOSES = {
+    "enroll": "schedules a new episode's deadlines and check-ins",
+    "event": "applies a recorded event (stage moves, handoff steps, contacts) and follows up its timers",
+    "deadline": "escalates one rung of a ladder when its deadline passes unmet",
+}
+_FLOWS: dict[str, Any] = {"enroll": enroll_flow, "event": event_flow, "deadline": deadline_flow}
+
+
+def flow_for(spec_id: str, version: int, kind: str, description: str = "") -> Any:
+    """The generic flow of ``kind`` named for one pathway (``reentry-event``), as deployed and as run in-process."""
+    return _FLOWS[kind].with_options(
+        name=f"{spec_id}-{kind}",
+        version=f"v{version}",
+        description=f"{spec_id}: {FLOW_PURPOSES[kind]}. {description}".strip(),
+    )
+
+
+def dispatching_app(settings: Settings) -> App:
+    """The App of a process that runs coordinators' requests as in-process flow runs (the CLI, the demo)."""
+    return production_app(settings, flow_for)
+
+
+def flow_app() -> App:
+    """The App a running flow uses: its in-process caller's, else this process's own (a deadline run)."""
+    return current_app(dispatching_app)

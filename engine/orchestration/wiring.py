@@ -4,25 +4,22 @@ only reads the store never pays for it."""
 
 from __future__ import annotations
 
-from engine.app.context import App, current_app
+from engine.app.context import App
 from engine.app.settings import Settings
 from engine.notify.delivery import RosterNotifier
-from engine.orchestration.adapters import PrefectDispatcher, PrefectPublisher, PrefectScheduler
+from engine.orchestration.adapters import FlowLookup, PrefectDispatcher, PrefectPublisher, PrefectScheduler
 
-__all__ = ["flow_app", "production_app"]
+__all__ = ["production_app"]
 
 
-def production_app(settings: Settings) -> App:
-    """The App of a Carepath process configured by ``settings``."""
+def production_app(settings: Settings, flow_for: FlowLookup | None = None) -> App:
+    """The App of a Carepath process configured by ``settings``. Requests run as in-process flow runs looked up by
+    ``flow_for`` (:func:`engine.orchestration.flows.dispatching_app` passes it); without it the App reads, fires
+    deadlines and sweeps, but refuses to dispatch a coordinator's request."""
     return App(
         settings=settings,
         scheduler=PrefectScheduler(settings),
         notifier=RosterNotifier(settings.roster_file, settings.env),
         publisher=PrefectPublisher(settings),
-        dispatcher=PrefectDispatcher(settings),
+        dispatcher=PrefectDispatcher(settings, flow_for),
     )
-
-
-def flow_app() -> App:
-    """The App a running flow uses: its in-process caller's, else this process's own."""
-    return current_app(production_app)

@@ -17,8 +17,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from engine.errors import PlanError
+from engine.language.durations import show_duration
 from engine.language.model import BUILTIN_EVENTS, Guard, ParamRef, PathwaySpec, RungSpec, StageSpec, TransitionSpec
-from engine.plan.text import show_duration
 
 __all__ = [
     "STAY_DONE_ON",

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from engine.language.durations import show_duration
 from engine.language.guards import describe
-from engine.plan.text import show_duration
 
 if TYPE_CHECKING:
     from engine.plan.build import Plan, StagePlan, TransitionPlan, WorkPlan

@@ -10,31 +10,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from engine.language.durations import show_duration
 from engine.language.guards import describe
 
 if TYPE_CHECKING:
     from engine.plan.build import CheckInSeriesPlan, Plan, StagePlan, TransitionPlan, WorkPlan
 
-__all__ = ["plan_json", "plan_table", "show_duration"]
+__all__ = ["plan_json", "plan_table"]
 
 _HEADER = ("due", "kind", "title", "owner", "done on", "notes")
-
-
-def show_duration(delta: timedelta) -> str:
-    """A duration as a coordinator reads it: hours below three days (``36h``, ``48h``), then days (``14d``)."""
-    minutes = int(delta.total_seconds() // 60)
-    if minutes == 0:
-        return "0h"
-    sign = "-" if minutes < 0 else ""
-    minutes = abs(minutes)
-    if minutes % (24 * 60) == 0 and minutes >= 3 * 24 * 60:
-        return f"{sign}{minutes // (24 * 60)}d"
-    if minutes % 60 == 0:
-        return f"{sign}{minutes // 60}h"
-    return f"{sign}{minutes}m"
 
 
 def plan_json(plan: Plan) -> str:
