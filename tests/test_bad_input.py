@@ -1,6 +1,6 @@
 """The bad-input matrix (issue 14): what an unfriendly user or an unlucky coordinator types, into every command.
 
-Each case is an argv as typed at a shell, run through ``engine.cli.main``: the designer commands (validate, plan,
+Each case is an argv as typed at a shell, run through ``engine.cli``: the designer commands (validate, plan,
 graph) against files that are not what they seem (FIFOs, junk, huge durations); every other command against a
 data folder prepared with the in-memory app (the seed pathways registered, episodes enrolled, a consent, an
 escalation and a discrepancy on record), on SQLite and on PostgreSQL. Every case must be refused:
@@ -33,7 +33,7 @@ from engine.app import App, Settings, enroll, record_event
 from engine.app.inline import InlineDispatcher, inline_app
 from engine.app.pathways import register_pathways
 from engine.app.safety import record_consent, record_medications
-from engine.cli.main import main
+from engine.cli import main
 from engine.clock import ManualClock
 from engine.episode.domain.consent import single_tpo_consent
 from engine.store import DiscrepancyRecord, EscalationRecord

@@ -14,7 +14,7 @@ import engine.cli.episodes
 import engine.cli.safety
 from engine.app import App, Settings
 from engine.app.inline import inline_app
-from engine.cli.main import main
+from engine.cli import main
 from engine.clock import ManualClock
 from engine.language.loader import load_pathway_text
 

@@ -9,7 +9,7 @@ import pytest
 from engine.app import Settings
 from engine.app.inline import inline_app
 from engine.app.pathways import register_pathways
-from engine.cli.main import main
+from engine.cli import main
 from engine.clock import ManualClock
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -2,3 +2,7 @@
 
 Nothing imports this package but the console script and ``python -m engine``.
 """
+
+from engine.cli.entry import main
+
+__all__ = ["main"]
