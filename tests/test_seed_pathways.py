@@ -15,7 +15,8 @@ import pytest
 import yaml
 
 from engine.language.durations import parse_duration
-from engine.language.model import FactGuard, ParamRef, PathwaySpec, StageSpec, TransitionSpec
+from engine.language.fields import ParamRef
+from engine.language.model import FactGuard, PathwaySpec, StageSpec, TransitionSpec
 from engine.plan.build import Plan, compile_plan
 
 PATHWAYS = Path(__file__).resolve().parents[1] / "pathways"

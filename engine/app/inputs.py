@@ -54,10 +54,10 @@ from pydantic import ValidationError
 
 from engine.clock import utc
 from engine.episode.domain.consent import Consent
-from engine.episode.domain.handoff import ACTIONS
+from engine.episode.domain.handoff_terms import ACTIONS, PARTIES
 from engine.errors import InvalidInput, quote
 from engine.language.durations import MAX_DURATION, parse_duration
-from engine.language.model import EVENT_PATTERN, FACT_PATTERN, ID_PATTERN
+from engine.language.fields import EVENT_PATTERN, FACT_PATTERN, ID_PATTERN
 
 __all__ = [
     "APPOINTMENT",
@@ -355,7 +355,7 @@ _BUILTIN_FIELDS: dict[str, Callable[[str, object, datetime], object]] = {
     "need": lambda field, value, now: check_id("need", value),
     "consent": lambda field, value, now: check_id("consent id", value),
     "action": lambda field, value, now: _one_of("handoff action", value, ACTIONS),
-    "party": lambda field, value, now: _one_of("handoff party", value, ("sender", "receiver")),
+    "party": lambda field, value, now: _one_of("handoff party", value, PARTIES),
     "appointment_at": lambda field, value, now: check_time(APPOINTMENT, value, now).isoformat(),
 }
 

@@ -40,9 +40,9 @@ from engine.episode.state import (
     open_work,
 )
 from engine.errors import EventRejected
+from engine.language.builtins import AUTHORIZATION_EVENTS, BUILTIN_EVENTS
 from engine.language.durations import show_duration
 from engine.language.guards import describe, evaluate
-from engine.language.model import BUILTIN_EVENTS
 from engine.plan.build import STAY_DONE_ON, CheckInSeriesPlan, Plan, TransitionPlan
 
 #: Work that :mod:`engine.episode.referrals` closes from a handoff's lifecycle, never by event name alone.
@@ -241,7 +241,7 @@ def apply_event(plan: Plan, state: EpisodeState, event: Event, now: datetime) ->
         handle_consent(plan, state, event, now, out)
     elif event.name.startswith("medications.") and event.name.endswith("-list"):
         handle_medication_list(plan, state, event, now, out)
-    elif event.name in authorizations.AUTHORIZATION_EVENTS:
+    elif event.name in AUTHORIZATION_EVENTS:
         moves = bool(plan.transitions_on(state.stage, event.name))
         authorizations.handle_authorization(plan, state, event, now, out, moves=moves)
         handled = True

@@ -19,9 +19,11 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 from engine.errors import Finding
+from engine.language.builtins import BUILTIN_EVENTS
 from engine.language.durations import show_duration
+from engine.language.fields import ParamRef
 from engine.language.guards import fact_tests
-from engine.language.model import BUILTIN_EVENTS, FactGuard, Guard, ParamRef, PathwaySpec, RungSpec
+from engine.language.model import FactGuard, Guard, PathwaySpec, RungSpec
 from engine.language.suggest import unknown
 
 __all__ = ["check"]

@@ -4,7 +4,7 @@ A plan is what the orchestration layer runs. Every piece of work is a :class:`Wo
 an owner role, a deadline offset from its trigger (a transition or entering a stage), the event that meets it
 and its escalation rungs as absolute offsets from the same trigger. Recurring contacts are
 :class:`CheckInSeriesPlan` (expanded one occurrence at a time at run time, so open-ended series stay finite).
-Parameters are resolved here, so nothing downstream sees a :class:`engine.language.model.ParamRef`.
+Parameters are resolved here, so nothing downstream sees a :class:`engine.language.fields.ParamRef`.
 
 ``compile_plan(spec, params)`` builds a plan from a validated :class:`engine.language.model.PathwaySpec`.
 """
@@ -17,8 +17,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from engine.errors import PlanError
+from engine.language.builtins import BUILTIN_EVENTS, STEPS_BY_KIND
 from engine.language.durations import show_duration
-from engine.language.model import BUILTIN_EVENTS, Guard, ParamRef, PathwaySpec, RungSpec, StageSpec, TransitionSpec
+from engine.language.fields import ParamRef
+from engine.language.model import Guard, PathwaySpec, RungSpec, StageSpec, TransitionSpec
 
 __all__ = [
     "STAY_DONE_ON",
@@ -169,14 +171,6 @@ class Plan(_Frozen):
         """All work a transition starts (its own and the target stage's entry work), ordered by deadline."""
         work = list(transition.work) + list(self.stages[transition.target].entry_work)
         return sorted(work, key=lambda w: (w.due, w.key))
-
-
-_STEP_TITLES = {
-    "accepted": "referral accepted",
-    "scheduled": "first visit scheduled",
-    "visit-kept": "first visit kept",
-    "outcome-returned": "outcome returned",
-}
 
 
 def compile_plan(spec: PathwaySpec, params: dict[str, timedelta] | None = None) -> Plan:
@@ -434,14 +428,15 @@ class _Compiler:
                 "fallback": handoff.fallback,
             }
             for step in handoff.steps:
+                kind = STEPS_BY_KIND[step.kind]
                 work.append(
                     self.work(
                         f"{at}.handoff.{step.kind}",
                         "handoff-step",
-                        f"{program}: {_STEP_TITLES[step.kind]}",
+                        f"{program}: {kind.title}",
                         handoff.receiver.role,
                         step.within,
-                        f"handoff.{step.kind}",
+                        kind.event,
                         step.escalate,
                         consent_purpose=handoff.consent_purpose,
                     )
