@@ -27,8 +27,9 @@ from pydantic import ValidationError
 from engine import files
 from engine.errors import Diagnostic, Finding, PathwayError, format_path
 from engine.language.model import PathwaySpec
+from engine.language.positions import KeyFinding, SourceMap
 from engine.language.schema import validate_document
-from engine.language.source import MAX_BYTES, KeyFinding, SourceMap, parse_yaml
+from engine.language.source import MAX_BYTES, parse_yaml
 
 __all__ = ["YAML_SUFFIXES", "LoadResult", "discover", "load_pathway", "load_pathway_text", "load_spec"]
 

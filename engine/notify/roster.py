@@ -44,7 +44,8 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from engine import files
 from engine.errors import CarepathError, Diagnostic, format_path
 from engine.language.fields import ID_PATTERN
-from engine.language.source import MAX_BYTES, SourceMap, parse_yaml
+from engine.language.positions import SourceMap
+from engine.language.source import MAX_BYTES, parse_yaml
 from engine.language.suggest import hint
 
 __all__ = [
