@@ -32,7 +32,8 @@ from engine.episode.domain.handoff import MOVES, HandoffState, label, legal_move
 from engine.episode.domain.handoff_terms import ACTIONS, BSER_CODES
 from engine.errors import EventRejected
 from engine.language.model import PathwaySpec
-from engine.plan.build import HandoffPlan, Plan, compile_plan
+from engine.plan.build import compile_plan
+from engine.plan.model import HandoffPlan, Plan
 
 ROOT = Path(__file__).resolve().parents[1]
 T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)

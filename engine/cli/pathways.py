@@ -13,7 +13,7 @@ from engine.errors import CarepathError, quote
 if TYPE_CHECKING:
     from engine.errors import Diagnostic
     from engine.language.loader import LoadResult
-    from engine.plan.build import Plan
+    from engine.plan.model import Plan
 
 __all__ = ["parse_params"]
 

@@ -34,7 +34,7 @@ from engine.episode.state import (
 from engine.errors import EventRejected
 from engine.language.builtins import AUTHORIZATION_EVENTS
 from engine.language.guards import describe, evaluate
-from engine.plan.build import Plan, TransitionPlan, WorkPlan
+from engine.plan.model import Plan, TransitionPlan, WorkPlan
 
 __all__ = [
     "admission_hold",

@@ -48,7 +48,7 @@ from engine.episode.state import (
 )
 from engine.errors import EventRejected, quote
 from engine.language.builtins import STEPS_BY_KIND, STEPS_BY_MOVE
-from engine.plan.build import Plan, TransitionPlan, WorkPlan
+from engine.plan.model import Plan, TransitionPlan, WorkPlan
 
 __all__ = [
     "RECEIVER_CLASSES",

@@ -1,6 +1,6 @@
 """Episode semantics: what enrolling, an event and a due escalation rung do to an episode. Pure: no I/O, no clock.
 
-Each function takes the compiled :class:`~engine.plan.build.Plan`, the episode's current :class:`EpisodeState` (its
+Each function takes the compiled :class:`~engine.plan.model.Plan`, the episode's current :class:`EpisodeState` (its
 open work only) and ``now``, and returns an :class:`Outcome` listing every change, so the service layer can
 persist it in one transaction and the orchestration layer can schedule or cancel exactly the timers that
 changed. Work item and rung ids are deterministic (episode, stage visit, plan key), which is what makes
@@ -43,7 +43,7 @@ from engine.errors import EventRejected
 from engine.language.builtins import AUTHORIZATION_EVENTS, BUILTIN_EVENTS
 from engine.language.durations import show_duration
 from engine.language.guards import describe, evaluate
-from engine.plan.build import STAY_DONE_ON, CheckInSeriesPlan, Plan, TransitionPlan
+from engine.plan.model import STAY_DONE_ON, CheckInSeriesPlan, Plan, TransitionPlan
 
 #: Work that :mod:`engine.episode.referrals` closes from a handoff's lifecycle, never by event name alone.
 _MOVED_BY_TRANSFERS = frozenset({"handoff-step", "re-engagement", "consent", "alert", "authorization", "stay"})

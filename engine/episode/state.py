@@ -17,7 +17,7 @@ from engine.episode.domain.authorization import AuthorizationState
 from engine.episode.domain.consent import Consent, Disclosure
 from engine.episode.domain.handoff import HandoffState
 from engine.episode.domain.reconcile import Discrepancy, Medication
-from engine.plan.build import WorkPlan
+from engine.plan.model import WorkPlan
 
 __all__ = [
     "Authorization",
