@@ -16,7 +16,8 @@ from engine.clock import ManualClock
 from engine.episode.rules import fire_rung
 from engine.errors import EventRejected
 from engine.language.loader import load_pathway_text
-from engine.plan.build import Plan, compile_plan
+from engine.plan.build import compile_plan
+from engine.plan.model import Plan
 
 H = timedelta(hours=1)
 

@@ -11,32 +11,29 @@ from typing import Any
 import pytest
 import yaml
 
-from engine.episode.domain.handoff import (
-    ACTIONS,
-    BSER_CODES,
-    MOVES,
+from engine.episode.domain.authorization import (
+    authorization_move,
+    authorization_overdue,
+    open_authorization,
+    precondition_met,
+)
+from engine.episode.domain.effects import (
     CancelSteps,
     ConsentNeeded,
     Disclose,
     Escalate,
-    HandoffState,
     LoopClosed,
     Reengaged,
     StartFallback,
     StartReengagement,
     StepMet,
-    authorization_move,
-    authorization_overdue,
-    label,
-    legal_moves,
-    move,
-    open_authorization,
-    open_handoff,
-    precondition_met,
 )
+from engine.episode.domain.handoff import MOVES, HandoffState, label, legal_moves, move, open_handoff
+from engine.episode.domain.handoff_terms import ACTIONS, BSER_CODES
 from engine.errors import EventRejected
 from engine.language.model import PathwaySpec
-from engine.plan.build import HandoffPlan, Plan, compile_plan
+from engine.plan.build import compile_plan
+from engine.plan.model import HandoffPlan, Plan
 
 ROOT = Path(__file__).resolve().parents[1]
 T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)

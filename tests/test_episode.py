@@ -13,7 +13,8 @@ from engine.episode.domain.consent import Consent, single_tpo_consent
 from engine.episode.rules import EpisodeState, Event, Outcome, apply_event, enroll, fire_rung
 from engine.errors import EventRejected
 from engine.language.model import PathwaySpec
-from engine.plan.build import Plan, compile_plan
+from engine.plan.build import compile_plan
+from engine.plan.model import Plan
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -9,8 +9,9 @@ from typing import Any
 
 from engine.language.durations import show_duration
 from engine.language.model import PathwaySpec
-from engine.plan.build import Plan, compile_plan
+from engine.plan.build import compile_plan
 from engine.plan.mermaid import mermaid, node_id
+from engine.plan.model import Plan
 from engine.plan.text import plan_json, plan_table
 
 LADDER = [{"after": "0h", "to": "care-coordinator"}, {"after": "24h", "to": "supervisor"}]

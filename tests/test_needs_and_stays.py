@@ -17,7 +17,7 @@ from test_episode import Driver
 from engine.clock import ManualClock
 from engine.episode.rules import fire_rung
 from engine.errors import EventRejected
-from engine.plan.build import Plan
+from engine.plan.model import Plan
 
 H, D = timedelta(hours=1), timedelta(days=1)
 

@@ -12,7 +12,8 @@ import pytest
 from engine.errors import PlanError
 from engine.language.guards import describe
 from engine.language.model import PathwaySpec
-from engine.plan.build import Plan, RungPlan, compile_plan
+from engine.plan.build import compile_plan
+from engine.plan.model import Plan, RungPlan
 
 H = timedelta(hours=1)
 D = timedelta(days=1)

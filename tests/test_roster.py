@@ -7,16 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from engine.notify.roster import (
-    ROSTER_ENV,
-    Contact,
-    RosterError,
-    load_roster,
-    parse_roster,
-    redact_url,
-    roster_path,
-    scrub,
-)
+from engine.notify.apprise_io import redact_url, scrub
+from engine.notify.roster import ROSTER_ENV, Contact, RosterError, load_roster, parse_roster, roster_path
 
 DATA = Path(__file__).parent / "data"
 PATHWAYS = Path(__file__).parent.parent / "pathways"

@@ -15,9 +15,9 @@ from jsonschema import Draft202012Validator
 from engine.errors import Finding
 from engine.language.loader import load_pathway_text
 from engine.language.model import PathwaySpec
+from engine.language.positions import KeyFinding
 from engine.language.schema import PACKAGED_SCHEMA, validate_document
 from engine.language.schema_build import EDITOR_SCHEMA, EXAMPLE, build_schema, schema_text
-from engine.language.source import KeyFinding
 
 ROOT = Path(__file__).resolve().parent.parent
 MINIMAL = yaml.safe_load((ROOT / "tests" / "data" / "valid" / "minimal.yaml").read_text())

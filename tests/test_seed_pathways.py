@@ -15,8 +15,10 @@ import pytest
 import yaml
 
 from engine.language.durations import parse_duration
-from engine.language.model import FactGuard, ParamRef, PathwaySpec, StageSpec, TransitionSpec
-from engine.plan.build import Plan, compile_plan
+from engine.language.fields import ParamRef
+from engine.language.model import FactGuard, PathwaySpec, StageSpec, TransitionSpec
+from engine.plan.build import compile_plan
+from engine.plan.model import Plan
 
 PATHWAYS = Path(__file__).resolve().parents[1] / "pathways"
 SEEDS = ("detox-to-aftercare.yaml", "reentry.yaml")

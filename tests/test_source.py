@@ -8,7 +8,8 @@ import pytest
 import yaml
 
 from engine.errors import Finding
-from engine.language.source import MAX_NODES, KeyFinding, SourceProblem, parse_yaml
+from engine.language.positions import KeyFinding, SourceProblem
+from engine.language.source import MAX_NODES, parse_yaml
 
 DOC = """\
 # a comment

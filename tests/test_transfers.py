@@ -12,7 +12,8 @@ from engine.episode.domain.reconcile import mark_intentional
 from engine.episode.rules import Event, apply_event, fire_rung
 from engine.errors import EventRejected
 from engine.language.loader import load_pathway_text
-from engine.plan.build import Plan, compile_plan
+from engine.plan.build import compile_plan
+from engine.plan.model import Plan
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from engine.app.episodes import EventResult, record_event
 from engine.episode.domain.consent import KNOWN_PURPOSES, Consent
 from engine.episode.referrals import RECEIVER_CLASSES
 from engine.errors import EventRejected, InvalidInput, quote
-from engine.plan.build import Plan
+from engine.plan.model import Plan
 from engine.store import DisclosureRecord
 
 __all__ = [

@@ -26,7 +26,8 @@ from engine.episode.rules import Event, apply_event, enroll, fire_rung
 from engine.errors import EpisodeError, EventRejected, PathwayError, UnknownEpisode, quote
 from engine.language.loader import load_pathway_text
 from engine.language.model import PathwaySpec
-from engine.plan.build import Plan, compile_plan
+from engine.plan.build import compile_plan
+from engine.plan.model import Plan
 from engine.store import (
     ConsentRecord,
     DisclosureRecord,

@@ -12,6 +12,7 @@ from typing import Any
 from engine.cli.pathways import parse_params
 from engine.cli.registry import command
 from engine.errors import CarepathError, quote
+from engine.language.builtins import HANDOFF_STEPS
 
 __all__ = ["cli_app", "parse_data", "report_event"]
 
@@ -114,7 +115,8 @@ def _enroll(args: argparse.Namespace) -> int:
 
 def _event_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("episode", metavar="EPISODE", help="episode id (ep-...)")
-    p.add_argument("event", metavar="EVENT", help="event name, e.g. detox.completed or handoff.accepted")
+    first_step = HANDOFF_STEPS[0].event
+    p.add_argument("event", metavar="EVENT", help=f"event name, e.g. detox.completed or {first_step}")
     p.add_argument("--data", action="append", default=[], metavar="KEY=VALUE", help="event payload field")
     p.add_argument("--id", dest="event_id", metavar="EVENT_ID", help="idempotency id: the same id is applied once")
 

@@ -13,7 +13,7 @@ from engine.errors import CarepathError, quote
 if TYPE_CHECKING:
     from engine.errors import Diagnostic
     from engine.language.loader import LoadResult
-    from engine.plan.build import Plan
+    from engine.plan.model import Plan
 
 __all__ = ["parse_params"]
 
@@ -21,7 +21,7 @@ __all__ = ["parse_params"]
 def parse_params(pairs: list[str]) -> dict[str, timedelta]:
     """``["pre_release_window=60d"]`` -> ``{"pre_release_window": timedelta(days=60)}``."""
     from engine.language.durations import parse_duration
-    from engine.language.model import FACT_PATTERN
+    from engine.language.fields import FACT_PATTERN
 
     out: dict[str, timedelta] = {}
     for pair in pairs:

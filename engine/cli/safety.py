@@ -11,7 +11,9 @@ import argparse
 
 from engine.cli.episodes import cli_app, report_event
 from engine.cli.registry import command
+from engine.episode.domain.handoff_terms import ACTIONS, PARTIES
 from engine.errors import CarepathError, quote
+from engine.language.builtins import AUTHORIZATION_EVENTS, HANDOFF_STEPS
 
 __all__ = ["parse_medication"]
 
@@ -24,10 +26,9 @@ def _handoff_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "action",
         metavar="ACTION",
-        help="send, receive, accept, decline, schedule, no-show, keep, cancel-visit, return-outcome, hold, resume, "
-        "fail or cancel (checked against the handoff's state and your party)",
+        help=f"{', '.join(ACTIONS[:-1])} or {ACTIONS[-1]} (checked against the handoff's state and your party)",
     )
-    p.add_argument("--as", dest="party", choices=("sender", "receiver"), default="receiver", help="who moves it")
+    p.add_argument("--as", dest="party", choices=PARTIES, default="receiver", help="who moves it")
     p.add_argument("--reason", help="why (decline, hold, fail, cancel need one)")
     p.add_argument("--at", dest="appointment_at", metavar="TIME", help="appointment time for 'schedule' (ISO 8601)")
     p.add_argument("--outcome", help="the receiver's outcome, for 'return-outcome'")
@@ -35,9 +36,13 @@ def _handoff_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--id", dest="event_id", metavar="EVENT_ID", help="idempotency id")
 
 
-@command(
-    "handoff", "move a handoff along its closed loop (accept, schedule, keep, decline, no-show ...)", _handoff_args
+#: ``carepath handoff``'s summary: the receiver's moves that meet the pathway's steps first.
+HANDOFF_HELP = (
+    f"move a handoff along its closed loop ({', '.join(step.move for step in HANDOFF_STEPS)}, decline, no-show ...)"
 )
+
+
+@command("handoff", HANDOFF_HELP, _handoff_args)
 def _handoff(args: argparse.Namespace) -> int:
     from engine.app import record_event
 
@@ -59,11 +64,7 @@ def _handoff(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------------------------- authorization
 
 #: ``carepath auth`` actions and the built-in event each records.
-AUTH_EVENTS = {
-    "request": "authorization.requested",
-    "approve": "authorization.approved",
-    "deny": "authorization.denied",
-}
+AUTH_EVENTS = {move: event for event, move in AUTHORIZATION_EVENTS.items()}
 
 
 def _auth_args(p: argparse.ArgumentParser) -> None:

@@ -1,7 +1,7 @@
 """Insurance authorization applied to an episode: requested, approved or denied, and the admission it holds.
 
 Pure, like :mod:`engine.episode.referrals` and :mod:`engine.episode.rules`, which call it. The decision rules are
-:mod:`.domain.handoff`'s (``open_authorization``, ``authorization_move``, ``precondition_met``); this module
+:mod:`.domain.authorization`'s (``open_authorization``, ``authorization_move``, ``precondition_met``); this module
 ties one authorization to one move and its ``t<i>.authorization`` work (deadline, ladder, owner):
 
 - a move whose handoff needs authorization (``required``, and its ``unless`` guard false) opens one, or adopts the
@@ -18,7 +18,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from engine.episode.domain import handoff as lifecycle
+from engine.episode.domain import effects as fx
+from engine.episode.domain.authorization import authorization_move, open_authorization, precondition_met
 from engine.episode.state import (
     Authorization,
     EpisodeState,
@@ -31,11 +32,11 @@ from engine.episode.state import (
     open_work,
 )
 from engine.errors import EventRejected
+from engine.language.builtins import AUTHORIZATION_EVENTS
 from engine.language.guards import describe, evaluate
-from engine.plan.build import Plan, TransitionPlan, WorkPlan
+from engine.plan.model import Plan, TransitionPlan, WorkPlan
 
 __all__ = [
-    "AUTHORIZATION_EVENTS",
     "admission_hold",
     "end_of_handoff",
     "end_of_visit",
@@ -44,13 +45,6 @@ __all__ = [
     "open_at_move",
     "owned_items",
 ]
-
-#: The built-in events and the decision move each one is (:data:`engine.episode.domain.handoff.AUTHORIZATION_ACTIONS`).
-AUTHORIZATION_EVENTS = {
-    "authorization.requested": "request",
-    "authorization.approved": "approve",
-    "authorization.denied": "deny",
-}
 
 
 def _work(plan: Plan, transition_index: int) -> WorkPlan:
@@ -72,7 +66,7 @@ def _open_item(work: WorkPlan, state: EpisodeState, auth: Authorization, now: da
 def _new(
     state: EpisodeState, t: TransitionPlan, work: WorkPlan, handoff_id: str | None, now: datetime
 ) -> Authorization:
-    decision = lifecycle.open_authorization(f"{state.id}/{state.visit}/{work.key}", now, work.due)
+    decision = open_authorization(f"{state.id}/{state.visit}/{work.key}", now, work.due)
     assert t.handoff is not None  # authorization work exists only on a move with a handoff
     auth = Authorization(
         id=decision.id,
@@ -195,7 +189,7 @@ def handle_authorization(
     work = _work(plan, auth.transition_index)
     action = AUTHORIZATION_EVENTS[event.name]
     reason = event.data.get("reason")
-    decision, effects = lifecycle.authorization_move(
+    decision, effects = authorization_move(
         auth.lifecycle(), action, now, reason=str(reason) if reason else None, within=work.due
     )
     auth.absorb(decision)
@@ -203,9 +197,9 @@ def handle_authorization(
     out.audit.append(("authorization." + auth.status, {"authorization": auth.id}))
     item = next((i for i in state.items if i.id == auth.item_id), None)
     for effect in effects:
-        if isinstance(effect, lifecycle.StepMet) and item is not None:
+        if isinstance(effect, fx.StepMet) and item is not None:
             close_item(item, "done", event.id, state, out)
-        elif isinstance(effect, lifecycle.Escalate):
+        elif isinstance(effect, fx.Escalate):
             if item is not None:
                 close_item(item, "cancelled", "denied", state, out)
             roles = [work.owner] if work.owner else []
@@ -219,7 +213,7 @@ def handle_authorization(
 def admission_hold(state: EpisodeState, handoff: Handoff) -> str | None:
     """Why the receiver may not admit (``keep``) now, or None: no authorization is needed or it was approved."""
     auth = next((a for a in state.authorizations if a.handoff_id == handoff.id), None)
-    if auth is None or lifecycle.precondition_met(auth.lifecycle()):
+    if auth is None or precondition_met(auth.lifecycle()):
         return None
     return (
         f"handoff {handoff.id}: admission held until the insurance authorization for {auth.program} is approved "

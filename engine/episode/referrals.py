@@ -22,6 +22,7 @@ from datetime import datetime
 from typing import Any
 
 from engine.episode.authorizations import admission_hold, end_of_handoff
+from engine.episode.domain import effects as fx
 from engine.episode.domain import handoff as lifecycle
 from engine.episode.domain.consent import Disclosure, covering_consent
 from engine.episode.domain.reconcile import (
@@ -46,11 +47,11 @@ from engine.episode.state import (
     open_work,
 )
 from engine.errors import EventRejected, quote
-from engine.plan.build import Plan, TransitionPlan, WorkPlan
+from engine.language.builtins import STEPS_BY_KIND, STEPS_BY_MOVE
+from engine.plan.model import Plan, TransitionPlan, WorkPlan
 
 __all__ = [
     "RECEIVER_CLASSES",
-    "STEP_ACTIONS",
     "handle_consent",
     "handle_handoff_event",
     "handle_medication_list",
@@ -59,13 +60,6 @@ __all__ = [
 
 #: Receivers of a pathway's handoffs are treatment programs: a consent naming this class covers them.
 RECEIVER_CLASSES = ("treating-providers",)
-#: The step events (``handoff.accepted`` ...) are the receiver's moves, said the short way.
-STEP_ACTIONS = {
-    "accepted": "accept",
-    "scheduled": "schedule",
-    "visit-kept": "keep",
-    "outcome-returned": "return-outcome",
-}
 
 
 def _transition(plan: Plan, handoff: Handoff) -> TransitionPlan:
@@ -181,7 +175,8 @@ def handle_handoff_event(plan: Plan, state: EpisodeState, event: Event, now: dat
     if event.name == "handoff.move":
         action, party = str(event.data.get("action", "")), str(event.data.get("party", "receiver"))
     else:
-        action, party = STEP_ACTIONS[event.name.removeprefix("handoff.")], "receiver"
+        # a step event (``handoff.accepted`` ...) is the receiver's move that meets the step, said the short way
+        action, party = STEPS_BY_KIND[event.name.removeprefix("handoff.")].move, "receiver"
     appointment = _when(event.data.get("appointment_at"), now) if action == "schedule" else None
     new, effects = lifecycle.move(
         handoff.lifecycle(now),
@@ -205,7 +200,7 @@ def _apply_effects(
     plan: Plan,
     state: EpisodeState,
     handoff: Handoff,
-    effects: list[lifecycle.Effect],
+    effects: list[fx.Effect],
     event: Event,
     now: datetime,
     out: Outcome,
@@ -214,7 +209,7 @@ def _apply_effects(
     mine = [i for i in state.items if i.handoff_id == handoff.id and i.status == "open"]
     roles = _escalation_roles(plan, handoff)
     for effect in effects:
-        if isinstance(effect, lifecycle.StepMet):
+        if isinstance(effect, fx.StepMet):
             for item in mine:
                 if (
                     item.kind == "handoff-step"
@@ -222,21 +217,21 @@ def _apply_effects(
                     and item.status == "open"
                 ):
                     close_item(item, "done", event.id, state, out)
-        elif isinstance(effect, lifecycle.CancelSteps | lifecycle.LoopClosed):
+        elif isinstance(effect, fx.CancelSteps | fx.LoopClosed):
             for item in mine:
                 if item.kind in ("handoff-step", "re-engagement", "consent"):
                     close_item(item, "cancelled", getattr(effect, "reason", "loop closed"), state, out)
             end_of_handoff(state, out, now, getattr(effect, "reason", "loop closed"), handoff.id)
-        elif isinstance(effect, lifecycle.Escalate):
-            title = f"{handoff.program}: {lifecycle.ESCALATION_TITLES.get(effect.code, effect.code)}"
+        elif isinstance(effect, fx.Escalate):
+            title = f"{handoff.program}: {fx.ESCALATION_TITLES.get(effect.code, effect.code)}"
             alert(state, out, f"handoff.{effect.code}.{event_key(event)}", title, roles, now, note=effect.reason)
-        elif isinstance(effect, lifecycle.StartReengagement) and effect.due_at is not None:
+        elif isinstance(effect, fx.StartReengagement) and effect.due_at is not None:
             _open_reengagement(plan, state, handoff, effect.due_at, now, out)
-        elif isinstance(effect, lifecycle.Reengaged):
+        elif isinstance(effect, fx.Reengaged):
             for item in mine:
                 if item.kind == "re-engagement":
                     close_item(item, "done", event.id, state, out)
-        elif isinstance(effect, lifecycle.StartFallback):
+        elif isinstance(effect, fx.StartFallback):
             fallback = effect.stage
             if fallback is None:
                 alert(
@@ -247,7 +242,7 @@ def _apply_effects(
                     roles,
                     now,
                 )
-        elif isinstance(effect, lifecycle.Disclose):
+        elif isinstance(effect, fx.Disclose):
             _disclose(state, handoff, effect.consent_id, now, out)
     if handoff.closed_at is not None and handoff in state.handoffs:
         state.handoffs.remove(handoff)
@@ -258,7 +253,8 @@ def _open_reengagement(
     plan: Plan, state: EpisodeState, handoff: Handoff, due: datetime, now: datetime, out: Outcome
 ) -> None:
     """Re-engage after a no-show by ``due``; its ladder is the visit-kept step's, counted from the new deadline."""
-    visit_step = next((w for w in _steps(plan, handoff) if w.key.endswith(".handoff.visit-kept")), None)
+    kept = STEPS_BY_MOVE["keep"]
+    visit_step = next((w for w in _steps(plan, handoff) if w.done_on == kept.event), None)
     n = sum(1 for i in out.opened if i.kind == "re-engagement")
     item_id = f"{handoff.id}/re-engage/{now:%Y%m%d%H%M%S}-{n}"
     rungs = []

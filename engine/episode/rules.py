@@ -1,6 +1,6 @@
 """Episode semantics: what enrolling, an event and a due escalation rung do to an episode. Pure: no I/O, no clock.
 
-Each function takes the compiled :class:`~engine.plan.build.Plan`, the episode's current :class:`EpisodeState` (its
+Each function takes the compiled :class:`~engine.plan.model.Plan`, the episode's current :class:`EpisodeState` (its
 open work only) and ``now``, and returns an :class:`Outcome` listing every change, so the service layer can
 persist it in one transaction and the orchestration layer can schedule or cancel exactly the timers that
 changed. Work item and rung ids are deterministic (episode, stage visit, plan key), which is what makes
@@ -40,10 +40,10 @@ from engine.episode.state import (
     open_work,
 )
 from engine.errors import EventRejected
+from engine.language.builtins import AUTHORIZATION_EVENTS, BUILTIN_EVENTS
 from engine.language.durations import show_duration
 from engine.language.guards import describe, evaluate
-from engine.language.model import BUILTIN_EVENTS
-from engine.plan.build import STAY_DONE_ON, CheckInSeriesPlan, Plan, TransitionPlan
+from engine.plan.model import STAY_DONE_ON, CheckInSeriesPlan, Plan, TransitionPlan
 
 #: Work that :mod:`engine.episode.referrals` closes from a handoff's lifecycle, never by event name alone.
 _MOVED_BY_TRANSFERS = frozenset({"handoff-step", "re-engagement", "consent", "alert", "authorization", "stay"})
@@ -241,7 +241,7 @@ def apply_event(plan: Plan, state: EpisodeState, event: Event, now: datetime) ->
         handle_consent(plan, state, event, now, out)
     elif event.name.startswith("medications.") and event.name.endswith("-list"):
         handle_medication_list(plan, state, event, now, out)
-    elif event.name in authorizations.AUTHORIZATION_EVENTS:
+    elif event.name in AUTHORIZATION_EVENTS:
         moves = bool(plan.transitions_on(state.stage, event.name))
         authorizations.handle_authorization(plan, state, event, now, out, moves=moves)
         handled = True

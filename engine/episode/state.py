@@ -13,10 +13,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from engine.episode.domain.authorization import AuthorizationState
 from engine.episode.domain.consent import Consent, Disclosure
-from engine.episode.domain.handoff import AuthorizationState, HandoffState
+from engine.episode.domain.handoff import HandoffState
 from engine.episode.domain.reconcile import Discrepancy, Medication
-from engine.plan.build import WorkPlan
+from engine.plan.model import WorkPlan
 
 __all__ = [
     "Authorization",
@@ -126,7 +127,7 @@ class Handoff(BaseModel):
 
 class Authorization(BaseModel):
     """An insurance authorization one move's admission waits on, plus its decision state
-    (:class:`engine.episode.domain.handoff.AuthorizationState`).
+    (:class:`engine.episode.domain.authorization.AuthorizationState`).
 
     Requested before the move (in the source stage, naming ``target``) it has no handoff yet and serves the
     source ``visit``; the move adopts it (its handoff, the new visit). Its deadline is work item ``item_id`` (the

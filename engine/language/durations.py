@@ -1,7 +1,7 @@
 """Durations as program designers write them: ``30m``, ``36h``, ``3d``, ``2w`` or ISO 8601 ``P3D``/``PT36H``.
 
 Pure parsing and formatting; no clock. A duration is always a ``timedelta``; a bare identifier in a duration
-field names a pathway parameter (see :class:`engine.language.model.ParamRef`), resolved when a plan is compiled.
+field names a pathway parameter (see :class:`engine.language.fields.ParamRef`), resolved when a plan is compiled.
 """
 
 from __future__ import annotations

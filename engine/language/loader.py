@@ -2,12 +2,12 @@
 
 Stages (each reports every problem it finds, then the pipeline stops if any is an error):
 
-1. read: the file exists, is a file, is at most :data:`engine.source.MAX_BYTES` (a FIFO or device is read for at
-   most :data:`engine.files.READ_TIMEOUT` seconds, so ``carepath validate`` never hangs);
+1. read: the file exists, is a file, is at most :data:`engine.language.source.MAX_BYTES` (a FIFO or device is read
+   for at most :data:`engine.files.READ_TIMEOUT` seconds, so ``carepath validate`` never hangs);
 2. YAML: UTF-8 text, syntax, one document, text keys, no duplicate keys, no bombs (:mod:`engine.language.source`);
 3. JSON Schema: the shape of every part (:mod:`engine.language.schema`);
-4. model: :class:`engine.model.PathwaySpec` (what the schema cannot say: guard operators, duration values);
-5. meaning: :func:`engine.semantics.check` (references, reachability, ladders...), warnings included.
+4. model: :class:`engine.language.model.PathwaySpec` (what the schema cannot say: guard operators, duration values);
+5. meaning: :func:`engine.language.semantics.check` (references, reachability, ladders...), warnings included.
 
 Every problem becomes a :class:`~engine.errors.Diagnostic` placed by the source map (file as given, 1-based
 line and column of the offending value; a missing field at its parent; an unexpected key at the key). Nothing
@@ -27,8 +27,9 @@ from pydantic import ValidationError
 from engine import files
 from engine.errors import Diagnostic, Finding, PathwayError, format_path
 from engine.language.model import PathwaySpec
+from engine.language.positions import KeyFinding, SourceMap
 from engine.language.schema import validate_document
-from engine.language.source import MAX_BYTES, KeyFinding, SourceMap, parse_yaml
+from engine.language.source import MAX_BYTES, parse_yaml
 
 __all__ = ["YAML_SUFFIXES", "LoadResult", "discover", "load_pathway", "load_pathway_text", "load_spec"]
 

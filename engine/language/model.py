@@ -2,7 +2,8 @@
 
 Every class forbids unknown keys, so a typo is an error rather than a silent default. The JSON Schema in
 ``schemas/pathway.schema.json`` is generated from these classes (``carepath schema``), so descriptions and
-examples written here are what a designer sees as hover help in an editor.
+examples written here are what a designer sees as hover help in an editor. The field types they share live in
+:mod:`engine.language.fields`, the handoff step kinds and built-in events in :mod:`engine.language.builtins`.
 
 Semantics that span several parts (unknown references, reachability, ladders) live in
 :mod:`engine.language.semantics`, not here: this module only says what each part may contain.
@@ -10,29 +11,17 @@ Semantics that span several parts (unknown references, reachability, ladders) li
 
 from __future__ import annotations
 
-import re
-from datetime import timedelta
-from typing import Annotated, Any, Literal, NamedTuple
+from typing import Annotated, Literal
 
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    PlainSerializer,
-    WithJsonSchema,
-    model_validator,
-)
+from pydantic import Field, model_validator
 
-from engine.language.durations import DURATION_OR_PARAM_PATTERN, format_duration, parse_duration
+from engine.language.builtins import STEP_KINDS, HandoffStepKind
+from engine.language.fields import Duration, EventName, FactName, Id, Scalar, Spec
 
 __all__ = [
-    "BUILTIN_EVENTS",
-    "STEP_KINDS",
     "AllGuard",
     "AnyGuard",
     "AuthorizationSpec",
-    "BuiltinField",
     "CheckInSpec",
     "CriticalMedicationSpec",
     "DurationRangeSpec",
@@ -45,9 +34,9 @@ __all__ = [
     "HandoffStepSpec",
     "MedicationsSpec",
     "NotGuard",
-    "ParamRef",
     "ParameterSpec",
     "PathwaySpec",
+    "PayloadFieldSpec",
     "PeerSupportSpec",
     "ReceiverSpec",
     "ReconcileSpec",
@@ -58,97 +47,6 @@ __all__ = [
     "TaskSpec",
     "TransitionSpec",
 ]
-
-ID_PATTERN = r"^[a-z][a-z0-9-]*$"
-FACT_PATTERN = r"^[a-z][a-z0-9_]*$"
-EVENT_PATTERN = r"^[a-z][a-z0-9-]*(\.[a-z][a-z0-9-]*)+$"
-#: Step kinds of a handoff, after the BSeR/360X business statuses; each is met by the event ``handoff.<kind>``.
-STEP_KINDS = ("accepted", "scheduled", "visit-kept", "outcome-returned")
-
-
-class BuiltinField(NamedTuple):
-    """A payload field of a built-in event: its type and whether every such event must carry it."""
-
-    type: str
-    required: bool = False
-
-
-_TEXT = BuiltinField("string")
-_NEEDED = BuiltinField("string", required=True)
-#: Events every pathway understands without declaring them, with their payload fields. ``handoff`` names the
-#: handoff (optional while only one is open); ``to`` the stage an authorization admits to (optional while only one
-#: is open; names the move when requesting before it); ``need`` a social need.
-BUILTIN_EVENTS: dict[str, dict[str, BuiltinField]] = {
-    **{f"handoff.{kind}": {"handoff": _TEXT} for kind in STEP_KINDS},
-    "authorization.requested": {"handoff": _TEXT, "to": _TEXT},
-    "authorization.approved": {"handoff": _TEXT, "to": _TEXT},
-    "authorization.denied": {"handoff": _TEXT, "to": _TEXT, "reason": _NEEDED},
-    "handoff.move": {
-        "action": _TEXT,
-        "party": _TEXT,
-        "reason": _TEXT,
-        "appointment_at": _TEXT,
-        "outcome": _TEXT,
-        "handoff": _TEXT,
-    },
-    "consent.recorded": {"consent": _TEXT},
-    "consent.revoked": {"consent": _TEXT},
-    "medications.reconciled": {},
-    "medications.sending-list": {"medications": BuiltinField("list")},
-    "medications.receiving-list": {"medications": BuiltinField("list")},
-    "need.identified": {"need": _NEEDED},
-    "referral.made": {"need": _NEEDED},
-    "referral.declined": {"need": _NEEDED},
-}
-
-
-class ParamRef(BaseModel):
-    """A duration taken from a pathway parameter (``pre_release_window``), resolved when a plan is compiled."""
-
-    model_config = ConfigDict(frozen=True)
-    param: str
-
-    def __str__(self) -> str:
-        return self.param
-
-
-def _to_duration(value: Any) -> timedelta | ParamRef:
-    if isinstance(value, timedelta | ParamRef):
-        return value
-    if isinstance(value, str) and re.fullmatch(FACT_PATTERN, value):
-        return ParamRef(param=value)
-    return parse_duration(value)
-
-
-def _dump_duration(value: timedelta | ParamRef) -> str:
-    return str(value) if isinstance(value, ParamRef) else format_duration(value)
-
-
-Duration = Annotated[
-    timedelta | ParamRef,
-    BeforeValidator(_to_duration),
-    PlainSerializer(_dump_duration, return_type=str),
-    WithJsonSchema(
-        {
-            "type": "string",
-            "pattern": DURATION_OR_PARAM_PATTERN,
-            "description": "A duration: minutes, hours, days or weeks (30m, 36h, 3d, 2w), ISO 8601 (P3D, "
-            "PT36H), or the name of a pathway parameter that holds one.",
-            "examples": ["24h", "3d", "2w", "P3D"],
-            "x-error": "is not a duration (e.g. 10d)",
-        }
-    ),
-]
-Id = Annotated[str, Field(pattern=ID_PATTERN, examples=["care-coordinator"])]
-FactName = Annotated[str, Field(pattern=FACT_PATTERN, examples=["insurance"])]
-EventName = Annotated[str, Field(pattern=EVENT_PATTERN, examples=["detox.completed"])]
-Scalar = str | int | float | bool
-
-
-class Spec(BaseModel):
-    """Base of every YAML-facing class: frozen, unknown keys forbidden."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
 class RoleSpec(Spec):
@@ -372,8 +270,8 @@ class AuthorizationSpec(Spec):
 class HandoffStepSpec(Spec):
     """A step of a closed-loop handoff, met when the receiver reaches it (event ``handoff.<kind>``)."""
 
-    kind: Literal["accepted", "scheduled", "visit-kept", "outcome-returned"] = Field(
-        description="Which milestone: accepted, scheduled, visit-kept, outcome-returned.",
+    kind: HandoffStepKind = Field(
+        description=f"Which milestone: {', '.join(STEP_KINDS)}.",
         examples=["accepted"],
     )
     within: Duration = Field(description="Deadline, counted from the transition.", examples=["24h"])

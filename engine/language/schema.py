@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import Finding
-from engine.language.source import KeyFinding
+from engine.language.positions import KeyFinding
 from engine.language.suggest import hint as did_you_mean
 
 if TYPE_CHECKING:

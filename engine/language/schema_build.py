@@ -16,7 +16,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from engine.language.model import EVENT_PATTERN, FACT_PATTERN, ID_PATTERN, PathwaySpec
+from engine.language.fields import EVENT_PATTERN, FACT_PATTERN, ID_PATTERN
+from engine.language.model import PathwaySpec
 from engine.language.schema import PACKAGED_SCHEMA, SCHEMA_ID
 
 __all__ = ["EDITOR_SCHEMA", "EXAMPLE", "build_schema", "schema_text", "write_schema"]

@@ -25,7 +25,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-from engine.notify.roster import AppriseLog, Contact, Roster, apprise_module, load_roster, scrub
+from engine.notify.apprise_io import AppriseLog, apprise_module, scrub
+from engine.notify.roster import Contact, Roster, load_roster
 
 __all__ = [
     "DEFAULT_ATTEMPTS",

@@ -12,7 +12,8 @@ from datetime import timedelta
 
 from prefect.deployments.runner import RunnerDeployment
 
-from engine.language.model import BUILTIN_EVENTS, PathwaySpec
+from engine.language.builtins import BUILTIN_EVENTS
+from engine.language.model import PathwaySpec
 from engine.orchestration.flows import FLOW_PURPOSES, flow_for, sweep_flow
 
 __all__ = ["SWEEP_EVERY", "compile_deployments", "sweep_deployment"]

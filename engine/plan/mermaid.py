@@ -15,7 +15,7 @@ from engine.language.durations import show_duration
 from engine.language.guards import describe
 
 if TYPE_CHECKING:
-    from engine.plan.build import Plan, StagePlan, TransitionPlan, WorkPlan
+    from engine.plan.model import Plan, StagePlan, TransitionPlan, WorkPlan
 
 __all__ = ["mermaid", "node_id"]
 

@@ -16,7 +16,7 @@ from engine.language.durations import show_duration
 from engine.language.guards import describe
 
 if TYPE_CHECKING:
-    from engine.plan.build import CheckInSeriesPlan, Plan, StagePlan, TransitionPlan, WorkPlan
+    from engine.plan.model import CheckInSeriesPlan, Plan, StagePlan, TransitionPlan, WorkPlan
 
 __all__ = ["plan_json", "plan_table"]
 

@@ -29,8 +29,11 @@ A sender's ``cancel`` after the receiver engaged (received or later) sets ``canc
 ``5.2 cancellation-requested``: Carepath stops following the loop at once (Gravity lets the requester cancel), and
 the receiver's own ``cancel`` then acknowledges it (``6.0 fulfillment-cancelled``).
 
-:func:`move` returns the new state and the :data:`Effect` list the pathway machinery must act on; an illegal move,
-a move by the wrong party or a missing detail raises :class:`~engine.errors.EventRejected` and changes nothing.
+:func:`move` returns the new state and the :data:`~engine.episode.domain.effects.Effect` list the pathway machinery
+must act on; an illegal move, a move by the wrong party or a missing detail raises
+:class:`~engine.errors.EventRejected` and changes nothing. Which move meets which step of the pathway is the step
+table's (:data:`engine.language.builtins.HANDOFF_STEPS`); the statuses, codes, parties and moves are named in
+:mod:`.handoff_terms`; insurance authorization is :mod:`.authorization`.
 """
 
 from __future__ import annotations
@@ -38,193 +41,34 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict
 
+from engine.episode.domain.effects import (
+    CancelSteps,
+    ConsentNeeded,
+    Disclose,
+    Effect,
+    Escalate,
+    LoopClosed,
+    Reengaged,
+    StartFallback,
+    StartReengagement,
+    StepMet,
+)
+from engine.episode.domain.handoff_terms import ACTIONS, BSER_CODES, PARTIES, BusinessStatus, Party, TaskStatus
 from engine.errors import EventRejected
+from engine.language.builtins import STEPS_BY_MOVE
 
 __all__ = [
-    "ACTIONS",
-    "AUTHORIZATION_ACTIONS",
-    "BSER_CODES",
-    "ESCALATION_TITLES",
     "MOVES",
-    "Action",
-    "AuthorizationAction",
-    "AuthorizationState",
-    "AuthorizationStatus",
-    "BusinessStatus",
-    "CancelSteps",
-    "ConsentNeeded",
-    "Disclose",
-    "Effect",
-    "Escalate",
     "HandoffState",
-    "LoopClosed",
     "Move",
-    "Party",
-    "Reengaged",
-    "StartFallback",
-    "StartReengagement",
-    "StepMet",
-    "TaskStatus",
-    "authorization_move",
-    "authorization_overdue",
     "label",
     "legal_moves",
     "move",
-    "open_authorization",
     "open_handoff",
-    "precondition_met",
 ]
-
-TaskStatus = Literal[
-    "draft",
-    "requested",
-    "received",
-    "accepted",
-    "rejected",
-    "in-progress",
-    "on-hold",
-    "failed",
-    "completed",
-    "cancelled",
-]
-BusinessStatus = Literal[
-    "created",
-    "accepted",
-    "declined",
-    "event-scheduled",
-    "no-show",
-    "event-cancelled",
-    "event-completed",
-    "cancellation-requested",
-    "fulfillment-cancelled",
-    "fulfillment-completed",
-]
-Party = Literal["sender", "receiver"]
-Action = Literal[
-    "send",
-    "receive",
-    "accept",
-    "decline",
-    "schedule",
-    "no-show",
-    "keep",
-    "cancel-visit",
-    "return-outcome",
-    "hold",
-    "resume",
-    "fail",
-    "cancel",
-]
-ACTIONS: tuple[str, ...] = get_args(Action)
-
-#: BSeR ``TaskBusinessStatusCS`` code and display for each business status (harmonized with IHE 360X).
-BSER_CODES: dict[str, tuple[str, str]] = {
-    "created": ("2.0", "Service Request Created"),
-    "accepted": ("3.0", "Service Request Accepted"),
-    "declined": ("4.0", "Service Request Declined"),
-    "event-scheduled": ("5.1.1", "Service Request Event Scheduled"),
-    "no-show": ("5.1.2", "Scheduled Service Request Event Unattended"),
-    "event-cancelled": ("5.1.3", "Scheduled Service Request Event Cancelled"),
-    "event-completed": ("5.1.4", "Service Request Event Completed"),
-    "cancellation-requested": ("5.2", "Service Request Cancellation Requested"),
-    "fulfillment-cancelled": ("6.0", "Service Request Fulfillment Cancelled"),
-    "fulfillment-completed": ("7.0", "Service Request Fulfillment Completed"),
-}
-
-# ------------------------------------------------------------------------------------------------------ effects
-
-
-@dataclass(frozen=True)
-class StepMet:
-    """A handoff step of the pathway is met (``accepted``, ``scheduled``, ``visit-kept``, ``outcome-returned``)."""
-
-    step: str
-
-
-@dataclass(frozen=True)
-class StartReengagement:
-    """The person missed the visit: open re-engagement due at ``due_at`` (None: the pathway sets no deadline)."""
-
-    within: timedelta | None
-    due_at: datetime | None
-
-
-@dataclass(frozen=True)
-class Reengaged:
-    """After a no-show the visit was re-booked or kept: the re-engagement work is met."""
-
-
-@dataclass(frozen=True)
-class StartFallback:
-    """The receiver declined: go to the pathway's fallback ``stage``; None means the coordinator chooses."""
-
-    stage: str | None
-
-
-@dataclass(frozen=True)
-class Escalate:
-    """Tell people now, whatever the deadlines say (decline, no-show, a receiver's cancel or failure).
-
-    ``code`` says what happened in the standards' words (``declined``, ``no-show``, ``failed``,
-    ``cancelled-by-receiver``, ``authorization-denied``): it is what alerts and operators see. ``reason`` is the
-    free text someone typed, if any: it stays with the episode's record, never in an alert or in Prefect.
-    """
-
-    code: str
-    reason: str | None = None
-
-
-#: How an :class:`Escalate` code reads in an alert's title, after the receiving program's name.
-ESCALATION_TITLES = {
-    "declined": "referral declined",
-    "no-show": "first visit missed (no-show)",
-    "failed": "referral failed at the receiver",
-    "cancelled-by-receiver": "referral cancelled by the receiver",
-    "authorization-denied": "insurance authorization denied",
-}
-
-
-@dataclass(frozen=True)
-class LoopClosed:
-    """Visit kept and outcome returned: the referral is complete."""
-
-
-@dataclass(frozen=True)
-class CancelSteps:
-    """The handoff ended without closing the loop: cancel its open step deadlines."""
-
-    reason: str
-
-
-@dataclass(frozen=True)
-class ConsentNeeded:
-    """Nothing may be sent: give the coordinator a consent task for ``purpose`` (with its own deadline)."""
-
-    purpose: str | None
-
-
-@dataclass(frozen=True)
-class Disclose:
-    """The referral left under consent ``consent_id``: record the disclosure with its redisclosure notice."""
-
-    consent_id: str
-
-
-Effect = (
-    StepMet
-    | StartReengagement
-    | Reengaged
-    | StartFallback
-    | Escalate
-    | LoopClosed
-    | CancelSteps
-    | ConsentNeeded
-    | Disclose
-)
 
 # -------------------------------------------------------------------------------------------------------- state
 
@@ -412,7 +256,7 @@ def move(
     where = f"handoff {state.id} is '{label(state)}'"
     if action not in ACTIONS:
         raise EventRejected(f"'{action}' is not a handoff move (moves: {', '.join(ACTIONS)})")
-    if party not in get_args(Party):
+    if party not in PARTIES:
         raise EventRejected(f"'{party}' is not a party to a handoff (sender or receiver)")
     rows = [m for m in MOVES if m.action == action and any(_matches(s, state) for s in m.sources)]
     if not rows:
@@ -448,14 +292,13 @@ def _apply(
         business = state.business_status
     changes: dict[str, object] = {"status": status, "business_status": business, "updated_at": now}
     effects: list[Effect] = []
-    met: list[str] = []
     action, was = row.action, state.business_status
+    step = STEPS_BY_MOVE.get(action)
+    met = [step.kind] if step is not None else []
 
     if action == "send":
         changes |= {"consent_id": consent_id, "status_reason": None}
         effects.append(Disclose(str(consent_id)))
-    elif action == "accept":
-        met.append("accepted")
     elif action == "decline":
         changes["status_reason"] = reason
         effects += [
@@ -465,7 +308,6 @@ def _apply(
         ]
     elif action == "schedule":
         changes["appointment_at"] = appointment_at
-        met.append("scheduled")
         if was == "no-show":
             effects.append(Reengaged())
     elif action == "no-show":
@@ -474,13 +316,10 @@ def _apply(
             StartReengagement(state.re_engage_within, due),
             Escalate("no-show"),
         ]
-    elif action == "keep":
-        met.append("visit-kept")
-        if was == "no-show":
-            effects.append(Reengaged())
+    elif action == "keep" and was == "no-show":
+        effects.append(Reengaged())
     elif action == "return-outcome":
         changes["outcome"] = outcome
-        met.append("outcome-returned")
     elif action == "hold":
         changes |= {"held_from": state.status, "status_reason": reason}
     elif action == "resume":
@@ -502,83 +341,3 @@ def _apply(
     if status in _TERMINAL and state.closed_at is None:
         changes["closed_at"] = now
     return state.model_copy(update=changes), effects
-
-
-# --------------------------------------------------------------------------------------- insurance authorization
-
-AuthorizationStatus = Literal["requested", "approved", "denied"]
-AuthorizationAction = Literal["approve", "deny", "request"]
-AUTHORIZATION_ACTIONS: tuple[str, ...] = get_args(AuthorizationAction)
-
-
-class AuthorizationState(BaseModel):
-    """An insurance authorization a handoff waits on, with its own decision deadline (``due_at``)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    id: str
-    status: AuthorizationStatus = "requested"
-    requested_at: datetime
-    due_at: datetime
-    decided_at: datetime | None = None
-    reason: str | None = None
-
-
-_AUTH_MOVES: dict[str, tuple[tuple[str, ...], AuthorizationStatus]] = {
-    "approve": (("requested",), "approved"),
-    "deny": (("requested",), "denied"),
-    # After a denial the coordinator may ask again (appeal, corrected request); the deadline starts over.
-    "request": (("denied",), "requested"),
-}
-
-
-def open_authorization(auth_id: str, now: datetime, within: timedelta) -> AuthorizationState:
-    """An authorization requested at ``now``, decided by ``now + within``."""
-    return AuthorizationState(id=auth_id, requested_at=now, due_at=now + within)
-
-
-def authorization_move(
-    state: AuthorizationState,
-    action: str,
-    now: datetime,
-    *,
-    reason: str | None = None,
-    within: timedelta | None = None,
-) -> tuple[AuthorizationState, list[Effect]]:
-    """``approve``, ``deny`` (reason required) or ``request`` again after a denial (``within`` required).
-
-    Approval meets the ``authorization`` precondition; a denial escalates. Illegal moves raise
-    :class:`EventRejected` and change nothing.
-    """
-    if action not in _AUTH_MOVES:
-        raise EventRejected(f"'{action}' is not an authorization move (moves: {', '.join(AUTHORIZATION_ACTIONS)})")
-    sources, target = _AUTH_MOVES[action]
-    if state.status not in sources:
-        legal = [a for a, (src, _) in _AUTH_MOVES.items() if state.status in src]
-        raise EventRejected(
-            f"authorization {state.id} is '{state.status}'; '{action}' is not possible now "
-            f"(moves now: {', '.join(legal) or 'none'})"
-        )
-    if action == "deny" and not reason:
-        raise EventRejected(f"authorization {state.id}: 'deny' needs a reason")
-    if action == "request":
-        if within is None:
-            raise EventRejected(f"authorization {state.id}: 'request' needs a decision deadline")
-        new = state.model_copy(
-            update={"status": target, "requested_at": now, "due_at": now + within, "decided_at": None, "reason": None}
-        )
-        return new, []
-    new = state.model_copy(update={"status": target, "decided_at": now, "reason": reason})
-    if target == "approved":
-        return new, [StepMet("authorization")]
-    return new, [Escalate("authorization-denied", reason)]
-
-
-def authorization_overdue(state: AuthorizationState, now: datetime) -> bool:
-    """Still undecided after its deadline."""
-    return state.status == "requested" and now > state.due_at
-
-
-def precondition_met(state: AuthorizationState | None) -> bool:
-    """The admission may go ahead: no authorization was needed (None) or it was approved."""
-    return state is None or state.status == "approved"

@@ -1,0 +1,82 @@
+"""The pieces every part of a pathway is written with: ids, fact and event names, durations (or the name of a
+parameter that holds one), and :class:`Spec`, the base of every YAML-facing class.
+
+Kept apart from :mod:`engine.language.model` because other inputs share them: a roster's role ids, the
+application layer's checks of typed ids, the schema's pattern messages.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, WithJsonSchema
+
+from engine.language.durations import DURATION_OR_PARAM_PATTERN, format_duration, parse_duration
+
+__all__ = [
+    "EVENT_PATTERN",
+    "FACT_PATTERN",
+    "ID_PATTERN",
+    "Duration",
+    "EventName",
+    "FactName",
+    "Id",
+    "ParamRef",
+    "Scalar",
+    "Spec",
+]
+
+ID_PATTERN = r"^[a-z][a-z0-9-]*$"
+FACT_PATTERN = r"^[a-z][a-z0-9_]*$"
+EVENT_PATTERN = r"^[a-z][a-z0-9-]*(\.[a-z][a-z0-9-]*)+$"
+
+
+class ParamRef(BaseModel):
+    """A duration taken from a pathway parameter (``pre_release_window``), resolved when a plan is compiled."""
+
+    model_config = ConfigDict(frozen=True)
+    param: str
+
+    def __str__(self) -> str:
+        return self.param
+
+
+def _to_duration(value: Any) -> timedelta | ParamRef:
+    if isinstance(value, timedelta | ParamRef):
+        return value
+    if isinstance(value, str) and re.fullmatch(FACT_PATTERN, value):
+        return ParamRef(param=value)
+    return parse_duration(value)
+
+
+def _dump_duration(value: timedelta | ParamRef) -> str:
+    return str(value) if isinstance(value, ParamRef) else format_duration(value)
+
+
+Duration = Annotated[
+    timedelta | ParamRef,
+    BeforeValidator(_to_duration),
+    PlainSerializer(_dump_duration, return_type=str),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": DURATION_OR_PARAM_PATTERN,
+            "description": "A duration: minutes, hours, days or weeks (30m, 36h, 3d, 2w), ISO 8601 (P3D, "
+            "PT36H), or the name of a pathway parameter that holds one.",
+            "examples": ["24h", "3d", "2w", "P3D"],
+            "x-error": "is not a duration (e.g. 10d)",
+        }
+    ),
+]
+Id = Annotated[str, Field(pattern=ID_PATTERN, examples=["care-coordinator"])]
+FactName = Annotated[str, Field(pattern=FACT_PATTERN, examples=["insurance"])]
+EventName = Annotated[str, Field(pattern=EVENT_PATTERN, examples=["detox.completed"])]
+Scalar = str | int | float | bool
+
+
+class Spec(BaseModel):
+    """Base of every YAML-facing class: frozen, unknown keys forbidden."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)

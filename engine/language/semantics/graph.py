@@ -1,0 +1,63 @@
+"""Meaning checks over the stage graph: every stage reachable from the first, a way out of every stage that is not
+terminal, nothing leaving a terminal stage, and no transition that can never fire (an unguarded move on the same
+stage and event comes first). Warning: a move from a stage to itself without a guard.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterator
+
+from engine.errors import Finding
+from engine.language.model import PathwaySpec
+from engine.language.semantics.walk import sources
+
+__all__ = ["check_dead_transitions", "check_graph"]
+
+
+def check_graph(spec: PathwaySpec) -> Iterator[Finding]:
+    stages = {s.id for s in spec.stages}
+    edges: dict[str, set[str]] = {s: set() for s in stages}
+    for t in spec.transitions:
+        targets = {t.to} | ({t.handoff.fallback} if t.handoff and t.handoff.fallback else set())
+        for source in t.sources:
+            if source in edges:
+                edges[source] |= targets & stages
+    first = spec.stages[0].id
+    reached = {first}
+    queue = deque([first])
+    while queue:
+        for nxt in edges[queue.popleft()] - reached:
+            reached.add(nxt)
+            queue.append(nxt)
+    terminal = {s.id for s in spec.stages if s.terminal}
+    leaving = {source for t in spec.transitions for source in t.sources}
+    reported: set[str] = set()
+    for i, stage in enumerate(spec.stages):
+        if stage.id in reported:
+            continue
+        reported.add(stage.id)
+        if stage.id not in reached:
+            yield Finding(("stages", i), f"stage '{stage.id}' cannot be reached from '{first}'")
+        if stage.id not in leaving and stage.id not in terminal:
+            yield Finding(("stages", i), f"stage '{stage.id}' has no way out and is not terminal")
+    for i, t in enumerate(spec.transitions):
+        for path, source in sources(spec, i):
+            if source in terminal:
+                yield Finding(path, f"transition leaves terminal stage '{source}'")
+        if t.to in t.sources and t.when is None:
+            yield Finding(("transitions", i, "to"), f"transition from '{t.to}' to itself has no guard", "warning")
+
+
+def check_dead_transitions(spec: PathwaySpec) -> Iterator[Finding]:
+    unguarded: dict[tuple[str, str], int] = {}
+    for i, t in enumerate(spec.transitions):
+        for source in dict.fromkeys(t.sources):
+            first = unguarded.get((source, t.event))
+            if first is not None:
+                yield Finding(
+                    ("transitions", i, "event"),
+                    f"never fires: transitions[{first}] already leaves '{source}' on '{t.event}' without a guard",
+                )
+            elif t.when is None:
+                unguarded[(source, t.event)] = i

@@ -1,0 +1,169 @@
+"""The compiled plan: a pure, Prefect-free description of what a pathway schedules and when.
+
+A plan is what the orchestration layer runs. Every piece of work is a :class:`WorkPlan` with a stable ``key``,
+an owner role, a deadline offset from its trigger (a transition or entering a stage), the event that meets it
+and its escalation rungs as absolute offsets from the same trigger. Recurring contacts are
+:class:`CheckInSeriesPlan` (expanded one occurrence at a time at run time, so open-ended series stay finite).
+Parameters are already resolved, so nothing downstream sees a :class:`engine.language.fields.ParamRef`.
+
+These are the frozen data classes only; :func:`engine.plan.build.compile_plan` builds them from a validated
+pathway, and the episode rules, the store and the renderings read them.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from engine.language.model import Guard
+
+__all__ = [
+    "STAY_DONE_ON",
+    "CheckInSeriesPlan",
+    "HandoffPlan",
+    "Plan",
+    "RungPlan",
+    "StagePlan",
+    "TransitionPlan",
+    "WorkKind",
+    "WorkPlan",
+]
+
+WorkKind = Literal[
+    "handoff-step",
+    "authorization",
+    "reconcile",
+    "task",
+    "peer-contact",
+    "family-update",
+    "referral",
+    "consent",
+    "re-engagement",
+    "alert",
+    "stay",
+]
+#: What ends a stage's stay deadline (no event: leaving the stage does); shown where an event name would be.
+STAY_DONE_ON = "leaving the stage"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class RungPlan(_Frozen):
+    """An escalation rung: at ``at`` after the trigger (deadline + rung's ``after``), alert role ``to``."""
+
+    index: int
+    at: timedelta
+    to: str
+
+
+class WorkPlan(_Frozen):
+    """One piece of work with a deadline, met by ``done_on`` (an event name) and escalated by ``ladder``.
+
+    ``match`` narrows which events meet it (e.g. ``{"need": "housing"}`` for a referral). ``consent_purpose``
+    is set where doing the work discloses information about the person.
+    """
+
+    key: str
+    kind: WorkKind
+    title: str
+    owner: str | None
+    due: timedelta
+    done_on: str
+    match: dict[str, str] = {}
+    ladder: tuple[RungPlan, ...] = ()
+    consent_purpose: str | None = None
+    #: Recurring work (family updates): once met or missed, the next one is due ``every`` later.
+    every: timedelta | None = None
+    #: No work is needed when this guard holds over the episode facts (authorization ``unless``, e.g. self-pay).
+    skip_if: Guard | None = None
+    #: Roles alerted at once on a critical discrepancy (medication reconciliation).
+    critical_to: tuple[str, ...] = ()
+
+
+class CheckInSeriesPlan(_Frozen):
+    """Recurring contacts: occurrence k opens at ``starts + k*every`` and is due ``window`` later.
+
+    ``span`` None means until the stage is left. Series of a stage follow one another (``starts`` is the sum
+    of earlier spans). The ladder's offsets count from each occurrence's opening (window + the rung's ``after``);
+    a series written without a ladder gets one rung alerting its owner when the window closes, so a missed
+    contact is always seen.
+    """
+
+    key: str
+    owner: str
+    every: timedelta
+    window: timedelta
+    starts: timedelta
+    span: timedelta | None
+    done_on: str
+    ladder: tuple[RungPlan, ...] = ()
+
+
+class HandoffPlan(_Frozen):
+    """The receiving side of a handoff and how it is made."""
+
+    program: str
+    role: str
+    mode: Literal["warm", "standard"]
+    introduced_by: str | None
+    consent_purpose: str
+    re_engage_within: timedelta | None = None
+    fallback: str | None = None
+    #: The wait for a consent when none covers the referral (opened only then).
+    consent: WorkPlan | None = None
+
+
+class StagePlan(_Frozen):
+    """A stage with the work scheduled on entering it (a ``max`` stay is its ``stay`` work, ``s.<stage>.stay``)."""
+
+    id: str
+    name: str
+    level: str | None
+    terminal: bool
+    min_stay: timedelta | None
+    max_stay: timedelta | None
+    entry_work: tuple[WorkPlan, ...]
+    check_ins: tuple[CheckInSeriesPlan, ...]
+    before_leaving: tuple[str, ...]
+
+
+class TransitionPlan(_Frozen):
+    """A move: from one of ``sources`` to ``target`` on ``event`` if ``guard`` holds, with its own work."""
+
+    index: int
+    sources: tuple[str, ...]
+    target: str
+    event: str
+    guard: Guard | None
+    handoff: HandoffPlan | None
+    work: tuple[WorkPlan, ...]
+
+
+class Plan(_Frozen):
+    """The whole compiled pathway; its ``schedule`` of a transition is the ordered work the move starts."""
+
+    pathway_id: str
+    version: int
+    title: str
+    description: str
+    initial_stage: str
+    parameters: dict[str, timedelta]
+    stages: dict[str, StagePlan]
+    transitions: tuple[TransitionPlan, ...]
+    events: dict[str, dict[str, Any]]
+    facts: dict[str, dict[str, Any]]
+    referrals: dict[str, WorkPlan]
+    critical_medications: tuple[dict[str, Any], ...]
+
+    def transitions_on(self, stage: str, event: str) -> list[TransitionPlan]:
+        """Transitions leaving ``stage`` on ``event``, in file order (the first whose guard holds wins)."""
+        return [t for t in self.transitions if stage in t.sources and t.event == event]
+
+    def schedule(self, transition: TransitionPlan) -> list[WorkPlan]:
+        """All work a transition starts (its own and the target stage's entry work), ordered by deadline."""
+        work = list(transition.work) + list(self.stages[transition.target].entry_work)
+        return sorted(work, key=lambda w: (w.due, w.key))
