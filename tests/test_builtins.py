@@ -14,7 +14,7 @@ from typing import Any, get_args
 
 import pytest
 
-from engine.cli.main import _parser
+from engine.cli.entry import _parser
 from engine.episode.domain.effects import StepMet
 from engine.episode.domain.handoff import MOVES, HandoffState, move
 from engine.episode.domain.handoff_terms import ACTIONS
