@@ -16,8 +16,10 @@ A Prefect outage in steps 3-5 does not undo 1-2: it is logged, reported, and the
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 
 from sqlmodel import Session
 
@@ -67,7 +69,7 @@ def follow_up(app: App, episode_id: str, changes: Changes | None = None) -> Foll
         report.delivered = [r.summary() for r in deliver(app, raised)]
     report.cancelled = _step(report, "cancel timers", lambda: app.scheduler.cancel(cancel) if cancel else 0)
     report.scheduled = _step(report, "schedule timers", lambda: schedule_timers(app, episode_id))
-    _step(report, "publish", lambda: publish_episode(app, episode_id, escalations_changed=bool(raised)) or 0)
+    _step(report, "publish", partial(publish_episode, app, episode_id, escalations_changed=bool(raised)))
     return report
 
 
@@ -99,9 +101,9 @@ def _wall(app: App, at: datetime) -> str:
     return f"{app.clock.wall_time(utc(at)):%Y-%m-%d %H:%M} UTC"
 
 
-def _step(report: FollowUp, name: str, action: object) -> int:
+def _step(report: FollowUp, name: str, action: Callable[[], int | None]) -> int:
     try:
-        return int(action())  # type: ignore[operator]
+        return int(action() or 0)
     except CarepathError as exc:
         report.problems.append(f"{name}: {exc}")
         logger.warning("episode %s: %s failed (the sweep will retry): %s", report.episode_id, name, exc)

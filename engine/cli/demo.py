@@ -47,7 +47,7 @@ def demo_consent(episode_id: str, person: str, now: datetime) -> Consent:
     )
 
 
-_ASSESSED = (
+_ASSESSED: tuple[tuple[float, str, dict[str, Any]], ...] = (
     (2, "medical-screening.completed", {}),
     (3, "psychiatric-screening.completed", {}),
     (4, "social-needs-screening.completed", {}),

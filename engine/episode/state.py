@@ -102,8 +102,8 @@ class Handoff(BaseModel):
         """The lifecycle state the standards' rules move."""
         return HandoffState(
             id=self.id,
-            status=self.status,  # type: ignore[arg-type]
-            business_status=self.business_status,  # type: ignore[arg-type]
+            status=self.status,
+            business_status=self.business_status,
             status_reason=self.status_reason,
             purpose=self.consent_purpose,
             consent_id=self.consent_id,

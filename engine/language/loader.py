@@ -20,6 +20,7 @@ import os
 import stat
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from pydantic import ValidationError
@@ -124,8 +125,8 @@ def _load(data: str | bytes, name: str) -> LoadResult:
         return parsed
     text = data if isinstance(data, str) else parsed.text
     if parsed.problems:
-        diagnostics = [Diagnostic(name, p.line, p.col, format_path(p.path), p.message) for p in parsed.problems]
-        return LoadResult(name, None, sorted(diagnostics), text)
+        problems = [Diagnostic(name, p.line, p.col, format_path(p.path), p.message) for p in parsed.problems]
+        return LoadResult(name, None, sorted(problems), text)
     stages: list[tuple[str, Callable[[Any], tuple[Any, list[Finding]]]]] = [
         ("schema", lambda value: (value, validate_document(value))),
         ("model", _model),
@@ -134,7 +135,7 @@ def _load(data: str | bytes, name: str) -> LoadResult:
     value: Any = parsed.value
     diagnostics: list[Diagnostic] = []
     for stage, run in stages:
-        outcome = _guarded(name, stage, lambda run=run, value=value: run(value))
+        outcome = _guarded(name, stage, partial(run, value))
         if isinstance(outcome, LoadResult):
             return LoadResult(name, None, sorted(diagnostics + outcome.diagnostics), text)
         value, findings = outcome
@@ -214,7 +215,8 @@ def _model_findings(exc: ValidationError, document: Any) -> list[Finding]:
     """One finding per problem, at document paths; of a union's members only the one the designer meant."""
     root = _Node()
     for error in exc.errors(include_url=False):
-        node, current, path = root, document, ()
+        path: tuple[str | int, ...] = ()
+        node, current = root, document
         loc = tuple(error["loc"])
         for i, part in enumerate(loc):
             if _has(current, part):

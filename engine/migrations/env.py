@@ -6,7 +6,7 @@ like :func:`engine.store.migrate` builds it, then reviewed by hand (see the READ
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from alembic import context
 from sqlmodel.sql.sqltypes import AutoString
@@ -18,7 +18,7 @@ if connection is None:  # pragma: no cover - offline SQL generation is not suppo
     raise RuntimeError("engine/migrations runs through engine.store.migrate(engine), which passes a connection")
 
 
-def _render_item(type_: str, obj: Any, _context: Any) -> str | bool:
+def _render_item(type_: str, obj: Any, _context: Any) -> str | Literal[False]:
     """Draft migrations in plain SQLAlchemy types, so they never depend on this codebase's classes."""
     if type_ == "type" and isinstance(obj, UTCDateTime):
         return "sa.DateTime(timezone=True)"

@@ -117,6 +117,6 @@ def _check_in_table(series: Iterable[CheckInSeriesPlan]) -> list[str]:
     return _table(("starts", "every", "window", "for", "owner", "done on", "missed window"), rows)
 
 
-def _table(header: Sequence[str], rows: list[Sequence[str]]) -> list[str]:
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     return ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in [header, *rows]]

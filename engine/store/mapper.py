@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlmodel import Session, col, select
 
@@ -60,7 +61,7 @@ def _item(i: WorkItemRecord, rungs: list[Rung]) -> WorkItem:
         occurrence=i.occurrence,
         handoff_id=i.handoff_id,
         consent_purpose=i.consent_purpose,
-        severity=i.severity,  # type: ignore[arg-type]
+        severity=i.severity,
         note=i.note,
         rungs=sorted(rungs, key=lambda r: r.index),
     )
@@ -102,7 +103,7 @@ def load_state(session: Session, episode: EpisodeRecord) -> EpisodeState:
     return EpisodeState(
         id=episode.id,
         stage=episode.stage,
-        status=episode.status,  # type: ignore[arg-type]
+        status=episode.status,
         facts=dict(episode.facts or {}),
         visit=episode.visit,
         stage_entered_at=utc(episode.stage_entered_at),
@@ -145,7 +146,7 @@ def _save_authorizations(session: Session, episode_id: str, outcome: Outcome) ->
         session.add(row)
 
 
-def _handoff_fields(h: Handoff) -> dict[str, object]:
+def _handoff_fields(h: Handoff) -> dict[str, Any]:
     return {
         "status": h.status,
         "business_status": h.business_status,
@@ -199,11 +200,11 @@ def save_outcome(
         )
     session.flush()
     for h in outcome.handoffs_changed:
-        row = session.get(HandoffRecord, h.id)
-        if row is not None:
+        handoff_row = session.get(HandoffRecord, h.id)
+        if handoff_row is not None:
             for name, value in _handoff_fields(h).items():
-                setattr(row, name, value)
-            session.add(row)
+                setattr(handoff_row, name, value)
+            session.add(handoff_row)
     _save_authorizations(session, episode.id, outcome)
     for item in outcome.opened:
         session.add(WorkItemRecord(episode_id=episode.id, **item.model_dump(exclude={"rungs", "closed_by"})))
@@ -226,14 +227,14 @@ def save_outcome(
                 changes.cancel_runs.append(rung.flow_run_id)
     severity = {i.id: i.severity for i in [*outcome.state.items, *outcome.closed]}
     for esc in outcome.escalations:
-        rung = session.get(RungRecord, esc.rung_id)
-        if rung is None:
+        fired = session.get(RungRecord, esc.rung_id)
+        if fired is None:
             continue
         level = severity.get(esc.item_id, "normal")
-        if store.record_escalation_once(session, rung, now, severity=level, claimed_at=claimed_at) is not None:
+        if store.record_escalation_once(session, fired, now, severity=level, claimed_at=claimed_at) is not None:
             changes.escalations.append((esc.rung_id, esc.role))
-            if rung.flow_run_id:
-                changes.cancel_runs.append(rung.flow_run_id)
+            if fired.flow_run_id:
+                changes.cancel_runs.append(fired.flow_run_id)
     for d in outcome.disclosures:
         what = f"handoff {d.id.split('/disclosure/')[0]}"
         store.record_disclosure(session, DisclosureRecord.from_domain(d, episode.id, what))

@@ -177,7 +177,7 @@ def caseload_entries(
     return [
         CaseloadEntry(
             episode=e,
-            next_work=(open_work.get(e.id) or [None])[0],
+            next_work=next(iter(open_work.get(e.id, [])), None),
             overdue=sum(utc(i.due_at) <= now for i in open_work.get(e.id, [])),
             open_escalations=int(counts.get(e.id, 0)),
         )

@@ -261,7 +261,7 @@ def compare(
         found.append(
             Discrepancy(
                 key=base if keys[base] == 1 else f"{base}#{keys[base]}",
-                kind=kind,  # type: ignore[arg-type]
+                kind=kind,
                 medication=med.name,
                 detail=detail,
                 critical=critical,

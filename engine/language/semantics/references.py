@@ -78,15 +78,15 @@ def check_task_references(spec: PathwaySpec) -> Iterator[Finding]:
 def check_events(spec: PathwaySpec) -> Iterator[Finding]:
     known = set(spec.events) | set(BUILTIN_EVENTS)
     used: set[str] = set()
-    for path, event in event_uses(spec):
-        used.add(event)
-        if event not in known:
-            yield Finding(path, unknown("event", event, known))
-    for name, event in spec.events.items():
-        sets_a_fact = any(field in spec.facts for field in event.payload)
+    for path, name in event_uses(spec):
+        used.add(name)
+        if name not in known:
+            yield Finding(path, unknown("event", name, known))
+    for name, declared in spec.events.items():
+        sets_a_fact = any(field in spec.facts for field in declared.payload)
         if name not in used and not sets_a_fact:
             yield Finding(("events", name), f"event '{name}' is declared but never used", "warning")
-        for field, payload in event.payload.items():
+        for field, payload in declared.payload.items():
             fact = spec.facts.get(field)
             if fact is not None and fact.type != payload.type:
                 yield Finding(

@@ -74,7 +74,7 @@ class ConsentRecord(SQLModel, table=True):
             recipients=tuple(self.recipients),
             recipient_classes=tuple(self.recipient_classes),
             purposes=tuple(self.purposes),
-            expires=self.expires,  # type: ignore[arg-type]  # pydantic parses the ISO date
+            expires=self.expires,  # pydantic parses the ISO date
             signed_on=date.fromisoformat(self.signed_on),
             signed_by=self.signed_by,
             revoked_at=self.revoked_at,
@@ -181,12 +181,12 @@ class DiscrepancyRecord(SQLModel, table=True):
     def to_domain(self) -> Discrepancy:
         return Discrepancy(
             key=self.key,
-            kind=self.kind,  # type: ignore[arg-type]
+            kind=self.kind,
             medication=self.medication,
             detail=self.detail,
             critical=self.critical,
             medication_class=self.medication_class,
-            status=self.status,  # type: ignore[arg-type]
+            status=self.status,
             reason=self.reason,
             marked_by=self.marked_by,
         )
