@@ -10,7 +10,9 @@ never a name or a date of birth), turns every Prefect or HTTP failure into a one
 - the server never lets a run start early (it answers ``WAIT`` until the scheduled time), so the serving
   process may prefetch generously to hide its ~2-10 s process start;
 - a run a serving process prefetched (state ``Pending``) is orphaned for ever if that process dies before the
-  run starts: :func:`requeue_orphaned_runs` puts such runs back, and :func:`serve_deployments` calls it.
+  run starts: :func:`requeue_orphaned_runs` puts such runs back, and :func:`serve_deployments` calls it;
+  :func:`list_runs`, :func:`requeue_flow_runs` and :func:`end_flow_runs` let the sweep's reconciler do the same
+  at any time, for runs stuck past a bound.
 
 All functions are coroutines; :func:`run_sync` runs one from synchronous code (a CLI command, a sync flow).
 """
@@ -25,8 +27,8 @@ import re
 import time
 from collections.abc import AsyncIterator, Coroutine, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
@@ -44,12 +46,16 @@ __all__ = [
     "DEFAULT_QUERY_SECONDS",
     "RunStatus",
     "aserve_deployments",
+    "cancel_auto_scheduled_runs",
     "cancel_flow_run",
+    "end_flow_runs",
     "gather_limited",
     "get_run_state",
+    "list_runs",
     "publish_markdown_artifact",
     "publish_table_artifact",
     "rename_current_flow_run",
+    "requeue_flow_runs",
     "requeue_orphaned_runs",
     "reschedule_flow_run",
     "run_sync",
@@ -68,6 +74,7 @@ DEFAULT_PREFETCH_SECONDS = 15.0
 
 _ARTIFACT_KEY = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 _NOT_STARTED = frozenset({"SCHEDULED", "PENDING"})
+_PAGE = 200  # the server's largest page of flow runs
 
 
 @dataclass(frozen=True)
@@ -82,6 +89,9 @@ class RunStatus:
     scheduled_time: datetime | None
     start_time: datetime | None
     end_time: datetime | None
+    #: When the run entered its current state.
+    since: datetime | None = None
+    parameters: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def started(self) -> bool:
@@ -208,18 +218,125 @@ async def get_run_state(run_id: UUID | str) -> RunStatus | None:
     """The run's current state, or None if the server has no such run."""
     async with _client(f"cannot read flow run {run_id}") as client:
         run = await _read_run(client, run_id)
-        if run is None:
-            return None
-        state = run.state
-        return RunStatus(
-            run_id=run.id,
-            name=run.name,
-            state_type=state.type.value if state else "UNKNOWN",
-            state_name=(state.name or state.type.value) if state else "Unknown",
-            scheduled_time=state.state_details.scheduled_time if state else None,
-            start_time=run.start_time,
-            end_time=run.end_time,
+        return None if run is None else _status(run)
+
+
+def _status(run: Any) -> RunStatus:
+    state = run.state
+    return RunStatus(
+        run_id=run.id,
+        name=run.name,
+        state_type=state.type.value if state else "UNKNOWN",
+        state_name=(state.name or state.type.value) if state else "Unknown",
+        scheduled_time=(state.state_details.scheduled_time if state else None) or run.expected_start_time,
+        start_time=run.start_time,
+        end_time=run.end_time,
+        since=utc(state.timestamp) if state and state.timestamp else None,
+        parameters=dict(run.parameters or {}),
+    )
+
+
+async def list_runs(tag: str, state_types: Iterable[str], limit: int = 1000) -> list[RunStatus]:
+    """Runs tagged ``tag`` in these state types (``SCHEDULED``, ``PENDING``...), soonest first, at most ``limit``
+    (read a page at a time: the server returns at most 200 per request)."""
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+        FlowRunFilterTags,
+    )
+    from prefect.client.schemas.objects import StateType
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    wanted = FlowRunFilter(
+        tags=FlowRunFilterTags(all_=[tag]),
+        state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType(t) for t in state_types])),
+    )
+    out: list[RunStatus] = []
+    async with _client(f"cannot list runs tagged {tag!r}") as client:
+        while len(out) < limit:
+            size = min(_PAGE, limit - len(out))
+            page = await client.read_flow_runs(
+                flow_run_filter=wanted, sort=FlowRunSort.EXPECTED_START_TIME_ASC, limit=size, offset=len(out)
+            )
+            out += [_status(run) for run in page]
+            if len(page) < size:
+                break
+    return out
+
+
+async def requeue_flow_runs(run_ids: Iterable[UUID | str]) -> int:
+    """Put runs still ``Pending`` back to ``Scheduled`` at their time (their serving process died); how many."""
+    from prefect.client.schemas.objects import StateType
+    from prefect.states import Scheduled
+
+    done = 0
+    async with _client("cannot requeue runs") as client:
+        for run_id in run_ids:
+            run = await _read_run(client, run_id)
+            if run is None or run.state is None or run.state.type is not StateType.PENDING:
+                continue
+            due = run.state.state_details.scheduled_time or run.expected_start_time
+            await client.set_flow_run_state(run.id, Scheduled(scheduled_time=due), force=True)
+            done += 1
+    return done
+
+
+async def end_flow_runs(run_ids: Iterable[UUID | str], reason: str = "its process died") -> int:
+    """Make runs whose process is gone final: not started or cancelling ones ``Cancelled``, running ones
+    ``Crashed``. Runs already final are left alone. Returns how many were ended."""
+    from prefect.client.schemas.objects import StateType
+    from prefect.states import Cancelled, Crashed
+
+    done = 0
+    async with _client("cannot end runs") as client:
+        for run_id in run_ids:
+            run = await _read_run(client, run_id)
+            if run is None or run.state is None:
+                continue
+            kind = run.state.type
+            if kind is StateType.RUNNING:
+                await client.set_flow_run_state(run.id, Crashed(message=reason), force=True)
+            elif kind in {StateType.SCHEDULED, StateType.PENDING, StateType.CANCELLING}:
+                await client.set_flow_run_state(run.id, Cancelled(message=reason), force=True)
+            else:
+                continue
+            done += 1
+    return done
+
+
+async def cancel_auto_scheduled_runs(deployment_names: Iterable[str]) -> int:
+    """Cancel runs of these deployments that their (former) schedule created and that have not started.
+
+    Why: when a deployment loses its schedule, Prefect deletes its *future* auto-scheduled runs but keeps the
+    ones already late, which would all start at once (the sweep's interval runs after an outage).
+    """
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterDeploymentId,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+    from prefect.states import Cancelled
+
+    async with _client("cannot cancel scheduled runs") as client:
+        ids = [d.id for name in deployment_names if (d := await _deployment(client, name, missing_ok=True))]
+        if not ids:
+            return 0
+        waiting = FlowRunFilterStateType(any_=[StateType.SCHEDULED, StateType.PENDING])
+        runs = await client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                deployment_id=FlowRunFilterDeploymentId(any_=ids), state=FlowRunFilterState(type=waiting)
+            ),
+            limit=_PAGE,
         )
+        done = 0
+        for run in runs:
+            if run.auto_scheduled:
+                await client.set_flow_run_state(run.id, Cancelled(message="replaced by the sweep timer"), force=True)
+                done += 1
+        return done
 
 
 async def publish_markdown_artifact(key: str, markdown: str, description: str | None = None) -> UUID:
@@ -281,13 +398,17 @@ async def wait_for_deployments(
 
 
 async def requeue_orphaned_runs(
-    deployment_names: Iterable[str], *, pending_before: datetime | None = None
+    deployment_names: Iterable[str],
+    *,
+    pending_before: datetime | None = None,
+    running_before: datetime | None = None,
 ) -> list[UUID]:
     """Put runs of these deployments that are stuck in Pending back to Scheduled; return their ids.
 
     A serving process moves a run to Pending when it picks it up (up to the prefetch window early); if that
     process dies before the run starts, no other process will ever take it. Runs stuck in Cancelling (their
-    process died before it could cancel them) are made Cancelled. Call this when (re)starting the *only*
+    process died before it could cancel them) are made Cancelled, and with ``running_before`` runs Running since
+    before then are made Crashed (the process that ran them is gone). Call this when (re)starting the *only*
     process that serves these deployments; from a periodic sweep, pass ``pending_before`` (wall time) so only
     runs in that state since before then are touched: a live serving process may hold a run Pending for up to
     the prefetch window plus its process start, so leave a margin of a minute or more.
@@ -299,8 +420,9 @@ async def requeue_orphaned_runs(
         FlowRunFilterStateType,
     )
     from prefect.client.schemas.objects import StateType
-    from prefect.states import Cancelled, Scheduled
+    from prefect.states import Cancelled, Crashed, Scheduled
 
+    stuck = [StateType.PENDING, StateType.CANCELLING] + ([StateType.RUNNING] if running_before else [])
     async with _client("cannot requeue orphaned runs") as client:
         ids = [d.id for name in deployment_names if (d := await _deployment(client, name, missing_ok=True))]
         if not ids:
@@ -308,13 +430,19 @@ async def requeue_orphaned_runs(
         runs = await client.read_flow_runs(
             flow_run_filter=FlowRunFilter(
                 deployment_id=FlowRunFilterDeploymentId(any_=ids),
-                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PENDING, StateType.CANCELLING])),
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=stuck)),
             )
         )
         requeued: list[UUID] = []
         for run in runs:
             state = run.state
-            if state is None or (pending_before is not None and utc(state.timestamp) >= utc(pending_before)):
+            if state is None:
+                continue
+            if state.type is StateType.RUNNING:
+                if running_before is not None and utc(state.timestamp) < utc(running_before):
+                    await client.set_flow_run_state(run.id, Crashed(message="its serving process died"), force=True)
+                continue
+            if pending_before is not None and utc(state.timestamp) >= utc(pending_before):
                 continue
             if state.type is StateType.CANCELLING:
                 await client.set_flow_run_state(run.id, Cancelled(message="its serving process died"), force=True)
@@ -336,7 +464,7 @@ async def aserve_deployments(
     from prefect import aserve
 
     if requeue_orphans:
-        await requeue_orphaned_runs(d.full_name for d in deployments)
+        await requeue_orphaned_runs((d.full_name for d in deployments), running_before=datetime.now(UTC))
     try:
         await aserve(
             *deployments,
@@ -361,7 +489,8 @@ def serve_deployments(
 
     ``pause_on_shutdown`` is off: a stopped serving process must not pause anything; its due runs go Late and
     run when serving resumes. With ``requeue_orphans`` (default) this process assumes it is the only one
-    serving these deployments and first takes back runs a dead predecessor had picked up. Ctrl-C returns
+    serving these deployments and first takes back runs a dead predecessor had picked up (and ends the ones it
+    was running). Ctrl-C returns
     quietly; SIGTERM exits after the children in flight end (prefetched ones wait for their time first).
     """
     serving = aserve_deployments(

@@ -1,21 +1,54 @@
 """``carepath up``: register the pathways, start a local Prefect server unless one is configured, and serve every
 pathway's deployments from this process until it is stopped.
 
-The local server runs in its own process group and is stopped on the way out; its address is recorded in the data
-folder for the other commands. Deadline runs are started by Prefect as child processes of this one; they find the
-server through Prefect's settings (passed down by Prefect) and the data folder through the same environment.
+The local server runs in its own process group, dies with this process (even a kill -9: see
+:mod:`engine.prefect_server`) and is stopped on the way out; its address is recorded in the data folder for the
+other commands, and its pid for a restart to take over. Deadline runs are started by Prefect as child processes
+of this one; they find the server through Prefect's settings (passed down by Prefect) and the data folder through
+the same environment.
+
+Surviving the crashes of other processes:
+
+- **a restart catches up first**: before serving, runs the dead predecessor had picked up are put back, and one
+  sweep pass fires and delivers everything that came due during the outage (cancelling the runs it made
+  redundant, so Prefect does not start a process for each late one);
+- **the sweep is this process's timer** (every 10 s; a flow run only when a tick finds work; a store lease when
+  several processes serve), not an interval schedule that would replay every missed interval at once;
+- **the Prefect server going away does not end serving**: when it stops answering, this process restarts it (if
+  it is the local one) or waits for it, then serves again; the timer keeps firing and delivering meanwhile.
 """
 
 from __future__ import annotations
 
+import logging
+import os
+import secrets
+import socket
+import threading
+import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from engine.app import App, Settings, production_app
 from engine.app.pathways import register_pathways
+from engine.app.sweep import SWEEP_EVERY, SweepReport, sweep_tick
 from engine.clock import CompressedClock
+from engine.errors import CarepathError, one_line
 from engine.model import PathwaySpec
 
-__all__ = ["check_roster", "serve_forever"]
+if TYPE_CHECKING:
+    from engine.prefect_server import LocalServer
+
+__all__ = ["PID_FILE", "SweepTimer", "catch_up", "check_roster", "serve_forever"]
+
+logger = logging.getLogger("carepath.serve")
+
+#: Where ``carepath up`` records its Prefect server (in the data folder), for a restart to take over.
+PID_FILE = "prefect-server.pid"
+#: Every this many ticks the timer also looks at runs still waiting for their time (there may be thousands).
+FULL_RECONCILE_EVERY = 30
+#: How long a restart waits for the Prefect server to answer again before trying once more.
+_RETRY_SECONDS = 2.0
 
 
 def check_roster(app: App) -> str:
@@ -26,6 +59,65 @@ def check_roster(app: App) -> str:
     return f"roster {roster.file}: {len(roster.roles())} roles"
 
 
+class SweepTimer:
+    """The serving process's sweep timer: a daemon thread calling :func:`sweep_tick` every ``every`` until stopped.
+
+    A tick that fails is logged and the next one tries again: the timer never dies of an outage.
+    """
+
+    def __init__(self, app: App, every: float = SWEEP_EVERY.total_seconds()) -> None:
+        self.app = app
+        self.every = every
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="carepath-sweep-timer", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def tick(self, count: int) -> SweepReport | None:
+        """One tick; every :data:`FULL_RECONCILE_EVERY` ticks it also reconciles runs waiting for their time."""
+        try:
+            return sweep_tick(self.app, self.holder, reconcile_scheduled=count % FULL_RECONCILE_EVERY == 0)
+        except Exception as exc:  # an outage or a bug: one line, and the next tick tries again
+            logger.warning("sweep tick failed: %s: %s", type(exc).__name__, one_line(str(exc), 200))
+            return None
+
+    def _loop(self) -> None:
+        count = 1  # tick 0 is the restart's catch-up, run before serving
+        while not self._stop.wait(self.every):
+            self.tick(count)
+            count += 1
+
+
+def catch_up(app: App, deployment_names: list[str], holder: str) -> SweepReport | None:
+    """What a (re)starting serving process does before serving: take back runs a dead predecessor had picked up
+    (this process assumes it is the only one serving these deployments), drop the late runs of the sweep's old
+    interval schedule, then one sweep pass over everything the outage left due."""
+    from engine.compile import SWEEP_DEPLOYMENT
+    from engine.orchestrate import prefect_api
+    from engine.prefect_ops import cancel_auto_scheduled_runs, requeue_orphaned_runs, run_sync
+
+    started = time.monotonic()
+    try:
+        with prefect_api(app.settings):
+            wall_now = app.clock.wall_time(app.clock.now())
+            run_sync(requeue_orphaned_runs(deployment_names, running_before=wall_now))
+            run_sync(cancel_auto_scheduled_runs([SWEEP_DEPLOYMENT]))
+    except CarepathError as exc:
+        logger.warning("could not take back orphaned runs: %s", exc)
+    report = sweep_tick(app, holder, reconcile_scheduled=True)
+    if report is not None:
+        from engine.flow_names import sweep_run_name
+
+        print(f"caught up in {time.monotonic() - started:.1f} s: {sweep_run_name(report)}", flush=True)
+    return report
+
+
 def serve_forever(
     settings: Settings,
     *,
@@ -33,39 +125,93 @@ def serve_forever(
     speed: float | None = None,
     ready: Callable[[list[PathwaySpec], str], None] | None = None,
 ) -> None:
-    """Register, start Prefect if needed, and serve until interrupted; ``ready(specs, ui_url)`` once serving."""
-    from engine.prefect_server import start_local_server
-
+    """Register, start Prefect if needed, catch up, and serve until interrupted; ``ready(specs, ui_url)`` once
+    serving. ``speed`` keeps a compressed clock already stored with the same factor (a restart continues it)."""
     app = production_app(settings)
     specs = register_pathways(app, settings.pathways)
     print(check_roster(app))
     if speed is not None:
-        app.set_clock(CompressedClock.starting_now(speed))
+        _use_speed(app, speed)
     server = None
     if not settings.prefect_api_url:
-        server = start_local_server(settings.home / "prefect", port=port, log_path=settings.home / "prefect-server.log")
-        settings.api_url_file.write_text(server.api_url)
+        server = _start_local(settings, port)
         settings = settings.with_changes(prefect_api_url=server.api_url)
+    serving = production_app(settings)
     try:
-        _serve(settings, specs, ready)
+        _serve(serving, specs, ready, server)
     finally:
         if server is not None:
             settings.api_url_file.unlink(missing_ok=True)
             server.stop()
+        serving.close()
         app.close()
 
 
+def _use_speed(app: App, speed: float) -> None:
+    stored = app.clock
+    if not (isinstance(stored, CompressedClock) and stored.factor == speed):
+        app.set_clock(CompressedClock.starting_now(speed))
+
+
+def _start_local(settings: Settings, port: int | None) -> LocalServer:
+    from engine.prefect_server import start_local_server
+
+    server = start_local_server(
+        settings.home / "prefect",
+        port=port,
+        log_path=settings.home / "prefect-server.log",
+        pid_file=settings.home / PID_FILE,
+    )
+    settings.api_url_file.write_text(server.api_url)
+    return server
+
+
 def _serve(
-    settings: Settings, specs: list[PathwaySpec], ready: Callable[[list[PathwaySpec], str], None] | None
+    app: App,
+    specs: list[PathwaySpec],
+    ready: Callable[[list[PathwaySpec], str], None] | None,
+    server: LocalServer | None,
 ) -> None:
     from engine.orchestrate import prefect_api
 
-    with prefect_api(settings) as url:
+    with prefect_api(app.settings) as url:
         # Prefect is imported only now that its API address is set
         from engine.compile import compile_deployments, sweep_deployment
         from engine.prefect_ops import serve_deployments
 
         deployments = [d for spec in specs for d in compile_deployments(spec)] + [sweep_deployment()]
+        timer = SweepTimer(app)
+        catch_up(app, [d.full_name for d in deployments], timer.holder)
+        timer.start()
         if ready is not None:
             ready(specs, url.removesuffix("/api"))
-        serve_deployments(*deployments)
+        try:
+            first = True
+            while True:
+                try:  # after the first time, runs the stopped runner had picked up are orphans: take them back
+                    serve_deployments(*deployments, requeue_orphans=not first)
+                    return
+                except Exception as exc:  # the server went away: the runner gave up polling
+                    logger.warning("serving stopped (%s: %s)", type(exc).__name__, one_line(str(exc), 200))
+                first = False
+                server = _wait_for_server(app.settings, server)
+        finally:
+            timer.stop()
+
+
+def _wait_for_server(settings: Settings, server: LocalServer | None) -> LocalServer | None:
+    """Block until the Prefect API answers again, restarting the local server if it died; returns the server."""
+    from engine.prefect_server import api_reachable
+
+    print("the Prefect server is not answering; serving resumes when it does", flush=True)
+    while True:
+        if server is not None and not server.running():
+            try:
+                server = _start_local(settings, server.port)
+                print(f"restarted the Prefect server ({server.startup_seconds:.1f} s)", flush=True)
+            except CarepathError as exc:
+                logger.warning("could not restart the Prefect server: %s", exc)
+        url = settings.api_url()
+        if url and api_reachable(url):
+            return server
+        time.sleep(_RETRY_SECONDS)

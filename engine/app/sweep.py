@@ -1,31 +1,48 @@
 """The sweep: the safety net that finishes whatever a lost run, a crash or an outage left undone.
 
-It is cheap when there is nothing to do, and after an outage one sweep catches up everything (the scheduler's
-missed intervals are not replayed one by one). Each pass:
+It is cheap when there is nothing to do, and after an outage **one pass catches up everything**: it works through
+the backlog batch by batch until none is left, rather than leaving the rest to later passes. Each pass:
 
+- applies inbound events that were stored but never applied (their run died);
 - follows up every episode holding a rung due more than ``grace`` ago (its run was lost or is late): the
   follow-up fires it, delivers it and schedules what comes next;
 - schedules rungs that have no run yet (a crash between a commit and scheduling);
 - delivers escalations nobody finished delivering (never claimed, or claimed by a process that died);
-- applies inbound events that were stored but never applied (their run died).
+- reconciles the scheduler's runs with the store (:mod:`engine.app.reconcile`).
+
+Who runs it: every serving process has a timer (:func:`sweep_tick` every :data:`SWEEP_EVERY`). A tick takes a
+lease in the store, so with several serving processes one sweeps at a time; it looks for work with a few indexed
+reads and, only when there is some, runs the pass through the dispatcher (a flow run named for what it did, e.g.
+``sweep · fired 3 · scheduled 2``). An idle tick leaves no trace, so the runs list is not buried, and an outage
+is caught up by the first tick after it, not replayed interval by interval.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlmodel import Session
 
 from engine import store
-from engine.app.context import App
-from engine.app.delivery import deliver_pending
+from engine.app import reconcile as reconciler
+from engine.app.context import App, bound
+from engine.app.delivery import CLAIM_STALE, deliver_pending
 from engine.app.episodes import process_event
 from engine.app.followup import follow_up, schedule_timers
 from engine.errors import CarepathError
 
-__all__ = ["DEFAULT_GRACE", "SweepReport", "sweep"]
+__all__ = [
+    "DEFAULT_GRACE",
+    "LEASE",
+    "LEASE_TTL",
+    "SWEEP_EVERY",
+    "SweepReport",
+    "has_work",
+    "sweep",
+    "sweep_tick",
+]
 
 logger = logging.getLogger("carepath.sweep")
 
@@ -33,6 +50,13 @@ logger = logging.getLogger("carepath.sweep")
 DEFAULT_GRACE = timedelta(seconds=20)
 #: An inbound event still unapplied this long after it was stored lost its run.
 STUCK_AFTER = timedelta(seconds=60)
+#: How often each serving process's timer ticks (wall time).
+SWEEP_EVERY = timedelta(seconds=10)
+#: The store lease that lets one serving process sweep at a time; a holder that dies frees it after LEASE_TTL.
+LEASE = "sweep"
+LEASE_TTL = timedelta(minutes=5)
+#: Batches one pass works through at most (each up to ``limit`` episodes): a bound, not a budget one expects to use.
+MAX_BATCHES = 50
 
 
 @dataclass
@@ -43,38 +67,109 @@ class SweepReport:
     scheduled: int = 0
     delivered: int = 0
     applied: int = 0
+    cancelled: int = 0
+    requeued: int = 0
+    ended: int = 0
     problems: list[str] = field(default_factory=list)
 
     @property
     def idle(self) -> bool:
-        return not (self.fired or self.scheduled or self.delivered or self.applied or self.problems)
+        counts = (self.fired, self.scheduled, self.delivered, self.applied, self.cancelled, self.requeued, self.ended)
+        return not (any(counts) or self.problems)
 
 
-def sweep(app: App, grace: timedelta = DEFAULT_GRACE, limit: int = 200) -> SweepReport:
-    """One pass of the safety net (see the module docstring)."""
+def _wall_now(app: App) -> datetime:
+    return app.clock.wall_time(app.clock.now())
+
+
+def sweep(app: App, grace: timedelta = DEFAULT_GRACE, limit: int = 200, *, reconcile: bool = True) -> SweepReport:
+    """One pass of the safety net (see the module docstring); it works through the whole backlog."""
     report = SweepReport()
     clock = app.clock
-    wall_now = clock.wall_time(clock.now())
-    with Session(app.engine) as session:
-        stuck = store.stuck_inbound_events(session, clock.pathway_time(wall_now - STUCK_AFTER), limit)
-        late = store.episodes_with_due_rungs(session, clock.pathway_time(wall_now - grace), limit)
-    for inbound_id in stuck:
-        _changes, done, refused = process_event(app, inbound_id)
-        report.applied += refused is None
-        report.problems += done.problems if done else []
-    for episode_id in late:
-        done = follow_up(app, episode_id)
-        report.fired += done.fired
-        report.problems += done.problems
-    try:
-        report.scheduled = schedule_timers(app, None, limit)
-    except CarepathError as exc:
-        report.problems.append(f"schedule timers: {exc}")
-    report.delivered = len(deliver_pending(app, limit))
+    for _batch in range(MAX_BATCHES):
+        wall_now = _wall_now(app)
+        with Session(app.engine) as session:
+            stuck = store.stuck_inbound_events(session, clock.pathway_time(wall_now - STUCK_AFTER), limit)
+            late = store.episodes_with_due_rungs(session, clock.pathway_time(wall_now - grace), limit)
+        for inbound_id in stuck:
+            _changes, done, refused = process_event(app, inbound_id)
+            report.applied += refused is None
+            report.problems += done.problems if done else []
+        for episode_id in late:
+            done = follow_up(app, episode_id)
+            report.fired += done.fired
+            report.problems += done.problems
+        if len(stuck) < limit and len(late) < limit:
+            break
+    _schedule_all(app, limit, report)
+    for _batch in range(MAX_BATCHES):
+        delivered = len(deliver_pending(app, limit))
+        report.delivered += delivered
+        if delivered < limit:
+            break
+    if reconcile:
+        try:
+            report.cancelled, report.requeued, report.ended = reconciler.reconcile(app, include_scheduled=True)
+        except CarepathError as exc:
+            report.problems.append(f"reconcile runs: {exc}")
     if not report.idle:
         logger.info(
-            "sweep: fired %d, scheduled %d, delivered %d, applied %d%s",
+            "sweep: fired %d, scheduled %d, delivered %d, applied %d, runs cancelled %d, requeued %d, ended %d%s",
             *(report.fired, report.scheduled, report.delivered, report.applied),
+            *(report.cancelled, report.requeued, report.ended),
             f"; problems: {'; '.join(report.problems)}" if report.problems else "",
         )
     return report
+
+
+def _schedule_all(app: App, limit: int, report: SweepReport) -> None:
+    for _batch in range(MAX_BATCHES):
+        try:
+            scheduled = schedule_timers(app, None, limit)
+        except CarepathError as exc:
+            report.problems.append(f"schedule timers: {exc}")
+            return
+        report.scheduled += scheduled
+        if scheduled < limit:
+            return
+
+
+def has_work(app: App, grace: timedelta = DEFAULT_GRACE, *, reconcile_scheduled: bool = False) -> bool:
+    """True if a pass would do something: a few indexed reads of the store, then the scheduler's unfinished runs
+    (only those picked up, running or cancelling unless ``reconcile_scheduled``). A scheduler that cannot be read
+    (Prefect down) counts as nothing to reconcile."""
+    clock = app.clock
+    wall_now = _wall_now(app)
+    with Session(app.engine) as session:
+        if store.stuck_inbound_events(session, clock.pathway_time(wall_now - STUCK_AFTER), 1):
+            return True
+        if store.episodes_with_due_rungs(session, clock.pathway_time(wall_now - grace), 1):
+            return True
+        if store.escalations_to_deliver(session, wall_now - CLAIM_STALE, 1):
+            return True
+        if store.unscheduled_timers(session, None, 1):
+            return True
+    try:
+        return bool(reconciler.plan(app, include_scheduled=reconcile_scheduled))
+    except CarepathError as exc:
+        logger.debug("sweep: runs not reconciled this tick: %s", exc)
+        return False
+
+
+def sweep_tick(app: App, holder: str, *, reconcile_scheduled: bool = False) -> SweepReport | None:
+    """One tick of a serving process's sweep timer; None when another process holds the lease or there is nothing
+    to do. Otherwise the pass runs through the dispatcher (a flow run operators see), or here when that fails
+    (Prefect down: rungs still fire and escalations are still delivered)."""
+    if not store.acquire_lease(app.engine, LEASE, holder, _wall_now(app), LEASE_TTL):
+        return None
+    try:
+        if not has_work(app, reconcile_scheduled=reconcile_scheduled):
+            return None
+        try:
+            with bound(app):
+                return app.dispatcher.sweep()
+        except CarepathError as exc:
+            logger.warning("sweep: no flow run (%s); sweeping in this process", exc)
+            return sweep(app)
+    finally:
+        store.release_lease(app.engine, LEASE, holder)
