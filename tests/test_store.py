@@ -49,6 +49,7 @@ TABLES = {
     "work_item",
 }
 
+
 @pytest.fixture(params=BACKENDS)
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """An empty database of each backend."""

@@ -92,11 +92,19 @@ def sweep(app: App, grace: timedelta = DEFAULT_GRACE, limit: int = 200, *, recon
             stuck = store.stuck_inbound_events(session, clock.pathway_time(wall_now - STUCK_AFTER), limit)
             late = store.episodes_with_due_rungs(session, clock.pathway_time(wall_now - grace), limit)
         for inbound_id in stuck:
-            _changes, done, refused = process_event(app, inbound_id)
+            try:
+                _changes, done, refused = process_event(app, inbound_id)
+            except CarepathError as exc:  # one event the store could not take now must not stop the pass
+                report.problems.append(f"apply {inbound_id}: {exc}")
+                continue
             report.applied += refused is None
             report.problems += done.problems if done else []
         for episode_id in late:
-            done = follow_up(app, episode_id)
+            try:
+                done = follow_up(app, episode_id)
+            except CarepathError as exc:
+                report.problems.append(f"follow up {episode_id}: {exc}")
+                continue
             report.fired += done.fired
             report.problems += done.problems
         if len(stuck) < limit and len(late) < limit:

@@ -149,9 +149,10 @@ def _begin_write(engine: Engine) -> Session:
             session.close()
             if not is_busy(exc):
                 raise
-            if time.monotonic() + pause > deadline:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
                 raise _busy(budget, exc) from exc
-        time.sleep(pause * random.uniform(0.5, 1.5))  # jitter: retrying writers do not move in step
+        time.sleep(min(remaining, pause * random.uniform(0.5, 1.5)))  # jitter: retrying writers do not move in step
         pause = min(pause * 2, 1.0)
 
 
@@ -197,7 +198,8 @@ def migrate(engine: Engine) -> None:
         except DBAPIError as exc:
             if not is_busy(exc):
                 raise
-            if time.monotonic() + pause > deadline:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
                 raise _busy(budget, exc) from exc
-        time.sleep(pause * random.uniform(0.5, 1.5))
+        time.sleep(min(remaining, pause * random.uniform(0.5, 1.5)))
         pause = min(pause * 2, 2.0)
