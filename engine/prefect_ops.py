@@ -25,7 +25,7 @@ import contextvars
 import json
 import re
 import time
-from collections.abc import AsyncIterator, Coroutine, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_PREFETCH_SECONDS",
     "DEFAULT_QUERY_SECONDS",
+    "SERVER_LOST_SECONDS",
     "RunStatus",
     "aserve_deployments",
     "cancel_auto_scheduled_runs",
@@ -75,6 +76,8 @@ DEFAULT_PREFETCH_SECONDS = 15.0
 _ARTIFACT_KEY = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 _NOT_STARTED = frozenset({"SCHEDULED", "PENDING"})
 _PAGE = 200  # the server's largest page of flow runs
+#: A server that fails its health check this long in a row is gone: serving stops so it can be restarted.
+SERVER_LOST_SECONDS = 15.0
 
 
 @dataclass(frozen=True)
@@ -459,14 +462,15 @@ async def aserve_deployments(
     prefetch_seconds: float = DEFAULT_PREFETCH_SECONDS,
     limit: int | None = None,
     requeue_orphans: bool = True,
+    healthy: Callable[[], bool] | None = None,
 ) -> None:
     """Register and serve ``deployments`` from this process until it is stopped (see :func:`serve_deployments`)."""
     from prefect import aserve
 
     if requeue_orphans:
         await requeue_orphaned_runs((d.full_name for d in deployments), running_before=datetime.now(UTC))
-    try:
-        await aserve(
+    serving = asyncio.ensure_future(
+        aserve(
             *deployments,
             pause_on_shutdown=False,
             print_starting_message=False,
@@ -474,8 +478,34 @@ async def aserve_deployments(
             query_seconds=query_seconds,
             prefetch_seconds=prefetch_seconds,
         )
+    )
+    tasks = {serving} | ({asyncio.ensure_future(_until_unhealthy(healthy))} if healthy else set())
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        if serving in done:
+            serving.result()
+            return
     except (httpx.HTTPError, OSError) as exc:
         raise OrchestrationError(f"cannot serve deployments: {_describe(exc)}") from exc
+    finally:
+        for task in tasks:
+            task.cancel()
+        with contextlib.suppress(BaseException):  # the runner's own shutdown noise, once the server is gone
+            await asyncio.gather(*tasks, return_exceptions=True)
+    raise OrchestrationError(f"the Prefect server stopped answering for {SERVER_LOST_SECONDS:.0f} s")
+
+
+async def _until_unhealthy(healthy: Callable[[], bool], every: float = 2.0) -> None:
+    """Return once ``healthy()`` has been False for :data:`SERVER_LOST_SECONDS` in a row."""
+    failing_since: float | None = None
+    while True:
+        await asyncio.sleep(every)
+        if await asyncio.to_thread(healthy):
+            failing_since = None
+        elif failing_since is None:
+            failing_since = time.monotonic()
+        elif time.monotonic() - failing_since >= SERVER_LOST_SECONDS:
+            return
 
 
 def serve_deployments(
@@ -484,14 +514,17 @@ def serve_deployments(
     prefetch_seconds: float = DEFAULT_PREFETCH_SECONDS,
     limit: int | None = None,
     requeue_orphans: bool = True,
+    healthy: Callable[[], bool] | None = None,
 ) -> None:
     """Register ``deployments`` and run their scheduled runs, each in a child process, until stopped.
 
     ``pause_on_shutdown`` is off: a stopped serving process must not pause anything; its due runs go Late and
     run when serving resumes. With ``requeue_orphans`` (default) this process assumes it is the only one
     serving these deployments and first takes back runs a dead predecessor had picked up (and ends the ones it
-    was running). Ctrl-C returns
-    quietly; SIGTERM exits after the children in flight end (prefetched ones wait for their time first).
+    was running). With ``healthy`` (e.g. a health check of the server), serving stops with
+    :class:`OrchestrationError` once it has said False for :data:`SERVER_LOST_SECONDS`: Prefect's runner keeps
+    retrying a dead server for minutes, so the caller restarts the server or waits for it, then serves again.
+    Ctrl-C returns quietly; SIGTERM exits after the children in flight end (prefetched ones wait for their time).
     """
     serving = aserve_deployments(
         *deployments,
@@ -499,6 +532,7 @@ def serve_deployments(
         prefetch_seconds=prefetch_seconds,
         limit=limit,
         requeue_orphans=requeue_orphans,
+        healthy=healthy,
     )
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how an operator stops serving: no traceback
         asyncio.run(serving)

@@ -27,6 +27,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from engine.app import App, Settings, production_app
@@ -132,19 +133,26 @@ def serve_forever(
     print(check_roster(app))
     if speed is not None:
         _use_speed(app, speed)
-    server = None
+    local = _Local()
     if not settings.prefect_api_url:
-        server = _start_local(settings, port)
-        settings = settings.with_changes(prefect_api_url=server.api_url)
+        local.server = _start_local(settings, port)
+        settings = settings.with_changes(prefect_api_url=local.server.api_url)
     serving = production_app(settings)
     try:
-        _serve(serving, specs, ready, server)
+        _serve(serving, specs, ready, local)
     finally:
-        if server is not None:
+        if local.server is not None:
             settings.api_url_file.unlink(missing_ok=True)
-            server.stop()
+            local.server.stop()
         serving.close()
         app.close()
+
+
+@dataclass
+class _Local:
+    """The local Prefect server this process started (None: a server someone else runs); replaced on restart."""
+
+    server: LocalServer | None = None
 
 
 def _use_speed(app: App, speed: float) -> None:
@@ -170,7 +178,7 @@ def _serve(
     app: App,
     specs: list[PathwaySpec],
     ready: Callable[[list[PathwaySpec], str], None] | None,
-    server: LocalServer | None,
+    local: _Local,
 ) -> None:
     from engine.orchestrate import prefect_api
 
@@ -178,6 +186,7 @@ def _serve(
         # Prefect is imported only now that its API address is set
         from engine.compile import compile_deployments, sweep_deployment
         from engine.prefect_ops import serve_deployments
+        from engine.prefect_server import api_reachable
 
         deployments = [d for spec in specs for d in compile_deployments(spec)] + [sweep_deployment()]
         timer = SweepTimer(app)
@@ -189,29 +198,30 @@ def _serve(
             first = True
             while True:
                 try:  # after the first time, runs the stopped runner had picked up are orphans: take them back
-                    serve_deployments(*deployments, requeue_orphans=not first)
+                    serve_deployments(*deployments, requeue_orphans=not first, healthy=lambda: api_reachable(url))
                     return
-                except Exception as exc:  # the server went away: the runner gave up polling
+                except Exception as exc:  # the server went away
                     logger.warning("serving stopped (%s: %s)", type(exc).__name__, one_line(str(exc), 200))
                 first = False
-                server = _wait_for_server(app.settings, server)
+                _wait_for_server(app.settings, local)
         finally:
             timer.stop()
 
 
-def _wait_for_server(settings: Settings, server: LocalServer | None) -> LocalServer | None:
-    """Block until the Prefect API answers again, restarting the local server if it died; returns the server."""
+def _wait_for_server(settings: Settings, local: _Local) -> None:
+    """Block until the Prefect API answers again, restarting the local server (from this, the main thread: the
+    parent-death signal follows the thread that starts the server) if it died."""
     from engine.prefect_server import api_reachable
 
     print("the Prefect server is not answering; serving resumes when it does", flush=True)
     while True:
-        if server is not None and not server.running():
+        if local.server is not None and not local.server.running():
             try:
-                server = _start_local(settings, server.port)
-                print(f"restarted the Prefect server ({server.startup_seconds:.1f} s)", flush=True)
+                local.server = _start_local(settings, local.server.port)
+                print(f"restarted the Prefect server ({local.server.startup_seconds:.1f} s)", flush=True)
             except CarepathError as exc:
                 logger.warning("could not restart the Prefect server: %s", exc)
         url = settings.api_url()
         if url and api_reachable(url):
-            return server
+            return
         time.sleep(_RETRY_SECONDS)
