@@ -46,8 +46,9 @@ logger = logging.getLogger("carepath.serve")
 
 #: Where ``carepath up`` records its Prefect server (in the data folder), for a restart to take over.
 PID_FILE = "prefect-server.pid"
-#: Every this many ticks the timer also looks at runs still waiting for their time (there may be thousands).
-FULL_RECONCILE_EVERY = 30
+#: Every this many ticks (5 min) the timer also looks at runs still waiting for their time (there may be
+#: thousands) and at rungs without a run that are due later.
+THOROUGH_EVERY = 30
 #: How long a restart waits for the Prefect server to answer again before trying once more.
 _RETRY_SECONDS = 2.0
 
@@ -81,9 +82,9 @@ class SweepTimer:
         self._thread.join(timeout=30)
 
     def tick(self, count: int) -> SweepReport | None:
-        """One tick; every :data:`FULL_RECONCILE_EVERY` ticks it also reconciles runs waiting for their time."""
+        """One tick; every :data:`THOROUGH_EVERY` ticks a thorough one (see :func:`engine.app.sweep.has_work`)."""
         try:
-            return sweep_tick(self.app, self.holder, reconcile_scheduled=count % FULL_RECONCILE_EVERY == 0)
+            return sweep_tick(self.app, self.holder, thorough=count % THOROUGH_EVERY == 0)
         except Exception as exc:  # an outage or a bug: one line, and the next tick tries again
             logger.warning("sweep tick failed: %s: %s", type(exc).__name__, one_line(str(exc), 200))
             return None
@@ -111,7 +112,7 @@ def catch_up(app: App, deployment_names: list[str], holder: str) -> SweepReport 
             run_sync(cancel_auto_scheduled_runs([SWEEP_DEPLOYMENT]))
     except CarepathError as exc:
         logger.warning("could not take back orphaned runs: %s", exc)
-    report = sweep_tick(app, holder, reconcile_scheduled=True)
+    report = sweep_tick(app, holder, thorough=True)
     if report is not None:
         from engine.flow_names import sweep_run_name
 

@@ -22,7 +22,7 @@ from engine.app import App, Settings, sweep
 from engine.app import reconcile as reconciler
 from engine.app.inline import InlineDispatcher, MemoryRun, MemoryScheduler, RecordingNotifier, inline_app
 from engine.app.ports import Timer
-from engine.app.sweep import LEASE, LEASE_TTL, SweepReport, has_work, sweep_tick
+from engine.app.sweep import LEASE, LEASE_TTL, SCHEDULE_AHEAD, SweepReport, has_work, sweep_tick
 from engine.clock import ManualClock
 from engine.errors import OrchestrationError
 from engine.loader import load_pathway_text
@@ -78,10 +78,10 @@ def test_a_run_waiting_for_a_deadline_an_event_met_is_cancelled_when_the_event_p
     app.service.record_event(ep, "naloxone.given")  # committed; its process died before the follow-up cancelled
     assert rung(app, rung_id).status != "pending"
     assert run_of(app, rung_id).state == "scheduled", "nothing cancelled the run: it would start a process at 4 h"
-    assert has_work(app, reconcile_scheduled=True)
+    assert has_work(app, thorough=True)
     report = sweep(app)
     assert report.cancelled == 1 and run_of(app, rung_id).state == "cancelled"
-    assert not has_work(app, reconcile_scheduled=True)
+    assert not has_work(app, thorough=True)
     assert sweep(app).idle
 
 
@@ -247,9 +247,15 @@ def test_with_prefect_down_a_tick_still_fires_and_delivers_in_process(app: App) 
     assert_every_escalation_reached_its_contacts(app)
 
 
-def test_an_enrollment_a_crash_left_unscheduled_is_scheduled_by_the_next_tick(app: App) -> None:
+def test_an_enrollment_a_crash_left_unscheduled_is_scheduled_by_a_thorough_tick_or_when_due_soon(app: App) -> None:
     episode_id = app.service.enroll("bridge-test", "P-REL-002").episode_id  # crashed before the follow-up
     assert scheduler(app).waiting() == []
+    assert sweep_tick(app, "serve-a") is None, "due in 4 h: a quick tick leaves it (a follow-up may be on it)"
+    clock(app).advance(timedelta(hours=4) - SCHEDULE_AHEAD + timedelta(seconds=1))
     report = sweep_tick(app, "serve-a")
     assert report is not None and report.scheduled == 1
     assert [r.timer.episode_id for r in scheduler(app).waiting()] == [episode_id]
+    later = app.service.enroll("bridge-test", "P-REL-003").episode_id
+    report = sweep_tick(app, "serve-a", thorough=True)
+    assert report is not None and report.scheduled == 1
+    assert {r.timer.episode_id for r in scheduler(app).waiting()} == {episode_id, later}

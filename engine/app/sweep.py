@@ -55,6 +55,8 @@ SWEEP_EVERY = timedelta(seconds=10)
 #: The store lease that lets one serving process sweep at a time; a holder that dies frees it after LEASE_TTL.
 LEASE = "sweep"
 LEASE_TTL = timedelta(minutes=5)
+#: A quick tick looks for rungs without a run only when they are due this soon (wall time).
+SCHEDULE_AHEAD = timedelta(minutes=2)
 #: Batches one pass works through at most (each up to ``limit`` episodes): a bound, not a budget one expects to use.
 MAX_BATCHES = 50
 
@@ -142,10 +144,14 @@ def _schedule_all(app: App, limit: int, report: SweepReport) -> None:
             return
 
 
-def has_work(app: App, grace: timedelta = DEFAULT_GRACE, *, reconcile_scheduled: bool = False) -> bool:
-    """True if a pass would do something: a few indexed reads of the store, then the scheduler's unfinished runs
-    (only those picked up, running or cancelling unless ``reconcile_scheduled``). A scheduler that cannot be read
-    (Prefect down) counts as nothing to reconcile."""
+def has_work(app: App, grace: timedelta = DEFAULT_GRACE, *, thorough: bool = False) -> bool:
+    """True if a pass would do something: a few indexed reads of the store, then the scheduler's unfinished runs.
+
+    A quick look (every tick) leaves out what can wait and what a live follow-up is probably doing right now:
+    rungs without a run that are not due within :data:`SCHEDULE_AHEAD` (a follow-up schedules them within
+    seconds of its commit; the sweep fires them when due in any case) and runs still waiting for their time.
+    A ``thorough`` look includes both. A scheduler that cannot be read (Prefect down) has nothing to reconcile.
+    """
     clock = app.clock
     wall_now = _wall_now(app)
     with Session(app.engine) as session:
@@ -155,23 +161,25 @@ def has_work(app: App, grace: timedelta = DEFAULT_GRACE, *, reconcile_scheduled:
             return True
         if store.escalations_to_deliver(session, wall_now - CLAIM_STALE, 1):
             return True
-        if store.unscheduled_timers(session, None, 1):
+        soon = None if thorough else clock.pathway_time(wall_now + SCHEDULE_AHEAD)
+        if store.unscheduled_timers(session, None, 1, due_before=soon):
             return True
     try:
-        return bool(reconciler.plan(app, include_scheduled=reconcile_scheduled))
+        return bool(reconciler.plan(app, include_scheduled=thorough))
     except CarepathError as exc:
         logger.debug("sweep: runs not reconciled this tick: %s", exc)
         return False
 
 
-def sweep_tick(app: App, holder: str, *, reconcile_scheduled: bool = False) -> SweepReport | None:
+def sweep_tick(app: App, holder: str, *, thorough: bool = False) -> SweepReport | None:
     """One tick of a serving process's sweep timer; None when another process holds the lease or there is nothing
-    to do. Otherwise the pass runs through the dispatcher (a flow run operators see), or here when that fails
-    (Prefect down: rungs still fire and escalations are still delivered)."""
+    to do (see :func:`has_work` for ``thorough``). Otherwise the pass runs through the dispatcher (a flow run
+    operators see), or here when that fails (Prefect down: rungs still fire and escalations are still delivered).
+    """
     if not store.acquire_lease(app.engine, LEASE, holder, _wall_now(app), LEASE_TTL):
         return None
     try:
-        if not has_work(app, reconcile_scheduled=reconcile_scheduled):
+        if not has_work(app, thorough=thorough):
             return None
         try:
             with bound(app):

@@ -740,7 +740,9 @@ class TimerRow:
     severity: str
 
 
-def unscheduled_timers(session: Session, episode_id: str | None = None, limit: int = 500) -> list[TimerRow]:
+def unscheduled_timers(
+    session: Session, episode_id: str | None = None, limit: int = 500, *, due_before: datetime | None = None
+) -> list[TimerRow]:
     """The next pending rung of each open work item that has no Prefect run yet (of one episode, or of all).
 
     Only the lowest pending rung of an item gets a run: the run that fires it schedules the next one. Most work is
@@ -770,6 +772,8 @@ def unscheduled_timers(session: Session, episode_id: str | None = None, limit: i
     )
     if episode_id is not None:
         query = query.where(RungRecord.episode_id == episode_id)
+    if due_before is not None:
+        query = query.where(col(RungRecord.due_at) < due_before)
     rows = session.exec(query.order_by(col(RungRecord.due_at), col(RungRecord.id)).limit(limit))
     return [
         TimerRow(r.id, r.episode_id, pathway, r.index, r.role, r.due_at, title, severity)
