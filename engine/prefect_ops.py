@@ -28,7 +28,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
@@ -45,11 +45,13 @@ __all__ = [
     "DEFAULT_PREFETCH_SECONDS",
     "DEFAULT_QUERY_SECONDS",
     "SERVER_LOST_SECONDS",
+    "ZOMBIE_AUTOMATION",
     "RunStatus",
     "aserve_deployments",
     "cancel_auto_scheduled_runs",
     "cancel_flow_run",
     "end_flow_runs",
+    "ensure_zombie_automation",
     "gather_limited",
     "get_run_state",
     "list_runs",
@@ -454,6 +456,59 @@ async def requeue_orphaned_runs(
             await client.set_flow_run_state(run.id, Scheduled(scheduled_time=due), force=True)
             requeued.append(run.id)
         return requeued
+
+
+#: The automation that marks a flow run Crashed when its process stops sending heartbeats (Prefect's documented
+#: answer to runs left Running by a process that died: a killed CLI event, a killed serving process's children).
+ZOMBIE_AUTOMATION = "carepath: crash flow runs whose process died"
+
+
+async def ensure_zombie_automation() -> timedelta | None:
+    """Create (or update) :data:`ZOMBIE_AUTOMATION`; returns its window, None when heartbeats are off.
+
+    Every flow run sends a heartbeat when it starts and every ``PREFECT_FLOWS_HEARTBEAT_FREQUENCY`` seconds (180 by
+    default); a run that sent one and then nothing (no heartbeat, no final state) for three intervals is marked
+    ``Crashed``. It applies to every flow run on the server.
+    """
+    from prefect.client.schemas.objects import StateType
+    from prefect.events.actions import ChangeFlowRunState
+    from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
+    from prefect.events.schemas.events import ResourceSpecification
+    from prefect.settings import get_current_settings
+
+    frequency = get_current_settings().flows.heartbeat_frequency
+    if not frequency:
+        return None
+    within = timedelta(seconds=3 * frequency)
+    wanted = AutomationCore(
+        name=ZOMBIE_AUTOMATION,
+        description="A run that stopped sending heartbeats without ending lost its process; Carepath's store "
+        "already holds whatever it did.",
+        trigger=EventTrigger(
+            after={"prefect.flow-run.heartbeat"},
+            expect={
+                "prefect.flow-run.heartbeat",
+                "prefect.flow-run.Completed",
+                "prefect.flow-run.Failed",
+                "prefect.flow-run.Cancelled",
+                "prefect.flow-run.Crashed",
+            },
+            match=ResourceSpecification({"prefect.resource.id": ["prefect.flow-run.*"]}),
+            for_each={"prefect.resource.id"},
+            posture=Posture.Proactive,
+            threshold=1,
+            within=within,
+        ),
+        actions=[ChangeFlowRunState(state=StateType.CRASHED, message="no heartbeat: its process died")],
+    )
+    async with _client("cannot set up the crashed-run automation") as client:
+        found = await client.read_automations_by_name(ZOMBIE_AUTOMATION)
+        if len(found) == 1 and found[0].trigger == wanted.trigger and found[0].enabled:
+            return within
+        for automation in found:
+            await client.delete_automation(automation.id)
+        await client.create_automation(wanted)
+    return within
 
 
 async def aserve_deployments(

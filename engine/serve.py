@@ -99,10 +99,16 @@ class SweepTimer:
 def catch_up(app: App, deployment_names: list[str], holder: str) -> SweepReport | None:
     """What a (re)starting serving process does before serving: take back runs a dead predecessor had picked up
     (this process assumes it is the only one serving these deployments), drop the late runs of the sweep's old
-    interval schedule, then one sweep pass over everything the outage left due."""
+    interval schedule, make sure runs whose process dies get marked Crashed (an automation on heartbeats), then
+    one sweep pass over everything the outage left due."""
     from engine.compile import SWEEP_DEPLOYMENT
     from engine.orchestrate import prefect_api
-    from engine.prefect_ops import cancel_auto_scheduled_runs, requeue_orphaned_runs, run_sync
+    from engine.prefect_ops import (
+        cancel_auto_scheduled_runs,
+        ensure_zombie_automation,
+        requeue_orphaned_runs,
+        run_sync,
+    )
 
     started = time.monotonic()
     try:
@@ -110,6 +116,7 @@ def catch_up(app: App, deployment_names: list[str], holder: str) -> SweepReport 
             wall_now = app.clock.wall_time(app.clock.now())
             run_sync(requeue_orphaned_runs(deployment_names, running_before=wall_now))
             run_sync(cancel_auto_scheduled_runs([SWEEP_DEPLOYMENT]))
+            run_sync(ensure_zombie_automation())
     except CarepathError as exc:
         logger.warning("could not take back orphaned runs: %s", exc)
     report = sweep_tick(app, holder, thorough=True)
@@ -172,6 +179,7 @@ def _start_local(settings: Settings, port: int | None) -> LocalServer:
         pid_file=settings.home / PID_FILE,
     )
     settings.api_url_file.write_text(server.api_url)
+    print(f"Prefect server answering on port {server.port} after {server.startup_seconds:.1f} s", flush=True)
     return server
 
 
