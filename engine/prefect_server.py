@@ -46,6 +46,7 @@ __all__ = [
     "die_with_parent",
     "free_port",
     "server_env",
+    "spawn_local_server",
     "start_local_server",
     "stop_process_group",
     "take_over",
@@ -107,6 +108,7 @@ class LocalServer:
     home: Path
     log_path: Path
     startup_seconds: float = field(default=0.0)
+    started_at: float = field(default_factory=time.monotonic)
     #: Where the running server is recorded for a restart to find (removed by :meth:`stop`); None: not recorded.
     pid_file: Path | None = None
 
@@ -123,6 +125,27 @@ class LocalServer:
     def running(self) -> bool:
         """True while the server process has not exited."""
         return self.process.poll() is None
+
+    def wait_ready(self, timeout: float = _DEFAULT_STARTUP_TIMEOUT) -> None:
+        """Return once ``/api/health`` answers; sets :attr:`startup_seconds`. Raises :class:`OrchestrationError`
+        (with the tail of the server log) if it exits or does not answer within ``timeout`` s, and stops it."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                self.stop()
+                raise OrchestrationError(
+                    f"the Prefect server exited with code {self.process.returncode} during startup; "
+                    f"log {self.log_path}:\n{_tail(self.log_path)}"
+                )
+            if api_reachable(self.api_url, timeout=1.0):
+                self.startup_seconds = time.monotonic() - self.started_at
+                return
+            time.sleep(0.2)
+        self.stop()
+        raise OrchestrationError(
+            f"the Prefect server did not answer {self.api_url}/health within {timeout:.0f} s; "
+            f"log {self.log_path}:\n{_tail(self.log_path)}"
+        )
 
     def stop(self, grace: float = _DEFAULT_GRACE) -> None:
         """SIGTERM the server's process group, then SIGKILL what is left after ``grace`` seconds."""
@@ -157,6 +180,25 @@ def start_local_server(
     Raises :class:`OrchestrationError` (with the tail of the server log) if it exits or is not healthy within
     ``timeout`` seconds; the process is stopped in that case.
     """
+    server = spawn_local_server(
+        home, port, log_path=log_path, host=host, database_url=database_url, extra_env=extra_env, pid_file=pid_file
+    )
+    server.wait_ready(timeout)
+    return server
+
+
+def spawn_local_server(
+    home: Path,
+    port: int | None = None,
+    *,
+    log_path: Path,
+    host: str = "127.0.0.1",
+    database_url: str | None = None,
+    extra_env: Mapping[str, str] | None = None,
+    pid_file: Path | None = None,
+) -> LocalServer:
+    """:func:`start_local_server` without the wait: the caller does other work while the server boots (its
+    start is the longest part of a restart), then calls :meth:`LocalServer.wait_ready`."""
     home = Path(home)
     home.mkdir(parents=True, exist_ok=True)
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -170,7 +212,6 @@ def start_local_server(
     env = server_env(home, database_url=database_url)
     env.update(extra_env or {})
     command = [sys.executable, "-m", "prefect", "server", "start", "--host", host, "--port", str(port)]
-    started = time.monotonic()
     with log_path.open("ab") as log:
         try:
             process = subprocess.Popen(
@@ -185,25 +226,12 @@ def start_local_server(
         except OSError as exc:
             raise OrchestrationError(f"cannot start the Prefect server: {exc}") from exc
     server = LocalServer(process=process, host=host, port=port, home=home, log_path=log_path, pid_file=pid_file)
+    server.started_at = time.monotonic()
     if pid_file is not None:
-        pid_file.write_text(json.dumps({"pid": process.pid, "host": host, "port": port}))
-    deadline = started + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            server.stop()
-            raise OrchestrationError(
-                f"the Prefect server exited with code {process.returncode} during startup; "
-                f"log {log_path}:\n{_tail(log_path)}"
-            )
-        if api_reachable(server.api_url, timeout=1.0):
-            server.startup_seconds = time.monotonic() - started
-            return server
-        time.sleep(0.2)
-    server.stop()
-    raise OrchestrationError(
-        f"the Prefect server did not answer {server.api_url}/health within {timeout:.0f} s; "
-        f"log {log_path}:\n{_tail(log_path)}"
-    )
+        partial = pid_file.with_name(f".{pid_file.name}.{os.getpid()}")
+        partial.write_text(json.dumps({"pid": process.pid, "host": host, "port": port}))
+        os.replace(partial, pid_file)  # a reader sees the old record or the new one, never half of one
+    return server
 
 
 def stop_process_group(process: subprocess.Popen[bytes], grace: float = _DEFAULT_GRACE) -> int:

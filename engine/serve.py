@@ -28,6 +28,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from engine.app import App, Settings, production_app
@@ -136,23 +137,31 @@ def serve_forever(
 ) -> None:
     """Register, start Prefect if needed, catch up, and serve until interrupted; ``ready(specs, ui_url)`` once
     serving. ``speed`` keeps a compressed clock already stored with the same factor (a restart continues it)."""
-    app = production_app(settings)
-    specs = register_pathways(app, settings.pathways)
-    print(check_roster(app))
-    if speed is not None:
-        _use_speed(app, speed)
+    from engine.prefect_server import spawn_local_server
+
     local = _Local()
-    if not settings.prefect_api_url:
-        local.server = _start_local(settings, port)
-        settings = settings.with_changes(prefect_api_url=local.server.api_url)
-    serving = production_app(settings)
+    if not settings.prefect_api_url:  # it boots while the pathways and the roster are checked
+        local.server = spawn_local_server(
+            settings.home / "prefect", port, log_path=settings.home / "prefect-server.log", pid_file=_pid_file(settings)
+        )
+    app = production_app(settings)
+    serving = None
     try:
+        specs = register_pathways(app, settings.pathways)
+        print(check_roster(app))
+        if speed is not None:
+            _use_speed(app, speed)
+        if local.server is not None:
+            _ready(settings, local.server)
+            settings = settings.with_changes(prefect_api_url=local.server.api_url)
+        serving = production_app(settings)
         _serve(serving, specs, ready, local)
     finally:
         if local.server is not None:
             settings.api_url_file.unlink(missing_ok=True)
             local.server.stop()
-        serving.close()
+        if serving is not None:
+            serving.close()
         app.close()
 
 
@@ -169,18 +178,32 @@ def _use_speed(app: App, speed: float) -> None:
         app.set_clock(CompressedClock.starting_now(speed))
 
 
-def _start_local(settings: Settings, port: int | None) -> LocalServer:
-    from engine.prefect_server import start_local_server
+def _pid_file(settings: Settings) -> Path:
+    return settings.home / PID_FILE
 
-    server = start_local_server(
-        settings.home / "prefect",
-        port=port,
-        log_path=settings.home / "prefect-server.log",
-        pid_file=settings.home / PID_FILE,
+
+def _start_local(settings: Settings, port: int | None) -> LocalServer:
+    from engine.prefect_server import spawn_local_server
+
+    server = spawn_local_server(
+        settings.home / "prefect", port, log_path=settings.home / "prefect-server.log", pid_file=_pid_file(settings)
     )
-    settings.api_url_file.write_text(server.api_url)
-    print(f"Prefect server answering on port {server.port} after {server.startup_seconds:.1f} s", flush=True)
+    _ready(settings, server)
     return server
+
+
+def _ready(settings: Settings, server: LocalServer) -> None:
+    """Wait for the server, then tell the other commands where it is."""
+    server.wait_ready()
+    _write_atomically(settings.api_url_file, server.api_url)
+    print(f"Prefect server answering on port {server.port} after {server.startup_seconds:.1f} s", flush=True)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Other commands read this file at any moment: they must see the old content or the new, never an empty one."""
+    partial = path.with_name(f".{path.name}.{os.getpid()}")
+    partial.write_text(text)
+    os.replace(partial, path)
 
 
 def _serve(

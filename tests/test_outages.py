@@ -138,7 +138,13 @@ def _retire(app: App, episodes: list[str]) -> None:
 
 
 def _assert_nothing_doubled(receiver: HttpReceiver, app: App, episodes: list[str]) -> None:
-    escalations = _escalations(app, episodes)
+    """Every escalation delivered reached its contact exactly once (waiting for deliveries in flight)."""
+
+    def delivered() -> dict[str, EscalationRecord] | None:
+        found = _escalations(app, episodes)
+        return found if all(e.delivery_done_at is not None for e in found.values()) else None
+
+    escalations = wait_until("deliveries in flight to finish", delivered, 60 + LOAD_ALLOWANCE)
     counts = messages_per_rung(receiver, escalations)
     assert all(n == 1 for n in counts.values()), {r: n for r, n in counts.items() if n != 1}
 
