@@ -78,8 +78,9 @@ DEFAULT_PREFETCH_SECONDS = 15.0
 _ARTIFACT_KEY = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 _NOT_STARTED = frozenset({"SCHEDULED", "PENDING"})
 _PAGE = 200  # the server's largest page of flow runs
-#: A server that fails its health check this long in a row is gone: serving stops so it can be restarted.
-SERVER_LOST_SECONDS = 15.0
+#: A server that fails its health check this long in a row is gone: serving stops so it can be restarted or
+#: waited for. (A busy SQLite server was seen not to answer for 15 s; a dead local server is noticed at once.)
+SERVER_LOST_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -518,6 +519,7 @@ async def aserve_deployments(
     limit: int | None = None,
     requeue_orphans: bool = True,
     healthy: Callable[[], bool] | None = None,
+    gone: Callable[[], bool] | None = None,
 ) -> None:
     """Register and serve ``deployments`` from this process until it is stopped (see :func:`serve_deployments`)."""
     from prefect import aserve
@@ -534,7 +536,7 @@ async def aserve_deployments(
             prefetch_seconds=prefetch_seconds,
         )
     )
-    tasks = {serving} | ({asyncio.ensure_future(_until_unhealthy(healthy))} if healthy else set())
+    tasks = {serving} | ({asyncio.ensure_future(_until_unhealthy(healthy, gone))} if healthy else set())
     try:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         if serving in done:
@@ -547,14 +549,17 @@ async def aserve_deployments(
             task.cancel()
         with contextlib.suppress(BaseException):  # the runner's own shutdown noise, once the server is gone
             await asyncio.gather(*tasks, return_exceptions=True)
-    raise OrchestrationError(f"the Prefect server stopped answering for {SERVER_LOST_SECONDS:.0f} s")
+    raise OrchestrationError("the Prefect server stopped answering")
 
 
-async def _until_unhealthy(healthy: Callable[[], bool], every: float = 2.0) -> None:
-    """Return once ``healthy()`` has been False for :data:`SERVER_LOST_SECONDS` in a row."""
+async def _until_unhealthy(healthy: Callable[[], bool], gone: Callable[[], bool] | None, every: float = 2.0) -> None:
+    """Return once ``gone()`` (the server's process exited: at once) or once ``healthy()`` has been False for
+    :data:`SERVER_LOST_SECONDS` in a row (a server too busy to answer for a while is not lost)."""
     failing_since: float | None = None
     while True:
         await asyncio.sleep(every)
+        if gone is not None and gone():
+            return
         if await asyncio.to_thread(healthy):
             failing_since = None
         elif failing_since is None:
@@ -570,6 +575,7 @@ def serve_deployments(
     limit: int | None = None,
     requeue_orphans: bool = True,
     healthy: Callable[[], bool] | None = None,
+    gone: Callable[[], bool] | None = None,
 ) -> None:
     """Register ``deployments`` and run their scheduled runs, each in a child process, until stopped.
 
@@ -577,8 +583,9 @@ def serve_deployments(
     run when serving resumes. With ``requeue_orphans`` (default) this process assumes it is the only one
     serving these deployments and first takes back runs a dead predecessor had picked up (and ends the ones it
     was running). With ``healthy`` (e.g. a health check of the server), serving stops with
-    :class:`OrchestrationError` once it has said False for :data:`SERVER_LOST_SECONDS`: Prefect's runner keeps
-    retrying a dead server for minutes, so the caller restarts the server or waits for it, then serves again.
+    :class:`OrchestrationError` once it has said False for :data:`SERVER_LOST_SECONDS`, or at once when ``gone()``
+    (the local server's process exited): Prefect's runner keeps retrying a dead server for minutes, so the caller
+    restarts the server or waits for it, then serves again.
     Ctrl-C returns quietly; SIGTERM exits after the children in flight end (prefetched ones wait for their time).
     """
     serving = aserve_deployments(
@@ -588,6 +595,7 @@ def serve_deployments(
         limit=limit,
         requeue_orphans=requeue_orphans,
         healthy=healthy,
+        gone=gone,
     )
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how an operator stops serving: no traceback
         asyncio.run(serving)

@@ -31,9 +31,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from engine import store
 from engine.app import App, Settings, production_app
 from engine.app.pathways import register_pathways
-from engine.app.sweep import SWEEP_EVERY, SweepReport, sweep_tick
+from engine.app.sweep import LEASE, SWEEP_EVERY, SweepReport, sweep_tick
 from engine.clock import CompressedClock
 from engine.errors import CarepathError, one_line
 from engine.model import PathwaySpec
@@ -41,7 +42,7 @@ from engine.model import PathwaySpec
 if TYPE_CHECKING:
     from engine.prefect_server import LocalServer
 
-__all__ = ["PID_FILE", "SweepTimer", "catch_up", "check_roster", "serve_forever"]
+__all__ = ["PID_FILE", "SweepTimer", "catch_up", "check_roster", "free_dead_lease", "lease_holder_id", "serve_forever"]
 
 logger = logging.getLogger("carepath.serve")
 
@@ -71,7 +72,7 @@ class SweepTimer:
     def __init__(self, app: App, every: float = SWEEP_EVERY.total_seconds()) -> None:
         self.app = app
         self.every = every
-        self.holder = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        self.holder = lease_holder_id()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="carepath-sweep-timer", daemon=True)
 
@@ -85,6 +86,7 @@ class SweepTimer:
     def tick(self, count: int) -> SweepReport | None:
         """One tick; every :data:`THOROUGH_EVERY` ticks a thorough one (see :func:`engine.app.sweep.has_work`)."""
         try:
+            free_dead_lease(self.app)
             return sweep_tick(self.app, self.holder, thorough=count % THOROUGH_EVERY == 0)
         except Exception as exc:  # an outage or a bug: one line, and the next tick tries again
             logger.warning("sweep tick failed: %s: %s", type(exc).__name__, one_line(str(exc), 200))
@@ -95,6 +97,29 @@ class SweepTimer:
         while not self._stop.wait(self.every):
             self.tick(count)
             count += 1
+
+
+def lease_holder_id() -> str:
+    """``host:pid:token``: who holds the sweep lease, so a restart on the same host can tell it died."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+def free_dead_lease(app: App) -> bool:
+    """Give back the sweep lease if its holder was a process of this host that is gone (killed mid-tick), rather
+    than let the restart wait for the lease to expire; True if it was freed."""
+    holder = store.lease_holder(app.engine, LEASE, app.clock.wall_time(app.clock.now()))
+    host, _, rest = (holder or "").partition(":")
+    pid = rest.partition(":")[0]
+    if not holder or host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+        return False
+    except ProcessLookupError:
+        store.release_lease(app.engine, LEASE, holder)
+        return True
+    except PermissionError:  # alive, another user's
+        return False
 
 
 def catch_up(app: App, deployment_names: list[str], holder: str) -> SweepReport | None:
@@ -120,6 +145,8 @@ def catch_up(app: App, deployment_names: list[str], holder: str) -> SweepReport 
             run_sync(ensure_zombie_automation())
     except CarepathError as exc:
         logger.warning("could not take back orphaned runs: %s", exc)
+    if free_dead_lease(app):
+        logger.info("took over the sweep lease of a process that died")
     report = sweep_tick(app, holder, thorough=True)
     if report is not None:
         from engine.flow_names import sweep_run_name
@@ -230,7 +257,12 @@ def _serve(
             first = True
             while True:
                 try:  # after the first time, runs the stopped runner had picked up are orphans: take them back
-                    serve_deployments(*deployments, requeue_orphans=not first, healthy=lambda: api_reachable(url))
+                    serve_deployments(
+                        *deployments,
+                        requeue_orphans=not first,
+                        healthy=lambda: api_reachable(url),
+                        gone=lambda: local.server is not None and not local.server.running(),
+                    )
                     return
                 except Exception as exc:  # the server went away
                     logger.warning("serving stopped (%s: %s)", type(exc).__name__, one_line(str(exc), 200))

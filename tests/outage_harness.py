@@ -129,6 +129,18 @@ class Up:
             os.killpg(self.process.pid, signal.SIGKILL)
             return self.process.wait()
 
+    def flush_events(self, app: App, timeout: float = 120.0) -> None:
+        """Send what this (test) process's Prefect still queues for the server while it answers: otherwise Prefect
+        retries it at interpreter exit, for minutes an event, against a server that is gone."""
+        from prefect.events.worker import EventsWorker
+        from prefect.logging.handlers import APILogWorker
+
+        from engine.orchestrate import prefect_api
+
+        with prefect_api(app.settings):
+            EventsWorker.drain_all(timeout=timeout)
+            APILogWorker.drain_all(timeout=timeout)
+
     def cleanup(self) -> None:
         """Leave no process behind whatever happened (the server, if a test failed before it died)."""
         self.stop(grace=20)

@@ -84,6 +84,7 @@ def up(
         try:
             carepath.wait_served(app, since, timeout=240)
             yield carepath, app
+            carepath.flush_events(app)
             server = carepath.server_pid()
             assert carepath.stop() is not None
             assert wait_until("the server to stop with `up`", lambda: not _alive(server), 30)

@@ -7,6 +7,7 @@ serving processes sweeping at once; a Prefect server that does not answer. Runs 
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
@@ -259,3 +260,23 @@ def test_an_enrollment_a_crash_left_unscheduled_is_scheduled_by_a_thorough_tick_
     report = sweep_tick(app, "serve-a", thorough=True)
     assert report is not None and report.scheduled == 1
     assert {r.timer.episode_id for r in scheduler(app).waiting()} == {episode_id, later}
+
+
+def test_a_restart_takes_over_the_lease_of_a_local_holder_that_died(app: App) -> None:
+    import socket
+    import subprocess
+
+    from engine.serve import free_dead_lease
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    host = socket.gethostname()
+    now = clock(app).now()
+    assert store.acquire_lease(app.engine, LEASE, f"{host}:{os.getppid()}:alive", now, LEASE_TTL)
+    assert free_dead_lease(app) is False, "a live holder keeps its lease"
+    store.release_lease(app.engine, LEASE, f"{host}:{os.getppid()}:alive")
+    assert store.acquire_lease(app.engine, LEASE, f"{host}:{dead.pid}:killed", now, LEASE_TTL)
+    assert free_dead_lease(app) is True
+    assert store.lease_holder(app.engine, LEASE, now) is None
+    assert store.acquire_lease(app.engine, LEASE, f"elsewhere:{dead.pid}:x", now, LEASE_TTL)
+    assert free_dead_lease(app) is False, "a holder on another host is only freed by expiry"
