@@ -35,6 +35,7 @@ __all__ = [
     "Up",
     "messages_per_rung",
     "runs_left_behind",
+    "runs_of",
     "unfinished_runs",
     "wait_until",
 ]
@@ -157,6 +158,11 @@ class Up:
 
 def unfinished_runs(app: App, episodes: Iterable[str]) -> list[Any]:
     """Every flow run of these episodes (by its ``episode_id`` parameter) that is not final, on ``app``'s server."""
+    return runs_of(app, episodes, _NOT_FINAL)
+
+
+def runs_of(app: App, episodes: Iterable[str], states: Iterable[str]) -> list[Any]:
+    """The flow runs of these episodes (by their ``episode_id`` parameter) in these state types."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
     from prefect.client.schemas.objects import StateType
@@ -164,10 +170,10 @@ def unfinished_runs(app: App, episodes: Iterable[str]) -> list[Any]:
     from engine.orchestrate import prefect_api
     from engine.prefect_ops import run_sync
 
-    wanted = set(episodes)
+    wanted, wanted_states = set(episodes), list(states)
 
     async def read() -> list[Any]:
-        states = FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType(s) for s in _NOT_FINAL]))
+        states = FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType(s) for s in wanted_states]))
         out: list[Any] = []
         async with get_client() as client:
             while True:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 from carepath_harness import LOAD_ALLOWANCE, Harness, running_carepath
-from outage_harness import ROOT, runs_left_behind, unfinished_runs, wait_until
+from outage_harness import ROOT, runs_left_behind, runs_of, unfinished_runs, wait_until
 
 from engine.store import AuditRecord, DeliveryRecord, EscalationRecord, InboundEventRecord
 
@@ -73,6 +73,9 @@ def test_event_processes_killed_mid_burst_lose_nothing_and_double_nothing(carepa
     for index, proc in enumerate(procs):
         out, err = proc.communicate(timeout=300 + LOAD_ALLOWANCE)
         answers[index] = (proc.returncode, out.decode(), err.decode())
+    killed = [i for i in victims if answers[i][0] == -9]
+    assert killed, "the kills came after every command had finished: nothing was tested"
+    stored_by_victims = {e for e in h.rows(InboundEventRecord) if e.event_id in {sends[i][2] for i in killed}}
     for index in sorted(victims):  # no answer came: the coordinator sends it again, same id
         proc = _command(h, *sends[index])
         out, err = proc.communicate(timeout=300 + LOAD_ALLOWANCE)
@@ -95,6 +98,13 @@ def test_event_processes_killed_mid_burst_lose_nothing_and_double_nothing(carepa
     deliveries = [d.key for ep in episodes for d in h.rows(DeliveryRecord, episode_id=ep)]
     assert len(deliveries) == len(set(deliveries)), "no contact alerted twice"
 
+    left_at = time.monotonic()
     wait_until("no run left behind", lambda: runs_left_behind(h.app, episodes) == [], SETTLE, every=2)
+    crashed = [r.name for r in runs_of(h.app, episodes, ["CRASHED"])]
+    print(
+        f"\n{len(killed)} commands killed before answering; {len(stored_by_victims)} of their events were stored; "
+        f"runs crashed by the heartbeat automation: {len(crashed)}; no run left behind "
+        f"{time.monotonic() - left_at:.0f} s after the events settled"
+    )
     h.retire_all()
     wait_until("every run final", lambda: unfinished_runs(h.app, episodes) == [], SETTLE, every=2)
