@@ -11,6 +11,8 @@ Exception tree (each says when it is raised)::
     │   ├── UnknownEpisode        no episode with that id
     │   ├── EventRejected         the event is not allowed now (stage, guard, payload); nothing changed
     │   └── ConcurrentUpdate      another writer changed the episode first; retry
+    ├── StoreBusy                 the store stayed locked by other writers for the whole retry budget of a unit
+    │                             of work (a burst on SQLite); nothing was changed, the request can be repeated
     └── OrchestrationError        Prefect could not be reached or refused a call
 
 A :class:`Finding` is a problem found by a pure check, addressed by its path in the document; the loader turns
@@ -34,6 +36,7 @@ __all__ = [
     "PathwayError",
     "PlanError",
     "Severity",
+    "StoreBusy",
     "UnknownEpisode",
     "format_path",
     "one_line",
@@ -152,6 +155,13 @@ class EventRejected(EpisodeError):
 
 class ConcurrentUpdate(EpisodeError):
     """Another writer changed the episode between read and write; the caller retries."""
+
+
+class StoreBusy(CarepathError):
+    """A unit of work could not get the store's write lock within its retry budget; it changed nothing.
+
+    Raised instead of the driver's error so the coordinator reads one line, never SQL.
+    """
 
 
 class OrchestrationError(CarepathError):

@@ -166,7 +166,7 @@ def test_sqlite_is_wal_with_busy_timeout_and_foreign_keys(tmp_path: Path) -> Non
     engine = store.make_engine(f"sqlite:///{tmp_path / 'new' / 'carepath.db'}")
     with engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
-        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30_000
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == int(store.BUSY_TIMEOUT_S * 1000)
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
     engine.dispose()
 

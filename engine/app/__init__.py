@@ -17,8 +17,9 @@ from engine.app.episodes import (
     record_event,
 )
 from engine.app.followup import FollowUp, follow_up, schedule_timers
+from engine.app.ports import SweepReport
 from engine.app.settings import Settings
-from engine.app.sweep import SweepReport, sweep
+from engine.app.sweep import sweep
 
 __all__ = [
     "App",

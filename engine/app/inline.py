@@ -1,7 +1,8 @@
 """In-memory ports: Carepath without Prefect and without a network, for the fast tests and simulations.
 
 :class:`MemoryScheduler` keeps each timer as a run that :meth:`MemoryScheduler.run_due` starts when its wall time
-comes (as Prefect's serving process would), and can lose runs on purpose; :class:`RecordingNotifier` delivers to
+comes (as Prefect's serving process would), and can lose runs or orphan them on purpose (a serving process that
+picked runs up and died); :class:`RecordingNotifier` delivers to
 contacts given per role and can fail some; :class:`MemoryPublisher` keeps the latest version of each artifact;
 :class:`InlineDispatcher` runs each unit of work in the calling thread. :func:`inline_app` wires them together.
 """
@@ -13,13 +14,16 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.app.context import App
-from engine.app.ports import Timer
+from engine.app.ports import RunState, RunView, Timer
 from engine.app.settings import Settings
 from engine.clock import Clock
 from engine.notify.delivery import DeliveryOutcome, DeliveryReport, Notification
+
+if TYPE_CHECKING:
+    from engine.app.ports import SweepReport
 
 __all__ = [
     "InlineDispatcher",
@@ -31,13 +35,18 @@ __all__ = [
 ]
 
 
+_UNFINISHED = ("scheduled", "pending", "running", "cancelling")
+
+
 @dataclass
 class MemoryRun:
-    """A scheduled run of a deadline: ``state`` is ``scheduled``, ``cancelled``, ``completed`` or ``lost``."""
+    """A scheduled run of a deadline: ``state`` is ``scheduled``, ``pending``, ``running`` or ``cancelling`` until it
+    is ``cancelled``, ``completed``, ``crashed`` or ``lost``; ``since`` is the wall time it entered that state."""
 
     id: str
     timer: Timer
     state: str = "scheduled"
+    since: datetime | None = None
 
 
 class MemoryScheduler:
@@ -59,12 +68,47 @@ class MemoryScheduler:
         return out
 
     def cancel(self, run_ids: Sequence[str]) -> int:
+        """A waiting run is cancelled; a picked-up one becomes ``cancelling`` (its serving process would stop it)."""
         wanted, done = set(run_ids), 0
         with self._lock:
             for run in self.runs.values():
-                if run.id in wanted and run.state == "scheduled":
-                    run.state, done = "cancelled", done + 1
+                if run.id in wanted and run.state in ("scheduled", "pending", "cancelling"):
+                    run.state = "cancelled" if run.state == "scheduled" else "cancelling"
+                    done += 1
         return done
+
+    def unfinished(self, *, include_scheduled: bool, limit: int) -> list[RunView]:
+        states = _UNFINISHED if include_scheduled else _UNFINISHED[1:]
+        with self._lock:
+            runs = sorted((r for r in self.runs.values() if r.state in states), key=lambda r: r.timer.at)
+        return [self._view(r) for r in runs[:limit]]
+
+    def requeue(self, run_ids: Sequence[str]) -> int:
+        return self._move(run_ids, {"pending": "scheduled"})
+
+    def end(self, run_ids: Sequence[str]) -> int:
+        return self._move(run_ids, {"pending": "cancelled", "cancelling": "cancelled", "running": "crashed"})
+
+    def orphan(self, predicate: Callable[[MemoryRun], bool], state: RunState, since: datetime) -> int:
+        """A serving process took matching waiting runs to ``state`` (picked up, or started) and died."""
+        with self._lock:
+            runs = [r for r in self.runs.values() if r.state == "scheduled" and predicate(r)]
+            for run in runs:
+                run.state, run.since = state, since
+        return len(runs)
+
+    def _move(self, run_ids: Sequence[str], moves: dict[str, str]) -> int:
+        wanted, done = set(run_ids), 0
+        with self._lock:
+            for run in self.runs.values():
+                if run.id in wanted and run.state in moves:
+                    run.state, done = moves[run.state], done + 1
+        return done
+
+    @staticmethod
+    def _view(run: MemoryRun) -> RunView:
+        state: RunState = run.state  # type: ignore[assignment]
+        return RunView(run.id, run.timer.rung_id, state, run.since or run.timer.at, run.timer.at)
 
     def waiting(self) -> list[MemoryRun]:
         """Runs still scheduled, soonest first."""
@@ -161,10 +205,12 @@ class MemoryPublisher:
 
 
 class InlineDispatcher:
-    """Runs enrollments and events in the calling thread, exactly as their flow runs would."""
+    """Runs enrollments, events and sweeps in the calling thread, exactly as their flow runs would; ``sweeps``
+    counts the sweep passes dispatched (what would be visible flow runs)."""
 
     def __init__(self) -> None:
         self.app: App | None = None
+        self.sweeps = 0
 
     def ready(self) -> None:
         return None
@@ -180,6 +226,13 @@ class InlineDispatcher:
 
         assert self.app is not None
         process_event(self.app, inbound_id)
+
+    def sweep(self) -> SweepReport:
+        from engine.app.sweep import sweep
+
+        assert self.app is not None
+        self.sweeps += 1
+        return sweep(self.app)
 
 
 def inline_app(

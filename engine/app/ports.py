@@ -1,10 +1,12 @@
 """What the use cases need from the outside world, as interfaces: each has a real implementation (Prefect,
 apprise) and an in-memory one (:mod:`engine.app.inline`) that runs the whole service in a test or a simulation.
 
-- :class:`Scheduler`: durable timers, one scheduled run per rung, cancelled when the deadline is met;
+- :class:`Scheduler`: durable timers, one scheduled run per rung, cancelled when the deadline is met; it also
+  lists the runs not yet finished, so the sweep can reconcile them with the store after a crash;
 - :class:`Notifier`: delivers an escalation to the contacts of a role, reporting an outcome per contact;
 - :class:`Publisher`: what operators see (an artifact per episode, the open-escalations table);
-- :class:`Dispatcher`: where a unit of work runs: in a Prefect flow run that operators can watch, or inline.
+- :class:`Dispatcher`: where a unit of work runs (an enrollment, an event, a sweep pass that found work): in a
+  Prefect flow run that operators can watch, or inline.
 
 Everything that crosses a port is an opaque id, a pathway's own word or a time: never a payload or free text.
 """
@@ -12,13 +14,17 @@ Everything that crosses a port is an opaque id, a pathway's own word or a time: 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from engine.notify.delivery import DeliveryOutcome, DeliveryReport, Notification
 
-__all__ = ["Dispatcher", "Notifier", "Publisher", "Scheduler", "Timer"]
+__all__ = ["Dispatcher", "Notifier", "Publisher", "RunState", "RunView", "Scheduler", "SweepReport", "Timer"]
+
+#: Where a timer's run stands before it is final: waiting for its time, picked up by a serving process (which
+#: starts a process for it), running, or being cancelled by the serving process that holds it.
+RunState = Literal["scheduled", "pending", "running", "cancelling"]
 
 
 @dataclass(frozen=True)
@@ -33,6 +39,36 @@ class Timer:
     tags: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class RunView:
+    """A timer's run that is not final yet: ``since`` is the wall time it entered ``state``, ``at`` its time."""
+
+    run_id: str
+    rung_id: str
+    state: RunState
+    since: datetime
+    at: datetime | None
+
+
+@dataclass
+class SweepReport:
+    """What one pass did."""
+
+    fired: int = 0
+    scheduled: int = 0
+    delivered: int = 0
+    applied: int = 0
+    cancelled: int = 0
+    requeued: int = 0
+    ended: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def idle(self) -> bool:
+        counts = (self.fired, self.scheduled, self.delivered, self.applied, self.cancelled, self.requeued, self.ended)
+        return not (any(counts) or self.problems)
+
+
 class Scheduler(Protocol):
     def schedule(self, timers: Sequence[Timer]) -> dict[str, str]:
         """Create a run per timer (idempotent by rung id); returns {rung id: run id} for those created."""
@@ -40,6 +76,20 @@ class Scheduler(Protocol):
 
     def cancel(self, run_ids: Sequence[str]) -> int:
         """Cancel runs that have not started; returns how many are cancelled (others are left alone)."""
+        ...
+
+    def unfinished(self, *, include_scheduled: bool, limit: int) -> list[RunView]:
+        """Timer runs not final yet, soonest first: those picked up, running or cancelling, and with
+        ``include_scheduled`` also those still waiting for their time (there may be many)."""
+        ...
+
+    def requeue(self, run_ids: Sequence[str]) -> int:
+        """Put runs a dead serving process had picked up (stuck ``pending``) back to waiting for their time."""
+        ...
+
+    def end(self, run_ids: Sequence[str]) -> int:
+        """Make runs whose process is gone final: ``cancelling`` and ``pending`` ones cancelled, ``running`` ones
+        crashed. Returns how many were ended."""
         ...
 
 
@@ -78,4 +128,8 @@ class Dispatcher(Protocol):
 
     def event(self, pathway_id: str, version: int, episode_id: str, event: str, inbound_id: str) -> None:
         """Apply the stored inbound event ``inbound_id`` and follow it up."""
+        ...
+
+    def sweep(self) -> SweepReport:
+        """Run one pass of the safety net where operators can see it (called only when a pass has work)."""
         ...

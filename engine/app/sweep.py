@@ -1,31 +1,48 @@
 """The sweep: the safety net that finishes whatever a lost run, a crash or an outage left undone.
 
-It is cheap when there is nothing to do, and after an outage one sweep catches up everything (the scheduler's
-missed intervals are not replayed one by one). Each pass:
+It is cheap when there is nothing to do, and after an outage **one pass catches up everything**: it works through
+the backlog batch by batch until none is left, rather than leaving the rest to later passes. Each pass:
 
+- applies inbound events that were stored but never applied (their run died);
 - follows up every episode holding a rung due more than ``grace`` ago (its run was lost or is late): the
   follow-up fires it, delivers it and schedules what comes next;
 - schedules rungs that have no run yet (a crash between a commit and scheduling);
 - delivers escalations nobody finished delivering (never claimed, or claimed by a process that died);
-- applies inbound events that were stored but never applied (their run died).
+- reconciles the scheduler's runs with the store (:mod:`engine.app.reconcile`).
+
+Who runs it: every serving process has a timer (:func:`sweep_tick` every :data:`SWEEP_EVERY`). A tick takes a
+lease in the store, so with several serving processes one sweeps at a time; it looks for work with a few indexed
+reads and, only when there is some, runs the pass through the dispatcher (a flow run named for what it did, e.g.
+``sweep · fired 3 · scheduled 2``). An idle tick leaves no trace, so the runs list is not buried, and an outage
+is caught up by the first tick after it, not replayed interval by interval.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlmodel import Session
 
 from engine import store
-from engine.app.context import App
-from engine.app.delivery import deliver_pending
+from engine.app import reconcile as reconciler
+from engine.app.context import App, bound
+from engine.app.delivery import CLAIM_STALE, deliver_pending
 from engine.app.episodes import process_event
 from engine.app.followup import follow_up, schedule_timers
+from engine.app.ports import SweepReport
 from engine.errors import CarepathError
 
-__all__ = ["DEFAULT_GRACE", "SweepReport", "sweep"]
+__all__ = [
+    "DEFAULT_GRACE",
+    "LEASE",
+    "LEASE_TTL",
+    "SWEEP_EVERY",
+    "SweepReport",
+    "has_work",
+    "sweep",
+    "sweep_tick",
+]
 
 logger = logging.getLogger("carepath.sweep")
 
@@ -33,48 +50,123 @@ logger = logging.getLogger("carepath.sweep")
 DEFAULT_GRACE = timedelta(seconds=20)
 #: An inbound event still unapplied this long after it was stored lost its run.
 STUCK_AFTER = timedelta(seconds=60)
+#: How often each serving process's timer ticks (wall time).
+SWEEP_EVERY = timedelta(seconds=10)
+#: The store lease that lets one serving process sweep at a time; a holder that dies frees it after LEASE_TTL.
+LEASE = "sweep"
+LEASE_TTL = timedelta(minutes=5)
+#: A quick tick looks for rungs without a run only when they are due this soon (wall time).
+SCHEDULE_AHEAD = timedelta(minutes=2)
+#: Batches one pass works through at most (each up to ``limit`` episodes): a bound, not a budget one expects to use.
+MAX_BATCHES = 50
 
 
-@dataclass
-class SweepReport:
-    """What one pass did."""
-
-    fired: int = 0
-    scheduled: int = 0
-    delivered: int = 0
-    applied: int = 0
-    problems: list[str] = field(default_factory=list)
-
-    @property
-    def idle(self) -> bool:
-        return not (self.fired or self.scheduled or self.delivered or self.applied or self.problems)
+def _wall_now(app: App) -> datetime:
+    return app.clock.wall_time(app.clock.now())
 
 
-def sweep(app: App, grace: timedelta = DEFAULT_GRACE, limit: int = 200) -> SweepReport:
-    """One pass of the safety net (see the module docstring)."""
+def sweep(app: App, grace: timedelta = DEFAULT_GRACE, limit: int = 200, *, reconcile: bool = True) -> SweepReport:
+    """One pass of the safety net (see the module docstring); it works through the whole backlog."""
     report = SweepReport()
     clock = app.clock
-    wall_now = clock.wall_time(clock.now())
-    with Session(app.engine) as session:
-        stuck = store.stuck_inbound_events(session, clock.pathway_time(wall_now - STUCK_AFTER), limit)
-        late = store.episodes_with_due_rungs(session, clock.pathway_time(wall_now - grace), limit)
-    for inbound_id in stuck:
-        _changes, done, refused = process_event(app, inbound_id)
-        report.applied += refused is None
-        report.problems += done.problems if done else []
-    for episode_id in late:
-        done = follow_up(app, episode_id)
-        report.fired += done.fired
-        report.problems += done.problems
-    try:
-        report.scheduled = schedule_timers(app, None, limit)
-    except CarepathError as exc:
-        report.problems.append(f"schedule timers: {exc}")
-    report.delivered = len(deliver_pending(app, limit))
+    for _batch in range(MAX_BATCHES):
+        wall_now = _wall_now(app)
+        with Session(app.engine) as session:
+            stuck = store.stuck_inbound_events(session, clock.pathway_time(wall_now - STUCK_AFTER), limit)
+            late = store.episodes_with_due_rungs(session, clock.pathway_time(wall_now - grace), limit)
+        for inbound_id in stuck:
+            try:
+                _changes, done, refused = process_event(app, inbound_id)
+            except CarepathError as exc:  # one event the store could not take now must not stop the pass
+                report.problems.append(f"apply {inbound_id}: {exc}")
+                continue
+            report.applied += refused is None
+            report.problems += done.problems if done else []
+        for episode_id in late:
+            try:
+                done = follow_up(app, episode_id)
+            except CarepathError as exc:
+                report.problems.append(f"follow up {episode_id}: {exc}")
+                continue
+            report.fired += done.fired
+            report.problems += done.problems
+        if len(stuck) < limit and len(late) < limit:
+            break
+    _schedule_all(app, limit, report)
+    for _batch in range(MAX_BATCHES):
+        delivered = len(deliver_pending(app, limit))
+        report.delivered += delivered
+        if delivered < limit:
+            break
+    if reconcile:
+        try:
+            report.cancelled, report.requeued, report.ended = reconciler.reconcile(app, include_scheduled=True)
+        except CarepathError as exc:
+            report.problems.append(f"reconcile runs: {exc}")
     if not report.idle:
         logger.info(
-            "sweep: fired %d, scheduled %d, delivered %d, applied %d%s",
+            "sweep: fired %d, scheduled %d, delivered %d, applied %d, runs cancelled %d, requeued %d, ended %d%s",
             *(report.fired, report.scheduled, report.delivered, report.applied),
+            *(report.cancelled, report.requeued, report.ended),
             f"; problems: {'; '.join(report.problems)}" if report.problems else "",
         )
     return report
+
+
+def _schedule_all(app: App, limit: int, report: SweepReport) -> None:
+    for _batch in range(MAX_BATCHES):
+        try:
+            scheduled = schedule_timers(app, None, limit)
+        except CarepathError as exc:
+            report.problems.append(f"schedule timers: {exc}")
+            return
+        report.scheduled += scheduled
+        if scheduled < limit:
+            return
+
+
+def has_work(app: App, grace: timedelta = DEFAULT_GRACE, *, thorough: bool = False) -> bool:
+    """True if a pass would do something: a few indexed reads of the store, then the scheduler's unfinished runs.
+
+    A quick look (every tick) leaves out what can wait and what a live follow-up is probably doing right now:
+    rungs without a run that are not due within :data:`SCHEDULE_AHEAD` (a follow-up schedules them within
+    seconds of its commit; the sweep fires them when due in any case) and runs still waiting for their time.
+    A ``thorough`` look includes both. A scheduler that cannot be read (Prefect down) has nothing to reconcile.
+    """
+    clock = app.clock
+    wall_now = _wall_now(app)
+    with Session(app.engine) as session:
+        if store.stuck_inbound_events(session, clock.pathway_time(wall_now - STUCK_AFTER), 1):
+            return True
+        if store.episodes_with_due_rungs(session, clock.pathway_time(wall_now - grace), 1):
+            return True
+        if store.escalations_to_deliver(session, wall_now - CLAIM_STALE, 1):
+            return True
+        soon = None if thorough else clock.pathway_time(wall_now + SCHEDULE_AHEAD)
+        if store.unscheduled_timers(session, None, 1, due_before=soon):
+            return True
+    try:
+        return bool(reconciler.plan(app, include_scheduled=thorough))
+    except CarepathError as exc:
+        logger.debug("sweep: runs not reconciled this tick: %s", exc)
+        return False
+
+
+def sweep_tick(app: App, holder: str, *, thorough: bool = False) -> SweepReport | None:
+    """One tick of a serving process's sweep timer; None when another process holds the lease or there is nothing
+    to do (see :func:`has_work` for ``thorough``). Otherwise the pass runs through the dispatcher (a flow run
+    operators see), or here when that fails (Prefect down: rungs still fire and escalations are still delivered).
+    """
+    if not store.acquire_lease(app.engine, LEASE, holder, _wall_now(app), LEASE_TTL):
+        return None
+    try:
+        if not has_work(app, thorough=thorough):
+            return None
+        try:
+            with bound(app):
+                return app.dispatcher.sweep()
+        except CarepathError as exc:
+            logger.warning("sweep: no flow run (%s); sweeping in this process", exc)
+            return sweep(app)
+    finally:
+        store.release_lease(app.engine, LEASE, holder)

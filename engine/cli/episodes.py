@@ -23,13 +23,21 @@ def cli_app() -> Any:
     from engine.app import Settings
     from engine.orchestration.wiring import production_app
 
-    return production_app(Settings.from_env(), _flow_for)
+    return production_app(Settings.from_env(), _LazyFlows())
 
 
-def _flow_for(pathway_id: str, version: int, kind: str) -> Any:
-    from engine.orchestration.flows import flow_for
+class _LazyFlows:
+    """The flows, imported (with Prefect) only by a command that runs one."""
 
-    return flow_for(pathway_id, version, kind)
+    def for_pathway(self, pathway_id: str, version: int, kind: str) -> Any:
+        from engine.orchestration.flows import FLOWS
+
+        return FLOWS.for_pathway(pathway_id, version, kind)
+
+    def sweep(self) -> Any:
+        from engine.orchestration.flows import FLOWS
+
+        return FLOWS.sweep()
 
 
 def parse_data(pairs: list[str]) -> dict[str, str]:

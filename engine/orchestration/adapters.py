@@ -3,9 +3,9 @@ a coordinator's request runs as an in-process flow run operators can watch.
 
 - :class:`PrefectScheduler`: a pending rung becomes a run of its pathway's deadline deployment at the rung's wall
   time, keyed by the rung id (scheduling twice makes one run); cancelling uses ``Cancelling`` (see
-  :func:`engine.orchestration.prefect_api.cancel_flow_run`).
+  :func:`engine.orchestration.prefect_api.cancel_flow_run`); the runs not yet final are the runs tagged ``deadline``.
 - :class:`PrefectPublisher`: Markdown and table artifacts, linked to the current run when there is one.
-- :class:`PrefectDispatcher`: runs the pathway's enroll or event flow in this process.
+- :class:`PrefectDispatcher`: runs the pathway's enroll or event flow, or a sweep pass, in this process.
 
 Every Prefect call runs inside :func:`prefect_api`, which points Prefect at the configured server for that call
 only (no environment variable is written). What reaches Prefect: episode ids, rung ids, inbound event ids,
@@ -15,16 +15,28 @@ pathway, stage and role ids, and the pathway's own work titles.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Protocol
 
-from engine.app.ports import Timer
+from engine.app.ports import RunState, RunView, SweepReport, Timer
 from engine.app.settings import Settings
+from engine.clock import utc
 from engine.errors import OrchestrationError
 from engine.orchestration import prefect_api as prefect_ops
 
-#: ``(pathway id, version, kind) -> the flow to run`` (:func:`engine.orchestration.flows.flow_for`).
-FlowLookup = Callable[[str, int, str], Any]
+
+class FlowLookup(Protocol):
+    """The flows a dispatcher runs in-process (:data:`engine.orchestration.flows.FLOWS`); given to it, so that
+    this module never imports the flows (which need an App, which holds this dispatcher)."""
+
+    def for_pathway(self, pathway_id: str, version: int, kind: str) -> Any:
+        """The pathway's flow of ``kind`` (``enroll``, ``event``, ``deadline``)."""
+        ...
+
+    def sweep(self) -> Any:
+        """The ``carepath-sweep`` flow."""
+        ...
+
 
 __all__ = [
     "FlowLookup",
@@ -38,6 +50,14 @@ __all__ = [
 
 #: Prefect API calls in flight at once when (un)scheduling (a SQLite Prefect server answers 503 beyond that).
 CONCURRENCY = 3
+#: The tag every deadline run carries (the timer's tags and its deployment's).
+DEADLINE_TAG = "deadline"
+_STATES: dict[str, RunState] = {
+    "SCHEDULED": "scheduled",
+    "PENDING": "pending",
+    "RUNNING": "running",
+    "CANCELLING": "cancelling",
+}
 
 
 def deployment_name(pathway_id: str, kind: str) -> str:
@@ -97,6 +117,30 @@ class PrefectScheduler:
             )
         return sum(done)
 
+    def unfinished(self, *, include_scheduled: bool, limit: int) -> list[RunView]:
+        states = [s for s in _STATES if include_scheduled or s != "SCHEDULED"]
+        with prefect_api(self.settings):
+            runs = prefect_ops.run_sync(prefect_ops.list_runs(DEADLINE_TAG, states, limit))
+        return [
+            RunView(
+                run_id=str(run.run_id),
+                rung_id=str(run.parameters["rung_id"]),
+                state=_STATES[run.state_type],
+                since=utc(run.since or run.scheduled_time or run.start_time),  # type: ignore[arg-type]
+                at=utc(run.scheduled_time) if run.scheduled_time else None,
+            )
+            for run in runs
+            if run.state_type in _STATES and run.parameters.get("rung_id") and (run.since or run.scheduled_time)
+        ]
+
+    def requeue(self, run_ids: Sequence[str]) -> int:
+        with prefect_api(self.settings):
+            return prefect_ops.run_sync(prefect_ops.requeue_flow_runs(run_ids))
+
+    def end(self, run_ids: Sequence[str]) -> int:
+        with prefect_api(self.settings):
+            return prefect_ops.run_sync(prefect_ops.end_flow_runs(run_ids))
+
 
 class PrefectPublisher:
     """Prefect artifacts (the Publisher port)."""
@@ -131,9 +175,25 @@ class PrefectDispatcher:
     def event(self, pathway_id: str, version: int, episode_id: str, event: str, inbound_id: str) -> None:
         self._run(pathway_id, version, "event", episode_id=episode_id, event=event, inbound_id=inbound_id)
 
+    def sweep(self) -> SweepReport:
+        """A sweep pass as a ``carepath-sweep`` flow run named for what it did; raises if it could not run."""
+        if self.flow_for is None:
+            raise OrchestrationError("this process does not run flows (no flows were given to its dispatcher)")
+        require_api(self.settings)
+        sweep_flow = self.flow_for.sweep()
+        with prefect_api(self.settings):
+
+            async def run() -> dict[str, Any]:
+                state = await sweep_flow(return_state=True)
+                if not state.is_completed():
+                    raise OrchestrationError(f"the sweep run ended {state.name}: {state.message}")
+                return dict(await state.aresult())
+
+            return SweepReport(**prefect_ops.run_sync(run()))
+
     def _run(self, pathway_id: str, version: int, kind: str, **parameters: Any) -> None:
         require_api(self.settings)
         assert self.flow_for is not None  # ready() said so
         with prefect_api(self.settings):
-            flow = self.flow_for(pathway_id, version, kind)
+            flow = self.flow_for.for_pathway(pathway_id, version, kind)
             prefect_ops.run_sync(flow(**parameters, return_state=True))

@@ -3,12 +3,12 @@
 Each pathway gets three deployments, ``<id>-enroll/<id>``, ``<id>-event/<id>`` and ``<id>-deadline/<id>``,
 versioned with the pathway version, described from its YAML and tagged ``pathway:<id>``. The event deployment's
 run form offers the pathway's declared events (and the built-in ones) as a choice list. One shared
-``carepath-sweep/carepath`` deployment runs on an interval as the safety net for lost timers.
+``carepath-sweep/carepath`` deployment lets an operator run the safety net by hand; it has no schedule, because
+an interval schedule replays every missed interval after an outage (one process per interval, all at once):
+each serving process runs the sweep on its own timer instead (:func:`engine.app.sweep.sweep_tick`).
 """
 
 from __future__ import annotations
-
-from datetime import timedelta
 
 from prefect.deployments.runner import RunnerDeployment
 
@@ -16,9 +16,9 @@ from engine.language.builtins import BUILTIN_EVENTS
 from engine.language.model import PathwaySpec
 from engine.orchestration.flows import FLOW_PURPOSES, flow_for, sweep_flow
 
-__all__ = ["SWEEP_EVERY", "compile_deployments", "sweep_deployment"]
+__all__ = ["SWEEP_DEPLOYMENT", "compile_deployments", "sweep_deployment"]
 
-SWEEP_EVERY = timedelta(seconds=10)
+SWEEP_DEPLOYMENT = "carepath-sweep/carepath"
 
 
 def compile_deployments(spec: PathwaySpec) -> list[RunnerDeployment]:
@@ -45,10 +45,12 @@ def _offer_events(deployment: RunnerDeployment, names: list[str]) -> None:
 
 
 def sweep_deployment() -> RunnerDeployment:
-    """The periodic safety net shared by every pathway."""
+    """The safety net shared by every pathway, to run by hand (no schedule: see the module docstring)."""
     return sweep_flow.to_deployment(
         name="carepath",
-        interval=SWEEP_EVERY,
+        schedules=[],  # explicitly none: re-registering removes the interval schedule of older versions
         tags=["carepath", "sweep"],
-        description="Fires overdue rungs whose scheduled run was lost and schedules rungs that have no run yet.",
+        description="Fires overdue rungs whose scheduled run was lost, schedules rungs that have no run yet, "
+        "delivers what was not delivered and reconciles runs left behind by crashes. Each serving process runs "
+        "it every 10 s when there is work; run it here to sweep now.",
     )

@@ -5,7 +5,8 @@ Four flows, compiled per pathway into deployments by :func:`engine.orchestration
 - ``<pathway>-enroll``: follow up a new episode (schedule its timers, publish its artifact);
 - ``<pathway>-event``: apply a stored inbound event once, then follow it up;
 - ``<pathway>-deadline``: one escalation rung at its due time; re-checks the store before acting;
-- ``carepath-sweep``: the safety net (lost runs, unscheduled rungs, undelivered escalations, stuck events).
+- ``carepath-sweep``: the safety net (lost runs, unscheduled rungs, undelivered escalations, stuck events, runs
+  left behind by crashes), run by each serving process's timer when a tick finds work, or by hand from the UI.
 
 Every follow-up is :func:`engine.app.follow_up`: no flow writes one of its own. Parameters are opaque ids and
 the pathway's event names only; an event's payload stays in the store (the run gets its inbound id).
@@ -15,6 +16,7 @@ The use cases are synchronous; each runs in a worker thread so the flow's event 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import asdict
 from typing import Any
 
 from prefect import flow
@@ -28,6 +30,7 @@ from engine.orchestration.prefect_api import rename_current_flow_run
 from engine.orchestration.wiring import production_app
 
 __all__ = [
+    "FLOWS",
     "FLOW_PURPOSES",
     "MAX_EARLY_WAIT",
     "deadline_flow",
@@ -84,12 +87,15 @@ async def deadline_flow(episode_id: str, rung_id: str) -> dict[str, Any]:
     return {"escalated": bool(changes.escalations), "delivered": len(done.delivered)}
 
 
-@flow(name="carepath-sweep", description="Safety net: lost runs, unscheduled rungs, undelivered escalations.")
-async def sweep_flow() -> dict[str, int]:
-    """One pass of :func:`engine.app.sweep`."""
+@flow(
+    name="carepath-sweep",
+    description="Safety net: lost runs, unscheduled rungs, undelivered escalations, stuck events and runs.",
+)
+async def sweep_flow() -> dict[str, Any]:
+    """One pass of :func:`engine.app.sweep` (the serving processes' timer runs it only when there is work)."""
     report = await asyncio.to_thread(sweep, flow_app())
     await rename_current_flow_run(sweep_run_name(report))
-    return {"fired": report.fired, "scheduled": report.scheduled, "delivered": report.delivered}
+    return asdict(report)
 
 
 #: What each per-pathway flow does, for its deployment's description.
@@ -110,9 +116,22 @@ def flow_for(spec_id: str, version: int, kind: str, description: str = "") -> An
     )
 
 
+class _Flows:
+    """These flows, for a dispatcher (:class:`engine.orchestration.adapters.FlowLookup`)."""
+
+    def for_pathway(self, pathway_id: str, version: int, kind: str) -> Any:
+        return flow_for(pathway_id, version, kind)
+
+    def sweep(self) -> Any:
+        return sweep_flow
+
+
+FLOWS = _Flows()
+
+
 def dispatching_app(settings: Settings) -> App:
-    """The App of a process that runs coordinators' requests as in-process flow runs (the CLI, the demo)."""
-    return production_app(settings, flow_for)
+    """The App of a process that runs requests and sweeps as in-process flow runs (the CLI, ``up``, the demo)."""
+    return production_app(settings, FLOWS)
 
 
 def flow_app() -> App:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from engine.app.context import App
-from engine.app.sweep import SweepReport
+from engine.app.ports import SweepReport
 from engine.app.views import episode_status
 from engine.clock import utc
 
@@ -30,6 +30,8 @@ def episode_run_name(app: App, episode_id: str, what: str) -> str:
 
 
 def sweep_run_name(report: SweepReport) -> str:
-    """``sweep · fired 0 · scheduled 2 · delivered 0``."""
+    """``sweep · fired 0 · scheduled 2 · delivered 0``, plus what else it did (``· applied 1 · runs cancelled 2``)."""
     name = f"sweep · fired {report.fired} · scheduled {report.scheduled} · delivered {report.delivered}"
-    return name + (f" · applied {report.applied}" if report.applied else "")
+    extra = [("applied", report.applied), ("runs cancelled", report.cancelled), ("requeued", report.requeued)]
+    extra += [("ended", report.ended), ("problems", len(report.problems))]
+    return name + "".join(f" · {what} {count}" for what, count in extra if count)

@@ -10,7 +10,9 @@ never a name or a date of birth), turns every Prefect or HTTP failure into a one
 - the server never lets a run start early (it answers ``WAIT`` until the scheduled time), so the serving
   process may prefetch generously to hide its ~2-10 s process start;
 - a run a serving process prefetched (state ``Pending``) is orphaned for ever if that process dies before the
-  run starts: :func:`requeue_orphaned_runs` puts such runs back, and :func:`serve_deployments` calls it.
+  run starts: :func:`requeue_orphaned_runs` puts such runs back, and :func:`serve_deployments` calls it;
+  :func:`list_runs`, :func:`requeue_flow_runs` and :func:`end_flow_runs` let the sweep's reconciler do the same
+  at any time, for runs stuck past a bound.
 
 All functions are coroutines; :func:`run_sync` runs one from synchronous code (a CLI command, a sync flow).
 """
@@ -23,10 +25,10 @@ import contextvars
 import json
 import re
 import time
-from collections.abc import AsyncIterator, Coroutine, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
@@ -42,14 +44,21 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_PREFETCH_SECONDS",
     "DEFAULT_QUERY_SECONDS",
+    "SERVER_LOST_SECONDS",
+    "ZOMBIE_AUTOMATION",
     "RunStatus",
     "aserve_deployments",
+    "cancel_auto_scheduled_runs",
     "cancel_flow_run",
+    "end_flow_runs",
+    "ensure_zombie_automation",
     "gather_limited",
     "get_run_state",
+    "list_runs",
     "publish_markdown_artifact",
     "publish_table_artifact",
     "rename_current_flow_run",
+    "requeue_flow_runs",
     "requeue_orphaned_runs",
     "reschedule_flow_run",
     "run_sync",
@@ -68,6 +77,10 @@ DEFAULT_PREFETCH_SECONDS = 15.0
 
 _ARTIFACT_KEY = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 _NOT_STARTED = frozenset({"SCHEDULED", "PENDING"})
+_PAGE = 200  # the server's largest page of flow runs
+#: A server that fails its health check this long in a row is gone: serving stops so it can be restarted or
+#: waited for. (A busy SQLite server was seen not to answer for 15 s; a dead local server is noticed at once.)
+SERVER_LOST_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -82,6 +95,9 @@ class RunStatus:
     scheduled_time: datetime | None
     start_time: datetime | None
     end_time: datetime | None
+    #: When the run entered its current state.
+    since: datetime | None = None
+    parameters: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def started(self) -> bool:
@@ -208,18 +224,125 @@ async def get_run_state(run_id: UUID | str) -> RunStatus | None:
     """The run's current state, or None if the server has no such run."""
     async with _client(f"cannot read flow run {run_id}") as client:
         run = await _read_run(client, run_id)
-        if run is None:
-            return None
-        state = run.state
-        return RunStatus(
-            run_id=run.id,
-            name=run.name,
-            state_type=state.type.value if state else "UNKNOWN",
-            state_name=(state.name or state.type.value) if state else "Unknown",
-            scheduled_time=state.state_details.scheduled_time if state else None,
-            start_time=run.start_time,
-            end_time=run.end_time,
+        return None if run is None else _status(run)
+
+
+def _status(run: Any) -> RunStatus:
+    state = run.state
+    return RunStatus(
+        run_id=run.id,
+        name=run.name,
+        state_type=state.type.value if state else "UNKNOWN",
+        state_name=(state.name or state.type.value) if state else "Unknown",
+        scheduled_time=(state.state_details.scheduled_time if state else None) or run.expected_start_time,
+        start_time=run.start_time,
+        end_time=run.end_time,
+        since=utc(state.timestamp) if state and state.timestamp else None,
+        parameters=dict(run.parameters or {}),
+    )
+
+
+async def list_runs(tag: str, state_types: Iterable[str], limit: int = 1000) -> list[RunStatus]:
+    """Runs tagged ``tag`` in these state types (``SCHEDULED``, ``PENDING``...), soonest first, at most ``limit``
+    (read a page at a time: the server returns at most 200 per request)."""
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+        FlowRunFilterTags,
+    )
+    from prefect.client.schemas.objects import StateType
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    wanted = FlowRunFilter(
+        tags=FlowRunFilterTags(all_=[tag]),
+        state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType(t) for t in state_types])),
+    )
+    out: list[RunStatus] = []
+    async with _client(f"cannot list runs tagged {tag!r}") as client:
+        while len(out) < limit:
+            size = min(_PAGE, limit - len(out))
+            page = await client.read_flow_runs(
+                flow_run_filter=wanted, sort=FlowRunSort.EXPECTED_START_TIME_ASC, limit=size, offset=len(out)
+            )
+            out += [_status(run) for run in page]
+            if len(page) < size:
+                break
+    return out
+
+
+async def requeue_flow_runs(run_ids: Iterable[UUID | str]) -> int:
+    """Put runs still ``Pending`` back to ``Scheduled`` at their time (their serving process died); how many."""
+    from prefect.client.schemas.objects import StateType
+    from prefect.states import Scheduled
+
+    done = 0
+    async with _client("cannot requeue runs") as client:
+        for run_id in run_ids:
+            run = await _read_run(client, run_id)
+            if run is None or run.state is None or run.state.type is not StateType.PENDING:
+                continue
+            due = run.state.state_details.scheduled_time or run.expected_start_time
+            await client.set_flow_run_state(run.id, Scheduled(scheduled_time=due), force=True)
+            done += 1
+    return done
+
+
+async def end_flow_runs(run_ids: Iterable[UUID | str], reason: str = "its process died") -> int:
+    """Make runs whose process is gone final: not started or cancelling ones ``Cancelled``, running ones
+    ``Crashed``. Runs already final are left alone. Returns how many were ended."""
+    from prefect.client.schemas.objects import StateType
+    from prefect.states import Cancelled, Crashed
+
+    done = 0
+    async with _client("cannot end runs") as client:
+        for run_id in run_ids:
+            run = await _read_run(client, run_id)
+            if run is None or run.state is None:
+                continue
+            kind = run.state.type
+            if kind is StateType.RUNNING:
+                await client.set_flow_run_state(run.id, Crashed(message=reason), force=True)
+            elif kind in {StateType.SCHEDULED, StateType.PENDING, StateType.CANCELLING}:
+                await client.set_flow_run_state(run.id, Cancelled(message=reason), force=True)
+            else:
+                continue
+            done += 1
+    return done
+
+
+async def cancel_auto_scheduled_runs(deployment_names: Iterable[str]) -> int:
+    """Cancel runs of these deployments that their (former) schedule created and that have not started.
+
+    Why: when a deployment loses its schedule, Prefect deletes its *future* auto-scheduled runs but keeps the
+    ones already late, which would all start at once (the sweep's interval runs after an outage).
+    """
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterDeploymentId,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+    from prefect.states import Cancelled
+
+    async with _client("cannot cancel scheduled runs") as client:
+        ids = [d.id for name in deployment_names if (d := await _deployment(client, name, missing_ok=True))]
+        if not ids:
+            return 0
+        waiting = FlowRunFilterStateType(any_=[StateType.SCHEDULED, StateType.PENDING])
+        runs = await client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                deployment_id=FlowRunFilterDeploymentId(any_=ids), state=FlowRunFilterState(type=waiting)
+            ),
+            limit=_PAGE,
         )
+        done = 0
+        for run in runs:
+            if run.auto_scheduled:
+                await client.set_flow_run_state(run.id, Cancelled(message="replaced by the sweep timer"), force=True)
+                done += 1
+        return done
 
 
 async def publish_markdown_artifact(key: str, markdown: str, description: str | None = None) -> UUID:
@@ -281,13 +404,17 @@ async def wait_for_deployments(
 
 
 async def requeue_orphaned_runs(
-    deployment_names: Iterable[str], *, pending_before: datetime | None = None
+    deployment_names: Iterable[str],
+    *,
+    pending_before: datetime | None = None,
+    running_before: datetime | None = None,
 ) -> list[UUID]:
     """Put runs of these deployments that are stuck in Pending back to Scheduled; return their ids.
 
     A serving process moves a run to Pending when it picks it up (up to the prefetch window early); if that
     process dies before the run starts, no other process will ever take it. Runs stuck in Cancelling (their
-    process died before it could cancel them) are made Cancelled. Call this when (re)starting the *only*
+    process died before it could cancel them) are made Cancelled, and with ``running_before`` runs Running since
+    before then are made Crashed (the process that ran them is gone). Call this when (re)starting the *only*
     process that serves these deployments; from a periodic sweep, pass ``pending_before`` (wall time) so only
     runs in that state since before then are touched: a live serving process may hold a run Pending for up to
     the prefetch window plus its process start, so leave a margin of a minute or more.
@@ -299,8 +426,9 @@ async def requeue_orphaned_runs(
         FlowRunFilterStateType,
     )
     from prefect.client.schemas.objects import StateType
-    from prefect.states import Cancelled, Scheduled
+    from prefect.states import Cancelled, Crashed, Scheduled
 
+    stuck = [StateType.PENDING, StateType.CANCELLING] + ([StateType.RUNNING] if running_before else [])
     async with _client("cannot requeue orphaned runs") as client:
         ids = [d.id for name in deployment_names if (d := await _deployment(client, name, missing_ok=True))]
         if not ids:
@@ -308,13 +436,19 @@ async def requeue_orphaned_runs(
         runs = await client.read_flow_runs(
             flow_run_filter=FlowRunFilter(
                 deployment_id=FlowRunFilterDeploymentId(any_=ids),
-                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PENDING, StateType.CANCELLING])),
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=stuck)),
             )
         )
         requeued: list[UUID] = []
         for run in runs:
             state = run.state
-            if state is None or (pending_before is not None and utc(state.timestamp) >= utc(pending_before)):
+            if state is None:
+                continue
+            if state.type is StateType.RUNNING:
+                if running_before is not None and utc(state.timestamp) < utc(running_before):
+                    await client.set_flow_run_state(run.id, Crashed(message="its serving process died"), force=True)
+                continue
+            if pending_before is not None and utc(state.timestamp) >= utc(pending_before):
                 continue
             if state.type is StateType.CANCELLING:
                 await client.set_flow_run_state(run.id, Cancelled(message="its serving process died"), force=True)
@@ -325,20 +459,75 @@ async def requeue_orphaned_runs(
         return requeued
 
 
+#: The automation that marks a flow run Crashed when its process stops sending heartbeats (Prefect's documented
+#: answer to runs left Running by a process that died: a killed CLI event, a killed serving process's children).
+ZOMBIE_AUTOMATION = "carepath: crash flow runs whose process died"
+
+
+async def ensure_zombie_automation() -> timedelta | None:
+    """Create (or update) :data:`ZOMBIE_AUTOMATION`; returns its window, None when heartbeats are off.
+
+    Every flow run sends a heartbeat when it starts and every ``PREFECT_FLOWS_HEARTBEAT_FREQUENCY`` seconds (180 by
+    default); a run that sent one and then nothing (no heartbeat, no final state) for three intervals is marked
+    ``Crashed``. It applies to every flow run on the server.
+    """
+    from prefect.client.schemas.objects import StateType
+    from prefect.events.actions import ChangeFlowRunState
+    from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
+    from prefect.events.schemas.events import ResourceSpecification
+    from prefect.settings import get_current_settings
+
+    frequency = get_current_settings().flows.heartbeat_frequency
+    if not frequency:
+        return None
+    within = timedelta(seconds=3 * frequency)
+    wanted = AutomationCore(
+        name=ZOMBIE_AUTOMATION,
+        description="A run that stopped sending heartbeats without ending lost its process; Carepath's store "
+        "already holds whatever it did.",
+        trigger=EventTrigger(
+            after={"prefect.flow-run.heartbeat"},
+            expect={
+                "prefect.flow-run.heartbeat",
+                "prefect.flow-run.Completed",
+                "prefect.flow-run.Failed",
+                "prefect.flow-run.Cancelled",
+                "prefect.flow-run.Crashed",
+            },
+            match=ResourceSpecification({"prefect.resource.id": ["prefect.flow-run.*"]}),
+            for_each={"prefect.resource.id"},
+            posture=Posture.Proactive,
+            threshold=1,
+            within=within,
+        ),
+        actions=[ChangeFlowRunState(state=StateType.CRASHED, message="no heartbeat: its process died")],
+    )
+    async with _client("cannot set up the crashed-run automation") as client:
+        found = await client.read_automations_by_name(ZOMBIE_AUTOMATION)
+        if len(found) == 1 and found[0].trigger == wanted.trigger and found[0].enabled:
+            return within
+        for automation in found:
+            await client.delete_automation(automation.id)
+        await client.create_automation(wanted)
+    return within
+
+
 async def aserve_deployments(
     *deployments: RunnerDeployment,
     query_seconds: float = DEFAULT_QUERY_SECONDS,
     prefetch_seconds: float = DEFAULT_PREFETCH_SECONDS,
     limit: int | None = None,
     requeue_orphans: bool = True,
+    healthy: Callable[[], bool] | None = None,
+    gone: Callable[[], bool] | None = None,
 ) -> None:
     """Register and serve ``deployments`` from this process until it is stopped (see :func:`serve_deployments`)."""
     from prefect import aserve
 
     if requeue_orphans:
-        await requeue_orphaned_runs(d.full_name for d in deployments)
-    try:
-        await aserve(
+        await requeue_orphaned_runs((d.full_name for d in deployments), running_before=datetime.now(UTC))
+    serving = asyncio.ensure_future(
+        aserve(
             *deployments,
             pause_on_shutdown=False,
             print_starting_message=False,
@@ -346,8 +535,37 @@ async def aserve_deployments(
             query_seconds=query_seconds,
             prefetch_seconds=prefetch_seconds,
         )
+    )
+    tasks = {serving} | ({asyncio.ensure_future(_until_unhealthy(healthy, gone))} if healthy else set())
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        if serving in done:
+            serving.result()
+            return
     except (httpx.HTTPError, OSError) as exc:
         raise OrchestrationError(f"cannot serve deployments: {_describe(exc)}") from exc
+    finally:
+        for task in tasks:
+            task.cancel()
+        with contextlib.suppress(BaseException):  # the runner's own shutdown noise, once the server is gone
+            await asyncio.gather(*tasks, return_exceptions=True)
+    raise OrchestrationError("the Prefect server stopped answering")
+
+
+async def _until_unhealthy(healthy: Callable[[], bool], gone: Callable[[], bool] | None, every: float = 2.0) -> None:
+    """Return once ``gone()`` (the server's process exited: at once) or once ``healthy()`` has been False for
+    :data:`SERVER_LOST_SECONDS` in a row (a server too busy to answer for a while is not lost)."""
+    failing_since: float | None = None
+    while True:
+        await asyncio.sleep(every)
+        if gone is not None and gone():
+            return
+        if await asyncio.to_thread(healthy):
+            failing_since = None
+        elif failing_since is None:
+            failing_since = time.monotonic()
+        elif time.monotonic() - failing_since >= SERVER_LOST_SECONDS:
+            return
 
 
 def serve_deployments(
@@ -356,13 +574,19 @@ def serve_deployments(
     prefetch_seconds: float = DEFAULT_PREFETCH_SECONDS,
     limit: int | None = None,
     requeue_orphans: bool = True,
+    healthy: Callable[[], bool] | None = None,
+    gone: Callable[[], bool] | None = None,
 ) -> None:
     """Register ``deployments`` and run their scheduled runs, each in a child process, until stopped.
 
     ``pause_on_shutdown`` is off: a stopped serving process must not pause anything; its due runs go Late and
     run when serving resumes. With ``requeue_orphans`` (default) this process assumes it is the only one
-    serving these deployments and first takes back runs a dead predecessor had picked up. Ctrl-C returns
-    quietly; SIGTERM exits after the children in flight end (prefetched ones wait for their time first).
+    serving these deployments and first takes back runs a dead predecessor had picked up (and ends the ones it
+    was running). With ``healthy`` (e.g. a health check of the server), serving stops with
+    :class:`OrchestrationError` once it has said False for :data:`SERVER_LOST_SECONDS`, or at once when ``gone()``
+    (the local server's process exited): Prefect's runner keeps retrying a dead server for minutes, so the caller
+    restarts the server or waits for it, then serves again.
+    Ctrl-C returns quietly; SIGTERM exits after the children in flight end (prefetched ones wait for their time).
     """
     serving = aserve_deployments(
         *deployments,
@@ -370,6 +594,8 @@ def serve_deployments(
         prefetch_seconds=prefetch_seconds,
         limit=limit,
         requeue_orphans=requeue_orphans,
+        healthy=healthy,
+        gone=gone,
     )
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how an operator stops serving: no traceback
         asyncio.run(serving)

@@ -1,22 +1,61 @@
 """``carepath up``: register the pathways, start a local Prefect server unless one is configured, and serve every
 pathway's deployments from this process until it is stopped.
 
-The local server runs in its own process group and is stopped on the way out; its address is recorded in the data
-folder for the other commands. Deadline runs are started by Prefect as child processes of this one; they find the
-server through Prefect's settings (passed down by Prefect) and the data folder through the same environment.
+The local server runs in its own process group, dies with this process (even a kill -9: see
+:mod:`engine.orchestration.server`) and is stopped on the way out; its address is recorded in the data folder for the
+other commands, and its pid for a restart to take over. Deadline runs are started by Prefect as child processes
+of this one; they find the server through Prefect's settings (passed down by Prefect) and the data folder through
+the same environment.
+
+Surviving the crashes of other processes:
+
+- **a restart catches up first**: before serving, runs the dead predecessor had picked up are put back, and one
+  sweep pass fires and delivers everything that came due during the outage (cancelling the runs it made
+  redundant, so Prefect does not start a process for each late one);
+- **the sweep is this process's timer** (every 10 s; a flow run only when a tick finds work; a store lease when
+  several processes serve), not an interval schedule that would replay every missed interval at once;
+- **the Prefect server going away does not end serving**: when it stops answering, this process restarts it (if
+  it is the local one) or waits for it, then serves again; the timer keeps firing and delivering meanwhile.
 """
 
 from __future__ import annotations
 
+import logging
+import os
+import secrets
+import socket
+import threading
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
+from engine import store
 from engine.app import App, Settings
 from engine.app.pathways import register_pathways
+from engine.app.ports import SweepReport
+from engine.app.sweep import LEASE, SWEEP_EVERY, sweep_tick
 from engine.clock import CompressedClock
+from engine.errors import CarepathError, one_line
 from engine.language.model import PathwaySpec
+from engine.orchestration.flows import dispatching_app
 from engine.orchestration.wiring import production_app
 
-__all__ = ["check_roster", "serve_forever"]
+if TYPE_CHECKING:
+    from engine.orchestration.server import LocalServer
+
+__all__ = ["PID_FILE", "SweepTimer", "catch_up", "check_roster", "free_dead_lease", "lease_holder_id", "serve_forever"]
+
+logger = logging.getLogger("carepath.serve")
+
+#: Where ``carepath up`` records its Prefect server (in the data folder), for a restart to take over.
+PID_FILE = "prefect-server.pid"
+#: Every this many ticks (5 min) the timer also looks at runs still waiting for their time (there may be
+#: thousands) and at rungs without a run that are due later.
+THOROUGH_EVERY = 30
+#: How long a restart waits for the Prefect server to answer again before trying once more.
+_RETRY_SECONDS = 2.0
 
 
 def check_roster(app: App) -> str:
@@ -27,6 +66,98 @@ def check_roster(app: App) -> str:
     return f"roster {roster.file}: {len(roster.roles())} roles"
 
 
+class SweepTimer:
+    """The serving process's sweep timer: a daemon thread calling :func:`sweep_tick` every ``every`` until stopped.
+
+    A tick that fails is logged and the next one tries again: the timer never dies of an outage.
+    """
+
+    def __init__(self, app: App, every: float = SWEEP_EVERY.total_seconds()) -> None:
+        self.app = app
+        self.every = every
+        self.holder = lease_holder_id()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="carepath-sweep-timer", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def tick(self, count: int) -> SweepReport | None:
+        """One tick; every :data:`THOROUGH_EVERY` ticks a thorough one (see :func:`engine.app.sweep.has_work`)."""
+        try:
+            free_dead_lease(self.app)
+            return sweep_tick(self.app, self.holder, thorough=count % THOROUGH_EVERY == 0)
+        except Exception as exc:  # an outage or a bug: one line, and the next tick tries again
+            logger.warning("sweep tick failed: %s: %s", type(exc).__name__, one_line(str(exc), 200))
+            return None
+
+    def _loop(self) -> None:
+        count = 1  # tick 0 is the restart's catch-up, run before serving
+        while not self._stop.wait(self.every):
+            self.tick(count)
+            count += 1
+
+
+def lease_holder_id() -> str:
+    """``host:pid:token``: who holds the sweep lease, so a restart on the same host can tell it died."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+def free_dead_lease(app: App) -> bool:
+    """Give back the sweep lease if its holder was a process of this host that is gone (killed mid-tick), rather
+    than let the restart wait for the lease to expire; True if it was freed."""
+    holder = store.lease_holder(app.engine, LEASE, app.clock.wall_time(app.clock.now()))
+    host, _, rest = (holder or "").partition(":")
+    pid = rest.partition(":")[0]
+    if not holder or host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+        return False
+    except ProcessLookupError:
+        store.release_lease(app.engine, LEASE, holder)
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+
+
+def catch_up(app: App, deployment_names: list[str], holder: str) -> SweepReport | None:
+    """What a (re)starting serving process does before serving: take back runs a dead predecessor had picked up
+    (this process assumes it is the only one serving these deployments), drop the late runs of the sweep's old
+    interval schedule, make sure runs whose process dies get marked Crashed (an automation on heartbeats), then
+    one sweep pass over everything the outage left due."""
+    from engine.orchestration.adapters import prefect_api
+    from engine.orchestration.deployments import SWEEP_DEPLOYMENT
+    from engine.orchestration.prefect_api import (
+        cancel_auto_scheduled_runs,
+        ensure_zombie_automation,
+        requeue_orphaned_runs,
+        run_sync,
+    )
+
+    started = time.monotonic()
+    try:
+        with prefect_api(app.settings):
+            wall_now = app.clock.wall_time(app.clock.now())
+            run_sync(requeue_orphaned_runs(deployment_names, running_before=wall_now))
+            run_sync(cancel_auto_scheduled_runs([SWEEP_DEPLOYMENT]))
+            run_sync(ensure_zombie_automation())
+    except CarepathError as exc:
+        logger.warning("could not take back orphaned runs: %s", exc)
+    if free_dead_lease(app):
+        logger.info("took over the sweep lease of a process that died")
+    report = sweep_tick(app, holder, thorough=True)
+    if report is not None:
+        from engine.orchestration.names import sweep_run_name
+
+        print(f"caught up in {time.monotonic() - started:.1f} s: {sweep_run_name(report)}", flush=True)
+    return report
+
+
 def serve_forever(
     settings: Settings,
     *,
@@ -34,39 +165,130 @@ def serve_forever(
     speed: float | None = None,
     ready: Callable[[list[PathwaySpec], str], None] | None = None,
 ) -> None:
-    """Register, start Prefect if needed, and serve until interrupted; ``ready(specs, ui_url)`` once serving."""
-    from engine.orchestration.server import start_local_server
+    """Register, start Prefect if needed, catch up, and serve until interrupted; ``ready(specs, ui_url)`` once
+    serving. ``speed`` keeps a compressed clock already stored with the same factor (a restart continues it)."""
+    from engine.orchestration.server import spawn_local_server
 
+    local = _Local()
+    if not settings.prefect_api_url:  # it boots while the pathways and the roster are checked
+        local.server = spawn_local_server(
+            settings.home / "prefect", port, log_path=settings.home / "prefect-server.log", pid_file=_pid_file(settings)
+        )
     app = production_app(settings)
-    specs = register_pathways(app, settings.pathways)
-    print(check_roster(app))
-    if speed is not None:
-        app.set_clock(CompressedClock.starting_now(speed))
-    server = None
-    if not settings.prefect_api_url:
-        server = start_local_server(settings.home / "prefect", port=port, log_path=settings.home / "prefect-server.log")
-        settings.api_url_file.write_text(server.api_url)
-        settings = settings.with_changes(prefect_api_url=server.api_url)
+    serving = None
     try:
-        _serve(settings, specs, ready)
+        specs = register_pathways(app, settings.pathways)
+        print(check_roster(app))
+        if speed is not None:
+            _use_speed(app, speed)
+        if local.server is not None:
+            _ready(settings, local.server)
+            settings = settings.with_changes(prefect_api_url=local.server.api_url)
+        serving = dispatching_app(settings)
+        _serve(serving, specs, ready, local)
     finally:
-        if server is not None:
+        if local.server is not None:
             settings.api_url_file.unlink(missing_ok=True)
-            server.stop()
+            local.server.stop()
+        if serving is not None:
+            serving.close()
         app.close()
 
 
+@dataclass
+class _Local:
+    """The local Prefect server this process started (None: a server someone else runs); replaced on restart."""
+
+    server: LocalServer | None = None
+
+
+def _use_speed(app: App, speed: float) -> None:
+    stored = app.clock
+    if not (isinstance(stored, CompressedClock) and stored.factor == speed):
+        app.set_clock(CompressedClock.starting_now(speed))
+
+
+def _pid_file(settings: Settings) -> Path:
+    return settings.home / PID_FILE
+
+
+def _start_local(settings: Settings, port: int | None) -> LocalServer:
+    from engine.orchestration.server import spawn_local_server
+
+    server = spawn_local_server(
+        settings.home / "prefect", port, log_path=settings.home / "prefect-server.log", pid_file=_pid_file(settings)
+    )
+    _ready(settings, server)
+    return server
+
+
+def _ready(settings: Settings, server: LocalServer) -> None:
+    """Wait for the server, then tell the other commands where it is."""
+    server.wait_ready()
+    _write_atomically(settings.api_url_file, server.api_url)
+    print(f"Prefect server answering on port {server.port} after {server.startup_seconds:.1f} s", flush=True)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Other commands read this file at any moment: they must see the old content or the new, never an empty one."""
+    partial = path.with_name(f".{path.name}.{os.getpid()}")
+    partial.write_text(text)
+    os.replace(partial, path)
+
+
 def _serve(
-    settings: Settings, specs: list[PathwaySpec], ready: Callable[[list[PathwaySpec], str], None] | None
+    app: App,
+    specs: list[PathwaySpec],
+    ready: Callable[[list[PathwaySpec], str], None] | None,
+    local: _Local,
 ) -> None:
     from engine.orchestration.adapters import prefect_api
 
-    with prefect_api(settings) as url:
+    with prefect_api(app.settings) as url:
         # Prefect is imported only now that its API address is set
         from engine.orchestration.deployments import compile_deployments, sweep_deployment
         from engine.orchestration.prefect_api import serve_deployments
+        from engine.orchestration.server import api_reachable
 
         deployments = [d for spec in specs for d in compile_deployments(spec)] + [sweep_deployment()]
+        timer = SweepTimer(app)
+        catch_up(app, [d.full_name for d in deployments], timer.holder)
+        timer.start()
         if ready is not None:
             ready(specs, url.removesuffix("/api"))
-        serve_deployments(*deployments)
+        try:
+            first = True
+            while True:
+                try:  # after the first time, runs the stopped runner had picked up are orphans: take them back
+                    serve_deployments(
+                        *deployments,
+                        requeue_orphans=not first,
+                        healthy=lambda: api_reachable(url),
+                        gone=lambda: local.server is not None and not local.server.running(),
+                    )
+                    return
+                except Exception as exc:  # the server went away
+                    logger.warning("serving stopped (%s: %s)", type(exc).__name__, one_line(str(exc), 200))
+                first = False
+                _wait_for_server(app.settings, local)
+        finally:
+            timer.stop()
+
+
+def _wait_for_server(settings: Settings, local: _Local) -> None:
+    """Block until the Prefect API answers again, restarting the local server (from this, the main thread: the
+    parent-death signal follows the thread that starts the server) if it died."""
+    from engine.orchestration.server import api_reachable
+
+    print("the Prefect server is not answering; serving resumes when it does", flush=True)
+    while True:
+        if local.server is not None and not local.server.running():
+            try:
+                local.server = _start_local(settings, local.server.port)
+                print(f"restarted the Prefect server ({local.server.startup_seconds:.1f} s)", flush=True)
+            except CarepathError as exc:
+                logger.warning("could not restart the Prefect server: %s", exc)
+        url = settings.api_url()
+        if url and api_reachable(url):
+            return
+        time.sleep(_RETRY_SECONDS)

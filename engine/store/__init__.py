@@ -6,7 +6,8 @@ package that speaks SQL.
 - :mod:`engine.store.queries`: repository functions, including the exactly-once writes;
 - :mod:`engine.store.mapper`: rows <-> the pure episode state;
 - :mod:`engine.store.readmodels`: what status views and artifacts read;
-- :mod:`engine.store.running`: what ``carepath validate`` asks a store (without loading SQLAlchemy for SQLite).
+- :mod:`engine.store.running`: what ``carepath validate`` asks a store (without loading SQLAlchemy for SQLite);
+- :mod:`engine.store.recovery`: the sweep's lease and the rungs' side of reconciling Prefect's runs.
 
 What :mod:`.db`, :mod:`.queries` and :mod:`.records` define is reachable here (``from engine import store;
 store.lock_episode(session, "ep-7f3a2c91")``), loaded on first use so that importing the package stays cheap.
@@ -21,8 +22,9 @@ if TYPE_CHECKING:
     from engine.store.db import *  # noqa: F403
     from engine.store.queries import *  # noqa: F403
     from engine.store.records import *  # noqa: F403
+    from engine.store.recovery import *  # noqa: F403
 
-_PARTS = ("engine.store.db", "engine.store.queries", "engine.store.records")
+_PARTS = ("engine.store.db", "engine.store.queries", "engine.store.records", "engine.store.recovery")
 
 
 def __getattr__(name: str) -> Any:

@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import BaseModel
 from sqlalchemy import Engine, case, exists, func, or_, text, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from engine.episode.domain.reconcile import KINDS, Medication
@@ -761,30 +762,45 @@ class TimerRow:
     severity: str
 
 
-def unscheduled_timers(session: Session, episode_id: str | None = None, limit: int = 500) -> list[TimerRow]:
+def unscheduled_timers(
+    session: Session, episode_id: str | None = None, limit: int = 500, *, due_before: datetime | None = None
+) -> list[TimerRow]:
     """The next pending rung of each open work item that has no Prefect run yet (of one episode, or of all).
 
     Only the lowest pending rung of an item gets a run: the run that fires it schedules the next one. Most work is
-    done before its first rung, so this halves the runs to create and to cancel.
+    done before its first rung, so this halves the runs to create and to cancel. The lookup asks for exactly
+    those rungs (no lower pending rung in the item), so rungs that already have runs never crowd them out.
     """
+    lower = aliased(RungRecord)
+    has_lower = (
+        exists()
+        .where(
+            col(lower.work_item_id) == col(RungRecord.work_item_id),
+            col(lower.status) == "pending",
+            col(lower.index) < col(RungRecord.index),
+        )
+        .correlate(RungRecord)
+    )
     query = (
         select(RungRecord, WorkItemRecord.title, WorkItemRecord.severity, EpisodeRecord.pathway_id)
         .join(WorkItemRecord, col(WorkItemRecord.id) == col(RungRecord.work_item_id))
         .join(EpisodeRecord, col(EpisodeRecord.id) == col(RungRecord.episode_id))
-        .where(RungRecord.status == "pending", WorkItemRecord.status == "open")
+        .where(
+            RungRecord.status == "pending",
+            col(RungRecord.flow_run_id).is_(None),
+            WorkItemRecord.status == "open",
+            ~has_lower,
+        )
     )
     if episode_id is not None:
         query = query.where(RungRecord.episode_id == episode_id)
-    first: dict[str, tuple[RungRecord, str, str, str]] = {}
-    for rung, title, severity, pathway_id in session.exec(query.order_by(col(RungRecord.due_at)).limit(limit * 4)):
-        held = first.get(rung.work_item_id)
-        if held is None or rung.index < held[0].index:
-            first[rung.work_item_id] = (rung, title, severity, pathway_id)
+    if due_before is not None:
+        query = query.where(col(RungRecord.due_at) < due_before)
+    rows = session.exec(query.order_by(col(RungRecord.due_at), col(RungRecord.id)).limit(limit))
     return [
         TimerRow(r.id, r.episode_id, pathway, r.index, r.role, r.due_at, title, severity)
-        for r, title, severity, pathway in first.values()
-        if r.flow_run_id is None
-    ][:limit]
+        for r, title, severity, pathway in rows
+    ]
 
 
 def set_rung_runs(session: Session, run_ids: Mapping[str, str], now: datetime) -> int:

@@ -1,0 +1,282 @@
+"""Crashes and outages with in-memory ports (no Prefect): the reconciler, the sweep's catch-up, its timer and lease.
+
+The fault each test plays is one seen with real processes (issue 14): an event's process that died between its
+commit and cancelling the run; a serving process that died holding runs it had picked up; a long outage; two
+serving processes sweeping at once; a Prefect server that does not answer. Runs on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlmodel import Session, select
+from store_fixtures import BACKENDS, database_url
+from test_app import CONTACTS, PATHWAY, assert_every_escalation_reached_its_contacts, enrolled, escalations
+
+from engine import store
+from engine.app import App, Settings, sweep
+from engine.app import reconcile as reconciler
+from engine.app.inline import InlineDispatcher, MemoryRun, MemoryScheduler, RecordingNotifier, inline_app
+from engine.app.ports import SweepReport, Timer
+from engine.app.sweep import LEASE, LEASE_TTL, SCHEDULE_AHEAD, has_work, sweep_tick
+from engine.clock import ManualClock
+from engine.errors import OrchestrationError
+from engine.language.loader import load_pathway_text
+from engine.store import DeliveryRecord, RungRecord
+
+NALOXONE = "1/s.ed.task.naloxone"
+
+
+def _app(backend: str, folder: Path, url: str) -> App:
+    settings = Settings.from_env({"CAREPATH_HOME": str(folder), "CAREPATH_DATABASE_URL": url})
+    app = inline_app(settings, ManualClock(), notifier=RecordingNotifier(CONTACTS))
+    result = load_pathway_text(PATHWAY, "bridge-test.yaml")
+    assert result.ok and result.spec is not None, result.diagnostics
+    app.service.register_pathway(result.spec, PATHWAY)
+    return app
+
+
+@pytest.fixture(params=BACKENDS)
+def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[App]:
+    with database_url(request.param, tmp_path) as url:
+        app = _app(request.param, tmp_path, url)
+        yield app
+        app.close()
+
+
+def clock(app: App) -> ManualClock:
+    assert isinstance(app.clock, ManualClock)
+    return app.clock
+
+
+def scheduler(app: App) -> MemoryScheduler:
+    assert isinstance(app.scheduler, MemoryScheduler)
+    return app.scheduler
+
+
+def run_of(app: App, rung_id: str) -> MemoryRun:
+    return scheduler(app).runs[rung_id]
+
+
+def rung(app: App, rung_id: str) -> RungRecord:
+    with Session(app.engine) as s:
+        found = s.get(RungRecord, rung_id)
+    assert found is not None
+    return found
+
+
+# ------------------------------------------------------------------------------------------- the reconciler
+
+
+def test_a_run_waiting_for_a_deadline_an_event_met_is_cancelled_when_the_event_process_died(app: App) -> None:
+    ep = enrolled(app)
+    rung_id = f"{ep}/{NALOXONE}#r0"
+    app.service.record_event(ep, "naloxone.given")  # committed; its process died before the follow-up cancelled
+    assert rung(app, rung_id).status != "pending"
+    assert run_of(app, rung_id).state == "scheduled", "nothing cancelled the run: it would start a process at 4 h"
+    assert has_work(app, thorough=True)
+    report = sweep(app)
+    assert report.cancelled == 1 and run_of(app, rung_id).state == "cancelled"
+    assert not has_work(app, thorough=True)
+    assert sweep(app).idle
+
+
+def test_a_run_a_dead_serving_process_had_picked_up_is_requeued_after_the_bound_and_fires_once(app: App) -> None:
+    ep = enrolled(app)
+    rung_id = f"{ep}/{NALOXONE}#r0"
+    due = rung(app, rung_id).due_at
+    clock(app).set(due - timedelta(seconds=10))
+    scheduler(app).orphan(lambda _r: True, "pending", clock(app).now())  # prefetched, then the process died
+    clock(app).set(due + reconciler.PICKED_UP_STUCK - timedelta(seconds=1))
+    assert reconciler.reconcile(app, include_scheduled=False) == (0, 0, 0), "a live process may still hold it"
+    clock(app).advance(timedelta(seconds=1))
+    assert reconciler.reconcile(app, include_scheduled=False) == (0, 1, 0)
+    assert run_of(app, rung_id).state == "scheduled"
+    assert scheduler(app).run_due(app, clock(app).now()) == 1
+    assert [e.rung_id for e in escalations(app)] == [rung_id]
+    assert_every_escalation_reached_its_contacts(app)
+
+
+def test_a_picked_up_run_of_a_rung_the_sweep_fired_is_ended_not_run(app: App) -> None:
+    ep = enrolled(app)
+    rung_id = f"{ep}/{NALOXONE}#r0"
+    due = rung(app, rung_id).due_at
+    clock(app).set(due - timedelta(seconds=10))
+    scheduler(app).orphan(lambda _r: True, "pending", clock(app).now())
+    clock(app).set(due + timedelta(minutes=1))
+    first = sweep(app)  # fires the overdue rung; its follow-up asks the run's (dead) process to cancel it
+    assert first.fired == 1 and run_of(app, rung_id).state == "cancelling"
+    clock(app).advance(reconciler.PICKED_UP_STUCK)
+    assert sweep(app).ended == 1 and run_of(app, rung_id).state == "cancelled"
+    assert [e.rung_id for e in escalations(app)] == [rung_id]
+
+
+def test_a_run_whose_process_died_while_running_is_ended_after_the_bound(app: App) -> None:
+    ep = enrolled(app)
+    rung_id = f"{ep}/{NALOXONE}#r0"
+    clock(app).set(rung(app, rung_id).due_at)
+    scheduler(app).orphan(lambda _r: True, "running", clock(app).now())
+    app.service.fire_rung(rung_id)  # it escalated, then its process died before finishing
+    clock(app).advance(reconciler.RUNNING_STUCK - timedelta(seconds=1))
+    assert reconciler.reconcile(app, include_scheduled=True) == (0, 0, 0)
+    clock(app).advance(timedelta(seconds=1))
+    assert reconciler.reconcile(app, include_scheduled=True) == (0, 0, 1)
+    assert run_of(app, rung_id).state == "crashed"
+
+
+def test_runs_of_rungs_another_store_owns_are_left_alone(app: App) -> None:
+    other = Timer("ep-other/1/x#r0", "ep-other", "bridge-test", clock(app).now(), "other", ("deadline",))
+    scheduler(app).schedule([other])
+    scheduler(app).orphan(lambda r: r.timer.rung_id == other.rung_id, "pending", clock(app).now())
+    clock(app).advance(timedelta(hours=1))
+    assert not reconciler.plan(app, include_scheduled=True)
+    assert run_of(app, other.rung_id).state == "pending"
+
+
+# --------------------------------------------------------------------------------------- one pass catches up
+
+
+def test_one_pass_catches_up_an_outage_larger_than_a_batch(app: App) -> None:
+    episodes = [enrolled(app) for _ in range(7)]
+    scheduler(app).lose()  # the outage: no run will start
+    for ep in episodes:  # and some rungs never got a run (crash between commit and scheduling)
+        app.service.record_event(ep, "ed.discharged")
+    clock(app).advance(timedelta(days=2))
+    report = sweep(app, limit=3)
+    assert report.fired >= 7 * 2 and report.problems == []
+    with Session(app.engine) as s:
+        assert store.episodes_with_due_rungs(s, clock(app).now(), 100) == []
+        assert store.unscheduled_timers(s, None, 100) == []
+    assert_every_escalation_reached_its_contacts(app)
+    assert sweep(app, limit=3).idle, "nothing left for a second pass"
+
+
+def test_rungs_with_runs_never_crowd_out_a_rung_that_has_none(app: App) -> None:
+    for _ in range(5):
+        enrolled(app)  # each has its first rung scheduled, due at 4 h
+    clock(app).advance(timedelta(minutes=1))
+    lost = app.service.enroll("bridge-test", "P-REL-001").episode_id  # crashed before its timers were scheduled
+    with Session(app.engine) as s:
+        [row] = store.unscheduled_timers(s, None, 1)
+    assert (row.episode_id, row.index) == (lost, 0)
+
+
+# ------------------------------------------------------------------------------------- the timer and lease
+
+
+def dispatched(app: App) -> int:
+    assert isinstance(app.dispatcher, InlineDispatcher)
+    return app.dispatcher.sweeps
+
+
+def test_an_idle_tick_makes_no_run_and_a_tick_with_work_makes_one(app: App) -> None:
+    enrolled(app)
+    assert sweep_tick(app, "serve-a") is None and dispatched(app) == 0
+    scheduler(app).lose()
+    clock(app).advance(timedelta(hours=4, minutes=1))
+    report = sweep_tick(app, "serve-a")
+    assert report is not None and report.fired == 1 and dispatched(app) == 1
+    assert sweep_tick(app, "serve-a") is None and dispatched(app) == 1
+    assert store.lease_holder(app.engine, LEASE, clock(app).now()) is None, "the lease is given back"
+
+
+def test_one_process_sweeps_at_a_time_and_a_dead_holder_frees_the_lease(app: App) -> None:
+    enrolled(app)
+    scheduler(app).lose()
+    clock(app).advance(timedelta(hours=5))
+    assert store.acquire_lease(app.engine, LEASE, "serve-dead", clock(app).now(), LEASE_TTL)  # then it died
+    assert sweep_tick(app, "serve-b") is None and escalations(app) == []
+    clock(app).advance(LEASE_TTL)
+    report = sweep_tick(app, "serve-b")
+    assert report is not None and report.fired == 1
+
+
+def test_two_serving_processes_sweeping_at_once_double_nothing(tmp_path: Path) -> None:
+    with database_url("sqlite", tmp_path) as url:
+        first = _app("sqlite", tmp_path, url)
+        second = inline_app(first.settings, first.clock, notifier=first.notifier, scheduler=first.scheduler)
+        episodes = [enrolled(first) for _ in range(4)]
+        scheduler(first).lose()
+        clock(first).advance(timedelta(hours=7))
+        barrier = threading.Barrier(2)
+        reports: list[SweepReport | None] = []
+
+        def tick(app: App, holder: str) -> None:
+            barrier.wait()
+            for _ in range(3):
+                reports.append(sweep_tick(app, holder))
+
+        threads = [threading.Thread(target=tick, args=(a, h)) for a, h in ((first, "a"), (second, "b"))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert sum(r.fired for r in reports if r) >= len(episodes)
+        assert len(escalations(first)) == len({e.rung_id for e in escalations(first)}) == len(episodes) * 2
+        with Session(first.engine) as s:
+            keys = [d.key for d in s.exec(select(DeliveryRecord))]
+        assert len(keys) == len(set(keys)), "no contact alerted twice"
+        assert_every_escalation_reached_its_contacts(first)
+        first.close()
+        second.close()
+
+
+class _Down:
+    """A port whose Prefect server does not answer."""
+
+    def __getattr__(self, name: str) -> object:
+        def fail(*_args: object, **_kwargs: object) -> object:
+            raise OrchestrationError("the Prefect server at http://127.0.0.1:4200/api is not answering")
+
+        return fail
+
+
+def test_with_prefect_down_a_tick_still_fires_and_delivers_in_process(app: App) -> None:
+    enrolled(app)
+    scheduler(app).lose()
+    clock(app).advance(timedelta(hours=6, minutes=1))
+    app.dispatcher = _Down()  # type: ignore[assignment]
+    app.scheduler = _Down()  # type: ignore[assignment]
+    report = sweep_tick(app, "serve-a")
+    assert report is not None and report.fired == 2
+    assert any(p.startswith("reconcile runs: the Prefect server") for p in report.problems)
+    assert_every_escalation_reached_its_contacts(app)
+
+
+def test_an_enrollment_a_crash_left_unscheduled_is_scheduled_by_a_thorough_tick_or_when_due_soon(app: App) -> None:
+    episode_id = app.service.enroll("bridge-test", "P-REL-002").episode_id  # crashed before the follow-up
+    assert scheduler(app).waiting() == []
+    assert sweep_tick(app, "serve-a") is None, "due in 4 h: a quick tick leaves it (a follow-up may be on it)"
+    clock(app).advance(timedelta(hours=4) - SCHEDULE_AHEAD + timedelta(seconds=1))
+    report = sweep_tick(app, "serve-a")
+    assert report is not None and report.scheduled == 1
+    assert [r.timer.episode_id for r in scheduler(app).waiting()] == [episode_id]
+    later = app.service.enroll("bridge-test", "P-REL-003").episode_id
+    report = sweep_tick(app, "serve-a", thorough=True)
+    assert report is not None and report.scheduled == 1
+    assert {r.timer.episode_id for r in scheduler(app).waiting()} == {episode_id, later}
+
+
+def test_a_restart_takes_over_the_lease_of_a_local_holder_that_died(app: App) -> None:
+    import socket
+    import subprocess
+
+    from engine.orchestration.up import free_dead_lease
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    host = socket.gethostname()
+    now = clock(app).now()
+    assert store.acquire_lease(app.engine, LEASE, f"{host}:{os.getppid()}:alive", now, LEASE_TTL)
+    assert free_dead_lease(app) is False, "a live holder keeps its lease"
+    store.release_lease(app.engine, LEASE, f"{host}:{os.getppid()}:alive")
+    assert store.acquire_lease(app.engine, LEASE, f"{host}:{dead.pid}:killed", now, LEASE_TTL)
+    assert free_dead_lease(app) is True
+    assert store.lease_holder(app.engine, LEASE, now) is None
+    assert store.acquire_lease(app.engine, LEASE, f"elsewhere:{dead.pid}:x", now, LEASE_TTL)
+    assert free_dead_lease(app) is False, "a holder on another host is only freed by expiry"

@@ -1,0 +1,144 @@
+"""A burst of writers: a unit of work waits for the store's lock within a bounded budget, then says so in one line.
+
+Issue 14 saw ``database is locked [SQL: BEGIN IMMEDIATE]`` shown to a coordinator under a burst on SQLite. Here
+another connection holds the write lock (as a burst's writer would) while a coordinator records an event.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from sqlalchemy import text
+from sqlmodel import Session, select
+from store_fixtures import BACKENDS, database_url
+from test_app import CONTACTS, PATHWAY, enrolled
+
+from engine import store
+from engine.app import App, Settings, record_event
+from engine.app.inline import RecordingNotifier, inline_app
+from engine.clock import ManualClock
+from engine.errors import StoreBusy
+from engine.language.loader import load_pathway_text
+from engine.process import run_entry_point
+from engine.store import InboundEventRecord
+
+BUDGET = 1.5
+
+
+def _app(tmp_path: Path, url: str, *, budget: float = BUDGET) -> App:
+    settings = Settings.from_env({"CAREPATH_HOME": str(tmp_path), "CAREPATH_DATABASE_URL": url})
+    app = inline_app(settings, ManualClock(), notifier=RecordingNotifier(CONTACTS))
+    engine = store.make_engine(url, busy_timeout=0.2, write_budget=budget)
+    store.migrate(engine)
+    app.__dict__["engine"] = engine  # a short budget, so the test does not wait the production minute
+    result = load_pathway_text(PATHWAY, "bridge-test.yaml")
+    assert result.ok and result.spec is not None
+    app.service.register_pathway(result.spec, PATHWAY)
+    return app
+
+
+@pytest.fixture
+def sqlite_app(tmp_path: Path) -> Iterator[App]:
+    with database_url("sqlite", tmp_path) as url:
+        app = _app(tmp_path, url)
+        yield app
+        app.close()
+
+
+class WriteLock:
+    """Another process's writer, holding SQLite's write lock until released."""
+
+    def __init__(self, path: str) -> None:
+        self.connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.connection.execute("BEGIN IMMEDIATE")
+
+    def release(self) -> None:
+        self.connection.execute("ROLLBACK")
+        self.connection.close()
+
+
+def _db_path(app: App) -> str:
+    return app.settings.database_url.removeprefix("sqlite:///")
+
+
+def test_a_writer_that_waits_past_the_budget_gets_one_line_without_sql_and_nothing_is_stored(
+    sqlite_app: App, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ep = enrolled(sqlite_app)
+    lock = WriteLock(_db_path(sqlite_app))
+    started = time.monotonic()
+    try:
+        code = run_entry_point(lambda: record_event(sqlite_app, ep, "ed.discharged") and 0)
+    finally:
+        lock.release()
+    waited = time.monotonic() - started
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1, err
+    assert err.startswith("error: the store stayed busy with other writers for 1.5 s (database is locked)"), err
+    assert "SQL" not in err and "BEGIN" not in err
+    assert BUDGET <= waited < BUDGET + 10, f"gave up after {waited:.1f} s"
+    with Session(sqlite_app.engine) as s:
+        assert list(s.exec(select(InboundEventRecord))) == [], "nothing was stored"
+    assert sqlite_app.service.episode(ep).stage == "ed"
+
+
+def test_a_writer_that_gets_the_lock_within_the_budget_succeeds(sqlite_app: App) -> None:
+    ep = enrolled(sqlite_app)
+    lock = WriteLock(_db_path(sqlite_app))
+    releaser = threading.Timer(0.8, lock.release)  # longer than one attempt's busy timeout (0.2 s)
+    releaser.start()
+    try:
+        result = record_event(sqlite_app, ep, "ed.discharged")
+    finally:
+        releaser.join()
+    assert (result.status, result.stage) == ("applied", "clinic")
+
+
+def test_a_burst_of_writers_each_waiting_longer_than_one_attempt_loses_nothing(tmp_path: Path) -> None:
+    with database_url("sqlite", tmp_path) as url:
+        app = _app(tmp_path, url, budget=60)  # each attempt waits 0.2 s: a burst of nine needs retries
+        episodes = [enrolled(app) for _ in range(6)]
+        errors: list[BaseException] = []
+        senders = [(ep, f"burst-{ep}") for ep in episodes] + [(ep, f"burst-{ep}") for ep in episodes[:3]]
+        barrier = threading.Barrier(len(senders))
+
+        def send(ep: str, event_id: str) -> None:
+            barrier.wait()
+            try:
+                app.service.record_event(ep, "ed.discharged", {}, event_id=event_id)
+            except Exception as exc:  # asserted below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=send, args=sender) for sender in senders]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        assert errors == []
+        assert [app.service.episode(ep).stage for ep in episodes] == ["clinic"] * len(episodes)
+        with Session(app.engine) as s:
+            applied = [r.status for r in s.exec(select(InboundEventRecord))]
+        assert sorted(applied) == ["applied"] * len(episodes) + ["duplicate"] * 3
+        app.close()
+
+
+@pytest.mark.parametrize("backend", [p for p in BACKENDS if p.id == "postgresql"])
+def test_a_postgresql_lock_conflict_is_one_line_too(backend: str, tmp_path: Path) -> None:
+    with database_url(backend, tmp_path) as url:
+        app = _app(tmp_path, url)
+        ep = enrolled(app)
+        with psycopg.connect(url) as holder:
+            holder.execute("LOCK TABLE episode IN ACCESS EXCLUSIVE MODE")
+            busy_error = pytest.raises(StoreBusy, match=r"^the store stayed busy .*lock")
+            with busy_error as busy, store.session_scope(app.engine) as session:
+                session.execute(text("SET LOCAL lock_timeout = '200ms'"))
+                store.lock_episode(session, ep)
+            holder.rollback()
+        assert "\n" not in str(busy.value) and "SELECT" not in str(busy.value)
+        app.close()
