@@ -15,8 +15,8 @@ pathway, stage and role ids, and the pathway's own work titles.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, Protocol
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
+from typing import Any, Protocol, TypeVar
 
 from engine.app.ports import RunState, RunView, SweepReport, Timer
 from engine.app.settings import Settings
@@ -77,16 +77,31 @@ def require_api(settings: Settings) -> str:
     return url
 
 
+_SETTINGS: dict[tuple[int, str], Any] = {}
+T = TypeVar("T")
+
+
 @contextlib.contextmanager
 def prefect_api(settings: Settings) -> Iterator[str]:
     """Point Prefect at the configured server for the calls made inside (threads started inside inherit it)."""
     url = settings.api_url()
     if not url:
         raise OrchestrationError("no Prefect server is known: start one with `carepath up` (or set PREFECT_API_URL)")
-    from prefect.settings import PREFECT_API_URL, temporary_settings
+    import prefect.context
+    from prefect.settings import PREFECT_API_URL
 
-    with temporary_settings(updates={PREFECT_API_URL: url}):
+    current = prefect.context.get_settings_context()
+    key = (id(current.settings), url)
+    if key not in _SETTINGS:  # building Prefect's settings costs 0.3-1.5 s: once per process and server
+        _SETTINGS[key] = current.settings.copy_with_update(updates={PREFECT_API_URL: url})
+    with prefect.context.SettingsContext(profile=current.profile, settings=_SETTINGS[key]):
         yield url
+
+
+async def _batch(calls: Callable[[], list[Coroutine[Any, Any, T]]]) -> list[T]:
+    """Run a batch of Prefect calls over one client, at most :data:`CONCURRENCY` at a time."""
+    async with prefect_ops.shared_client():
+        return await prefect_ops.gather_limited(calls(), CONCURRENCY)
 
 
 class PrefectScheduler:
@@ -108,13 +123,11 @@ class PrefectScheduler:
             return timer.rung_id, str(run_id)
 
         with prefect_api(self.settings):
-            return dict(prefect_ops.run_sync(prefect_ops.gather_limited([one(t) for t in timers], CONCURRENCY)))
+            return dict(prefect_ops.run_sync(_batch(lambda: [one(t) for t in timers])))
 
     def cancel(self, run_ids: Sequence[str]) -> int:
         with prefect_api(self.settings):
-            done = prefect_ops.run_sync(
-                prefect_ops.gather_limited([prefect_ops.cancel_flow_run(r) for r in run_ids], CONCURRENCY)
-            )
+            done = prefect_ops.run_sync(_batch(lambda: [prefect_ops.cancel_flow_run(r) for r in run_ids]))
         return sum(done)
 
     def unfinished(self, *, include_scheduled: bool, limit: int) -> list[RunView]:

@@ -64,6 +64,7 @@ __all__ = [
     "run_sync",
     "schedule_deployment_run",
     "serve_deployments",
+    "shared_client",
     "wait_for_deployments",
 ]
 
@@ -618,10 +619,35 @@ async def _api(what: str) -> AsyncIterator[None]:
         raise OrchestrationError(f"{what}: {_describe(exc)}") from exc
 
 
+_SHARED: contextvars.ContextVar[PrefectClient | None] = contextvars.ContextVar("carepath_client", default=None)
+
+
+@contextlib.asynccontextmanager
+async def shared_client() -> AsyncIterator[None]:
+    """Every call inside uses one client (one connection pool) instead of opening its own: a batch of timers or
+    cancellations costs one client, which on a loaded machine is most of a call's time."""
+    from prefect.client.orchestration import get_client
+
+    if _SHARED.get() is not None:
+        yield
+        return
+    async with _api("cannot reach the Prefect server"), get_client() as client:
+        token = _SHARED.set(client)
+        try:
+            yield
+        finally:
+            _SHARED.reset(token)
+
+
 @contextlib.asynccontextmanager
 async def _client(what: str) -> AsyncIterator[PrefectClient]:
     from prefect.client.orchestration import get_client
 
+    shared = _SHARED.get()
+    if shared is not None:
+        async with _api(what):
+            yield shared
+        return
     async with _api(what), get_client() as client:
         yield client
 
