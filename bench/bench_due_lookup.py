@@ -1,4 +1,4 @@
-"""Benchmark: the due-deadline lookup (:func:`engine.store.due_rungs`) with 100,000 episodes in the store.
+"""Benchmark: the sweep's due-deadline lookups with 100,000 episodes in the store.
 
 It fills a fresh store (SQLite in a temporary folder; PostgreSQL in a throwaway database when the server at
 127.0.0.1:5432 answers) with N synthetic episodes, each with a few work items of two or three escalation rungs,
@@ -6,9 +6,11 @@ dates spread over six months around "now", about a third of the rungs already fi
 through SQLAlchemy Core ``executemany`` in chunks, then ``ANALYZE``. It then times, each the median of
 ``--repeat`` calls in a fresh read transaction:
 
-- ``due_rungs(now, limit=500)`` at mid-range "now" (hundreds of thousands of rungs overdue, as after an outage);
-- ``due_rungs`` at the start of the range (a handful due, the steady state of a sweep);
-- ``unscheduled_rungs(limit=500)`` (the sweep's other lookup), for reference.
+- ``episodes_with_due_rungs(now, limit=200)`` at mid-range "now" (hundreds of thousands of rungs overdue, as after
+  an outage): which episodes the sweep follows up;
+- the same at the start of the range (a handful due, the steady state of a sweep);
+- ``due_pending_rungs(episode, now)``: what one follow-up fires;
+- ``unscheduled_timers(limit=500)`` (the sweep's other lookup: the next rung of each item with no run yet).
 
 Run from the repository root::
 
@@ -157,7 +159,7 @@ def _lookups(engine: Engine) -> dict[str, Callable[[], object]]:
     def due(now: datetime) -> Callable[[], object]:
         def run() -> object:
             with Session(engine) as s:
-                rows = store.due_rungs(s, now, limit=500)
+                rows = store.episodes_with_due_rungs(s, now, limit=200)
                 assert rows, "the benchmark expects due rungs"
                 return rows
 
@@ -165,12 +167,17 @@ def _lookups(engine: Engine) -> dict[str, Callable[[], object]]:
 
     def unscheduled() -> object:
         with Session(engine) as s:
-            return store.unscheduled_rungs(s, limit=500)
+            return store.unscheduled_timers(s, limit=500)
+
+    def one_episode() -> object:
+        with Session(engine) as s:
+            return store.due_pending_rungs(s, "ep-00000001", NOW)
 
     return {
-        "due_rungs(limit=500), mid-range now": due(NOW),
-        "due_rungs(limit=500), few due": due(NOW - SPREAD / 2 + timedelta(days=2)),
-        "unscheduled_rungs(limit=500)": unscheduled,
+        "episodes_with_due_rungs(limit=200), mid-range now": due(NOW),
+        "episodes_with_due_rungs(limit=200), few due": due(NOW - SPREAD / 2 + timedelta(days=2)),
+        "due_pending_rungs(one episode)": one_episode,
+        "unscheduled_timers(limit=500)": unscheduled,
     }
 
 
@@ -217,7 +224,7 @@ def run_backend(label: str, url: str, episodes: int, repeat: int) -> bool:
         for what, fn in _lookups(engine).items():
             ms = measure(fn, repeat)
             aim = ""
-            if what.startswith("due_rungs"):
+            if what.startswith("episodes_with_due_rungs"):
                 ok = ok and ms < AIM_MS
                 aim = f" (aim < {AIM_MS:.0f} ms: {'met' if ms < AIM_MS else 'MISSED'})"
             print(f"{label}: {what}: {ms:.2f} ms median of {repeat}{aim}")

@@ -33,6 +33,7 @@ from engine.store import (
     ProcessedEventRecord,
     RungRecord,
     WorkItemRecord,
+    readmodels,
 )
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
@@ -304,7 +305,7 @@ def test_a_rung_escalates_once_under_racing_firers(engine: Engine) -> None:
         ]
         rung = s.get(RungRecord, rung_id)
         assert rung is not None and rung.status == "fired"
-        assert store.due_rungs(s, T0 + timedelta(days=1)) == []
+        assert store.due_pending_rungs(s, "ep-0000a001", T0 + timedelta(days=1)) == []
 
 
 def test_an_event_id_is_processed_once_under_a_race(engine: Engine) -> None:
@@ -324,39 +325,40 @@ def test_an_event_id_is_processed_once_under_a_race(engine: Engine) -> None:
 
 
 def test_due_rungs_are_pending_and_due_oldest_first_up_to_the_limit(engine: Engine) -> None:
+    """What the follow-up fires at once (an episode's due rungs) and where the sweep looks (episodes with any)."""
     with store.session_scope(engine) as s:
         add_episode(s)
+        add_episode(s, "ep-0000a002", at=T0 + timedelta(hours=1))
         ids = add_item(s, "ep-0000a001", "accept", T0, tuple(timedelta(hours=h) for h in (0, 5, 2, 48)))
         cancelled = add_item(s, "ep-0000a001", "visit", T0 - timedelta(days=1))[0]
+        add_item(s, "ep-0000a002", "visit", T0 + timedelta(hours=4))
     with store.session_scope(engine) as s:
         rung = s.get(RungRecord, cancelled)
         assert rung is not None
         rung.status = "cancelled"
     now = T0 + timedelta(hours=5)
     with Session(engine) as s:
-        assert [r.id for r in store.due_rungs(s, now)] == [ids[0], ids[2], ids[1]]
-        assert [r.id for r in store.due_rungs(s, now, limit=2)] == [ids[0], ids[2]]
+        assert [r.id for r in store.due_pending_rungs(s, "ep-0000a001", now)] == [ids[0], ids[2], ids[1]]
+        assert [r.id for r in store.due_pending_rungs(s, "ep-0000a001", now, limit=2)] == [ids[0], ids[2]]
         # the same instant written in another zone compares as the same instant
-        assert [r.id for r in store.due_rungs(s, now.astimezone(timezone(timedelta(hours=-7))))] == [
-            ids[0],
-            ids[2],
-            ids[1],
-        ]
-        assert store.due_rungs(s, T0 - timedelta(seconds=1)) == []
-        nxt = store.next_due(s, "ep-0000a001")
-        assert nxt is not None and nxt.id == ids[0]
+        west = now.astimezone(timezone(timedelta(hours=-7)))
+        assert [r.id for r in store.due_pending_rungs(s, "ep-0000a001", west)] == [ids[0], ids[2], ids[1]]
+        assert store.due_pending_rungs(s, "ep-0000a001", T0 - timedelta(seconds=1)) == []
+        assert store.episodes_with_due_rungs(s, now) == ["ep-0000a001", "ep-0000a002"], "most overdue first"
+        assert store.episodes_with_due_rungs(s, now, limit=1) == ["ep-0000a001"]
+        assert store.episodes_with_due_rungs(s, T0 + timedelta(hours=3)) == ["ep-0000a001"]
 
 
-def test_unscheduled_rungs_until_their_run_is_recorded(engine: Engine) -> None:
+def test_only_the_next_rung_of_an_item_waits_for_a_run_until_its_run_is_recorded(engine: Engine) -> None:
     with store.session_scope(engine) as s:
         add_episode(s)
         ids = add_item(s, "ep-0000a001", "accept", T0, (timedelta(), timedelta(hours=1)))
     with store.session_scope(engine) as s:
-        assert [r.id for r in store.unscheduled_rungs(s)] == ids
-        assert store.set_rung_run(s, ids[0], "run-1", T0)
-        assert not store.set_rung_run(s, ids[0], "run-2", T0)
+        assert [t.rung_id for t in store.unscheduled_timers(s)] == [ids[0]], "the next rung only"
+        assert store.set_rung_runs(s, {ids[0]: "run-1"}, T0) == 1
+        assert store.set_rung_runs(s, {ids[0]: "run-2"}, T0) == 0, "a rung keeps its first run"
     with Session(engine) as s:
-        assert [r.id for r in store.unscheduled_rungs(s)] == [ids[1]]
+        assert store.unscheduled_timers(s) == [], "the first rung's run schedules the next one when it fires"
         rung = s.get(RungRecord, ids[0])
         assert rung is not None and rung.flow_run_id == "run-1"
 
@@ -365,13 +367,13 @@ def test_cancelling_a_met_deadline_returns_its_rungs_and_stops_them(engine: Engi
     with store.session_scope(engine) as s:
         add_episode(s)
         ids = add_item(s, "ep-0000a001", "accept", T0, (timedelta(), timedelta(hours=1)))
-        store.set_rung_run(s, ids[0], "run-1", T0)
+        store.set_rung_runs(s, {ids[0]: "run-1"}, T0)
     with store.session_scope(engine) as s:
         cancelled = store.cancel_pending_rungs(s, "ep-0000a001/1/accept")
         assert [(r.id, r.flow_run_id) for r in cancelled] == [(ids[0], "run-1"), (ids[1], None)]
     with Session(engine) as s:
         assert store.pending_rungs(s, "ep-0000a001") == []
-        assert store.due_rungs(s, T0 + timedelta(days=1)) == []
+        assert store.episodes_with_due_rungs(s, T0 + timedelta(days=1)) == []
 
 
 def test_caseload_filters_by_pathway_stage_and_overdue(engine: Engine) -> None:
@@ -413,10 +415,11 @@ def test_escalations_can_be_acknowledged_once(engine: Engine) -> None:
         assert rung is not None
         escalation = store.record_escalation_once(s, rung, T0)
         assert escalation is not None and escalation.id is not None
-        assert [e.id for e in store.open_escalations(s)] == [escalation.id]
+    assert [e.id for e, _work, _deliveries in readmodels.open_escalations(engine)] == [escalation.id]
+    with store.session_scope(engine) as s:
         assert store.acknowledge_escalation(s, escalation.id, "supervisor", T0 + timedelta(hours=1))
         assert not store.acknowledge_escalation(s, escalation.id, "supervisor", T0 + timedelta(hours=2))
-        assert store.open_escalations(s, "ep-0000a001") == []
+    assert readmodels.open_escalations(engine) == []
 
 
 def test_settings_are_shared_json_values(engine: Engine) -> None:

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import Engine, case, exists, func, or_, text, update
+from sqlalchemy import Engine, case, exists, func, or_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
@@ -58,11 +58,9 @@ __all__ = [
     "disclosures_for",
     "discrepancies_for",
     "due_pending_rungs",
-    "due_rungs",
     "episodes_with_due_rungs",
     "escalation_notices",
     "escalations_to_deliver",
-    "failed_deliveries",
     "finish_delivery",
     "get_episode",
     "get_setting",
@@ -72,8 +70,6 @@ __all__ = [
     "mark_discrepancy_intentional",
     "mark_event_processed",
     "medication_lists",
-    "next_due",
-    "open_escalations",
     "open_handoffs",
     "open_work_items",
     "pending_rungs",
@@ -91,8 +87,6 @@ __all__ = [
     "set_rung_run",
     "set_rung_runs",
     "stuck_inbound_events",
-    "undelivered_escalations",
-    "unscheduled_rungs",
     "unscheduled_timers",
 ]
 
@@ -227,39 +221,6 @@ def pending_rungs(session: Session, episode_id: str) -> list[RungRecord]:
     return list(session.exec(query))
 
 
-def due_rungs(session: Session, now: datetime, limit: int = 500) -> list[RungRecord]:
-    """Pending rungs due at or before ``now``, oldest first: the sweep's lookup, served by index (status, due_at)."""
-    query = (
-        select(RungRecord)
-        .where(RungRecord.status == "pending", col(RungRecord.due_at) <= now)
-        .order_by(col(RungRecord.due_at), col(RungRecord.id))
-        .limit(limit)
-    )
-    return list(session.exec(query))
-
-
-def unscheduled_rungs(session: Session, limit: int = 500) -> list[RungRecord]:
-    """Pending rungs with no Prefect run yet (the process died before scheduling them), soonest first."""
-    query = (
-        select(RungRecord)
-        .where(RungRecord.status == "pending", col(RungRecord.flow_run_id).is_(None))
-        .order_by(col(RungRecord.due_at), col(RungRecord.id))
-        .limit(limit)
-    )
-    return list(session.exec(query))
-
-
-def next_due(session: Session, episode_id: str) -> RungRecord | None:
-    """The episode's next pending rung (its next deadline-driven action), if any."""
-    query = (
-        select(RungRecord)
-        .where(RungRecord.episode_id == episode_id, RungRecord.status == "pending")
-        .order_by(col(RungRecord.due_at), col(RungRecord.id))
-        .limit(1)
-    )
-    return session.exec(query).first()
-
-
 def set_rung_run(session: Session, rung_id: str, flow_run_id: str, now: datetime) -> bool:
     """Remember the Prefect run that will fire a pending rung; False if it already has one or is not pending."""
     result = session.execute(
@@ -318,15 +279,6 @@ def record_escalation_once(
         session.add(rung)
     session.flush()
     return None if new_id is None else session.get(EscalationRecord, new_id)
-
-
-def open_escalations(session: Session, episode_id: str | None = None, limit: int = 200) -> list[EscalationRecord]:
-    """Unacknowledged escalations, newest first; of one episode or of all."""
-    query = select(EscalationRecord).where(col(EscalationRecord.acknowledged_at).is_(None))
-    if episode_id is not None:
-        query = query.where(EscalationRecord.episode_id == episode_id)
-    query = query.order_by(col(EscalationRecord.raised_at).desc(), col(EscalationRecord.id).desc()).limit(limit)
-    return list(session.exec(query))
 
 
 def acknowledge_escalation(session: Session, escalation_id: int, by: str, now: datetime) -> bool:
@@ -709,18 +661,6 @@ def deliveries_for(session: Session, episode_id: str | None = None, rung_id: str
     return list(session.exec(query.order_by(col(DeliveryRecord.updated_at), col(DeliveryRecord.key))))
 
 
-def failed_deliveries(session: Session, limit: int = 100) -> list[DeliveryRecord]:
-    """Escalations that reached nobody or failed for a contact (``failed``, ``no-contact``), newest first: what
-    someone must look at, so no failed alert is silently dropped."""
-    query = (
-        select(DeliveryRecord)
-        .where(col(DeliveryRecord.status).in_(("failed", "no-contact")))
-        .order_by(col(DeliveryRecord.updated_at).desc(), col(DeliveryRecord.key))
-        .limit(limit)
-    )
-    return list(session.exec(query))
-
-
 # ---------------------------------------------------------------------------------- timers and deliveries
 
 
@@ -738,14 +678,15 @@ def due_pending_rungs(session: Session, episode_id: str, now: datetime, limit: i
 def episodes_with_due_rungs(session: Session, horizon: datetime, limit: int = 200) -> list[str]:
     """Episodes holding a pending rung due at or before ``horizon`` (their run was lost or late), most overdue
     first: the sweep's lookup, served by the index (status, due_at)."""
+    # the oldest due rungs by the index, then their episodes in that order: a GROUP BY over every due rung would
+    # read them all (hundreds of thousands after an outage) to return a few hundred episodes
     query = (
-        select(RungRecord.episode_id, func.min(RungRecord.due_at).label("first"))
+        select(RungRecord.episode_id)
         .where(RungRecord.status == "pending", col(RungRecord.due_at) <= horizon)
-        .group_by(col(RungRecord.episode_id))
-        .order_by(text("first"))
-        .limit(limit)
+        .order_by(col(RungRecord.due_at))
+        .limit(limit * 8)
     )
-    return [episode_id for episode_id, _first in session.exec(query)]
+    return list(dict.fromkeys(session.exec(query)))[:limit]
 
 
 @dataclass(frozen=True)
@@ -895,14 +836,6 @@ def finish_delivery(session: Session, rung_id: str, wall_now: datetime) -> None:
         .values(delivery_done_at=wall_now)
         .execution_options(synchronize_session=False)
     )
-
-
-def undelivered_escalations(session: Session, raised_before: datetime) -> list[EscalationRecord]:
-    """Escalations raised before ``raised_before`` (pathway time) with no delivery outcome at all: the invariant
-    "every escalation reaches a person or says why" is broken for each one returned."""
-    has_outcome = exists().where(col(DeliveryRecord.rung_id) == col(EscalationRecord.rung_id))
-    query = select(EscalationRecord).where(~has_outcome, col(EscalationRecord.raised_at) < raised_before)
-    return list(session.exec(query.order_by(col(EscalationRecord.raised_at))))
 
 
 def stuck_inbound_events(session: Session, received_before: datetime, limit: int = 100) -> list[str]:

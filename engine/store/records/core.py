@@ -273,8 +273,8 @@ class DeliveryRecord(SQLModel, table=True):
     """The latest outcome of delivering an escalation to one contact (:class:`engine.notify.delivery.DeliveryOutcome`).
 
     ``key`` is :func:`engine.notify.delivery.delivery_key`; ``status`` is ``delivered``, ``failed``, ``skipped`` or
-    ``no-contact``. Failed ones stay visible (:func:`engine.store.failed_deliveries`). ``rung_id`` has no foreign
-    key on purpose: recording a delivery must never fail.
+    ``no-contact``. Failed ones stay visible (``carepath status`` shows every contact's outcome). ``rung_id`` has
+    no foreign key on purpose: recording a delivery must never fail.
     """
 
     __tablename__ = "delivery"
