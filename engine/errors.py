@@ -9,10 +9,13 @@ Exception tree (each says when it is raised)::
     ├── PlanError                 a valid pathway cannot be planned with the given parameters
     ├── EpisodeError              a coordinator's request cannot be applied to an episode
     │   ├── UnknownEpisode        no episode with that id
-    │   ├── EventRejected         the event is not allowed now (stage, guard, payload); nothing changed
-    │   └── ConcurrentUpdate      another writer changed the episode first; retry
-    ├── StoreBusy                 the store stayed locked by other writers for the whole retry budget of a unit
+    │   └── EventRejected         the event is not allowed now (stage, guard, payload); nothing changed
+    ├── StoreError                the store was asked for something it does not do (a bug in the caller, or a
+    │   │                         database other than SQLite and PostgreSQL); nothing was changed
+    │   └── StoreBusy             the store stayed locked by other writers for the whole retry budget of a unit
     │                             of work (a burst on SQLite); nothing was changed, the request can be repeated
+    ├── RosterError               a roster file cannot be used (:mod:`engine.notify.roster`); carries every
+    │                             Diagnostic of its first failing stage
     └── OrchestrationError        Prefect could not be reached or refused a call
 
 A :class:`Finding` is a problem found by a pure check, addressed by its path in the document; the loader turns
@@ -26,7 +29,6 @@ from typing import Literal
 
 __all__ = [
     "CarepathError",
-    "ConcurrentUpdate",
     "Diagnostic",
     "EpisodeError",
     "EventRejected",
@@ -37,6 +39,7 @@ __all__ = [
     "PlanError",
     "Severity",
     "StoreBusy",
+    "StoreError",
     "UnknownEpisode",
     "format_path",
     "one_line",
@@ -153,11 +156,11 @@ class EventRejected(EpisodeError):
         self.code = code
 
 
-class ConcurrentUpdate(EpisodeError):
-    """Another writer changed the episode between read and write; the caller retries."""
+class StoreError(CarepathError):
+    """The store was asked for something it does not do (a caller's bug, or an unsupported database)."""
 
 
-class StoreBusy(CarepathError):
+class StoreBusy(StoreError):
     """A unit of work could not get the store's write lock within its retry budget; it changed nothing.
 
     Raised instead of the driver's error so the coordinator reads one line, never SQL.

@@ -24,7 +24,7 @@ from sqlmodel import Session, func, select
 from store_fixtures import BACKENDS, database_url, head_revision
 
 from engine import store
-from engine.errors import UnknownEpisode
+from engine.errors import StoreError, UnknownEpisode
 from engine.store import (
     AuditRecord,
     EpisodeRecord,
@@ -249,7 +249,7 @@ def test_readers_do_not_wait_for_a_writer_and_see_the_last_commit(engine: Engine
 def test_locking_needs_a_write_scope(engine: Engine) -> None:
     with store.session_scope(engine) as s:
         add_episode(s)
-    with Session(engine) as s, pytest.raises(RuntimeError, match="session_scope"):
+    with Session(engine) as s, pytest.raises(StoreError, match="session_scope"):
         store.lock_episode(s, "ep-0000a001")
 
 

@@ -31,7 +31,7 @@ from store_fixtures import (
 from engine import store
 from engine.episode.domain.consent import REDISCLOSURE_NOTICE, Consent, Disclosure, covering_consent
 from engine.episode.domain.reconcile import CriticalMedication, Medication, compare
-from engine.errors import EpisodeError
+from engine.errors import EpisodeError, StoreError
 from engine.notify.delivery import DeliveryOutcome
 from engine.store import (
     ConsentRecord,
@@ -390,7 +390,7 @@ def test_a_newer_list_replaces_the_older_one_for_its_side_and_a_late_older_one_d
 
 
 def test_a_medication_list_is_checked_before_it_is_stored(engine: Engine) -> None:
-    with pytest.raises(ValueError, match="side must be"), store.session_scope(engine) as s:
+    with pytest.raises(StoreError, match="side must be"), store.session_scope(engine) as s:
         store.save_medication_list(s, EP, 1, "discharge", [], T0, None)
     with pytest.raises(ValidationError), store.session_scope(engine) as s:
         store.save_medication_list(s, EP, 1, "sending", [{"dose": "8 mg"}], T0, None)
@@ -593,10 +593,10 @@ def test_a_delivery_once_made_stays_delivered_and_failures_stay_visible(engine: 
 
 def test_a_delivery_record_refuses_unknown_fields_and_statuses(engine: Engine) -> None:
     with store.session_scope(engine) as s:
-        with pytest.raises(ValueError, match="unknown \\['person'\\]"):
+        with pytest.raises(StoreError, match="unknown \\['person'\\]"):
             store.record_delivery(s, {**outcome("k", "failed", 1), "person": "P-000123"}, T0)
-        with pytest.raises(ValueError, match="missing \\['episode_id'\\]"):
+        with pytest.raises(StoreError, match="missing \\['episode_id'\\]"):
             store.record_delivery(s, {k: v for k, v in outcome("k", "failed", 1).items() if k != "episode_id"}, T0)
-        with pytest.raises(ValueError, match="status must be"):
+        with pytest.raises(StoreError, match="status must be"):
             store.record_delivery(s, outcome("k", "sent", 1), T0)
         assert store.deliveries_for(s) == []

@@ -22,7 +22,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from engine.episode.domain.reconcile import KINDS, Medication
-from engine.errors import EventRejected, UnknownEpisode, quote
+from engine.errors import EventRejected, StoreError, UnknownEpisode, quote
 from engine.store.db import WRITE_OPTION, session_scope
 from engine.store.records import (
     AuditRecord,
@@ -98,7 +98,7 @@ def _insert(session: Session, table: Any) -> Any:
         return postgresql.insert(table)
     if name == "sqlite":
         return sqlite.insert(table)
-    raise NotImplementedError(f"Carepath's store supports SQLite and PostgreSQL, not {name}")
+    raise StoreError(f"Carepath's store supports SQLite and PostgreSQL, not {name}")
 
 
 # ------------------------------------------------------------------------------------------------ episodes
@@ -119,7 +119,7 @@ def lock_episode(session: Session, episode_id: str) -> EpisodeRecord:
     database's write lock. Only a session from :func:`~engine.store.session_scope` may lock.
     """
     if session.connection().get_execution_options().get(WRITE_OPTION) is None:
-        raise RuntimeError("lock_episode needs a write session: use engine.store.session_scope(engine)")
+        raise StoreError("lock_episode needs a write session: use engine.store.session_scope(engine)")
     query = (
         select(EpisodeRecord)
         .where(EpisodeRecord.id == episode_id)
@@ -480,7 +480,7 @@ def save_medication_list(
     all its fields. A list recorded *before* the stored one (an event delivered late) does not replace it.
     """
     if side not in _SIDES:
-        raise ValueError(f"side must be 'sending' or 'receiving', got {side!r}")
+        raise StoreError(f"side must be 'sending' or 'receiving', got {side!r}")
     meds = [_medication(m) for m in medications]
     statement = _insert(session, MedicationListRecord).values(
         episode_id=episode_id, visit=visit, side=side, medications=meds, recorded_at=now, event_id=event_id
@@ -621,15 +621,15 @@ def record_delivery(session: Session, outcome_fields: Mapping[str, Any], now: da
 
     A later outcome for the same key never loses what happened: ``delivered`` stays delivered (a later
     ``skipped`` or ``failed`` does not undo it) with its first ``delivered_at``; ``attempts`` keeps the maximum.
-    Unknown fields or a status outside ``delivered|failed|skipped|no-contact`` raise ``ValueError``.
+    Unknown fields or a status outside ``delivered|failed|skipped|no-contact`` raise :class:`~engine.errors.StoreError`.
     """
     fields = dict(outcome_fields)
     unknown = set(fields) - {*_DELIVERY_REQUIRED, *_DELIVERY_OPTIONAL}
     missing = [name for name in _DELIVERY_REQUIRED if name not in fields]
     if unknown or missing:
-        raise ValueError(f"delivery fields: unknown {sorted(unknown)}, missing {missing}")
+        raise StoreError(f"delivery fields: unknown {sorted(unknown)}, missing {missing}")
     if fields["status"] not in _DELIVERY_STATUSES:
-        raise ValueError(f"delivery status must be one of {', '.join(_DELIVERY_STATUSES)}, got {fields['status']!r}")
+        raise StoreError(f"delivery status must be one of {', '.join(_DELIVERY_STATUSES)}, got {fields['status']!r}")
     statement = _insert(session, DeliveryRecord).values(
         **{name: fields.get(name) for name in (*_DELIVERY_REQUIRED, *_DELIVERY_OPTIONAL)}, updated_at=now
     )
