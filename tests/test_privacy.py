@@ -77,7 +77,7 @@ def _drive(h: Harness) -> None:
     record_consent(app, first, _consent(h, first))
     record_event(app, first, "medical-screening.completed", event_id=marker("event-id"))
     record_event(app, first, "assessment.completed", {"insurance": "commercial", "needs_withdrawal_management": True})
-    record_event(app, first, "handoff.accepted", event_id=f"{marker('event-id-2')}\nwith a newline")
+    record_event(app, first, "handoff.accepted", event_id=f"{marker('event-id-2')}:second")
     sending = [{"name": marker("drug"), "dose": marker("dose"), "route": "oral", "frequency": marker("freq")}]
     receiving = [{"name": f"{marker('other-drug')}", "dose": "1 mg", "reason": marker("start-reason")}]
     record_medications(app, first, "sending", [*sending, {"name": "buprenorphine", "dose": "16 mg"}])
