@@ -153,11 +153,6 @@ def test_no_import_circles_between_modules() -> None:
 
 
 #: Long modules another branch is changing; they are split once it lands, and then leave this set (the test says so).
-SPLIT_PENDING = {"engine.store.queries", "engine.orchestration.prefect_api"}
-
-
 def test_no_module_is_longer_than_about_400_lines() -> None:
     long = {m: n for m, p in MODULES.items() if (n := len(p.read_text(encoding="utf-8").splitlines())) > 420}
-    assert {m: n for m, n in long.items() if m not in SPLIT_PENDING} == {}
-    split = sorted(SPLIT_PENDING - set(long))
-    assert split == [], f"split already: remove {split} from SPLIT_PENDING"
+    assert long == {}

@@ -39,14 +39,13 @@ def compile_deployments(spec: PathwaySpec) -> list[RunnerDeployment]:
 
 def _offer_events(deployment: RunnerDeployment, names: list[str]) -> None:
     """Turn the run form's free-text ``event`` into a choice of the pathway's events."""
-    schema = deployment._parameter_openapi_schema
-    props = schema.properties if hasattr(schema, "properties") else schema["properties"]
+    props = deployment._parameter_openapi_schema.properties
     props["event"] = {**props.get("event", {}), "enum": names, "title": "event", "type": "string"}
 
 
 def sweep_deployment() -> RunnerDeployment:
     """The safety net shared by every pathway, to run by hand (no schedule: see the module docstring)."""
-    return sweep_flow.to_deployment(
+    deployment = sweep_flow.to_deployment(
         name="carepath",
         schedules=[],  # explicitly none: re-registering removes the interval schedule of older versions
         tags=["carepath", "sweep"],
@@ -54,3 +53,5 @@ def sweep_deployment() -> RunnerDeployment:
         "delivers what was not delivered and reconciles runs left behind by crashes. Each serving process runs "
         "it every 10 s when there is work; run it here to sweep now.",
     )
+    assert isinstance(deployment, RunnerDeployment)  # to_deployment is sync-compatible: called here it is sync
+    return deployment

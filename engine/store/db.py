@@ -25,12 +25,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
-from engine.errors import StoreBusy
+from engine.errors import StoreBusy, StoreError
 
 __all__ = [
     "BUSY_TIMEOUT_S",
@@ -38,6 +39,7 @@ __all__ = [
     "WRITE_BUDGET_S",
     "WRITE_OPTION",
     "database_url",
+    "dialect_insert",
     "is_busy",
     "make_engine",
     "migrate",
@@ -203,3 +205,13 @@ def migrate(engine: Engine) -> None:
                 raise _busy(budget, exc) from exc
         time.sleep(min(remaining, pause * random.uniform(0.5, 1.5)))
         pause = min(pause * 2, 2.0)
+
+
+def dialect_insert(db: Engine | Session | Connection, table: Any) -> Any:
+    """The dialect's INSERT, which has ``on_conflict_do_nothing``/``on_conflict_do_update``."""
+    name = (db if isinstance(db, Engine | Connection) else db.get_bind()).dialect.name
+    if name == "postgresql":
+        return postgresql.insert(table)
+    if name == "sqlite":
+        return sqlite.insert(table)
+    raise StoreError(f"Carepath's store supports SQLite and PostgreSQL, not {name}")

@@ -16,8 +16,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from engine.clock import utc
-from engine.store.db import session_scope
-from engine.store.queries import _insert
+from engine.store.db import dialect_insert, session_scope
 from engine.store.records import RungRecord, SettingRecord
 
 __all__ = ["RungRun", "acquire_lease", "lease_holder", "release_lease", "rung_runs"]
@@ -30,7 +29,9 @@ def _key(name: str) -> str:
 def acquire_lease(engine: Engine, name: str, holder: str, wall_now: datetime, ttl: timedelta) -> bool:
     """Take (or renew) lease ``name`` for ``holder`` until ``wall_now + ttl``; False while another holder's runs."""
     with session_scope(engine) as session:
-        session.execute(_insert(session, SettingRecord).values(key=_key(name), value=None).on_conflict_do_nothing())
+        session.execute(
+            dialect_insert(session, SettingRecord).values(key=_key(name), value=None).on_conflict_do_nothing()
+        )
         row = session.exec(select(SettingRecord).where(SettingRecord.key == _key(name)).with_for_update()).one()
         held = row.value or {}
         other = held.get("holder") not in (None, holder)

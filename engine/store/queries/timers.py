@@ -1,0 +1,224 @@
+"""What the follow-up and the sweep read and claim: due rungs, timers without a run, deliveries to make,
+inbound events stuck before processing."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import exists, or_, update
+from sqlalchemy.orm import aliased
+from sqlmodel import Session, col, select
+
+from engine.store.queries.episodes import set_rung_run
+from engine.store.records import (
+    EpisodeRecord,
+    EscalationRecord,
+    InboundEventRecord,
+    RungRecord,
+    WorkItemRecord,
+)
+
+__all__ = [
+    "EscalationNotice",
+    "TimerRow",
+    "claim_delivery",
+    "due_pending_rungs",
+    "episodes_with_due_rungs",
+    "escalation_notices",
+    "escalations_to_deliver",
+    "finish_delivery",
+    "rung_run",
+    "set_rung_runs",
+    "stuck_inbound_events",
+    "unscheduled_timers",
+]
+
+
+# ---------------------------------------------------------------------------------- timers and deliveries
+
+
+def due_pending_rungs(session: Session, episode_id: str, now: datetime, limit: int = 100) -> list[RungRecord]:
+    """An episode's pending rungs due at or before ``now``, oldest first (fired at once by the follow-up)."""
+    query = (
+        select(RungRecord)
+        .where(RungRecord.episode_id == episode_id, RungRecord.status == "pending", col(RungRecord.due_at) <= now)
+        .order_by(col(RungRecord.due_at), col(RungRecord.index), col(RungRecord.id))
+        .limit(limit)
+    )
+    return list(session.exec(query))
+
+
+def episodes_with_due_rungs(session: Session, horizon: datetime, limit: int = 200) -> list[str]:
+    """Episodes holding a pending rung due at or before ``horizon`` (their run was lost or late), most overdue
+    first: the sweep's lookup, served by the index (status, due_at)."""
+    # the oldest due rungs by the index, then their episodes in that order: a GROUP BY over every due rung would
+    # read them all (hundreds of thousands after an outage) to return a few hundred episodes
+    query = (
+        select(RungRecord.episode_id)
+        .where(RungRecord.status == "pending", col(RungRecord.due_at) <= horizon)
+        .order_by(col(RungRecord.due_at))
+        .limit(limit * 8)
+    )
+    return list(dict.fromkeys(session.exec(query)))[:limit]
+
+
+@dataclass(frozen=True)
+class TimerRow:
+    """What scheduling a rung's run needs: the rung, its work's title and its episode's pathway."""
+
+    rung_id: str
+    episode_id: str
+    pathway_id: str
+    index: int
+    role: str
+    due_at: datetime
+    title: str
+    severity: str
+
+
+def unscheduled_timers(
+    session: Session, episode_id: str | None = None, limit: int = 500, *, due_before: datetime | None = None
+) -> list[TimerRow]:
+    """The next pending rung of each open work item that has no Prefect run yet (of one episode, or of all).
+
+    Only the lowest pending rung of an item gets a run: the run that fires it schedules the next one. Most work is
+    done before its first rung, so this halves the runs to create and to cancel. The lookup asks for exactly
+    those rungs (no lower pending rung in the item), so rungs that already have runs never crowd them out.
+    """
+    lower = aliased(RungRecord)
+    has_lower = (
+        exists()
+        .where(
+            col(lower.work_item_id) == col(RungRecord.work_item_id),
+            col(lower.status) == "pending",
+            col(lower.index) < col(RungRecord.index),
+        )
+        .correlate(RungRecord)
+    )
+    query = (
+        select(RungRecord, WorkItemRecord.title, WorkItemRecord.severity, EpisodeRecord.pathway_id)
+        .join(WorkItemRecord, col(WorkItemRecord.id) == col(RungRecord.work_item_id))
+        .join(EpisodeRecord, col(EpisodeRecord.id) == col(RungRecord.episode_id))
+        .where(
+            RungRecord.status == "pending",
+            col(RungRecord.flow_run_id).is_(None),
+            WorkItemRecord.status == "open",
+            ~has_lower,
+        )
+    )
+    if episode_id is not None:
+        query = query.where(RungRecord.episode_id == episode_id)
+    if due_before is not None:
+        query = query.where(col(RungRecord.due_at) < due_before)
+    rows = session.exec(query.order_by(col(RungRecord.due_at), col(RungRecord.id)).limit(limit))
+    return [
+        TimerRow(r.id, r.episode_id, pathway, r.index, r.role, r.due_at, title, severity)
+        for r, title, severity, pathway in rows
+    ]
+
+
+def set_rung_runs(session: Session, run_ids: Mapping[str, str], now: datetime) -> int:
+    """Remember the Prefect run that will fire each pending rung (so meeting the deadline can cancel it)."""
+    return sum(set_rung_run(session, rung_id, run_id, now) for rung_id, run_id in run_ids.items())
+
+
+def rung_run(session: Session, rung_id: str) -> tuple[str, datetime] | None:
+    """A pending rung's (status, due time), or None if unknown."""
+    rung = session.get(RungRecord, rung_id)
+    return None if rung is None else (rung.status, rung.due_at)
+
+
+@dataclass(frozen=True)
+class EscalationNotice:
+    """What an escalation's message and delivery need (opaque ids and the pathway's words only)."""
+
+    escalation_id: int
+    rung_id: str
+    rung_index: int
+    role: str
+    episode_id: str
+    pathway_id: str
+    stage: str
+    work_title: str
+    due_at: datetime
+    severity: str
+
+
+def escalation_notices(session: Session, rung_ids: Iterable[str]) -> list[EscalationNotice]:
+    """The notices of the escalations raised for these rungs, in the order given (unknown rungs are left out)."""
+    ids = list(dict.fromkeys(rung_ids))
+    if not ids:
+        return []
+    rows = session.exec(
+        select(EscalationRecord, RungRecord, WorkItemRecord, EpisodeRecord)
+        .join(RungRecord, col(RungRecord.id) == col(EscalationRecord.rung_id))
+        .join(WorkItemRecord, col(WorkItemRecord.id) == col(EscalationRecord.work_item_id))
+        .join(EpisodeRecord, col(EpisodeRecord.id) == col(EscalationRecord.episode_id))
+        .where(col(EscalationRecord.rung_id).in_(ids))
+    ).all()
+    found = {
+        e.rung_id: EscalationNotice(
+            e.id or 0, r.id, r.index, e.role, ep.id, ep.pathway_id, ep.stage, w.title, w.due_at, e.severity
+        )
+        for e, r, w, ep in rows
+    }
+    return [found[i] for i in ids if i in found]
+
+
+def escalations_to_deliver(session: Session, stale_before: datetime, limit: int = 200) -> list[str]:
+    """Rung ids of escalations whose delivery nobody finished: never claimed, or claimed before ``stale_before``
+    (wall time; the process delivering them died). Oldest first."""
+    query = (
+        select(EscalationRecord.rung_id)
+        .where(
+            col(EscalationRecord.delivery_done_at).is_(None),
+            or_(
+                col(EscalationRecord.delivery_claimed_at).is_(None),
+                col(EscalationRecord.delivery_claimed_at) < stale_before,
+            ),
+        )
+        .order_by(col(EscalationRecord.raised_at), col(EscalationRecord.id))
+        .limit(limit)
+    )
+    return list(session.exec(query))
+
+
+def claim_delivery(session: Session, rung_id: str, wall_now: datetime, stale_before: datetime) -> bool:
+    """Take on delivering the escalation of ``rung_id``; False if it is done or another process holds a fresh claim."""
+    result = session.execute(
+        update(EscalationRecord)
+        .where(
+            col(EscalationRecord.rung_id) == rung_id,
+            col(EscalationRecord.delivery_done_at).is_(None),
+            or_(
+                col(EscalationRecord.delivery_claimed_at).is_(None),
+                col(EscalationRecord.delivery_claimed_at) < stale_before,
+            ),
+        )
+        .values(delivery_claimed_at=wall_now)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def finish_delivery(session: Session, rung_id: str, wall_now: datetime) -> None:
+    """Every contact of the escalation of ``rung_id`` has an outcome recorded."""
+    session.execute(
+        update(EscalationRecord)
+        .where(col(EscalationRecord.rung_id) == rung_id)
+        .values(delivery_done_at=wall_now)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def stuck_inbound_events(session: Session, received_before: datetime, limit: int = 100) -> list[str]:
+    """Inbound events received before ``received_before`` and never applied nor refused (their run died)."""
+    query = (
+        select(InboundEventRecord.id)
+        .where(InboundEventRecord.status == "received", col(InboundEventRecord.received_at) < received_before)
+        .order_by(col(InboundEventRecord.received_at))
+        .limit(limit)
+    )
+    return list(session.exec(query))
