@@ -1,5 +1,8 @@
 """Throwaway databases for store tests: a SQLite file, or a PostgreSQL database created and dropped per use.
 
+Loaded as a plugin (tests/conftest.py), it gives every test the fixtures ``db_url`` (an empty database of each
+backend), ``empty_engine`` (an engine on it) and ``engine`` (the same, migrated to the newest schema).
+
 PostgreSQL is the server at 127.0.0.1:5432 (trust auth; user ``postgres``, else ``root``), reached through its
 ``test`` database; ``CAREPATH_TEST_PG_ADMIN_URL`` overrides that. Each temporary database has a unique name, so
 parallel runs never share one. :func:`upgrade_to` and :func:`downgrade_to` move a database to one migration,
@@ -13,6 +16,7 @@ import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -129,3 +133,25 @@ def database_url(backend: str, folder: os.PathLike[str] | str) -> Iterator[str]:
     else:
         with temporary_pg_database() as url:
             yield url
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database of each backend."""
+    with database_url(request.param, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture
+def empty_engine(db_url: str) -> Iterator[Engine]:
+    """An engine on an empty database of each backend (for the migration tests)."""
+    engine = store.make_engine(db_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def engine(empty_engine: Engine) -> Engine:
+    """An engine on a database of each backend, migrated to the newest schema."""
+    store.migrate(empty_engine)
+    return empty_engine

@@ -8,16 +8,14 @@ outlives a move; a stay shorter than its minimum recorded on its ``stage_visit``
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine, inspect, text
 from sqlmodel import Session, col, select
-from store_fixtures import downgrade_to, pg_admin_url, pg_unavailable_reason, temporary_pg_database, upgrade_to
+from store_fixtures import downgrade_to, upgrade_to
 from test_authorization import PATHWAY as AUTH_PATHWAY
 from test_episode import tpo_consent
 
@@ -39,31 +37,6 @@ PATHWAY = AUTH_PATHWAY.replace(
     "  - id: detox\n    name: Withdrawal management\n    owner: care-coordinator\n"
     "    expected_duration: { min: 3d, max: 14d }\n",
 ) + ("social_needs:\n  housing: { refer_within: 2d, owner: care-coordinator }\n")
-
-BACKENDS = [
-    pytest.param("sqlite", id="sqlite"),
-    pytest.param(
-        "postgresql",
-        id="postgresql",
-        marks=[
-            pytest.mark.postgres,
-            pytest.mark.skipif(pg_admin_url() is None, reason=pg_unavailable_reason() or "PostgreSQL reachable"),
-        ],
-    ),
-]
-
-
-@pytest.fixture(params=BACKENDS)
-def empty_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    if request.param == "sqlite":
-        engine = store.make_engine(f"sqlite:///{tmp_path / 'carepath.db'}")
-        yield engine
-        engine.dispose()
-        return
-    with temporary_pg_database() as url:
-        engine = store.make_engine(url)
-        yield engine
-        engine.dispose()
 
 
 @pytest.fixture

@@ -9,14 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
-from store_fixtures import pg_admin_url, pg_unavailable_reason, temporary_pg_database
 
 from engine import store
 from engine.app.service import EpisodeService
@@ -62,33 +59,6 @@ SERTRALINE = {"name": "sertraline", "dose": "50 mg"}
 METHADONE = {"name": "methadone", "dose": "60 mg"}
 OMITTED = "omission:buprenorphine"
 CRITICAL = {OMITTED, "omission:methadone"}
-
-BACKENDS = [
-    pytest.param("sqlite", id="sqlite"),
-    pytest.param(
-        "postgresql",
-        id="postgresql",
-        marks=[
-            pytest.mark.postgres,
-            pytest.mark.skipif(pg_admin_url() is None, reason=pg_unavailable_reason() or "PostgreSQL reachable"),
-        ],
-    ),
-]
-
-
-@pytest.fixture(params=BACKENDS)
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    if request.param == "sqlite":
-        engine = store.make_engine(f"sqlite:///{tmp_path / 'carepath.db'}")
-        store.migrate(engine)
-        yield engine
-        engine.dispose()
-        return
-    with temporary_pg_database() as url:
-        engine = store.make_engine(url)
-        store.migrate(engine)
-        yield engine
-        engine.dispose()
 
 
 @pytest.fixture

@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, select
 from store_fixtures import BACKENDS, database_url
-from test_app import CONTACTS, PATHWAY, assert_every_escalation_reached_its_contacts, enrolled, escalations
+from test_app import CONTACTS, PATHWAY, assert_every_escalation_reached_its_contacts, enrolled, escalations, scheduler
 
 from engine import store
 from engine.app import App, Settings, sweep
 from engine.app import reconcile as reconciler
-from engine.app.inline import InlineDispatcher, MemoryRun, MemoryScheduler, RecordingNotifier, inline_app
+from engine.app.inline import InlineDispatcher, MemoryRun, RecordingNotifier, inline_app
 from engine.app.ports import SweepReport, Timer
 from engine.app.sweep import LEASE, LEASE_TTL, SCHEDULE_AHEAD, has_work, sweep_tick
 from engine.clock import ManualClock
@@ -52,11 +52,6 @@ def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[App]:
 def clock(app: App) -> ManualClock:
     assert isinstance(app.clock, ManualClock)
     return app.clock
-
-
-def scheduler(app: App) -> MemoryScheduler:
-    assert isinstance(app.scheduler, MemoryScheduler)
-    return app.scheduler
 
 
 def run_of(app: App, rung_id: str) -> MemoryRun:

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -21,7 +21,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Engine, inspect, text
 from sqlalchemy.exc import IntegrityError, StatementError
 from sqlmodel import Session, func, select
-from store_fixtures import BACKENDS, database_url, head_revision
+from store_fixtures import head_revision
 
 from engine import store
 from engine.errors import StoreError, UnknownEpisode
@@ -49,26 +49,6 @@ TABLES = {
     "stage_visit",
     "work_item",
 }
-
-
-@pytest.fixture(params=BACKENDS)
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty database of each backend."""
-    with database_url(request.param, tmp_path) as url:
-        yield url
-
-
-@pytest.fixture
-def empty_engine(db_url: str) -> Iterator[Engine]:
-    engine = store.make_engine(db_url)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def engine(empty_engine: Engine) -> Engine:
-    store.migrate(empty_engine)
-    return empty_engine
 
 
 def add_episode(session: Session, episode_id: str = "ep-0000a001", stage: str = "intake", at: datetime = T0) -> None:

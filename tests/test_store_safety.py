@@ -20,10 +20,9 @@ from pydantic import ValidationError
 from sqlalchemy import Engine, inspect, text
 from sqlmodel import Session, func, select
 from store_fixtures import (
+    BACKENDS,
     downgrade_to,
     head_revision,
-    pg_admin_url,
-    pg_unavailable_reason,
     temporary_pg_database,
     upgrade_to,
 )
@@ -60,32 +59,6 @@ NEW_HANDOFF_COLUMNS = {
     "updated_at",
 }
 BUPRENORPHINE = CriticalMedication(name="buprenorphine", medication_class="MOUD", rxnorm=("1670", "351264"))
-
-BACKENDS = [
-    pytest.param("sqlite", id="sqlite"),
-    pytest.param(
-        "postgresql",
-        id="postgresql",
-        marks=[
-            pytest.mark.postgres,
-            pytest.mark.skipif(pg_admin_url() is None, reason=pg_unavailable_reason() or "PostgreSQL reachable"),
-        ],
-    ),
-]
-
-
-@pytest.fixture(params=BACKENDS)
-def empty_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    """An empty database of each backend, for the migration tests."""
-    if request.param == "sqlite":
-        engine = store.make_engine(f"sqlite:///{tmp_path / 'carepath.db'}")
-        yield engine
-        engine.dispose()
-        return
-    with temporary_pg_database() as url:
-        engine = store.make_engine(url)
-        yield engine
-        engine.dispose()
 
 
 @pytest.fixture(scope="module")
