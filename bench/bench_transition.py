@@ -4,31 +4,34 @@ The transition is ``assessment.completed`` on ``detox-to-aftercare`` (assessment
 opens a handoff with its steps, a reconciliation, tasks and a check-in, and closes the assessment's work. One run
 of this module, in a temporary folder:
 
-1. starts a local Prefect server (SQLite) and a serving process (``python -m flows.serve``) for the pathways'
-   deployments, as ``carepath up`` does; the clock runs at real speed, so no deadline fires during the run;
+1. starts a local Prefect server (``engine.orchestration.server``; SQLite unless ``--prefect-db postgresql``) and
+   a serving process (``python -m flows.serve``, what ``carepath up`` runs against a given server) for every
+   pathway's deployments; the store's clock is the wall clock, so no deadline fires during the run;
 2. prepares ``2 x (N + warm-up)`` episodes the same way (enroll, a TPO consent, the three screening events, then
-   their open deadlines scheduled as runs of the deadline deployment), so every episode starts alike;
+   their open deadlines scheduled through Carepath's scheduler), so every episode starts alike;
 3. times, alternating the two (ABBA) so a busy machine hurts both alike:
 
-   - Carepath: ``engine.cli.episodes.run_event`` (what ``carepath event`` runs: the pathway's async event flow);
-   - hand-written: a plain async Prefect flow with the same tasks: one task calls the same service method
-     (``EpisodeService.record_event``) and selects the rungs to schedule with plain SQLAlchemy Core (the lowest
-     pending rung of each open work item); one task per kind of work creates the scheduled runs of the same
-     deadline deployment (idempotency key = rung id), one after the other (``--hand-concurrency`` to overlap
-     them), and writes the run ids back with one UPDATE; one task cancels the closed rungs' runs
-     (``Cancelling``, as Carepath does); one task publishes a markdown artifact;
+   - Carepath: ``engine.app.record_event`` on the App ``engine.cli.episodes.cli_app`` builds (production wiring,
+     ``engine.orchestration.wiring.production_app``), exactly what ``carepath event EP assessment.completed``
+     runs: input checks, a health check of the server, the event stored, the pathway's event flow as an
+     in-process flow run (apply; the follow-up: runs of closed rungs cancelled, timers scheduled as runs of the
+     deadline deployment, the episode's artifact; the run renamed for what it did), then the result read back;
+   - hand-written: a plain async Prefect flow doing the same Prefect work, no tasks (Carepath's flow has none):
+     the same ``EpisodeService.record_event``, the rungs to schedule with one SQLAlchemy Core select (the lowest
+     pending rung of each open work item without a run), the same deadline deployment's runs created one after
+     the other (``--hand-concurrency`` to overlap them; idempotency key = rung id) and their ids written back in
+     one UPDATE, the runs of the rungs the event closed set ``Cancelling`` (as Carepath does), one markdown
+     artifact. Its parameters are the episode id and the event name: the payload stays in this process, as
+     Carepath keeps it in the store;
 
 4. prints the median and p90 wall time (and this process's CPU time) per transition, how often the Prefect
-   client had to retry after an HTTP 503, the ratio, and where the time goes per task (from the task runs the
-   Prefect server recorded); everything is stopped at the end, whatever happens.
+   client had to retry after an HTTP 503, the ratio, the flow run's span as the server recorded it against the
+   time around it, and the HTTP calls each side made per transition; everything is stopped at the end.
 
-Both sides must do the same amount of Prefect work: the benchmark stops if a transition lands in another stage,
-or if the hand-written flow schedules or cancels a different number of runs than Carepath did.
-
-On the default SQLite Prefect server, run creation is often answered 503 (database busy) and the client waits
-about 2 s before retrying; that dominates both sides. ``--prefect-db postgresql`` runs the Prefect server on a
-throwaway database at 127.0.0.1:5432 (``CAREPATH_BENCH_PG_URL`` to point elsewhere) and shows the overhead
-itself. Exit status 1 when Carepath misses the aim (median within 10% of hand-written).
+Both sides must do the same Prefect work: the benchmark stops if a transition lands in another stage, or if the
+two sides create a different number of deadline runs or artifacts, or cancel a different number of runs (the
+runs of closed rungs are read back from the server at the end: all must be cancelled).
+Exit status 1 when Carepath misses the aim (median within 10% of hand-written).
 
 Run from the repository root::
 
@@ -41,301 +44,110 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import logging
 import os
 import platform
 import shutil
-import signal
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-__all__ = ["RetryCounter", "Sample", "Shape", "Stopper", "breakdown", "main", "percentile", "summarize"]
+from bench.transition_report import AIM, Sample, Side, flow_spans, report, run_states
+from bench.transition_support import (
+    ApiCalls,
+    RetryCounter,
+    Stopper,
+    configure_environment,
+    prefect_database,
+    start_serving,
+)
 
-ROOT = Path(__file__).resolve().parents[1]
+__all__ = ["Shape", "build_handwritten", "carepath_transition", "main", "prepare_episodes"]
+
 PATHWAY = "detox-to-aftercare"
 EVENT = "assessment.completed"
 DATA = {"insurance": "medicaid", "needs_withdrawal_management": True}
 SCREENINGS = ("medical-screening.completed", "psychiatric-screening.completed", "social-needs-screening.completed")
 FROM_STAGE, TO_STAGE = "assessment", "withdrawal-management"
-DEPLOYMENTS = [f"{p}-{k}/{p}" for p in (PATHWAY, "reentry") for k in ("enroll", "event", "deadline")] + [
-    "carepath-sweep/carepath"
-]
-DEADLINE_DEPLOYMENT = f"{PATHWAY}-deadline/{PATHWAY}"
-AIM = 0.10
-PG_CANDIDATES = ("postgresql://postgres@127.0.0.1:5432/test", "postgresql://root@127.0.0.1:5432/test")
+HAND_FLOW = "handwritten-transition"
+CREATE_RUN, ARTIFACT = "POST /deployments/{id}/create_flow_run", "POST /artifacts/"
 
 
 @dataclass(frozen=True)
 class Shape:
-    """What one transition does in Prefect: runs scheduled per task (one task per kind of work), runs cancelled."""
+    """What one transition does in Prefect: deadline runs created, runs cancelled, artifacts published."""
 
-    scheduled: tuple[int, ...]
+    scheduled: int
     cancelled: int
+    artifacts: int
 
     def describe(self) -> str:
         return (
-            f"1 store transaction, {sum(self.scheduled)} deadline runs scheduled in {len(self.scheduled)} tasks, "
-            f"{self.cancelled} runs cancelled, 1 artifact"
-        )
-
-
-@dataclass
-class Sample:
-    """One timed transition; ``retries``: API calls the Prefect client had to repeat (HTTP 503: server busy)."""
-
-    wall_ms: float
-    cpu_ms: float
-    flow_run_id: str
-    retries: int = 0
-
-
-class RetryCounter(logging.Handler):
-    """Counts the Prefect client's "retryable status code" retries (a busy SQLite server answers 503, and the
-    client waits about 2 s, then 4 s, ... before trying again): the main cost of a transition when they happen."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.count = 0
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if "retryable" in record.getMessage():
-            self.count += 1
-
-    def install(self) -> RetryCounter:
-        client_logger = logging.getLogger("prefect.client")
-        client_logger.setLevel(logging.DEBUG)  # the console handlers keep their own (quiet) levels
-        client_logger.addHandler(self)
-        return self
-
-
-@dataclass
-class Side:
-    label: str
-    samples: list[Sample] = field(default_factory=list)
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """The ``q``-th percentile (0-100), linear between the closest ranks."""
-    ordered = sorted(values)
-    if len(ordered) == 1:
-        return ordered[0]
-    rank = (len(ordered) - 1) * q / 100
-    low = int(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
-
-
-def summarize(values: Sequence[float]) -> tuple[float, float]:
-    """(median, p90)."""
-    return statistics.median(values), percentile(values, 90)
-
-
-class Stopper:
-    """Ctrl-C and SIGTERM handling that never leaves a child process behind.
-
-    Interrupting Prefect inside an in-process flow run can hang this process (seen: the event loop never
-    returned, the children kept running), so the first Ctrl-C only asks the benchmark to stop between two steps;
-    a second one, or SIGTERM, stops the children at once and exits with status 130.
-    """
-
-    def __init__(self) -> None:
-        self.requested = False
-        self.cleanups: list[Callable[[], None]] = []
-        self._previous: dict[int, Any] = {}
-
-    def __enter__(self) -> Stopper:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-
-    def check(self) -> None:
-        """Stop here (raising KeyboardInterrupt, so ``finally`` blocks run) if a stop was asked for."""
-        if self.requested:
-            raise KeyboardInterrupt
-
-    def _handle(self, signum: int, frame: object) -> None:
-        first = not self.requested
-        self.requested = True
-        if (first and signum == signal.SIGINT) or not self.cleanups:
-            print("\nstopping after the current step (Ctrl-C again to stop at once)", file=sys.stderr, flush=True)
-            return
-        for cleanup in reversed(self.cleanups):
-            with contextlib.suppress(Exception):
-                cleanup()
-        print("stopped", file=sys.stderr, flush=True)
-        os._exit(130)
-
-
-# ------------------------------------------------------------------------------------------- environment
-
-
-def configure_environment(home: Path, prefect_home: Path, api_url: str) -> dict[str, str]:
-    """Point this process (before Prefect is imported: it reads its settings once) and the serving child at the
-    benchmark's server and store; returns the child's environment."""
-    from engine.cli.episodes import QUIET_PREFECT
-    from engine.orchestration.server import OFFLINE_ENV
-
-    if "prefect" in sys.modules:
-        raise RuntimeError("Prefect was imported before its settings were known")
-    env = {
-        **OFFLINE_ENV,
-        **QUIET_PREFECT,
-        "PREFECT_API_URL": api_url,
-        "PREFECT_HOME": str(prefect_home),
-        "PREFECT_PROFILES_PATH": str(prefect_home / "profiles.toml"),
-        "CAREPATH_HOME": str(home),
-        "CAREPATH_PATHWAYS": str(ROOT / "pathways"),
-    }
-    os.environ.update(env)
-    for key in ("CAREPATH_DATABASE_URL", "CAREPATH_ROSTER", "PREFECT_API_KEY"):
-        os.environ.pop(key, None)
-    return dict(os.environ)
-
-
-@contextlib.contextmanager
-def prefect_database(kind: str, stopper: Stopper) -> Iterator[str | None]:
-    """None for the server's own SQLite file; for ``postgresql``, a throwaway database on 127.0.0.1:5432 (or
-    ``CAREPATH_BENCH_PG_URL``, a URL of a database that may create others), dropped afterwards."""
-    if kind == "sqlite":
-        yield None
-        return
-    import psycopg
-    from psycopg import sql
-
-    candidates = [os.environ["CAREPATH_BENCH_PG_URL"]] if os.environ.get("CAREPATH_BENCH_PG_URL") else PG_CANDIDATES
-    for admin in candidates:
-        try:
-            with psycopg.connect(admin, connect_timeout=3, autocommit=True):
-                break
-        except psycopg.Error:
-            continue
-    else:
-        raise RuntimeError("no PostgreSQL answers at 127.0.0.1:5432 (set CAREPATH_BENCH_PG_URL)")
-    name = f"carepath_bench_prefect_{os.getpid()}"
-
-    def drop() -> None:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    stopper.cleanups.append(drop)
-    try:
-        yield admin.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1) + f"/{name}"
-    finally:
-        drop()
-
-
-def start_serving(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
-    """``python -m flows.serve`` in its own process group (stopped with the group, leaving nothing behind)."""
-    with log_path.open("ab") as log:
-        return subprocess.Popen(
-            [sys.executable, "-m", "flows.serve"],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
+            f"1 event applied in the store, {self.scheduled} deadline runs created, {self.cancelled} runs cancelled, "
+            f"{self.artifacts} artifact(s)"
         )
 
 
 # ---------------------------------------------------------------------------------------------- episodes
 
 
-def tpo_consent(consent_id: str, person: str) -> Any:
-    """A synthetic single consent for treatment, payment and operations to every treating provider."""
-    from engine.episode.domain.consent import single_tpo_consent
-
-    return single_tpo_consent(
-        consent_id,
-        person,
-        discloser="Carepath bench program",
-        information="SUD diagnosis, medications and referral details",
-        signed_on=date(2026, 1, 1),
-    )
-
-
-def prepare_episodes(rt: Any, count: int) -> list[str]:
+def prepare_episodes(app: Any, count: int) -> list[str]:
     """``count`` episodes in ``assessment`` with the screenings done and every open deadline scheduled.
 
-    The store work goes through the service (as the CLI's flows do it), then the pending rungs of all the
-    episodes are scheduled in one batch through Carepath's own scheduling: the same end state as running the
-    enroll and screening flows one by one, in a fraction of the time.
+    The store work goes through the service, then the pending rungs of all the episodes are scheduled in batches
+    through Carepath's own scheduling (``engine.app.schedule_timers``): the end state of running the enroll and
+    screening commands one by one, in a fraction of the time.
     """
-    from engine.orchestration import adapters as orchestrate
+    from engine.app import schedule_timers
+    from engine.episode.domain.consent import single_tpo_consent
 
     episodes = []
     for n in range(count):
-        person = f"P-{n:06d}"
-        episode_id = rt.service.enroll(PATHWAY, person).episode_id
-        rt.service.add_consent(episode_id, tpo_consent(f"cn-{episode_id}", person))
+        person = f"P-BENCH-{n + 1:03d}"  # synthetic; stays in the store
+        episode_id = app.service.enroll(PATHWAY, person).episode_id
+        consent = single_tpo_consent(
+            f"cn-{episode_id}",
+            person,
+            discloser="Carepath bench program",
+            information="SUD diagnosis, medications and referral details",
+            signed_on=date(2026, 1, 1),
+        )
+        app.service.add_consent(episode_id, consent)
         for name in SCREENINGS:
-            rt.service.record_event(episode_id, name, {})
-        stage = rt.service.episode(episode_id).stage
+            app.service.record_event(episode_id, name, {})
+        stage = app.service.episode(episode_id).stage
         if stage != FROM_STAGE:
             raise RuntimeError(f"{episode_id}: expected stage {FROM_STAGE!r} after the screenings, got {stage!r}")
         episodes.append(episode_id)
-
-    async def schedule_all() -> None:
-        limit = asyncio.Semaphore(4)
-
-        async def one(episode_id: str) -> None:
-            async with limit:
-                rung_ids = [r for ids in orchestrate.unscheduled_by_kind(rt, episode_id).values() for r in ids]
-                await orchestrate.schedule_rungs(rt, rung_ids)
-
-        await asyncio.gather(*(one(e) for e in episodes))
-
-    asyncio.run(schedule_all())
+    while schedule_timers(app, None, 200):
+        pass
     return episodes
 
 
-def rung_snapshot(rt: Any, episode_id: str) -> dict[str, tuple[str, str | None, str]]:
-    """rung id -> (status, flow run id, kind of work)."""
-    from sqlmodel import Session, col, select
+def rung_snapshot(app: Any, episode_id: str) -> dict[str, tuple[str, str | None]]:
+    """rung id -> (status, flow run id)."""
+    from sqlmodel import Session, select
 
-    from engine.store import RungRecord, WorkItemRecord
+    from engine.store import RungRecord
 
-    with Session(rt.engine) as s:
+    with Session(app.engine) as s:
         rows = s.exec(
-            select(RungRecord.id, RungRecord.status, RungRecord.flow_run_id, WorkItemRecord.kind)
-            .join(WorkItemRecord, col(WorkItemRecord.id) == col(RungRecord.work_item_id))
-            .where(RungRecord.episode_id == episode_id)
+            select(RungRecord.id, RungRecord.status, RungRecord.flow_run_id).where(RungRecord.episode_id == episode_id)
         ).all()
-    return {r: (status, run, kind) for r, status, run, kind in rows}
+    return {r: (status, run) for r, status, run in rows}
 
 
-def shape_of(before: dict[str, tuple[str, str | None, str]], after: dict[str, tuple[str, str | None, str]]) -> Shape:
-    """Runs a transition scheduled (per kind of work) and cancelled, from the rungs before and after it."""
-    per_kind: dict[str, int] = {}
-    for rung_id, (_status, run, kind) in after.items():
-        if run and (rung_id not in before or before[rung_id][1] is None):
-            per_kind[kind] = per_kind.get(kind, 0) + 1
-    cancelled = sum(
-        1
-        for rung_id, (status, run, _kind) in before.items()
-        if status == "pending" and run and after.get(rung_id, (status,))[0] != "pending"
-    )
-    return Shape(tuple(sorted(per_kind.values(), reverse=True)), cancelled)
-
-
-def check_stage(rt: Any, episode_id: str) -> None:
-    stage = rt.service.episode(episode_id).stage
-    if stage != TO_STAGE:
-        raise RuntimeError(f"{episode_id}: the transition ended in {stage!r}, not {TO_STAGE!r}")
+def store_shape(before: dict[str, tuple[str, str | None]], after: dict[str, tuple[str, str | None]]) -> Sample:
+    """What a transition did to the rungs (before and after it): how many it gave a run, the runs of those it
+    closed (to cancel); the timings are filled in by the caller."""
+    given = sum(1 for r, (_s, run) in after.items() if run and (r not in before or before[r][1] is None))
+    closed = [run for r, (s, run) in before.items() if s == "pending" and run and after[r][0] != "pending"]
+    return Sample("", 0.0, 0.0, given, closed)
 
 
 # ------------------------------------------------------------------------------------------ the two sides
@@ -347,21 +159,22 @@ def timed(call: Callable[[], Any]) -> tuple[Any, float, float]:
     return result, (time.perf_counter() - wall0) * 1000, (time.process_time() - cpu0) * 1000
 
 
-def carepath_transition(rt: Any, episode_id: str) -> Sample:
-    """``carepath event EPISODE assessment.completed --data ...``, in-process, as the CLI runs it."""
-    from engine.cli.episodes import run_event
+def carepath_transition(app: Any, episode_id: str) -> Sample:
+    """``carepath event EPISODE assessment.completed --data ...`` in-process (the CLI's ``_event`` without the
+    print)."""
+    from engine.app import record_event
 
-    state, wall, cpu = timed(lambda: run_event(rt, episode_id, EVENT, dict(DATA), None))
-    return Sample(wall, cpu, str(state.state_details.flow_run_id))
+    before = rung_snapshot(app, episode_id)
+    result, wall, cpu = timed(lambda: record_event(app, episode_id, EVENT, dict(DATA)))
+    if result.stage != TO_STAGE or result.status != "applied":
+        raise RuntimeError(f"{episode_id}: Carepath's transition ended {result.status} in {result.stage!r}")
+    return replace(store_shape(before, rung_snapshot(app, episode_id)), episode_id=episode_id, wall_ms=wall, cpu_ms=cpu)
 
 
-def build_handwritten(rt: Any, deployment_id: Any, concurrency: int = 1) -> Callable[..., Any]:
-    """The minimum Prefect work of the same shape, written directly against Prefect and SQLAlchemy.
-
-    ``concurrency``: API calls in flight at once when creating or cancelling runs (1: one after the other, the
-    plain loop anyone would write; Carepath uses ``engine.orchestration.adapters.CONCURRENCY``).
-    """
-    from prefect import flow, task
+def build_handwritten(app: Any, deployment_id: Any, concurrency: int = 1) -> Callable[..., Any]:
+    """The same Prefect work, written directly against Prefect and SQLAlchemy (``concurrency``: API calls in flight
+    at once when creating or cancelling runs; 1 is the plain loop anyone would write, Carepath overlaps 3)."""
+    from prefect import flow
     from prefect.artifacts import acreate_markdown_artifact
     from prefect.client.orchestration import get_client
     from prefect.states import Cancelling, Scheduled
@@ -370,21 +183,20 @@ def build_handwritten(rt: Any, deployment_id: Any, concurrency: int = 1) -> Call
 
     from engine.store import RungRecord, WorkItemRecord
 
-    service, engine, clock = rt.service, rt.engine, rt.clock
+    service, engine, clock = app.service, app.engine, app.clock
     rung, item = RungRecord.__table__, WorkItemRecord.__table__  # type: ignore[attr-defined]
     other = aliased(rung)
+    lowest = (
+        select(func.min(other.c.index))
+        .where(other.c.work_item_id == rung.c.work_item_id, other.c.status == "pending")
+        .scalar_subquery()
+    )
 
-    @task(task_run_name="apply {event} to {episode_id}")
-    def apply(episode_id: str, event: str, data: dict[str, Any]) -> tuple[str, list[str], list[tuple[str, str, Any]]]:
-        """The store transaction, then the lowest pending rung of each open work item that has no run yet."""
-        changes = service.record_event(episode_id, event, data)
-        lowest = (
-            select(func.min(other.c.index))
-            .where(other.c.work_item_id == rung.c.work_item_id, other.c.status == "pending")
-            .scalar_subquery()
-        )
+    @flow(name=HAND_FLOW, flow_run_name="{episode_id} · {event}")
+    async def transition(episode_id: str, event: str) -> dict[str, Any]:
+        changes = service.record_event(episode_id, event, dict(DATA))
         query = (
-            select(rung.c.id, item.c.kind, rung.c.due_at)
+            select(rung.c.id, rung.c.due_at)
             .join(item, item.c.id == rung.c.work_item_id)
             .where(
                 rung.c.episode_id == episode_id,
@@ -395,161 +207,57 @@ def build_handwritten(rt: Any, deployment_id: Any, concurrency: int = 1) -> Call
             )
         )
         with engine.connect() as conn:
-            rows = [(r, k, due) for r, k, due in conn.execute(query)]
-        return changes.stage, list(changes.cancel_runs), rows
-
-    @task(task_run_name="schedule {kind} deadlines of {episode_id}")
-    async def schedule(episode_id: str, kind: str, rungs: list[tuple[str, Any]]) -> int:
+            rungs = [(r, due.replace(tzinfo=due.tzinfo or UTC)) for r, due in conn.execute(query)]
         limit = asyncio.Semaphore(concurrency)
         async with get_client() as client:
 
-            async def one(rung_id: str, due: datetime) -> dict[str, str]:
+            async def create(rung_id: str, due: datetime) -> dict[str, str]:
                 async with limit:
                     run = await client.create_flow_run_from_deployment(
                         deployment_id,
                         parameters={"episode_id": episode_id, "rung_id": rung_id},
-                        state=Scheduled(scheduled_time=clock.wall_time(due.replace(tzinfo=due.tzinfo or UTC))),
+                        state=Scheduled(scheduled_time=clock.wall_time(due)),
                         idempotency_key=rung_id,
                         tags=[f"pathway:{PATHWAY}", "deadline"],
                     )
                 return {"rid": rung_id, "run": str(run.id)}
 
-            rows = await asyncio.gather(*(one(r, due) for r, due in rungs))
-        with engine.begin() as conn:
-            conn.execute(
-                update(rung).where(rung.c.id == bindparam("rid")).values(flow_run_id=bindparam("run")), list(rows)
-            )
-        return len(rows)
-
-    @task(task_run_name="cancel {count} timers")
-    async def cancel(run_ids: list[str], count: int) -> int:
-        limit = asyncio.Semaphore(concurrency)
-        async with get_client() as client:
-
-            async def one(run_id: str) -> None:
+            async def cancel(run_id: str) -> None:
                 async with limit:
                     await client.set_flow_run_state(run_id, Cancelling(message="cancelled by the hand-written flow"))
 
-            await asyncio.gather(*(one(r) for r in run_ids))
-        return len(run_ids)
-
-    @task(task_run_name="publish {episode_id}")
-    async def publish(episode_id: str, markdown: str) -> None:
-        await acreate_markdown_artifact(key=f"hand-{episode_id}", markdown=markdown, description="bench episode")
-
-    @flow(name="handwritten-transition", flow_run_name="{episode_id} · {event}")
-    async def transition(episode_id: str, event: str, data: dict[str, Any]) -> dict[str, Any]:
-        stage, cancel_runs, rungs = apply(episode_id, event, data)
-        by_kind: dict[str, list[tuple[str, Any]]] = {}
-        for rung_id, kind, due in rungs:
-            by_kind.setdefault(kind, []).append((rung_id, due))
-        scheduled = [await schedule(episode_id, kind, items) for kind, items in by_kind.items()]
-        cancelled = await cancel(cancel_runs, len(cancel_runs)) if cancel_runs else 0
-        lines = [f"# {episode_id}", f"stage: **{stage}**", "", "| next deadline | due |", "|---|---|"]
-        lines += [f"| {rung_id} | {due:%Y-%m-%d %H:%M} |" for rung_id, _kind, due in rungs]
-        await publish(episode_id, "\n".join(lines))
-        return {"scheduled": tuple(sorted(scheduled, reverse=True)), "cancelled": cancelled}
+            rows = await asyncio.gather(*(create(r, due) for r, due in rungs))
+            await asyncio.gather(*(cancel(r) for r in changes.cancel_runs))
+        if rows:
+            with engine.begin() as conn:
+                conn.execute(
+                    update(rung).where(rung.c.id == bindparam("rid")).values(flow_run_id=bindparam("run")), rows
+                )
+        lines = [f"# {episode_id}", f"stage: **{changes.stage}**", "", "| next deadline | due |", "|---|---|"]
+        lines += [f"| {rung_id} | {due:%Y-%m-%d %H:%M} |" for rung_id, due in rungs]
+        await acreate_markdown_artifact(key=f"hand-{episode_id}", markdown="\n".join(lines), description="bench")
+        return {"stage": changes.stage, "cancelled": len(changes.cancel_runs)}
 
     return transition
 
 
-def handwritten_transition(flow: Callable[..., Any], episode_id: str, expected: Shape) -> Sample:
-    state, wall, cpu = timed(lambda: asyncio.run(flow(episode_id, EVENT, dict(DATA), return_state=True)))
+def handwritten_transition(flow: Callable[..., Any], app: Any, episode_id: str) -> Sample:
+    before = rung_snapshot(app, episode_id)
+    state, wall, cpu = timed(lambda: asyncio.run(flow(episode_id, EVENT, return_state=True)))
     if not state.is_completed():
         raise RuntimeError(f"the hand-written flow failed on {episode_id}: {state.message}")
     done = state.result()
-    got = Shape(done["scheduled"], done["cancelled"])
-    if got != expected:
-        raise RuntimeError(f"the hand-written flow did other work than Carepath: {got} != {expected}")
-    return Sample(wall, cpu, str(state.state_details.flow_run_id))
+    if done["stage"] != TO_STAGE:
+        raise RuntimeError(f"{episode_id}: the hand-written transition ended in {done['stage']!r}")
+    sample = store_shape(before, rung_snapshot(app, episode_id))
+    if done["cancelled"] != len(sample.to_cancel):
+        raise RuntimeError(
+            f"{episode_id}: the hand-written flow cancelled {done['cancelled']} runs, not {sample.to_cancel}"
+        )
+    return replace(sample, episode_id=episode_id, wall_ms=wall, cpu_ms=cpu)
 
 
 # ------------------------------------------------------------------------------------------------ report
-
-
-async def task_spans(flow_run_ids: list[str]) -> dict[str, dict[str, float]]:
-    """Per flow run: ms spent in each kind of task (first word of the task run name) and in the whole flow run
-    (``flow run``), as the server recorded them."""
-    from uuid import UUID
-
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-
-    ids = [UUID(r) for r in flow_run_ids]
-    per_run: dict[str, dict[str, float]] = {r: {} for r in flow_run_ids}
-    async with get_client() as client:
-        runs = await client.read_flow_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ids)))
-        for run in runs:
-            if run.start_time and run.end_time:
-                per_run[str(run.id)]["flow run"] = (run.end_time - run.start_time).total_seconds() * 1000
-        offset = 0
-        while True:
-            page = await client.read_task_runs(
-                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ids)), limit=200, offset=offset
-            )
-            for tr in page:
-                if tr.start_time and tr.end_time and tr.flow_run_id:
-                    kind = tr.name.split(" ", 1)[0]
-                    spans = per_run[str(tr.flow_run_id)]
-                    spans[kind] = spans.get(kind, 0.0) + (tr.end_time - tr.start_time).total_seconds() * 1000
-            if len(page) < 200:
-                break
-            offset += 200
-    return per_run
-
-
-def breakdown(samples: list[Sample], spans: dict[str, dict[str, float]]) -> dict[str, float]:
-    """Median ms per transition: each kind of task, the flow's own code between tasks, the flow-run machinery
-    before and after the run (creating it, state changes), and the wall time."""
-    rows: dict[str, list[float]] = {}
-    for sample in samples:
-        run = spans.get(sample.flow_run_id, {})
-        tasks = {k: v for k, v in run.items() if k != "flow run"}
-        for kind, ms in tasks.items():
-            rows.setdefault(f"task {kind}", []).append(ms)
-        if "flow run" in run:
-            rows.setdefault("in flow, between tasks", []).append(run["flow run"] - sum(tasks.values()))
-            rows.setdefault("outside the flow run", []).append(sample.wall_ms - run["flow run"])
-        rows.setdefault("wall", []).append(sample.wall_ms)
-    return {k: statistics.median(v) for k, v in rows.items()}
-
-
-def report(sides: tuple[Side, Side], spans: dict[str, dict[str, float]]) -> float:
-    """Print the figures; returns Carepath's median over the hand-written median, minus one."""
-    width = max(len(s.label) for s in sides)
-    medians = {}
-    for side in sides:
-        wall = [s.wall_ms for s in side.samples]
-        cpu = [s.cpu_ms for s in side.samples]
-        med, p90 = summarize(wall)
-        cmed, cp90 = summarize(cpu)
-        medians[side.label] = med
-        retries = sum(s.retries for s in side.samples) / len(side.samples)
-        print(
-            f"{side.label:<{width}}  median {med:6.0f} ms, p90 {p90:6.0f} ms per transition   "
-            f"(CPU of this process: median {cmed:4.0f} ms, p90 {cp90:4.0f} ms; "
-            f"{retries:.1f} client retries after HTTP 503 per transition)"
-        )
-    carepath, hand = (medians[s.label] for s in sides)
-    ratio = carepath / hand - 1
-    verdict = "met" if ratio <= AIM else "MISSED"
-    if ratio >= 0:
-        print(f"Carepath within {ratio:.1%} of hand-written (median; aim {AIM:.0%}: {verdict})")
-    else:
-        print(f"Carepath {-ratio:.1%} faster than hand-written (median; aim {AIM:.0%}: {verdict})")
-    if max(sum(s.retries for s in side.samples) for side in sides) >= len(sides[0].samples) / 2:
-        print(
-            "note: the Prefect server answered HTTP 503 (SQLite busy) and the client waited ~2 s per retry; that "
-            "dominates both figures and which side it hits is timing luck: compare with --prefect-db postgresql"
-        )
-    tables = [breakdown(side.samples, spans) for side in sides]
-    order = sorted({k for t in tables for k in t if k.startswith("task ")})
-    order += ["in flow, between tasks", "outside the flow run", "wall"]
-    print("where the time goes (median ms per transition; task and flow-run spans as the server recorded them):")
-    print(f"  {'':<24}" + "".join(f"{s.label:>14}" for s in sides))
-    for row in order:
-        print(f"  {row:<24}" + "".join(f"{t[row]:14.0f}" if row in t else f"{'-':>14}" for t in tables))
-    return ratio
 
 
 # --------------------------------------------------------------------------------------------------- main
@@ -565,69 +273,66 @@ def run(
     server = start_local_server(folder / "prefect", log_path=folder / "prefect-server.log", database_url=prefect_db)
     stopper.cleanups.append(lambda: server.stop(grace=5))
     serving: subprocess.Popen[bytes] | None = None
-    rt: Any = None
+    app: Any = None
     try:
         stopper.check()
         env = configure_environment(folder / "carepath", folder / "prefect-client", server.api_url)
-        from engine.runtime import runtime_from_env
+        from engine.app.pathways import register_pathways
+        from engine.cli.episodes import cli_app
 
-        from engine.cli.episodes import register_pathways
-        from engine.clock import CompressedClock
+        app = cli_app()  # what `carepath event` builds: settings from the environment, the production ports
+        specs = register_pathways(app, app.settings.pathways)
 
-        rt = runtime_from_env()
-        rt.set_clock(CompressedClock.starting_now(1.0))  # real speed: nothing falls due during the benchmark
-        register_pathways(rt, str(ROOT / "pathways"))
-
+        from engine.orchestration.adapters import deployment_name
+        from engine.orchestration.deployments import SWEEP_DEPLOYMENT
+        from engine.orchestration.flows import FLOW_PURPOSES
         from engine.orchestration.prefect_api import run_sync, wait_for_deployments
 
+        names = [deployment_name(s.id, kind) for s in specs for kind in FLOW_PURPOSES] + [SWEEP_DEPLOYMENT]
         since = datetime.now(UTC)
         serving = start_serving(env, folder / "serve.log")
         stopper.cleanups.append(lambda: stop_process_group(serving, grace=5) if serving else None)
-        ids = run_sync(wait_for_deployments(DEPLOYMENTS, 180, polled_since=since))
+        ids = run_sync(wait_for_deployments(names, 180, polled_since=since))
         print(f"setup: server and serving process up in {time.monotonic() - started:.0f} s", flush=True)
         stopper.check()
 
         count = 2 * (transitions + warmup)
         t0 = time.monotonic()
-        episodes = prepare_episodes(rt, count)
+        episodes = prepare_episodes(app, count)
         print(f"setup: {count} episodes enrolled, screened and scheduled in {time.monotonic() - t0:.0f} s", flush=True)
         stopper.check()
 
-        handwritten = build_handwritten(rt, ids[DEADLINE_DEPLOYMENT], concurrency)
-        retries = RetryCounter().install()
+        handwritten = build_handwritten(app, ids[deployment_name(PATHWAY, "deadline")], concurrency)
+        retries, calls = RetryCounter().install(), ApiCalls().install()
         sides = (Side("carepath"), Side("hand-written"))
         shape: Shape | None = None
 
-        def carepath_once(episode_id: str) -> Sample:
+        def once(index: int, episode_id: str) -> Sample:
             nonlocal shape
-            before = rung_snapshot(rt, episode_id)
-            sample = carepath_transition(rt, episode_id)
-            check_stage(rt, episode_id)
-            got = shape_of(before, rung_snapshot(rt, episode_id))
+            before_retries, before_calls = retries.count, calls.snapshot()
+            if index == 0:
+                sample = carepath_transition(app, episode_id)
+            else:
+                sample = handwritten_transition(handwritten, app, episode_id)
+            sample.retries = retries.count - before_retries
+            sample.calls.update(calls.snapshot() - before_calls)
+            got = Shape(sample.calls[CREATE_RUN], len(sample.to_cancel), sample.calls[ARTIFACT])
+            if sample.given != got.scheduled:
+                raise RuntimeError(f"{episode_id}: {got.scheduled} runs created, {sample.given} stored")
             if shape is None:
                 shape = got
                 print(f"each transition: {shape.describe()}", flush=True)
             elif got != shape:
-                raise RuntimeError(f"{episode_id}: Carepath did other work this time: {got} != {shape}")
-            return sample
-
-        def hand_once(episode_id: str) -> Sample:
-            assert shape is not None
-            sample = handwritten_transition(handwritten, episode_id, shape)
-            check_stage(rt, episode_id)
+                raise RuntimeError(f"{episode_id}: {sides[index].label} did other work: {got} != {shape}")
             return sample
 
         queue = iter(episodes)
         t0 = time.monotonic()
         for i in range(transitions + warmup):
-            order = ((0, carepath_once), (1, hand_once))
-            if i % 2:
-                order = order[::-1]  # ABBA: each side goes first half of the time
-            for index, once in order:
+            order = (0, 1) if i % 2 == 0 else (1, 0)  # ABBA: each side goes first half of the time
+            for index in order:
                 stopper.check()
-                before = retries.count
-                sample = once(next(queue))
-                sample.retries = retries.count - before
+                sample = once(index, next(queue))
                 if i >= warmup:
                     sides[index].samples.append(sample)
         print(
@@ -635,15 +340,21 @@ def run(
             f"in {time.monotonic() - t0:.0f} s\n",
             flush=True,
         )
-        time.sleep(2)  # task run states reach the server as events: let the last ones land
-        spans = run_sync(task_spans([x.flow_run_id for side in sides for x in side.samples]))
+        time.sleep(2)  # flow run states reach the server as events: let the last ones land
+        states = run_sync(run_states([r for side in sides for s in side.samples for r in s.to_cancel]))
+        for side in sides:
+            runs = [r for s in side.samples for r in s.to_cancel]
+            if any(states.get(r) not in ("CANCELLED", "CANCELLING") for r in runs):
+                raise RuntimeError(f"{side.label}: runs of closed rungs not cancelled: {states}")
+        print(f"checked: the {len(states)} runs of the rungs the transitions closed are cancelled on the server")
+        spans = run_sync(flow_spans([f"{PATHWAY}-event", HAND_FLOW]))
         return report(sides, spans)
     finally:
         if serving is not None:
             stop_process_group(serving, grace=15)
         server.stop()
-        if rt is not None and "engine" in rt.__dict__:
-            rt.engine.dispose()
+        if app is not None:
+            app.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
