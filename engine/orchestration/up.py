@@ -15,7 +15,10 @@ Surviving the crashes of other processes:
 - **the sweep is this process's timer** (every 10 s; a flow run only when a tick finds work; a store lease when
   several processes serve), not an interval schedule that would replay every missed interval at once;
 - **the Prefect server going away does not end serving**: when it stops answering, this process restarts it (if
-  it is the local one) or waits for it, then serves again; the timer keeps firing and delivering meanwhile.
+  it is the local one) or waits for it, then serves again; the timer keeps firing and delivering meanwhile;
+- **a failure that keeps coming back is retried with a growing delay** (:class:`Backoff`: 1 s doubling to 60 s
+  between failed attempts to serve or to restart the server, back to 1 s once serving lasted a minute), not in a
+  tight loop.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -45,7 +48,16 @@ from engine.orchestration.wiring import production_app
 if TYPE_CHECKING:
     from engine.orchestration.server import LocalServer
 
-__all__ = ["PID_FILE", "SweepTimer", "catch_up", "check_roster", "free_dead_lease", "lease_holder_id", "serve_forever"]
+__all__ = [
+    "PID_FILE",
+    "Backoff",
+    "SweepTimer",
+    "catch_up",
+    "check_roster",
+    "free_dead_lease",
+    "lease_holder_id",
+    "serve_forever",
+]
 
 logger = logging.getLogger("carepath.serve")
 
@@ -54,8 +66,38 @@ PID_FILE = "prefect-server.pid"
 #: Every this many ticks (5 min) the timer also looks at runs still waiting for their time (there may be
 #: thousands) and at rungs without a run that are due later.
 THOROUGH_EVERY = 30
-#: How long a restart waits for the Prefect server to answer again before trying once more.
+#: How often a process waiting for the Prefect server asks whether it answers again (a cheap health check).
 _RETRY_SECONDS = 2.0
+
+
+@dataclass
+class Backoff:
+    """The delays between failed attempts at something that keeps failing (serving, restarting the server):
+    ``first`` s, doubling each time up to ``most`` s; an attempt that ran ``healthy_after`` s before it failed
+    (serving worked for a while) starts the delays over. ``sleep`` and ``clock`` are injected for tests."""
+
+    first: float = 1.0
+    most: float = 60.0
+    healthy_after: float = 60.0
+    sleep: Callable[[float], None] = field(default=time.sleep, repr=False)
+    clock: Callable[[], float] = field(default=time.monotonic, repr=False)
+    failures: int = 0
+
+    def next_delay(self) -> float:
+        """The delay :meth:`wait` would sleep now."""
+        return float(min(self.most, self.first * 2 ** min(self.failures, 32)))
+
+    def wait(self) -> float:
+        """Sleep the next delay after a failure (and lengthen the one after); returns the delay slept."""
+        delay = self.next_delay()
+        self.failures += 1
+        self.sleep(delay)
+        return delay
+
+    def ran_for(self, seconds: float) -> None:
+        """An attempt ran this long before it failed: long enough, and the next delay is ``first`` again."""
+        if seconds >= self.healthy_after:
+            self.failures = 0
 
 
 def check_roster(app: App) -> str:
@@ -256,39 +298,75 @@ def _serve(
         timer.start()
         if ready is not None:
             ready(specs, url.removesuffix("/api"))
+        backoff = Backoff()
+
+        def serve(first: bool) -> None:  # after the first time, runs the stopped runner had picked up are orphans
+            serve_deployments(
+                *deployments,
+                requeue_orphans=not first,
+                healthy=lambda: api_reachable(url),
+                gone=lambda: local.server is not None and not local.server.running(),
+            )
+
         try:
-            first = True
-            while True:
-                try:  # after the first time, runs the stopped runner had picked up are orphans: take them back
-                    serve_deployments(
-                        *deployments,
-                        requeue_orphans=not first,
-                        healthy=lambda: api_reachable(url),
-                        gone=lambda: local.server is not None and not local.server.running(),
-                    )
-                    return
-                except Exception as exc:  # the server went away
-                    logger.warning("serving stopped (%s: %s)", type(exc).__name__, one_line(str(exc), 200))
-                first = False
-                _wait_for_server(app.settings, local)
+            _serve_with_retries(serve, lambda: _wait_for_server(app.settings, local, backoff), backoff)
         finally:
             timer.stop()
 
 
-def _wait_for_server(settings: Settings, local: _Local) -> None:
-    """Block until the Prefect API answers again, restarting the local server (from this, the main thread: the
-    parent-death signal follows the thread that starts the server) if it died."""
-    from engine.orchestration.server import api_reachable
-
-    print("the Prefect server is not answering; serving resumes when it does", flush=True)
+def _serve_with_retries(serve: Callable[[bool], None], recover: Callable[[], None], backoff: Backoff) -> None:
+    """``serve(first)`` until it returns (stopped). When it raises (the server went away, or serving fails at once
+    again and again), wait ``backoff``'s next delay, ``recover()`` (until the server answers), and serve again."""
+    first = True
     while True:
+        started = backoff.clock()
+        try:
+            serve(first)
+            return
+        except Exception as exc:  # the server went away, or serving itself fails
+            logger.warning("serving stopped (%s: %s)", type(exc).__name__, one_line(str(exc), 200))
+        first = False
+        backoff.ran_for(backoff.clock() - started)
+        print(f"serving again in {backoff.next_delay():g} s", flush=True)
+        backoff.wait()
+        recover()
+
+
+def _wait_for_server(
+    settings: Settings,
+    local: _Local,
+    backoff: Backoff,
+    *,
+    start: Callable[[Settings, int | None], LocalServer] | None = None,
+    reachable: Callable[[str], bool] | None = None,
+) -> None:
+    """Block until the Prefect API answers again, restarting the local server (from this, the main thread: the
+    parent-death signal follows the thread that starts the server) if it died; a failed restart waits
+    ``backoff``'s next delay before the next one. ``start`` and ``reachable`` are injected for tests."""
+    if start is None:
+        start = _start_local
+    if reachable is None:
+        from engine.orchestration.server import api_reachable
+
+        reachable = api_reachable
+    told = False
+    while True:
+        failed = False
         if local.server is not None and not local.server.running():
             try:
-                local.server = _start_local(settings, local.server.port)
+                local.server = start(settings, local.server.port)
                 print(f"restarted the Prefect server ({local.server.startup_seconds:.1f} s)", flush=True)
             except CarepathError as exc:
                 logger.warning("could not restart the Prefect server: %s", exc)
+                failed = True
         url = settings.api_url()
-        if url and api_reachable(url):
+        if url and reachable(url):
             return
-        time.sleep(_RETRY_SECONDS)
+        if not told:
+            print("the Prefect server is not answering; serving resumes when it does", flush=True)
+            told = True
+        if failed:
+            print(f"restarting the Prefect server again in {backoff.next_delay():g} s", flush=True)
+            backoff.wait()
+        else:
+            backoff.sleep(_RETRY_SECONDS)
