@@ -75,7 +75,7 @@ def test_event_processes_killed_mid_burst_lose_nothing_and_double_nothing(carepa
         answers[index] = (proc.returncode, out.decode(), err.decode())
     killed = [i for i in victims if answers[i][0] == -9]
     assert killed, "the kills came after every command had finished: nothing was tested"
-    stored_by_victims = {e for e in h.rows(InboundEventRecord) if e.event_id in {sends[i][2] for i in killed}}
+    stored_by_victims = {e.event_id for e in h.rows(InboundEventRecord) if e.event_id in {sends[i][2] for i in killed}}
     for index in sorted(victims):  # no answer came: the coordinator sends it again, same id
         proc = _command(h, *sends[index])
         out, err = proc.communicate(timeout=300 + LOAD_ALLOWANCE)

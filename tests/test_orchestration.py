@@ -155,6 +155,7 @@ def test_a_handoff_never_accepted_escalates_rung_by_rung_and_one_accepted_in_tim
     )
 
 
+@pytest.mark.parametrize("carepath", ["sqlite"], indirect=True)  # a dead serving process: the store plays no part
 def test_a_deadline_due_while_the_serving_process_is_dead_escalates_once_after_restart(carepath: Harness) -> None:
     h = carepath
     episode_id = _to_detox(h, "P-ORCH-030")

@@ -1,5 +1,5 @@
 """Issue 14's crashes, for real: kill -9 of the Prefect server mid-run, and kill -9 of ``carepath up`` followed by
-an outage and a restart with the same command. SQLite and PostgreSQL stores.
+an outage and a restart with the same command: the first on a PostgreSQL store, the second on SQLite.
 
 ``carepath up`` runs as an operator starts it (its own local Prefect server on SQLite, a roster of loopback
 contacts), on a compressed clock: one pathway hour passes in two wall seconds, so the outage here (60 s) is 30
@@ -163,6 +163,9 @@ def _picked_up(app: App, episodes: list[str]) -> list[object]:
     return [r for r in unfinished_runs(app, episodes) if r.state and r.state.type.value == "PENDING"]
 
 
+#: Each crash runs on one store: the server's death on PostgreSQL (the scale-out store), `up`'s on SQLite (the
+#: embedded default). What the store does in a crash is tested on both in memory (test_reliability.py).
+@pytest.mark.parametrize("up", ["postgresql"], indirect=True)
 def test_the_prefect_server_killed_mid_run_is_restarted_and_nothing_is_lost_or_doubled(
     up: tuple[Up, App], receiver: HttpReceiver
 ) -> None:
@@ -194,6 +197,7 @@ def _restarted(carepath: Up, app: App, old: int) -> bool:
     return pid != old and bool(url) and api_reachable(url or "")
 
 
+@pytest.mark.parametrize("up", ["sqlite"], indirect=True)
 def test_carepath_up_killed_restarts_with_the_same_command_and_catches_up_in_one_sweep(
     up: tuple[Up, App], receiver: HttpReceiver
 ) -> None:
