@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from sqlmodel import Session, select
-from store_fixtures import BACKENDS, database_url
+from store_fixtures import BACKENDS, migrated_database_url
 
 from engine import store
 from engine.app import App, Settings, enroll, record_event, sweep
@@ -77,7 +77,7 @@ CONTACTS = {"coordinator": ["coord-desk"], "supervisor": ["sup-1", "sup-2"], "pr
 
 @pytest.fixture(params=BACKENDS)
 def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[App]:
-    with database_url(request.param, tmp_path) as url:
+    with migrated_database_url(request.param, tmp_path) as url:
         settings = Settings.from_env({"CAREPATH_HOME": str(tmp_path), "CAREPATH_DATABASE_URL": url})
         app = inline_app(settings, ManualClock(), notifier=RecordingNotifier(CONTACTS))
         result = load_pathway_text(PATHWAY, "bridge-test.yaml")

@@ -40,9 +40,8 @@ PATHWAY = AUTH_PATHWAY.replace(
 
 
 @pytest.fixture
-def service(empty_engine: Engine) -> EpisodeService:
-    store.migrate(empty_engine)
-    service = EpisodeService(empty_engine, ManualClock(T0))
+def service(engine: Engine) -> EpisodeService:
+    service = EpisodeService(engine, ManualClock(T0))
     result = load_pathway_text(PATHWAY, "auth-test.yaml")
     assert result.ok and result.spec is not None, [str(d) for d in result.diagnostics]
     service.register_pathway(result.spec, PATHWAY)

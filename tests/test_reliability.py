@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from sqlmodel import Session, select
-from store_fixtures import BACKENDS, database_url
+from store_fixtures import BACKENDS, database_url, migrated_database_url
 from test_app import CONTACTS, PATHWAY, assert_every_escalation_reached_its_contacts, enrolled, escalations, scheduler
 
 from engine import store
@@ -43,7 +43,7 @@ def _app(backend: str, folder: Path, url: str) -> App:
 
 @pytest.fixture(params=BACKENDS)
 def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[App]:
-    with database_url(request.param, tmp_path) as url:
+    with migrated_database_url(request.param, tmp_path) as url:
         app = _app(request.param, tmp_path, url)
         yield app
         app.close()
