@@ -30,8 +30,11 @@ def episode_run_name(app: App, episode_id: str, what: str) -> str:
 
 
 def sweep_run_name(report: SweepReport) -> str:
-    """``sweep · fired 0 · scheduled 2 · delivered 0``, plus what else it did (``· applied 1 · runs cancelled 2``)."""
-    name = f"sweep · fired {report.fired} · scheduled {report.scheduled} · delivered {report.delivered}"
-    extra = [("applied", report.applied), ("runs cancelled", report.cancelled), ("requeued", report.requeued)]
+    """``sweep · fired 5 · scheduled 2``, plus what else it did (``· applied 1 · runs cancelled 2``).
+
+    A fired rung's alerts go out with it; ``late alerts sent`` counts alerts raised earlier whose delivery never
+    finished (its process died), so an operator does not read "delivered 0" after a catch-up that sent five."""
+    name = f"sweep · fired {report.fired} · scheduled {report.scheduled}"
+    extra = [("late alerts sent", report.delivered), ("applied", report.applied), ("runs cancelled", report.cancelled), ("requeued", report.requeued)]
     extra += [("ended", report.ended), ("problems", len(report.problems))]
     return name + "".join(f" · {what} {count}" for what, count in extra if count)
