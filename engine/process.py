@@ -20,7 +20,7 @@ __all__ = ["PROCESS_DEFAULTS", "configure_process", "describe_unexpected", "run_
 #: Set for every process Carepath starts unless already set: Prefect must not phone home (the machine may be
 #: offline, and telemetry is not ours to send), and its console chatter is for operators, not coordinators.
 #: Every flow run sends a heartbeat each minute: a run whose process died is crashed after three missed ones
-#: (:func:`engine.prefect_ops.ensure_zombie_automation`); every process must agree on the interval.
+#: (:func:`engine.orchestration.prefect_api.ensure_zombie_automation`); every process must agree on the interval.
 PROCESS_DEFAULTS = {
     "DO_NOT_TRACK": "1",
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",

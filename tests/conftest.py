@@ -7,7 +7,7 @@ os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 # every process of the session (serving, CLI, flow runs) heart-beats alike: a run whose process a crash test killed
-# is crashed 90 s after its last heartbeat (engine.prefect_ops.ensure_zombie_automation)
+# is crashed 90 s after its last heartbeat (engine.orchestration.prefect_api.ensure_zombie_automation)
 os.environ.setdefault("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "30")
 
 pytest_plugins = ["prefect_harness", "store_fixtures"]

@@ -46,12 +46,16 @@ IN_FLIGHT = timedelta(seconds=60)
 _NOT_FINAL = ("SCHEDULED", "PENDING", "RUNNING", "CANCELLING", "PAUSED")
 
 
-def wait_until(what: str, check: Callable[[], Any], timeout: float, every: float = 0.5) -> Any:
-    """Poll ``check`` until it returns something truthy (returned); fail after ``timeout`` seconds."""
+def wait_until(
+    what: str, check: Callable[[], Any], timeout: float, every: float = 0.5, detail: Callable[[], Any] | None = None
+) -> Any:
+    """Poll ``check`` until it returns something truthy (returned); fail after ``timeout`` seconds, saying
+    ``detail()`` (what is still wrong) when given."""
     deadline = time.monotonic() + timeout
     while not (value := check()):
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+            still = f"; still: {detail()}" if detail else ""
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}{still}")
         time.sleep(every)
     return value
 
@@ -159,6 +163,11 @@ class Up:
 def unfinished_runs(app: App, episodes: Iterable[str]) -> list[Any]:
     """Every flow run of these episodes (by its ``episode_id`` parameter) that is not final, on ``app``'s server."""
     return runs_of(app, episodes, _NOT_FINAL)
+
+
+def describe_runs(runs: Iterable[Any]) -> list[str]:
+    """``name (STATE since HH:MM:SS)`` for each run, for a failure message."""
+    return [f"{r.name} ({r.state.type.value if r.state else '?'} since {r.state.timestamp:%H:%M:%S})" for r in runs]
 
 
 def runs_of(app: App, episodes: Iterable[str], states: Iterable[str]) -> list[Any]:

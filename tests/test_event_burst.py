@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 from carepath_harness import LOAD_ALLOWANCE, Harness, running_carepath
-from outage_harness import ROOT, runs_left_behind, runs_of, unfinished_runs, wait_until
+from outage_harness import ROOT, describe_runs, runs_left_behind, runs_of, unfinished_runs, wait_until
 
 from engine.store import AuditRecord, DeliveryRecord, EscalationRecord, InboundEventRecord
 
@@ -99,7 +99,13 @@ def test_event_processes_killed_mid_burst_lose_nothing_and_double_nothing(carepa
     assert len(deliveries) == len(set(deliveries)), "no contact alerted twice"
 
     left_at = time.monotonic()
-    wait_until("no run left behind", lambda: runs_left_behind(h.app, episodes) == [], SETTLE, every=2)
+    wait_until(
+        "no run left behind",
+        lambda: runs_left_behind(h.app, episodes) == [],
+        SETTLE,
+        every=2,
+        detail=lambda: describe_runs(runs_left_behind(h.app, episodes)),
+    )
     crashed = [r.name for r in runs_of(h.app, episodes, ["CRASHED"])]
     print(
         f"\n{len(killed)} commands killed before answering; {len(stored_by_victims)} of their events were stored; "
@@ -107,4 +113,10 @@ def test_event_processes_killed_mid_burst_lose_nothing_and_double_nothing(carepa
         f"{time.monotonic() - left_at:.0f} s after the events settled"
     )
     h.retire_all()
-    wait_until("every run final", lambda: unfinished_runs(h.app, episodes) == [], SETTLE, every=2)
+    wait_until(
+        "every run final",
+        lambda: unfinished_runs(h.app, episodes) == [],
+        SETTLE,
+        every=2,
+        detail=lambda: describe_runs(unfinished_runs(h.app, episodes)),
+    )

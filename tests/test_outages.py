@@ -25,7 +25,15 @@ from pathlib import Path
 import pytest
 from carepath_harness import FACTOR, LOAD_ALLOWANCE, tpo_consent
 from http_receiver import HttpReceiver
-from outage_harness import Up, messages_per_rung, roster_for, runs_left_behind, unfinished_runs, wait_until
+from outage_harness import (
+    Up,
+    describe_runs,
+    messages_per_rung,
+    roster_for,
+    runs_left_behind,
+    unfinished_runs,
+    wait_until,
+)
 from store_fixtures import pg_admin_url, pg_unavailable_reason, temporary_pg_database
 
 from engine.app import App, Settings, enroll, record_event
@@ -154,9 +162,21 @@ def _assert_nothing_doubled(receiver: HttpReceiver, app: App, episodes: list[str
 def _assert_no_run_left(app: App, episodes: list[str]) -> None:
     """The issue's "no run left non-final": first nothing stuck while the episodes run, then, once they are closed,
     nothing unfinished at all."""
-    wait_until("no run left behind", lambda: runs_left_behind(app, episodes) == [], RECONCILE_WAIT, every=2)
+    wait_until(
+        "no run left behind",
+        lambda: runs_left_behind(app, episodes) == [],
+        RECONCILE_WAIT,
+        every=2,
+        detail=lambda: describe_runs(runs_left_behind(app, episodes)),
+    )
     _retire(app, episodes)
-    wait_until("every run final", lambda: unfinished_runs(app, episodes) == [], RECONCILE_WAIT, every=2)
+    wait_until(
+        "every run final",
+        lambda: unfinished_runs(app, episodes) == [],
+        RECONCILE_WAIT,
+        every=2,
+        detail=lambda: describe_runs(unfinished_runs(app, episodes)),
+    )
 
 
 def _picked_up(app: App, episodes: list[str]) -> list[object]:

@@ -18,12 +18,14 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
+from carepath_harness import LOAD_ALLOWANCE
 from prefect_apps.echo import DEPLOYMENT, ECHO_FILE_ENV
 
 from engine.errors import OrchestrationError
 from engine.orchestration.prefect_api import (
     DEFAULT_PREFETCH_SECONDS,
     cancel_flow_run,
+    ensure_zombie_automation,
     get_run_state,
     publish_markdown_artifact,
     publish_table_artifact,
@@ -195,6 +197,36 @@ def test_runs_survive_a_killed_serving_process_and_run_once_after_restart(echo: 
     for run_id in (picked_run, down_run):
         _poll(lambda run_id=run_id: run_sync(get_run_state(run_id)).final, 15, "run did not finish")
     assert len(echo.records(picked)) == 1 and len(echo.records(while_down)) == 1
+
+
+def test_a_run_whose_process_died_before_its_first_heartbeat_is_crashed(prefect_server: str) -> None:
+    """A command killed mid-burst left runs that had never sent a heartbeat (they are sent in the background), in
+    Pending or Running, and nothing ever ended them. The server's own state events now start the watch."""
+    from prefect import flow
+    from prefect.client.orchestration import get_client
+    from prefect.states import Pending, Running
+
+    @flow(name="carepath-test-killed")
+    def killed() -> None:  # never run: its runs stand for a process killed before it could report
+        pass
+
+    window = run_sync(ensure_zombie_automation())
+    assert window is not None, "heartbeats are on in the tests (conftest)"
+
+    async def orphans() -> list[uuid.UUID]:
+        async with get_client() as client:
+            pending = await client.create_flow_run(killed, name="killed-while-pending", state=Pending())
+            running = await client.create_flow_run(killed, name="killed-while-running", state=Pending())
+            await client.set_flow_run_state(running.id, Running())
+            return [pending.id, running.id]
+
+    runs = run_sync(orphans())
+    states = lambda: [run_sync(get_run_state(r)) for r in runs]  # noqa: E731
+    _poll(
+        lambda: all(s is not None and s.state_type == "CRASHED" for s in states()),
+        window.total_seconds() + 60 + LOAD_ALLOWANCE,
+        f"runs left non-final: {[(s.name, s.state_type) for s in states() if s]}",
+    )
 
 
 def test_bad_parameters_and_unknown_deployments_are_one_line_errors(prefect_server: str) -> None:

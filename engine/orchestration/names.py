@@ -35,6 +35,11 @@ def sweep_run_name(report: SweepReport) -> str:
     A fired rung's alerts go out with it; ``late alerts sent`` counts alerts raised earlier whose delivery never
     finished (its process died), so an operator does not read "delivered 0" after a catch-up that sent five."""
     name = f"sweep · fired {report.fired} · scheduled {report.scheduled}"
-    extra = [("late alerts sent", report.delivered), ("applied", report.applied), ("runs cancelled", report.cancelled), ("requeued", report.requeued)]
+    extra = [
+        ("late alerts sent", report.delivered),
+        ("applied", report.applied),
+        ("runs cancelled", report.cancelled),
+        ("requeued", report.requeued),
+    ]
     extra += [("ended", report.ended), ("problems", len(report.problems))]
     return name + "".join(f" · {what} {count}" for what, count in extra if count)

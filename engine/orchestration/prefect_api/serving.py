@@ -141,7 +141,11 @@ async def ensure_zombie_automation() -> timedelta | None:
 
     Every flow run sends a heartbeat when it starts and every ``PREFECT_FLOWS_HEARTBEAT_FREQUENCY`` seconds (180 by
     default); a run that sent one and then nothing (no heartbeat, no final state) for three intervals is marked
-    ``Crashed``. It applies to every flow run on the server.
+    ``Crashed``. The server's own state events count as signs of life too, and start the watch: a process killed
+    while its run was Pending, or Running before its first heartbeat left the process (heartbeats are sent in the
+    background), leaves a run that never heartbeats; without them such a run stayed non-final for good (seen
+    with event commands killed mid-burst). A prefetched deadline run waits Pending for at most the prefetch
+    (15 s) plus its process start, well inside three intervals. It applies to every flow run on the server.
     """
     from prefect.client.schemas.objects import StateType
     from prefect.events.actions import ChangeFlowRunState
@@ -158,9 +162,10 @@ async def ensure_zombie_automation() -> timedelta | None:
         description="A run that stopped sending heartbeats without ending lost its process; Carepath's store "
         "already holds whatever it did.",
         trigger=EventTrigger(
-            after={"prefect.flow-run.heartbeat"},
+            after={"prefect.flow-run.heartbeat", "prefect.flow-run.Pending", "prefect.flow-run.Running"},
             expect={
                 "prefect.flow-run.heartbeat",
+                "prefect.flow-run.Running",
                 "prefect.flow-run.Completed",
                 "prefect.flow-run.Failed",
                 "prefect.flow-run.Cancelled",
