@@ -2,8 +2,8 @@
 
 Why these and not Prefect's API directly: every call here takes opaque ids only (episode, pathway, stage ids;
 never a name or a date of birth), turns every Prefect or HTTP failure into a one-line
-:class:`~engine.errors.OrchestrationError`, and encodes what was measured about Prefect 3.8.8 (see
-``readme-parts/prefect.md``):
+:class:`~engine.errors.OrchestrationError`, and encodes what was measured about Prefect 3.8.8 (see the README
+section "Running on Prefect"):
 
 - a deadline is a deployment run created in state ``Scheduled`` at its due time, with an idempotency key; the
   server keeps it, so it survives the restart of every process;
