@@ -9,9 +9,7 @@ what a re-run no longer finds is kept as resolved; a delivery once made is never
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -20,10 +18,8 @@ from pydantic import ValidationError
 from sqlalchemy import Engine, inspect, text
 from sqlmodel import Session, func, select
 from store_fixtures import (
-    BACKENDS,
     downgrade_to,
     head_revision,
-    temporary_pg_database,
     upgrade_to,
 )
 
@@ -61,27 +57,9 @@ NEW_HANDOFF_COLUMNS = {
 BUPRENORPHINE = CriticalMedication(name="buprenorphine", medication_class="MOUD", rxnorm=("1670", "351264"))
 
 
-@pytest.fixture(scope="module")
-def migrated_pg_url() -> Iterator[str]:
-    """One migrated PostgreSQL database for the module (creating one per test costs a second each)."""
-    with temporary_pg_database() as url:
-        engine = store.make_engine(url)
-        store.migrate(engine)
-        engine.dispose()
-        yield url
-
-
-@pytest.fixture(params=BACKENDS)
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    """A migrated database holding two episodes of one person and nothing else."""
-    if request.param == "sqlite":
-        engine = store.make_engine(f"sqlite:///{tmp_path / 'carepath.db'}")
-        store.migrate(engine)
-    else:
-        engine = store.make_engine(request.getfixturevalue("migrated_pg_url"))
-        tables = ", ".join(f'"{table.name}"' for table in store.metadata.sorted_tables)
-        with engine.begin() as conn:
-            conn.exec_driver_sql(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+@pytest.fixture
+def engine(engine: Engine) -> Engine:
+    """The shared at-head database of each backend (store_fixtures), holding two episodes of one person."""
     with store.session_scope(engine) as s:
         s.add(
             PathwayVersionRecord(
@@ -101,8 +79,7 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
                     updated_at=T0,
                 )
             )
-    yield engine
-    engine.dispose()
+    return engine
 
 
 def schema_diffs(engine: Engine) -> list[object]:
