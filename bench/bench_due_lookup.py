@@ -38,6 +38,7 @@ from typing import Any
 from sqlalchemy import Engine, text
 from sqlmodel import Session
 
+from bench import pg
 from engine import store
 from engine.store import EpisodeRecord, PathwayVersionRecord, RungRecord, WorkItemRecord
 
@@ -47,7 +48,6 @@ NOW = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
 SPREAD = timedelta(days=182)
 CHUNK = 5_000
 AIM_MS = 50.0
-_PG_CANDIDATES = ("postgresql://postgres@127.0.0.1:5432/test", "postgresql://root@127.0.0.1:5432/test")
 
 
 def _rows(episodes: int, seed: int = 7) -> Iterator[tuple[str, list[dict[str, Any]]]]:
@@ -183,30 +183,16 @@ def _lookups(engine: Engine) -> dict[str, Callable[[], object]]:
 
 @contextmanager
 def _pg_database() -> Iterator[str | None]:
-    try:
-        import psycopg
-        from psycopg import sql
-    except ImportError:
-        yield None
-        return
-    admins = [os.environ["CAREPATH_BENCH_PG_URL"]] if os.environ.get("CAREPATH_BENCH_PG_URL") else _PG_CANDIDATES
-    for admin in admins:
-        try:
-            with psycopg.connect(admin, connect_timeout=3, autocommit=True):
-                break
-        except psycopg.Error:
-            continue
-    else:
+    admin = pg.admin_url()
+    if admin is None:
         yield None
         return
     name = f"carepath_bench_{os.getpid()}_{secrets.token_hex(3)}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = pg.create_database(admin, name)
     try:
-        yield admin.rsplit("/", 1)[0] + f"/{name}"
+        yield url
     finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        pg.drop_database(admin, name)
 
 
 def run_backend(label: str, url: str, episodes: int, repeat: int) -> bool:

@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from bench import pg
+
 __all__ = [
     "ROOT",
     "ApiCalls",
@@ -29,7 +31,6 @@ __all__ = [
 ]
 
 ROOT = Path(__file__).resolve().parents[1]
-PG_CANDIDATES = ("postgresql://postgres@127.0.0.1:5432/postgres", "postgresql://postgres@127.0.0.1:5432/test")
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
@@ -170,31 +171,16 @@ def prefect_database(kind: str, stopper: Stopper) -> Iterator[str | None]:
     if kind == "sqlite":
         yield None
         return
-    import psycopg
-    from psycopg import sql
-
-    candidates = [os.environ["CAREPATH_BENCH_PG_URL"]] if os.environ.get("CAREPATH_BENCH_PG_URL") else PG_CANDIDATES
-    for admin in candidates:
-        try:
-            with psycopg.connect(admin, connect_timeout=3, autocommit=True):
-                break
-        except psycopg.Error:
-            continue
-    else:
+    admin = pg.admin_url()
+    if admin is None:
         raise RuntimeError("no PostgreSQL answers at 127.0.0.1:5432 (set CAREPATH_BENCH_PG_URL)")
     name = f"carepath_bench_prefect_{os.getpid()}"
-
-    def drop() -> None:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    stopper.cleanups.append(drop)
+    url = pg.create_database(admin, name)
+    stopper.cleanups.append(lambda: pg.drop_database(admin, name))
     try:
-        yield admin.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1) + f"/{name}"
+        yield url.replace("postgresql://", "postgresql+asyncpg://", 1)
     finally:
-        drop()
+        pg.drop_database(admin, name)
 
 
 def start_serving(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
