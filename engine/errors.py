@@ -140,7 +140,11 @@ class EpisodeError(CarepathError):
     """A request about an episode cannot be applied."""
 
 
-class UnknownEpisode(EpisodeError):
+class NotFound(EpisodeError):
+    """No such object, or none the asker may see: the two are one answer, so a refusal never hints that it exists."""
+
+
+class UnknownEpisode(NotFound):
     """No episode has the given id."""
 
 
@@ -154,6 +158,10 @@ class EventRejected(EpisodeError):
     def __init__(self, message: str, *, code: str = "rejected") -> None:
         super().__init__(message)
         self.code = code
+
+
+class Forbidden(CarepathError):
+    """The asker's role may not do this at all (whatever the object): nothing was read or changed."""
 
 
 class StoreError(CarepathError):

@@ -81,7 +81,7 @@ class Up:
 
     @property
     def argv(self) -> list[str]:
-        return [sys.executable, "-m", "engine", "up", "--port", str(self.port)]
+        return [sys.executable, "-m", "engine", "up", "--port", str(self.port), "--no-api"]
 
     def start(self) -> None:
         """Run the command; returns at once (wait with :meth:`wait_served`)."""

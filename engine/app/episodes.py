@@ -147,11 +147,12 @@ def fire(app: App, rung_id: str) -> tuple[Changes, FollowUp] | None:
     return changes, follow_up(app, changes.episode_id, changes)
 
 
-def acknowledge(app: App, escalation_id: int, by: str) -> int:
-    """Someone took an escalation on: its later rungs never fire. Returns how many later rungs were stopped."""
+def acknowledge(app: App, escalation_id: int, by: str, *, actor: str | None = None) -> int:
+    """Someone (``by``) took an escalation on: its later rungs never fire. Returns how many later rungs were
+    stopped. ``actor`` is who recorded it, when not ``by`` (an API token's label)."""
     inputs.check_escalation(escalation_id)
     inputs.check_id("staff id", by)
-    stopped, runs = app.service.acknowledge(escalation_id, by)
+    stopped, runs = app.service.acknowledge(escalation_id, by, actor)
     try:  # best effort: a later rung's run finds its rung cancelled and does nothing
         if runs:
             app.scheduler.cancel(runs)

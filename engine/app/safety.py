@@ -13,7 +13,7 @@ from engine.app.context import App
 from engine.app.episodes import EventResult, record_event
 from engine.episode.domain.consent import KNOWN_PURPOSES, Consent
 from engine.episode.referrals import RECEIVER_CLASSES
-from engine.errors import EventRejected, InvalidInput, quote
+from engine.errors import EventRejected, InvalidInput, NotFound, quote
 from engine.plan.model import Plan
 from engine.store import DisclosureRecord
 
@@ -66,27 +66,34 @@ def revoke_consent(app: App, consent_id: str, *, written: bool, actor: str = "co
             "written", "a revocation must be in writing (42 CFR Part 2); record the written revocation (--written)"
         )
     if not app.service.consent_known(consent_id):
-        raise EventRejected(f"no consent {quote(consent_id)}")
+        raise NotFound(f"no consent {quote(consent_id)}")
     app.dispatcher.ready()
     episodes = app.service.revoke_consent(consent_id, written=written, actor=actor)
     return [record_event(app, ep, "consent.revoked", {"consent": consent_id}, actor=actor) for ep in episodes]
 
 
 def record_medications(
-    app: App, episode_id: str, side: str, medications: list[dict[str, Any]], *, actor: str = "coordinator"
+    app: App,
+    episode_id: str,
+    side: str,
+    medications: list[dict[str, Any]],
+    *,
+    actor: str = "coordinator",
+    event_id: str | None = None,
 ) -> EventResult:
     """A setting's medication list (``sending`` or ``receiving``); with both in, they are reconciled."""
     if side not in ("sending", "receiving"):
         raise InvalidInput("side", "is not sending or receiving", side)
-    return record_event(app, episode_id, f"medications.{side}-list", {"medications": medications}, actor=actor)
+    data = {"medications": medications}
+    return record_event(app, episode_id, f"medications.{side}-list", data, actor=actor, event_id=event_id)
 
 
-def mark_intentional(app: App, discrepancy_id: str, reason: str, by: str) -> None:
-    """A clinician documents a medication discrepancy as intentional (it stops counting as an error)."""
+def mark_intentional(app: App, discrepancy_id: str, reason: str, by: str, *, actor: str | None = None) -> None:
+    """A clinician (``by``) documents a medication discrepancy as intentional (it stops counting as an error)."""
     inputs.check_id("discrepancy id", discrepancy_id)
     inputs.check_text("reason", reason)
     inputs.check_id("clinician id", by)
-    app.service.mark_intentional(discrepancy_id, reason, by)
+    app.service.mark_intentional(discrepancy_id, reason, by, actor)
 
 
 def disclosures(app: App, episode_id: str, years: int = 3) -> list[DisclosureRecord]:

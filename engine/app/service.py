@@ -23,7 +23,7 @@ from engine import store
 from engine.clock import Clock, utc
 from engine.episode.domain.consent import Consent
 from engine.episode.rules import Event, apply_event, enroll, fire_rung
-from engine.errors import EpisodeError, EventRejected, PathwayError, UnknownEpisode, quote
+from engine.errors import EpisodeError, EventRejected, NotFound, PathwayError, UnknownEpisode, quote
 from engine.language.loader import load_pathway_text
 from engine.language.model import PathwaySpec
 from engine.plan.build import compile_plan
@@ -309,14 +309,14 @@ class EpisodeService:
                 store.audit(session, episode_id, now, actor, "consent.revoked", {"consent": consent_id})
         return episodes
 
-    def acknowledge(self, escalation_id: int, by: str) -> tuple[int, list[str]]:
-        """Acknowledge an escalation: its later rungs never fire. Returns how many were stopped, and the Prefect
-        runs to cancel."""
+    def acknowledge(self, escalation_id: int, by: str, actor: str | None = None) -> tuple[int, list[str]]:
+        """Acknowledge an escalation for staff member ``by`` (recorded by ``actor``, when another: an API token's
+        label): its later rungs never fire. Returns how many were stopped, and the Prefect runs to cancel."""
         now = self.clock.now()
         with store.session_scope(self.engine) as session:
             escalation = session.get(EscalationRecord, escalation_id)
             if escalation is None:
-                raise EpisodeError(f"no escalation {escalation_id}")
+                raise NotFound(f"no escalation {escalation_id}")
             if not store.acknowledge_escalation(session, escalation_id, by, now):
                 raise EpisodeError(f"escalation {escalation_id} was already acknowledged")
             fired = session.get(RungRecord, escalation.rung_id)
@@ -325,15 +325,18 @@ class EpisodeService:
                 if fired is None or rung.index > fired.index:
                     stopped += 1
                     runs += [rung.flow_run_id] if rung.flow_run_id else []
-            store.audit(session, escalation.episode_id, now, by, "escalation.acknowledged", {"id": escalation_id})
+            detail = {"id": escalation_id, "by": by}
+            store.audit(session, escalation.episode_id, now, actor or by, "escalation.acknowledged", detail)
             return stopped, runs
 
-    def mark_intentional(self, discrepancy_id: str, reason: str, by: str) -> None:
-        """A clinician documents a medication discrepancy as intentional (it stops counting as an error)."""
+    def mark_intentional(self, discrepancy_id: str, reason: str, by: str, actor: str | None = None) -> None:
+        """A clinician (``by``) documents a medication discrepancy as intentional (it stops counting as an error);
+        ``actor`` is who recorded it, when not the clinician (an API token's label)."""
         now = self.clock.now()
         with store.session_scope(self.engine) as session:
             row = store.mark_discrepancy_intentional(session, discrepancy_id, reason, by, now)
-            store.audit(session, row.episode_id, now, by, "discrepancy.intentional", {"id": discrepancy_id}, reason)
+            detail = {"id": discrepancy_id, "by": by}
+            store.audit(session, row.episode_id, now, actor or by, "discrepancy.intentional", detail, reason)
 
     def disclosures(self, episode_id: str, years: int = 3) -> list[DisclosureRecord]:
         """The accounting of disclosures of the episode's person over the past ``years`` (section 2.25)."""

@@ -74,6 +74,15 @@ def _up_args(p: argparse.ArgumentParser) -> None:
         help="run pathway time N times faster than the wall (stored in the data folder, e.g. 900: one pathway "
         "hour every 4 s) to rehearse a pathway end to end",
     )
+    api_args(p, off_switch=True)
+
+
+def api_args(p: argparse.ArgumentParser, *, off_switch: bool = False) -> None:
+    """``--api-host`` and ``--api-port`` (and ``--no-api`` for ``up``)."""
+    p.add_argument("--api-host", default="127.0.0.1", help="address the HTTP API listens on (default 127.0.0.1)")
+    p.add_argument("--api-port", type=int, default=8400, help="port of the HTTP API (default 8400)")
+    if off_switch:
+        p.add_argument("--no-api", action="store_true", help="do not serve the HTTP API")
 
 
 @command("up", "start Prefect (unless PREFECT_API_URL is set) and serve every pathway's flows", _up_args)
@@ -89,12 +98,28 @@ def _up(args: argparse.Namespace) -> int:
     if args.speed is not None and not 0 < args.speed <= 100_000:
         raise CarepathError(f"--speed: {args.speed:g} is not between 0 and 100000")
 
+    api = None if args.no_api else (args.api_host, args.api_port)
+
     def ready(specs: list[Any], ui: str) -> None:
         print(f"Carepath is serving {len(specs)} pathways ({', '.join(s.id for s in specs)}).")
         clock = f"; clock {args.speed:g}x" if args.speed else ""
+        if api is not None:
+            print(f"HTTP API: http://{args.api_host}:{args.api_port}/api/v1  (FHIR: /fhir/R4, docs: /docs)")
         print(f"Prefect UI: {ui}   (data: {settings.home}{clock}; Ctrl-C stops everything)", flush=True)
 
-    serve_forever(settings, port=args.port, speed=args.speed, ready=ready)
+    serve_forever(settings, port=args.port, speed=args.speed, ready=ready, api=api)
+    return 0
+
+
+@command("api", "serve only the HTTP API (/api/v1, /fhir/R4) on this store; `carepath up` must be running", api_args)
+def _api(args: argparse.Namespace) -> int:
+    from engine.api.serving import ApiServer
+    from engine.app import Settings
+    from engine.orchestration.flows import dispatching_app
+
+    server = ApiServer(dispatching_app(Settings.from_env()), args.api_host, args.api_port)
+    print(f"HTTP API: {server.url}/api/v1  (FHIR: /fhir/R4, docs: /docs; Ctrl-C stops it)", flush=True)
+    server.run()
     return 0
 
 

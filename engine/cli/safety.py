@@ -230,3 +230,23 @@ def _ack(args: argparse.Namespace) -> int:
     stopped = acknowledge(cli_app(), args.escalation, args.by)
     print(f"escalation {args.escalation} acknowledged; {stopped} later rung(s) stopped")
     return 0
+
+
+# ---------------------------------------------------------------------------------------------------- fhir
+
+
+def _fhir_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("what", choices=("export",), help="export: print an episode as a FHIR R4 Bundle (collection)")
+    p.add_argument("episode", metavar="EPISODE")
+
+
+@command("fhir", "print an episode as a FHIR R4 Bundle, as GET /fhir/R4/CarePlan/EP/$everything returns it", _fhir_args)
+def _fhir(args: argparse.Namespace) -> int:
+    import json
+
+    from engine.api.fhir_r4 import everything
+    from engine.app.access import Principal
+
+    local = Principal(token_id="cli", label="cli", role="coordinator")  # whoever runs the CLI holds the store
+    print(json.dumps(everything(cli_app(), local, args.episode), indent=2))
+    return 0

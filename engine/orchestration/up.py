@@ -46,6 +46,7 @@ from engine.orchestration.flows import dispatching_app
 from engine.orchestration.wiring import production_app
 
 if TYPE_CHECKING:
+    from engine.api.serving import ApiServer
     from engine.orchestration.server import LocalServer
 
 __all__ = [
@@ -206,9 +207,13 @@ def serve_forever(
     port: int | None,
     speed: float | None = None,
     ready: Callable[[list[PathwaySpec], str], None] | None = None,
+    api: tuple[str, int] | None = None,
 ) -> None:
     """Register, start Prefect if needed, catch up, and serve until interrupted; ``ready(specs, ui_url)`` once
-    serving. ``speed`` keeps a compressed clock already stored with the same factor (a restart continues it)."""
+    serving. ``speed`` keeps a compressed clock already stored with the same factor (a restart continues it).
+    ``api`` (host, port): also serve the HTTP API there, on its own App (its requests run as in-process flow
+    runs, like the CLI's)."""
+    from engine.api.serving import ApiServer
     from engine.orchestration.server import spawn_local_server
 
     local = _Local()
@@ -217,7 +222,7 @@ def serve_forever(
             settings.home / "prefect", port, log_path=settings.home / "prefect-server.log", pid_file=_pid_file(settings)
         )
     app = production_app(settings)
-    serving = None
+    serving = api_server = None
     try:
         specs = register_pathways(app, settings.pathways)
         print(check_roster(app))
@@ -227,14 +232,29 @@ def serve_forever(
             _ready(settings, local.server)
             settings = settings.with_changes(prefect_api_url=local.server.api_url)
         serving = dispatching_app(settings)
+        if api is not None:
+            api_server = _start_api(ApiServer(dispatching_app(settings), *api))
         _serve(serving, specs, ready, local)
     finally:
+        if api_server is not None:
+            api_server.stop()
         if local.server is not None:
             settings.api_url_file.unlink(missing_ok=True)
             local.server.stop()
         if serving is not None:
             serving.close()
         app.close()
+
+
+def _start_api(server: ApiServer) -> ApiServer | None:
+    """The API beside the serving: a port in use is a warning, not the end of serving (deadlines come first)."""
+    try:
+        server.start()
+    except CarepathError as exc:
+        logger.warning("%s; serving without it", one_line(str(exc)))
+        print(f"warning: {one_line(str(exc))}; serving without it", flush=True)
+        return None
+    return server
 
 
 @dataclass

@@ -9,16 +9,19 @@ each with a rule for what a later write may not undo; disclosures are append-onl
 
 Split by what the rows are for: :mod:`.episodes` (episodes, rungs, exactly-once writes, audit, settings),
 :mod:`.safety` (consent, disclosures, medication lists, discrepancies, deliveries) and :mod:`.timers` (what the
-follow-up and the sweep read and claim). Callers import from this package.
+follow-up and the sweep read and claim); :mod:`.handoffs` is what the network face reads. Callers import from
+this package.
 """
 
 from __future__ import annotations
 
 from engine.store.queries.episodes import *  # noqa: F403
 from engine.store.queries.episodes import __all__ as _episodes
+from engine.store.queries.handoffs import *  # noqa: F403
+from engine.store.queries.handoffs import __all__ as _handoffs
 from engine.store.queries.safety import *  # noqa: F403
 from engine.store.queries.safety import __all__ as _safety
 from engine.store.queries.timers import *  # noqa: F403
 from engine.store.queries.timers import __all__ as _timers
 
-__all__ = [*_episodes, *_safety, *_timers]
+__all__ = [*_episodes, *_handoffs, *_safety, *_timers]

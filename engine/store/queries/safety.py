@@ -14,7 +14,7 @@ from sqlalchemy import case, func, update
 from sqlmodel import Session, col, select
 
 from engine.episode.domain.reconcile import KINDS, Medication
-from engine.errors import EventRejected, StoreError, quote
+from engine.errors import EventRejected, NotFound, StoreError, quote
 from engine.store.db import dialect_insert
 from engine.store.records import (
     ConsentRecord,
@@ -80,7 +80,7 @@ def revoke_consent(session: Session, consent_id: str, at: datetime, written: boo
     )
     record = session.exec(query).first()
     if record is None:
-        raise EventRejected(f"no consent {quote(consent_id)}")
+        raise NotFound(f"no consent {quote(consent_id)}")
     if not written:
         raise EventRejected(
             f"consent {consent_id}: a revocation must be in writing (42 CFR Part 2); record the written revocation"
@@ -270,7 +270,7 @@ def mark_discrepancy_intentional(
         raise EventRejected(f"discrepancy {quote(discrepancy_id)}: say which clinician marks it intentional")
     record = session.get(DiscrepancyRecord, discrepancy_id, populate_existing=True)
     if record is None:
-        raise EventRejected(f"no discrepancy {quote(discrepancy_id)}")
+        raise NotFound(f"no discrepancy {quote(discrepancy_id)}")
     if record.status == RESOLVED:
         raise EventRejected(f"discrepancy {quote(discrepancy_id)} is resolved: the lists no longer differ there")
     record.status, record.reason, record.marked_by, record.marked_at = INTENTIONAL, reason.strip(), by.strip(), at

@@ -1,0 +1,52 @@
+"""Serving the API with uvicorn: in the foreground (``carepath api``) or on a thread beside ``carepath up``.
+
+Uvicorn's access log is off: a URL can carry an id, and what reaches the logs is opaque ids only (the handlers
+log nothing about people either).
+"""
+
+from __future__ import annotations
+
+import threading
+
+import uvicorn
+
+from engine.api import create_api
+from engine.app.context import App
+from engine.errors import CarepathError
+
+__all__ = ["ApiServer", "DEFAULT_HOST", "DEFAULT_PORT"]
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8400
+
+
+class ApiServer:
+    """One uvicorn server for ``app``'s API on ``host:port``."""
+
+    def __init__(self, app: App, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> None:
+        config = uvicorn.Config(
+            create_api(app), host=host, port=port, access_log=False, log_level="warning", lifespan="off"
+        )
+        self.server = uvicorn.Server(config)
+        self.url = f"http://{host}:{port}"
+        self._thread: threading.Thread | None = None
+
+    def run(self) -> None:
+        """Serve in this thread until stopped (Ctrl-C)."""
+        self.server.run()
+        if not self.server.started:
+            raise CarepathError(f"the API could not listen on {self.url} (is the port in use? see --api-port)")
+
+    def start(self) -> None:
+        """Serve on a daemon thread; returns once it listens (or raises if it could not)."""
+        self._thread = threading.Thread(target=self.server.run, name="carepath-api", daemon=True)
+        self._thread.start()
+        while not self.server.started:
+            if not self._thread.is_alive():
+                raise CarepathError(f"the API could not listen on {self.url} (is the port in use? see --api-port)")
+            self._thread.join(0.05)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(10)
