@@ -148,6 +148,28 @@ def test_a_refused_token_changes_nothing(app: App, role: str, options: dict[str,
     assert counts(app) == before
 
 
+def test_concurrent_creations_with_one_label_give_one_token(app: App) -> None:
+    start = threading.Barrier(4)
+    outcomes: list[str] = []
+
+    def create() -> None:
+        start.wait()
+        try:
+            create_token(app, "operator", label="Night desk")
+            outcomes.append("created")
+        except InvalidInput as exc:
+            outcomes.append(exc.field)
+
+    workers = [threading.Thread(target=create) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=60)
+    assert sorted(outcomes) == ["created", "label", "label", "label"]
+    assert [t.label for t in list_tokens(app)] == ["Night desk"]
+    assert counts(app)["audit"] == 1
+
+
 def test_list_is_newest_first_and_revoking_is_by_id_or_label_once(app: App) -> None:
     first, _ = create_token(app, "operator", label="Ops")
     advance(app, timedelta(minutes=1))
