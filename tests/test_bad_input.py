@@ -28,11 +28,13 @@ from store_fixtures import BACKENDS, database_url
 
 import engine.cli.episodes
 import engine.cli.safety
+import engine.cli.tokens
 import engine.files
 from engine.app import App, Settings, enroll, record_event
 from engine.app.inline import InlineDispatcher, inline_app
 from engine.app.pathways import register_pathways
 from engine.app.safety import record_consent, record_medications
+from engine.app.tokens import create_token, revoke_token
 from engine.cli import main
 from engine.clock import ManualClock
 from engine.episode.domain.consent import single_tpo_consent
@@ -109,9 +111,12 @@ def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
         app = inline_app(Settings.from_env(), ManualClock())
         dispatcher = CountingDispatcher()
         dispatcher.app, app.dispatcher = app, dispatcher
-        for module in (engine.cli.episodes, engine.cli.safety):
+        for module in (engine.cli.episodes, engine.cli.safety, engine.cli.tokens):
             patch.setattr(module, "cli_app", lambda: app)
         register_pathways(app, ROOT / "pathways")
+        create_token(app, "coordinator", label="Intake desk")
+        revoked, _ = create_token(app, "operator", label="Old desk")
+        revoke_token(app, revoked.id)
 
         ep = enroll(app, "reentry", "P-BAD-001")
         record_event(app, ep, "naloxone.provided", event_id="nal-1")
@@ -138,6 +143,7 @@ def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
         names = {
             "ep": ep,
             "ep2": ep2,
+            "revoked": revoked.id,
             "esc": str(escalation.id),
             "disc": discrepancy.id,
             "today": now.date().isoformat(),
@@ -605,6 +611,23 @@ CASES: list[Case] = [
     case("ack-by-empty", ["ack", "{esc}", "--by", ""], "staff id"),
     case("ack-by-newline", ["ack", "{esc}", "--by", "STAFF\n12"], "staff id"),
     case("ack-by-100k", ["ack", "{esc}", "--by", LONG], "staff id"),
+    # ------------------------------------------------------------------------------------------------ token
+    case("token-role-unknown", ["token", "create", "--role", "admin"], "role: 'admin' is not one of"),
+    case("token-role-missing", ["token", "create"], "--role", code=2),
+    case("token-receiver-no-program", ["token", "create", "--role", "receiver"], "program: a receiver token needs"),
+    case("token-coordinator-program", ["token", "create", "--role", "coordinator", "--program", "Main St"], "program"),
+    case("token-program-newline", ["token", "create", "--role", "receiver", "--program", "Main\nSt"], "program"),
+    case("token-program-100k", ["token", "create", "--role", "receiver", "--program", LONG], "program"),
+    case("token-label-taken", ["token", "create", "--role", "operator", "--name", "Intake desk"], "label"),
+    case("token-label-newline", ["token", "create", "--role", "operator", "--name", "night\ndesk"], "label"),
+    case("token-label-100k", ["token", "create", "--role", "operator", "--name", LONG], "label"),
+    case("token-label-like-an-id", ["token", "create", "--role", "operator", "--name", "tok-1a2b3c4d"], "label"),
+    case("token-revoke-unknown", ["token", "revoke", "tok-00000000"], "no token 'tok-00000000'"),
+    case("token-revoke-again", ["token", "revoke", "{revoked}"], "{revoked} was already revoked"),
+    case("token-revoke-label-again", ["token", "revoke", "Old desk"], "'Old desk' was already revoked"),
+    case("token-revoke-100k", ["token", "revoke", LONG], "token"),
+    case("token-revoke-newline", ["token", "revoke", "Intake\ndesk"], "token"),
+    case("token-no-action", ["token"], "ACTION", code=2),
     # ----------------------------------------------------------------------------------------------- status
     case("status-unknown", ["status", "ep-00000000"], "no episode 'ep-00000000'"),
     case("status-newline", ["status", "ep-1\n2"], "episode id"),
@@ -678,5 +701,6 @@ def test_the_matrix_covers_every_command() -> None:
         "ack",
         "status",
         "episodes",
+        "token",
     }
     assert len(FILE_CASES + CASES) > 144

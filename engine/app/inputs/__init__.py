@@ -12,8 +12,8 @@ refuses the same input the same way, and a refusal never depends on Prefect bein
 id                                              length  characters
 ==============================================  ======  ================================================
 person, signed-by, clinician and staff          1-64    letters, digits, ``. _ - :``, a letter or digit
-(``--by``), consent, episode                            first (``P-000123``, ``cn-2026-0042``)
-event id (``--id``)                             1-128   the same (room for a UUID or an HL7 message id)
+(``--by``), consent, episode, token                     first (``P-000123``, ``cn-2026-0042``)
+event id (``--id``), ``Idempotency-Key``        1-128   the same (room for a UUID or an HL7 message id)
 handoff id                                      1-200   the same and ``/`` (``ep-1a2b3c4d/2/handoff``)
 discrepancy id                                  1-300   printable, one line (it holds a drug's name)
 pathway, stage, need, purpose, recipient class  1-64    lowercase: ``[a-z][a-z0-9-]*``

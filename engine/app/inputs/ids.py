@@ -54,6 +54,8 @@ _KINDS: dict[str, tuple[str, str]] = {
     "consent id": ("opaque", "cn-2026-0042"),
     "episode id": ("opaque", "ep-1a2b3c4d"),
     "event id": ("event", "release-2026-12-01"),
+    "Idempotency-Key": ("event", "7d0f3c52-9a1e-4b8e-a3d2-5c6f1e0b9a47"),
+    "token id": ("opaque", "tok-1a2b3c4d"),
     "handoff id": ("handoff", "ep-1a2b3c4d/2/handoff"),
     "discrepancy id": ("printable", "ep-1a2b3c4d/2/omission:buprenorphine"),
     "pathway id": ("lower", "reentry"),

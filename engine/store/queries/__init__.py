@@ -8,13 +8,15 @@ upserts on their natural keys too (a medication list per visit and side, a discr
 each with a rule for what a later write may not undo; disclosures are append-only.
 
 Split by what the rows are for: :mod:`.episodes` (episodes, rungs, exactly-once writes, audit, settings),
-:mod:`.safety` (consent, disclosures, medication lists, discrepancies, deliveries) and :mod:`.timers` (what the
-follow-up and the sweep read and claim); :mod:`.handoffs` is what the network face reads. Callers import from
-this package.
+:mod:`.safety` (consent, disclosures, medication lists, discrepancies, deliveries), :mod:`.timers` (what the
+follow-up and the sweep read and claim), :mod:`.access` (the HTTP API's tokens and idempotency keys) and
+:mod:`.handoffs` (what the network face reads). Callers import from this package.
 """
 
 from __future__ import annotations
 
+from engine.store.queries.access import *  # noqa: F403
+from engine.store.queries.access import __all__ as _access
 from engine.store.queries.episodes import *  # noqa: F403
 from engine.store.queries.episodes import __all__ as _episodes
 from engine.store.queries.handoffs import *  # noqa: F403
@@ -24,4 +26,4 @@ from engine.store.queries.safety import __all__ as _safety
 from engine.store.queries.timers import *  # noqa: F403
 from engine.store.queries.timers import __all__ as _timers
 
-__all__ = [*_episodes, *_handoffs, *_safety, *_timers]
+__all__ = [*_access, *_episodes, *_handoffs, *_safety, *_timers]
