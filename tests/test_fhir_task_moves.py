@@ -196,6 +196,13 @@ def test_a_bad_json_patch_is_one_line(patch: list[dict[str, Any]]) -> None:
     assert str(err.value).startswith("the JSON Patch cannot be applied: ") and "\n" not in str(err.value)
 
 
+def test_a_bad_json_patch_names_the_operation_not_the_document() -> None:
+    patch = [{"op": "replace", "path": "/status", "value": "received"}, {"op": "replace", "path": "/x/y", "value": 1}]
+    with pytest.raises(TaskChangeError) as err:
+        apply_json_patch(_at("requested", "created"), patch)
+    assert str(err.value) == "the JSON Patch cannot be applied: operation 2 ('replace' '/x/y'): no such member"
+
+
 def test_a_json_patch_must_be_a_list_of_operations() -> None:
     with pytest.raises(TaskChangeError, match="a JSON Patch is a list of operations"):
         apply_json_patch({}, {"op": "replace"})  # type: ignore[arg-type]

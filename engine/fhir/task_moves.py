@@ -172,13 +172,22 @@ def move_from_task_change(current: dict[str, Any], changed: dict[str, Any]) -> T
 
 
 def apply_json_patch(resource: dict[str, Any], patch: list[Any]) -> dict[str, Any]:
-    """``resource`` with an RFC 6902 ``patch`` applied (a copy; ``resource`` is unchanged)."""
+    """``resource`` with an RFC 6902 ``patch`` applied (a copy; ``resource`` is unchanged). A refusal names the
+    operation that failed, never the document (whose values it would otherwise quote)."""
     if not isinstance(patch, list) or not all(isinstance(op, dict) for op in patch):
         raise TaskChangeError("a JSON Patch is a list of operations, e.g. [{'op': 'replace', 'path': '/status', ...}]")
-    try:
-        result = jsonpatch.apply_patch(resource, patch, in_place=False)
-    except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException, TypeError, KeyError, ValueError) as exc:
-        raise TaskChangeError(f"the JSON Patch cannot be applied: {one_line(str(exc) or type(exc).__name__)}") from exc
+    result: Any = resource
+    for n, op in enumerate(patch, start=1):
+        where = f"operation {n} ({quote(op.get('op'), 20)} {quote(op.get('path'), 60)})"
+        try:
+            result = jsonpatch.apply_patch(result, [op], in_place=False)
+        except jsonpointer.JsonPointerException as exc:
+            raise TaskChangeError(f"the JSON Patch cannot be applied: {where}: no such member") from exc
+        except jsonpatch.JsonPatchTestFailed as exc:
+            raise TaskChangeError(f"the JSON Patch cannot be applied: {where}: the value there is different") from exc
+        except (jsonpatch.JsonPatchException, TypeError, KeyError, ValueError) as exc:
+            why = one_line(str(exc) or type(exc).__name__, 120)
+            raise TaskChangeError(f"the JSON Patch cannot be applied: {where}: {why}") from exc
     if not isinstance(result, dict):
         raise TaskChangeError("the JSON Patch replaces the whole resource with something that is not an object")
     return result
