@@ -146,6 +146,13 @@ def test_a_decline_needs_a_reason_and_a_schedule_a_time() -> None:
         move_from_task_change(accepted, _with(accepted, "accepted", "5.1.1", output=bad))
 
 
+def test_output_changes_only_with_the_moves_that_write_it() -> None:
+    current = _at("requested", "created")
+    outcome = [{"type": {"text": "outcome"}, "valueString": "admitted"}]
+    with pytest.raises(TaskChangeError, match="'accept' changes no output"):
+        move_from_task_change(current, _with(current, "accepted", "3.0", output=outcome))
+
+
 def test_other_shapes_of_the_details() -> None:
     accepted = _at("accepted", "accepted")
     period = [{"type": {"text": "appointment"}, "valuePeriod": {"start": "2025-03-04T10:00:00+00:00"}}]

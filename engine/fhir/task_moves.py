@@ -8,7 +8,8 @@ pair is the answer. The details come from the changed Task (``statusReason.text`
 
 :class:`TaskChangeError` (one line) is raised when the change is not a receiver's move: fields other than
 ``status``, ``businessStatus``, ``statusReason`` and ``output`` changed, nothing changed, a status or code is
-unknown, no move leads there, a detail is missing, or a JSON Patch cannot be applied.
+unknown, no move leads there, a detail is missing, ``output`` changed on a move that writes none, or a JSON Patch
+cannot be applied.
 """
 
 from __future__ import annotations
@@ -161,6 +162,8 @@ def move_from_task_change(current: dict[str, Any], changed: dict[str, Any]) -> T
             f"handoff {state.id} is '{label(state)}'; no receiver move leads to {wanted[0]} / {wanted[1]} from there "
             f"({'receiver moves now: ' + now if now else 'no receiver move is possible now'})"
         )
+    if current.get("output") != changed.get("output") and action not in (*_WITH_APPOINTMENT, "return-outcome"):
+        raise TaskChangeError(f"'{action}' changes no output; schedule (appointment) and return-outcome (outcome) do")
     reason = _text(changed.get("statusReason")) if action in _WITH_REASON else None
     appointment, when = _appointment(changed) if action in _WITH_APPOINTMENT else (None, None)
     outcome = _outcome(changed) if action == "return-outcome" else None
