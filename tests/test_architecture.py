@@ -4,7 +4,7 @@ rules the packages' docstrings state.
 - Layers, in pipeline order: each package imports only packages above it (``engine.errors``, ``engine.clock`` and
   ``engine.process`` sit under everything).
 - Nothing under ``engine/`` imports ``flows/`` or the CLI; no import circles between modules.
-- The pure packages (language, plan, episode) import neither Prefect, SQLAlchemy/SQLModel nor the clock.
+- The pure packages (language, plan, episode, fhir) import neither Prefect, SQLAlchemy/SQLModel nor the clock.
 - SQL lives in the store: outside it, SQLAlchemy/SQLModel may lend only their ``Session`` and ``Engine`` types.
 - Prefect is imported only under ``engine/orchestration`` (and ``flows/``).
 """
@@ -29,10 +29,11 @@ LAYERS: dict[str, set[str]] = {
     "app": {"language", "plan", "episode", "store", "notify"},
     "orchestration": {"language", "plan", "episode", "store", "notify", "app"},
     "cli": {"language", "plan", "episode", "store", "notify", "app", "orchestration"},
+    "fhir": {"language", "plan", "episode", "store"},
     "migrations": {"store"},
 }
 BOTTOM = {"errors", "clock", "process", "files"}
-PURE = {"language", "plan", "episode"}
+PURE = {"language", "plan", "episode", "fhir"}
 #: What SQLAlchemy/SQLModel may lend outside the store: session and engine *types*, never a query.
 SQL_TYPES = {"Session", "Engine"}
 
