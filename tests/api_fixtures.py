@@ -1,4 +1,4 @@
-"""The HTTP API over a real store (SQLite or PostgreSQL) with in-memory ports, a pathway written for these tests,
+"""The HTTP API, served by uvicorn on loopback, over a real store (SQLite or PostgreSQL) with in-memory ports, a pathway written for these tests,
 and one token per role: a coordinator, two receiving programs, an operator and an auditor."""
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
+import httpx
 from store_fixtures import migrated_database_url
 
-from engine.api import create_api
+from engine.api.serving import ApiServer
 from engine.app import App, Settings, enroll
 from engine.app.inline import RecordingNotifier, inline_app
 from engine.app.tokens import create_token
@@ -91,7 +91,7 @@ class Net:
     """The API under test, its App and one bearer token per party."""
 
     app: App
-    client: TestClient
+    client: httpx.Client
     tokens: dict[str, str]
 
     def call(self, who: str | None, method: str, path: str, **kwargs: Any) -> Any:
@@ -104,10 +104,16 @@ class Net:
         """An episode whose person left custody with consent: (episode id, the clinic's handoff id)."""
         episode_id = enroll(self.app, "release-net", person)
         consent = single_tpo_consent(
-            f"cn-{episode_id}", person, discloser="County jail health", information="referral", signed_on=date(2026, 1, 2)
+            f"cn-{episode_id}",
+            person,
+            discloser="County jail health",
+            information="referral",
+            signed_on=date(2026, 1, 2),
         )
         self.app.service.add_consent(episode_id, consent)
-        response = self.call("coordinator", "POST", f"/api/v1/episodes/{episode_id}/events", json={"name": "person.released"})
+        response = self.call(
+            "coordinator", "POST", f"/api/v1/episodes/{episode_id}/events", json={"name": "person.released"}
+        )
         assert response.status_code == 200, response.text
         handoffs = self.call("coordinator", "GET", "/api/v1/handoffs", params={"episode": episode_id}).json()
         return episode_id, handoffs[0]["id"]
@@ -127,9 +133,14 @@ def build_net(backend: str, folder: Path) -> Iterator[Net]:
             "operator": create_token(app, "operator", label="ops-1")[1],
             "auditor": create_token(app, "auditor", label="audit-1")[1],
         }
-        with TestClient(create_api(app), raise_server_exceptions=False) as client:
-            yield Net(app, client, tokens)
-        app.close()
+        server = ApiServer(app, "127.0.0.1", 0)
+        server.start()
+        try:
+            with httpx.Client(base_url=server.url, timeout=60) as client:
+                yield Net(app, client, tokens)
+        finally:
+            server.stop()
+            app.close()
 
 
 @pytest.fixture

@@ -27,9 +27,10 @@ LAYERS: dict[str, set[str]] = {
     "store": {"language", "plan", "episode"},
     "notify": {"language"},
     "app": {"language", "plan", "episode", "store", "notify"},
-    "orchestration": {"language", "plan", "episode", "store", "notify", "app"},
-    "cli": {"language", "plan", "episode", "store", "notify", "app", "orchestration"},
+    "orchestration": {"language", "plan", "episode", "store", "notify", "app", "api"},
+    "cli": {"language", "plan", "episode", "store", "notify", "app", "orchestration", "api", "fhir"},
     "fhir": {"language", "plan", "episode", "store"},
+    "api": {"language", "plan", "episode", "store", "notify", "app", "fhir"},
     "migrations": {"store"},
 }
 BOTTOM = {"errors", "clock", "process", "files"}

@@ -16,7 +16,7 @@ from engine.app.access import Principal
 from engine.app.context import App
 from engine.app.tokens import verify_token
 
-__all__ = ["Caller", "carepath_app", "caller"]
+__all__ = ["Caller", "caller", "carepath_app"]
 
 _bearer = HTTPBearer(auto_error=False, description="a token from `carepath token create`")
 

@@ -14,7 +14,7 @@ from engine.api import create_api
 from engine.app.context import App
 from engine.errors import CarepathError
 
-__all__ = ["ApiServer", "DEFAULT_HOST", "DEFAULT_PORT"]
+__all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "ApiServer"]
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8400
@@ -45,6 +45,8 @@ class ApiServer:
             if not self._thread.is_alive():
                 raise CarepathError(f"the API could not listen on {self.url} (is the port in use? see --api-port)")
             self._thread.join(0.05)
+        host, port = self.server.servers[0].sockets[0].getsockname()[:2]
+        self.url = f"http://{host}:{port}"  # the port the system chose, for port 0
 
     def stop(self) -> None:
         self.server.should_exit = True

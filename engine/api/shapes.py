@@ -134,4 +134,3 @@ def disclosure(d: DisclosureRecord) -> dict[str, Any]:
         "what": d.what,
         "notice": d.notice,
     }
-

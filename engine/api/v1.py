@@ -25,7 +25,7 @@ from engine.api.bodies import (
 )
 from engine.api.idempotency import IdempotencyKey, once
 from engine.api.security import Caller, carepath_app
-from engine.app import acknowledge, enroll, record_event, reads, safety
+from engine.app import acknowledge, enroll, reads, record_event, safety
 from engine.app.access import require, sees_person_ids
 from engine.app.network import handoff, handoffs, move_handoff, visible_episode
 from engine.app.views import discrepancy_rows
@@ -125,15 +125,13 @@ def list_handoffs(
     return [shapes.handoff(v, who) for v in found]
 
 
-@router.get("/handoffs/{handoff_id}", tags=["handoffs"], summary="One handoff, with the moves possible now")
+@router.get("/handoffs/{handoff_id:path}", tags=["handoffs"], summary="One handoff, with the moves possible now")
 def get_handoff(handoff_id: str, request: Request, who: Caller) -> dict[str, Any]:
     return shapes.handoff(handoff(carepath_app(request), who, handoff_id), who)
 
 
-@router.post("/handoffs/{handoff_id}/moves", tags=["handoffs"], summary="Move a handoff along its closed loop")
-def post_move(
-    handoff_id: str, body: MoveIn, request: Request, who: Caller, key: IdempotencyKey = None
-) -> JSONResponse:
+@router.post("/handoffs/{handoff_id:path}/moves", tags=["handoffs"], summary="Move a handoff along its closed loop")
+def post_move(handoff_id: str, body: MoveIn, request: Request, who: Caller, key: IdempotencyKey = None) -> JSONResponse:
     app = carepath_app(request)
     require(who, "move-handoff")
 
@@ -220,7 +218,7 @@ def get_discrepancies(episode_id: str, request: Request, who: Caller) -> list[di
     return discrepancy_rows(app.engine, episode_id)
 
 
-@router.post("/discrepancies/{discrepancy_id}/intentional", tags=["medications"], summary="Mark intentional")
+@router.post("/discrepancies/{discrepancy_id:path}/intentional", tags=["medications"], summary="Mark intentional")
 def post_intentional(
     discrepancy_id: str, body: IntentionalIn, request: Request, who: Caller, key: IdempotencyKey = None
 ) -> JSONResponse:

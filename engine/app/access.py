@@ -26,37 +26,37 @@ class Principal:
     program: str | None = None
 
 
-_ALL = frozenset({"coordinator", "receiver", "operator", "auditor"})
 _COORDINATOR = frozenset({"coordinator"})
 
-#: action -> the roles that may take it. Coordinators do everything about this store's episodes; receivers read
-#: and move their program's handoffs; operators read without person ids; auditors read the disclosure accounting.
-PERMISSIONS: dict[str, frozenset[str]] = {
-    "enroll": _COORDINATOR,
-    "event": _COORDINATOR,
-    "authorization": _COORDINATOR,
-    "consent": _COORDINATOR,
-    "revoke": _COORDINATOR,
-    "medications": _COORDINATOR,
-    "intentional": _COORDINATOR,
-    "acknowledge": _COORDINATOR,
-    "patient": _COORDINATOR,
-    "status": frozenset({"coordinator", "operator"}),
-    "caseload": frozenset({"coordinator", "operator"}),
-    "discrepancies": frozenset({"coordinator", "operator"}),
-    "care-plan": frozenset({"coordinator", "operator"}),
-    "disclosures": frozenset({"coordinator", "auditor"}),
-    "consents": frozenset({"coordinator", "auditor"}),
-    "handoffs": frozenset({"coordinator", "receiver", "operator"}),
-    "move-handoff": frozenset({"coordinator", "receiver"}),
-    "organizations": _ALL,
+#: action -> (the roles that may take it, what it is). Coordinators do everything about this store's episodes;
+#: receivers read and move their program's handoffs; operators read without person ids; auditors read consents
+#: and the disclosure accounting.
+PERMISSIONS: dict[str, tuple[frozenset[str], str]] = {
+    "enroll": (_COORDINATOR, "enroll people"),
+    "event": (_COORDINATOR, "record events"),
+    "authorization": (_COORDINATOR, "record authorizations"),
+    "consent": (_COORDINATOR, "record consents"),
+    "revoke": (_COORDINATOR, "revoke consents"),
+    "medications": (_COORDINATOR, "record medication lists"),
+    "intentional": (_COORDINATOR, "mark discrepancies intentional"),
+    "acknowledge": (_COORDINATOR, "acknowledge escalations"),
+    "patient": (_COORDINATOR, "read patients"),
+    "status": (frozenset({"coordinator", "operator"}), "read episodes"),
+    "caseload": (frozenset({"coordinator", "operator"}), "read the caseload"),
+    "discrepancies": (frozenset({"coordinator", "operator"}), "read medication findings"),
+    "care-plan": (frozenset({"coordinator", "operator"}), "read care plans"),
+    "disclosures": (frozenset({"coordinator", "auditor"}), "read disclosures"),
+    "consents": (frozenset({"coordinator", "auditor"}), "read consents"),
+    "handoffs": (frozenset({"coordinator", "receiver", "operator"}), "read handoffs"),
+    "move-handoff": (frozenset({"coordinator", "receiver"}), "move handoffs"),
 }
 
 
 def require(principal: Principal, action: str) -> Principal:
     """``principal`` if its role may take ``action``; else :class:`Forbidden` (one line, names the role)."""
-    if principal.role not in PERMISSIONS[action]:
-        raise Forbidden(f"a {principal.role} token may not {action.replace('-', ' ')}")
+    roles, what = PERMISSIONS[action]
+    if principal.role not in roles:
+        raise Forbidden(f"{principal.role} tokens may not {what}")
     return principal
 
 

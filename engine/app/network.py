@@ -153,9 +153,7 @@ def move_handoff(
         "handoff": handoff_id,
     }
     payload = {k: v for k, v in data.items() if v}
-    return record_event(
-        app, view.handoff.episode_id, "handoff.move", payload, event_id=event_id, actor=principal.label
-    )
+    return record_event(app, view.handoff.episode_id, "handoff.move", payload, event_id=event_id, actor=principal.label)
 
 
 def visible_episode(app: App, principal: Principal, action: str, episode_id: str) -> EpisodeRecord:
