@@ -30,6 +30,7 @@ from engine.errors import (
     one_line,
     printable,
 )
+from engine.fhir import TaskChangeError
 
 __all__ = ["Problem", "install", "problem_response"]
 
@@ -53,6 +54,7 @@ _STATUS: tuple[tuple[type[CarepathError], int, str], ...] = (
     (UnknownEpisode, 404, "not-found"),
     (Forbidden, 403, "forbidden"),
     (EventRejected, 409, "refused"),
+    (TaskChangeError, 409, "refused"),
     (EpisodeError, 409, "refused"),
     (StoreBusy, 503, "busy"),
     (OrchestrationError, 503, "unavailable"),
