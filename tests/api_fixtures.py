@@ -1,5 +1,6 @@
-"""The HTTP API, served by uvicorn on loopback, over a real store (SQLite or PostgreSQL) with in-memory ports, a pathway written for these tests,
-and one token per role: a coordinator, two receiving programs, an operator and an auditor."""
+"""The HTTP API, served by uvicorn on loopback, over a real store (SQLite or PostgreSQL) with in-memory ports, a
+pathway written for these tests, and one token per role: a coordinator, two receiving programs, an operator and
+an auditor."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import pytest
 import httpx
+import pytest
 from store_fixtures import migrated_database_url
 
 from engine.api.serving import ApiServer

@@ -56,6 +56,7 @@ _KINDS: dict[str, tuple[str, str]] = {
     "event id": ("event", "release-2026-12-01"),
     "Idempotency-Key": ("event", "7d0f3c52-9a1e-4b8e-a3d2-5c6f1e0b9a47"),
     "token id": ("opaque", "tok-1a2b3c4d"),
+    "patient id": ("opaque", "pt-3f9a0c2e7b1d4a6c"),
     "handoff id": ("handoff", "ep-1a2b3c4d/2/handoff"),
     "discrepancy id": ("printable", "ep-1a2b3c4d/2/omission:buprenorphine"),
     "pathway id": ("lower", "reentry"),
