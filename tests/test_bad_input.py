@@ -611,6 +611,12 @@ CASES: list[Case] = [
     case("ack-by-empty", ["ack", "{esc}", "--by", ""], "staff id"),
     case("ack-by-newline", ["ack", "{esc}", "--by", "STAFF\n12"], "staff id"),
     case("ack-by-100k", ["ack", "{esc}", "--by", LONG], "staff id"),
+    # ------------------------------------------------------------------------------------------------- fhir
+    case("fhir-episode-unknown", ["fhir", "export", "ep-00000000"], "no episode 'ep-00000000'"),
+    case("fhir-episode-newline", ["fhir", "export", "ep-1\nX"], "episode id"),
+    case("fhir-episode-100k", ["fhir", "export", LONG], "episode id"),
+    case("fhir-what-unknown", ["fhir", "import", "ep-00000000"], "invalid choice", code=2),
+    case("api-port-words", ["api", "--api-port", "eighty"], "--api-port", code=2),
     # ------------------------------------------------------------------------------------------------ token
     case("token-role-unknown", ["token", "create", "--role", "admin"], "role: 'admin' is not one of"),
     case("token-role-missing", ["token", "create"], "--role", code=2),
@@ -702,5 +708,7 @@ def test_the_matrix_covers_every_command() -> None:
         "status",
         "episodes",
         "token",
+        "fhir",
+        "api",
     }
     assert len(FILE_CASES + CASES) > 144

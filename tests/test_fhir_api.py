@@ -235,3 +235,31 @@ def test_a_receivers_patch_racing_a_coordinators_cancel_has_one_winner(backend: 
             assert sorted(answers.values()) == [200, 409], (round_, answers)
             final = net.call("coordinator", "GET", f"/api/v1/handoffs/{handoff}").json()
             assert final["status"] == ("completed" if answers["receiver"] == 200 else "cancelled"), (answers, final)
+
+
+def test_fhir_export_prints_the_bundle_everything_returns(
+    net: Net, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from engine.cli import main
+
+    episode, _ = net.released()
+    served = net.call("coordinator", "GET", f"/fhir/R4/CarePlan/{episode}/$everything").json()
+    monkeypatch.setenv("CAREPATH_HOME", str(net.app.settings.home))
+    monkeypatch.setenv("CAREPATH_DATABASE_URL", net.app.settings.database_url)
+    assert main(["fhir", "export", episode]) == 0
+    printed = validate(json.loads(capsys.readouterr().out))
+    assert printed.type == "collection"
+    ids = sorted((e.resource.get_resource_type(), e.resource.id) for e in printed.entry)
+    assert ids == sorted((e["resource"]["resourceType"], e["resource"]["id"]) for e in served["entry"])
+    assert {"CarePlan", "Patient", "Task", "ServiceRequest", "Consent", "Organization"} <= {kind for kind, _ in ids}
+
+
+def test_the_capability_statement_needs_no_token_and_validates(net: Net) -> None:
+    answer = net.call(None, "GET", "/fhir/R4/metadata")
+    assert answer.status_code == 200
+    statement = validate(answer.json())
+    assert statement.fhirVersion == "4.0.1"
+    kinds = {r.type for rest in statement.rest for r in rest.resource}
+    assert {"Task", "CarePlan", "Consent", "MedicationStatement", "DetectedIssue", "Patient"} <= kinds

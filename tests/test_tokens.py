@@ -18,9 +18,10 @@ from store_fixtures import BACKENDS, downgrade_to, migrated_database_url, upgrad
 
 from engine import store
 from engine.app import App, Settings
-from engine.app.idempotency import Claim, claim_request, finish_request, release_request, request_digest
+from engine.app.idempotency import CLAIM_STALE, Claim, claim_request, finish_request, release_request, request_digest
 from engine.app.inline import inline_app
-from engine.app.tokens import Principal, create_token, list_tokens, revoke_token, verify_token
+from engine.app.access import Principal
+from engine.app.tokens import create_token, list_tokens, revoke_token, verify_token
 from engine.cli import main
 from engine.clock import ManualClock
 from engine.errors import EventRejected, InvalidInput, StoreError
@@ -280,6 +281,21 @@ def test_the_cli_prints_a_token_once_and_never_again(
 
 DIGEST = request_digest("POST", "/episodes/ep-1a2b3c4d/events", b'{"event": "detox.completed"}')
 KEY = "7d0f3c52-9a1e-4b8e-a3d2-5c6f1e0b9a47"
+
+
+def test_a_claim_left_by_a_dead_process_is_taken_over_once_stale(app: App) -> None:
+    token, _ = create_token(app, "coordinator")
+    assert claim_request(app, token.id, KEY, DIGEST) == Claim("new")  # ... and the process died here
+    clock = app.clock
+    assert isinstance(clock, ManualClock)
+    clock.advance(CLAIM_STALE - timedelta(seconds=1))
+    assert claim_request(app, token.id, KEY, DIGEST) == Claim("in-progress")  # maybe still running
+    clock.advance(timedelta(seconds=2))
+    assert claim_request(app, token.id, KEY, DIGEST) == Claim("new")  # the retry runs it again
+    assert claim_request(app, token.id, KEY, DIGEST) == Claim("in-progress")  # and owns it now
+    finish_request(app, token.id, KEY, 200, {"ok": True})
+    clock.advance(CLAIM_STALE * 10)
+    assert claim_request(app, token.id, KEY, DIGEST) == Claim("replay", 200, {"ok": True})  # finished: kept
 
 
 def test_a_key_is_new_then_in_progress_then_replayed(app: App) -> None:

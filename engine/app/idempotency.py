@@ -5,7 +5,9 @@ The HTTP layer calls :func:`claim_request` before it acts: ``new`` (run it, then
 response, or :func:`release_request` after a server error so a retry can run), ``replay`` (answer the stored
 response), ``in-progress`` (the first request still runs) or ``mismatch`` (the key was used for another request).
 Keys are per token. Exactly one of any number of concurrent claims of a key is ``new``: the store's primary key
-decides (:func:`engine.store.claim_api_request`).
+decides (:func:`engine.store.claim_api_request`). A claim still unfinished after :data:`CLAIM_STALE` of wall time
+was left by a process that died mid-request: the next claim of the key takes it over (``new``) and the request
+runs again, which the write's own once-only rule makes safe (an event's key is its event id).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, Literal
 
 from engine import store
@@ -20,7 +23,18 @@ from engine.app import inputs
 from engine.app.context import App
 from engine.errors import InvalidInput
 
-__all__ = ["Claim", "ClaimKind", "claim_request", "finish_request", "release_request", "request_digest"]
+__all__ = [
+    "CLAIM_STALE",
+    "Claim",
+    "ClaimKind",
+    "claim_request",
+    "finish_request",
+    "release_request",
+    "request_digest",
+]
+
+#: Wall time after which an unfinished claim is taken to be a dead process's (a request takes seconds).
+CLAIM_STALE = timedelta(minutes=2)
 
 ClaimKind = Literal["new", "replay", "in-progress", "mismatch"]
 _DIGEST = re.compile(r"[0-9a-f]{64}")
@@ -47,14 +61,17 @@ def claim_request(app: App, token_id: str, key: str, digest: str) -> Claim:
     _check(token_id, key)
     if not isinstance(digest, str) or not _DIGEST.fullmatch(digest):
         raise InvalidInput("digest", "is not a sha256 hex digest (see request_digest)")
+    wall = app.clock.wall_time(app.clock.now())  # claims age in wall time: a compressed clock must not age them
     with store.session_scope(app.engine) as session:
-        inserted, record = store.claim_api_request(session, token_id, key, digest, app.clock.now())
+        inserted, record = store.claim_api_request(session, token_id, key, digest, wall)
     if inserted:
         return Claim("new")
     if record.digest != digest:
         return Claim("mismatch")
     if record.status_code is None:
-        return Claim("in-progress")
+        with store.session_scope(app.engine) as session:
+            taken = store.take_over_api_request(session, token_id, key, wall - CLAIM_STALE, wall)
+        return Claim("new" if taken else "in-progress")
     return Claim("replay", record.status_code, record.body)
 
 
@@ -64,7 +81,7 @@ def finish_request(app: App, token_id: str, key: str, status_code: int, body: An
     if isinstance(status_code, bool) or not isinstance(status_code, int) or not 100 <= status_code <= 599:
         raise InvalidInput("status code", "is not an HTTP status code (100-599)", status_code)
     with store.session_scope(app.engine) as session:
-        store.finish_api_request(session, token_id, key, status_code, body, app.clock.now())
+        store.finish_api_request(session, token_id, key, status_code, body, app.clock.wall_time(app.clock.now()))
 
 
 def release_request(app: App, token_id: str, key: str) -> None:

@@ -26,6 +26,7 @@ __all__ = [
     "get_api_token",
     "release_api_request",
     "revoke_api_token",
+    "take_over_api_request",
     "touch_api_token",
 ]
 
@@ -118,6 +119,22 @@ def claim_api_request(
     if record is None:  # only if the row was released between the insert and the read
         raise StoreError(f"the claim of request key {quote(key)} vanished; try again")
     return inserted, record
+
+
+def take_over_api_request(session: Session, token_id: str, key: str, stale_before: datetime, at: datetime) -> bool:
+    """Take over an unfinished claim made before ``stale_before`` (its process died mid-request): True for the one
+    caller whose update moved its time to ``at``; a finished or fresh claim is left alone."""
+    statement = (
+        update(ApiRequestRecord)
+        .where(
+            col(ApiRequestRecord.token_id) == token_id,
+            col(ApiRequestRecord.key) == key,
+            col(ApiRequestRecord.status_code).is_(None),
+            col(ApiRequestRecord.created_at) < stale_before,
+        )
+        .values(created_at=at)
+    )
+    return bool(session.execute(statement).rowcount)  # type: ignore[attr-defined]
 
 
 def finish_api_request(
