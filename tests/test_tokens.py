@@ -18,9 +18,9 @@ from store_fixtures import BACKENDS, downgrade_to, migrated_database_url, upgrad
 
 from engine import store
 from engine.app import App, Settings
+from engine.app.access import Principal
 from engine.app.idempotency import CLAIM_STALE, Claim, claim_request, finish_request, release_request, request_digest
 from engine.app.inline import inline_app
-from engine.app.access import Principal
 from engine.app.tokens import create_token, list_tokens, revoke_token, verify_token
 from engine.cli import main
 from engine.clock import ManualClock
