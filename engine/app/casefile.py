@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlmodel import Session
 
@@ -23,13 +24,9 @@ from engine.store import AuditRecord, DisclosureRecord, EpisodeRecord, InboundEv
 
 __all__ = ["Casefile", "Moment", "casefile", "person_episodes", "timeline"]
 
-#: Audit actions the timeline leaves out: the events' own lines already say it.
-_QUIET = frozenset({"event.received"})
-
-
 @dataclass(frozen=True)
 class Moment:
-    """One line of the timeline: when, what kind (``stage``, ``event``, ``audit``), what, who, and a note."""
+    """One line of the timeline: when, what kind (``left``, ``entered``, ``event``, ``audit``), what, who, a note."""
 
     at: datetime
     kind: str
@@ -48,15 +45,33 @@ class Casefile:
     disclosures: list[DisclosureRecord]
 
 
+def _summary(action: str, detail: dict[str, Any] | None) -> str:
+    """An audit line in a few words: ``event person.released``, ``moved custody -> clinic``, ``escalated to X``."""
+    d = detail or {}
+    if "from" in d and "to" in d:
+        return f"{action} {d['from']} -> {d['to']}"
+    for key in ("event", "summary", "consent", "stage"):
+        if isinstance(d.get(key), str):
+            return f"{action} {d[key]}"
+    if isinstance(d.get("to"), str):
+        return f"{action} to {d['to']}"
+    return action
+
+
 def timeline(
     visits: Iterable[StageVisitRecord], events: Iterable[InboundEventRecord], audit: Iterable[AuditRecord]
 ) -> list[Moment]:
-    """Stays, events and audit lines as one list, oldest first (stays before events at the same instant)."""
-    out = [Moment(utc(v.entered_at), "stage", f"entered {v.stage}", v.entered_by_event or "enrolment") for v in visits]
-    out += [Moment(utc(v.left_at), "stage", f"left {v.stage}", "") for v in visits if v.left_at is not None]
-    out += [Moment(utc(e.received_at), "event", f"{e.name} ({e.status})", e.actor, e.detail or "") for e in events]
-    out += [Moment(utc(a.at), "audit", a.action, a.actor, a.reason or "") for a in audit if a.action not in _QUIET]
-    order = {"stage": 0, "event": 1, "audit": 2}
+    """Stays, the audit trail (events applied, moves, escalations, contacts ...) and events not applied (refused
+    or waiting) as one list, oldest first; at one instant a stay ends before the next begins."""
+    out = [Moment(utc(v.left_at), "left", f"left {v.stage}", "") for v in visits if v.left_at is not None]
+    out += [Moment(utc(v.entered_at), "entered", f"entered {v.stage}", "") for v in visits]
+    out += [
+        Moment(utc(e.received_at), "event", f"{e.name} ({e.status})", e.actor, e.detail or "")
+        for e in events
+        if e.status != "applied"
+    ]
+    out += [Moment(utc(a.at), "audit", _summary(a.action, a.detail), a.actor, a.reason or "") for a in audit]
+    order = {"left": 0, "entered": 1, "event": 2, "audit": 3}
     return sorted(out, key=lambda m: (m.at, order[m.kind]))
 
 

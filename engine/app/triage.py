@@ -39,8 +39,8 @@ RISK_WINDOW = timedelta(days=14)
 
 _NEVER = datetime.max.replace(tzinfo=UTC)
 _CUSTODY_WORDS = ("custody", "jail", "prison", "incarcerat", "pre-release", "detention")
-#: An event name marking a return to use: the language has no marker for one, so the name says it.
-_RETURN_TO_USE = re.compile(r"relapse|return-to-use|returned-to-use|return_to_use")
+#: The words of an event name marking a return to use: the language has no marker for one, so the name says it.
+_RETURN_TO_USE = frozenset({"relapse", "relapsed", "return-to-use", "returned-to-use"})
 #: ASAM levels of high-intensity care, both editions: residential and inpatient (3.x, 4) and withdrawal
 #: management (``-WM`` in the 3rd edition); the FUI measure's "inpatient, residential, withdrawal management".
 _HIGH_INTENSITY = re.compile(r"^(?:[34](?:\.\d+)?)(?:-WM)?$|-WM$", re.IGNORECASE)
@@ -79,9 +79,10 @@ def is_high_intensity(stay: Stay) -> bool:
 
 
 def is_return_to_use(event_name: str) -> bool:
-    """An event reporting a return to use: its name contains ``relapse`` or ``return-to-use`` (a naming rule,
-    since the language declares no such marker; the seed pathway's is ``relapse.reported``)."""
-    return bool(_RETURN_TO_USE.search(event_name.lower()))
+    """An event reporting a return to use: a dot-separated word of its name is ``relapse``, ``relapsed``,
+    ``return-to-use`` or ``returned-to-use`` (a naming rule, since the language declares no such marker; the seed
+    pathway's is ``relapse.reported``). Whole words only, so ``relapse-prevention.attended`` is not one."""
+    return any(word in _RETURN_TO_USE for word in event_name.lower().split("."))
 
 
 def risk_window(stays: Sequence[Stay], events: Iterable[tuple[str, datetime]], now: datetime) -> Risk | None:

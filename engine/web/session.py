@@ -129,14 +129,16 @@ def check_csrf(request: Request, form: dict[str, str], purpose: str = "session")
 
 
 async def read_form(request: Request) -> dict[str, str]:
-    """A URL-encoded form as text fields (one value each); :class:`PageError` for anything else."""
-    if request.headers.get("content-type", "").split(";")[0].strip() != "application/x-www-form-urlencoded":
-        raise PageError(415, "Not a form", "Expected a form (application/x-www-form-urlencoded).")
+    """A URL-encoded form as text fields (one value each; an empty body is an empty form); :class:`PageError` for
+    anything else."""
     body = b""
     async for chunk in request.stream():
         body += chunk
         if len(body) > FORM_MAX:
             raise PageError(413, "Form too large", f"A form is at most {FORM_MAX:,} bytes.")
+    kind = request.headers.get("content-type", "").split(";")[0].strip()
+    if body and kind != "application/x-www-form-urlencoded":
+        raise PageError(415, "Not a form", "Expected a form (application/x-www-form-urlencoded).")
     try:
         pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False, max_num_fields=20)
     except (UnicodeDecodeError, ValueError):
