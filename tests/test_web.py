@@ -142,3 +142,17 @@ def test_a_person_is_looked_up_by_post_and_never_by_address(browser: Browser, si
     assert browser.get("/lookup").status_code == 405
     bad = browser.post("/lookup", {"csrf": browser.csrf(), "person": "P 1\n"})
     assert bad.status_code == 422
+
+
+def test_record_contact_refuses_a_bad_note_or_episode_changing_nothing(site: Site) -> None:
+    from engine.app.contacts import NOTE_MAX, record_contact
+    from engine.errors import InvalidInput, UnknownEpisode
+
+    ep = site.episodes["plain"]
+    for note in ("", "   ", "two\nlines", "x" * (NOTE_MAX + 1), "bell\a"):
+        with pytest.raises(InvalidInput):
+            record_contact(site.app, ep, note, actor="desk-anna")
+    with pytest.raises(UnknownEpisode):
+        record_contact(site.app, "ep-00000000", "called", actor="desk-anna")
+    with Session(site.app.engine) as s:
+        assert not list(s.exec(select(AuditRecord).where(AuditRecord.action == "contact.recorded")))

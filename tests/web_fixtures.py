@@ -109,7 +109,9 @@ def build_site(folder: Path) -> Iterator[Site]:
         plain = enroll(app, "web-test", "P-WEB-0003")
         risk = released(app, "P-WEB-0002")
         crit = released(app, "P-WEB-0001")
-        record_event(app, crit, "medications.sending-list", {"medications": [{"name": "buprenorphine", "dose": "8 mg"}]})
+        record_event(
+            app, crit, "medications.sending-list", {"medications": [{"name": "buprenorphine", "dose": "8 mg"}]}
+        )
         record_event(app, crit, "medications.receiving-list", {"medications": [{"name": "ondansetron"}]})
         clock = app.clock
         assert isinstance(clock, ManualClock) and isinstance(app.scheduler, MemoryScheduler)

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from engine import web
 from engine.api import fhir_r4, problems, v1
 from engine.app.context import App
-from engine import web
 
 __all__ = ["create_api"]
 

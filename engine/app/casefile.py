@@ -24,6 +24,7 @@ from engine.store import AuditRecord, DisclosureRecord, EpisodeRecord, InboundEv
 
 __all__ = ["Casefile", "Moment", "casefile", "person_episodes", "timeline"]
 
+
 @dataclass(frozen=True)
 class Moment:
     """One line of the timeline: when, what kind (``left``, ``entered``, ``event``, ``audit``), what, who, a note."""
@@ -62,16 +63,19 @@ def timeline(
     visits: Iterable[StageVisitRecord], events: Iterable[InboundEventRecord], audit: Iterable[AuditRecord]
 ) -> list[Moment]:
     """Stays, the audit trail (events applied, moves, escalations, contacts ...) and events not applied (refused
-    or waiting) as one list, oldest first; at one instant a stay ends before the next begins."""
-    out = [Moment(utc(v.left_at), "left", f"left {v.stage}", "") for v in visits if v.left_at is not None]
-    out += [Moment(utc(v.entered_at), "entered", f"entered {v.stage}", "") for v in visits]
+    or waiting) as one list, oldest first; at one instant the stays come first, in their order."""
+    out = []
+    for v in visits:  # in visit order: a sort that keeps it puts each stay's start before its end
+        out.append(Moment(utc(v.entered_at), "entered", f"entered {v.stage}", ""))
+        if v.left_at is not None:
+            out.append(Moment(utc(v.left_at), "left", f"left {v.stage}", ""))
     out += [
         Moment(utc(e.received_at), "event", f"{e.name} ({e.status})", e.actor, e.detail or "")
         for e in events
         if e.status != "applied"
     ]
     out += [Moment(utc(a.at), "audit", _summary(a.action, a.detail), a.actor, a.reason or "") for a in audit]
-    order = {"left": 0, "entered": 1, "event": 2, "audit": 3}
+    order = {"entered": 0, "left": 0, "event": 1, "audit": 2}
     return sorted(out, key=lambda m: (m.at, order[m.kind]))
 
 

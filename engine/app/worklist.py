@@ -20,9 +20,9 @@ from engine.app.network import move_handoff
 from engine.app.triage import Risk, Stay, Urgency, rank_key, risk_window
 from engine.app.views import delivery_summary
 from engine.clock import utc
-from engine.errors import InvalidInput
 from engine.episode.domain.handoff import HandoffState, legal_moves
 from engine.episode.domain.handoff_terms import BSER_CODES
+from engine.errors import InvalidInput
 from engine.plan.model import Plan
 from engine.store.records import HandoffRecord
 from engine.store.worklist import WorklistFacts, worklist_facts
@@ -105,9 +105,7 @@ def stays(plan: Plan, facts: WorklistFacts) -> list[Stay]:
     out = []
     for v in facts.visits:
         stage = plan.stages.get(v.stage)
-        out.append(
-            Stay(v.stage, stage.name if stage else v.stage, stage.level if stage else None, _opt(v.left_at))
-        )
+        out.append(Stay(v.stage, stage.name if stage else v.stage, stage.level if stage else None, _opt(v.left_at)))
     return out
 
 
@@ -143,7 +141,9 @@ def _opt(at: datetime | None) -> datetime | None:
 def _row(plan: Plan, facts: WorklistFacts, now: datetime) -> WorklistRow | None:
     ep = facts.episode
     overdue = tuple(
-        OverdueLine(w.title, w.owner, utc(w.due_at), now - utc(w.due_at)) for w in facts.open_work if utc(w.due_at) <= now
+        OverdueLine(w.title, w.owner, utc(w.due_at), now - utc(w.due_at))
+        for w in facts.open_work
+        if utc(w.due_at) <= now
     )
     escalations = tuple(
         EscalationLine(

@@ -103,15 +103,15 @@ def worklist_facts(engine: Engine, now: datetime) -> list[WorklistFacts]:
             )
         ):
             facts[episode_id].events.append((name, at))
-        for d in s.exec(
+        for finding in s.exec(
             select(DiscrepancyRecord).where(
                 col(DiscrepancyRecord.episode_id).in_(ids),
                 col(DiscrepancyRecord.critical).is_(True),
                 DiscrepancyRecord.status == UNINTENTIONAL,
             )
         ):
-            if d.visit == facts[d.episode_id].episode.visit:
-                facts[d.episode_id].critical_findings.append(d)
+            if finding.visit == facts[finding.episode_id].episode.visit:
+                facts[finding.episode_id].critical_findings.append(finding)
         for h in s.exec(
             select(HandoffRecord)
             .where(col(HandoffRecord.episode_id).in_(ids), col(HandoffRecord.closed_at).is_(None))

@@ -84,9 +84,11 @@ def login(request: Request, form: Form) -> Response:
     principal = verify_token(carepath_app(request), token)
     if principal is None:
         csrf, fresh = login_form(request)
-        response = page(request, "login.html", 401, csrf=csrf, error="That token is not valid (unknown, revoked or mistyped).")
-        keep_login(response, fresh)
-        return response
+        refused = page(
+            request, "login.html", 401, csrf=csrf, error="That token is not valid (unknown, revoked or mistyped)."
+        )
+        keep_login(refused, fresh)
+        return refused
     if principal.role != "coordinator":
         raise PageError(403, "Coordinators only", role_refusal(principal.role))
     response = RedirectResponse("/worklist", 303, headers=SECURITY_HEADERS)

@@ -30,11 +30,11 @@ __all__ = [
     "check_csrf",
     "clear_session",
     "csrf_for",
+    "keep_login",
+    "login_form",
     "read_form",
     "role_refusal",
     "signed_in",
-    "keep_login",
-    "login_form",
     "start_session",
 ]
 
