@@ -30,7 +30,8 @@ LAYERS: dict[str, set[str]] = {
     "orchestration": {"language", "plan", "episode", "store", "notify", "app", "api"},
     "cli": {"language", "plan", "episode", "store", "notify", "app", "orchestration", "api", "fhir"},
     "fhir": {"language", "plan", "episode", "store"},
-    "api": {"language", "plan", "episode", "store", "notify", "app", "fhir"},
+    "api": {"language", "plan", "episode", "store", "notify", "app", "fhir", "web"},
+    "web": {"language", "plan", "episode", "store", "notify", "app", "fhir"},
     "migrations": {"store"},
 }
 BOTTOM = {"errors", "clock", "process", "files"}

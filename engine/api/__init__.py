@@ -7,12 +7,15 @@ programs, both behind bearer tokens (``carepath token create``), both only trans
 - :mod:`.idempotency`: ``Idempotency-Key`` on every write;
 - :mod:`.v1` and :mod:`.fhir_r4`: the routes; :mod:`.bodies` and :mod:`.shapes`: what goes in and out;
 - :mod:`.serving`: uvicorn, alone (``carepath api``) or beside ``carepath up``.
+
+The coordinators' web pages (:mod:`engine.web`) are served by the same application.
 """
 
 from __future__ import annotations
 
 from fastapi import FastAPI
 
+from engine import web
 from engine.api import fhir_r4, problems, v1
 from engine.app.context import App
 
@@ -37,4 +40,5 @@ def create_api(app: App) -> FastAPI:
     problems.install(api)
     api.include_router(v1.router)
     api.include_router(fhir_r4.router)
+    web.install(api)  # the coordinators' pages: /, /login, /worklist, /episodes/{id}
     return api

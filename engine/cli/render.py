@@ -63,5 +63,8 @@ def render_status(status: EpisodeStatus, now: datetime) -> str:
     if not status.escalations:
         out.append("  none")
     out += ["", "audit (latest last):"]
-    out += [f"  {fmt(a.at)}  {a.actor}  {a.action}  {a.detail or ''}" for a in status.audit] or ["  none"]
+    out += [
+        f"  {fmt(a.at)}  {a.actor}  {a.action}  {a.detail or ''}" + (f"  reason: {a.reason}" if a.reason else "")
+        for a in status.audit
+    ] or ["  none"]
     return "\n".join(out)

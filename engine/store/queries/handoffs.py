@@ -11,9 +11,22 @@ from collections.abc import Sequence
 
 from sqlmodel import Session, col, select
 
-from engine.store.records import HandoffRecord, MedicationListRecord, StageVisitRecord, WorkItemRecord
+from engine.store.records import (
+    HandoffRecord,
+    InboundEventRecord,
+    MedicationListRecord,
+    StageVisitRecord,
+    WorkItemRecord,
+)
 
-__all__ = ["all_medication_lists", "handoff_deadlines", "handoffs_of_program", "list_handoffs", "stage_visits"]
+__all__ = [
+    "all_medication_lists",
+    "handoff_deadlines",
+    "handoffs_of_program",
+    "inbound_events",
+    "list_handoffs",
+    "stage_visits",
+]
 
 
 def handoff_deadlines(session: Session, handoff_ids: Sequence[str]) -> dict[str, list[WorkItemRecord]]:
@@ -65,3 +78,10 @@ def all_medication_lists(session: Session, episode_id: str) -> list[MedicationLi
     """Every medication list recorded for the episode (each visit's sending and receiving list), oldest first."""
     query = select(MedicationListRecord).where(MedicationListRecord.episode_id == episode_id)
     return list(session.exec(query.order_by(col(MedicationListRecord.id))))
+
+
+def inbound_events(session: Session, episode_id: str, limit: int = 500) -> list[InboundEventRecord]:
+    """The episode's events as received (applied, refused or waiting), the latest ``limit``, oldest first."""
+    query = select(InboundEventRecord).where(InboundEventRecord.episode_id == episode_id)
+    rows = list(session.exec(query.order_by(col(InboundEventRecord.received_at).desc()).limit(limit)))
+    return rows[::-1]
