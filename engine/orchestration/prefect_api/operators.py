@@ -34,6 +34,7 @@ __all__ = [
     "MET",
     "REJECTED",
     "ensure_operator_automations",
+    "operator_automations",
     "tag_current_flow_run",
 ]
 
