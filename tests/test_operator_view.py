@@ -114,9 +114,9 @@ def test_a_critical_alert_run_ends_escalated_critical_and_a_refused_event_ends_r
     assert "medications.receiving-list" in critical[0].name
 
     with pytest.raises(EventRejected):
-        h.event(ep, "custody.released")
-    [refused] = _runs_named(f"{ep} · refused custody.released")
-    assert refused.name == f"{ep} · refused custody.released (not-expected)"
+        h.event(ep, "detox.completed")
+    [refused] = _runs_named(f"{ep} · refused detox.completed")
+    assert refused.name == f"{ep} · refused detox.completed (not-expected)"
     assert (refused.state.type.value, refused.state.name) == ("COMPLETED", "Rejected")
     assert "rejected" in refused.tags
 
