@@ -20,7 +20,7 @@ from engine import store
 from engine.app import inputs
 from engine.app.context import App, bound
 from engine.app.followup import FollowUp, follow_up
-from engine.app.publish import publish_open_escalations
+from engine.app.publish import publish_open_escalations, publish_program_overview
 from engine.errors import CarepathError, EpisodeError, EventRejected, quote
 from engine.store import InboundEventRecord
 from engine.store.mapper import Changes
@@ -157,6 +157,7 @@ def acknowledge(app: App, escalation_id: int, by: str, *, actor: str | None = No
         if runs:
             app.scheduler.cancel(runs)
         publish_open_escalations(app)
+        publish_program_overview(app)
     except CarepathError as exc:
         logger.warning("escalation %s acknowledged; Prefect not updated: %s", escalation_id, exc)
     return stopped

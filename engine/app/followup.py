@@ -6,9 +6,10 @@ step (the sweep once raised escalations it never delivered). In order:
 1. fire at once every rung of the episode that is already due (an alert's rungs are due when raised, so every
    ``critical_to`` role is alerted in the same run that found the problem; a deadline found late fires now);
 2. deliver every escalation raised, concurrently, storing each contact's outcome;
-3. cancel the runs of rungs that closed or fired here;
+3. cancel the runs of rungs that closed or fired here (a deadline met in time ends ``Met``, see the Scheduler port);
 4. schedule the next rung of each open work item that has no run yet;
-5. publish the episode's artifacts (and the open-escalations table when escalations changed).
+5. publish the episode's artifacts (and the open-escalations table when escalations changed, the program overview
+   when any work opened an escalation or closed).
 
 A Prefect outage in steps 3-5 does not undo 1-2: it is logged, reported, and the sweep finishes the job.
 """
@@ -18,7 +19,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from functools import partial
 
 from sqlmodel import Session
@@ -27,7 +27,8 @@ from engine import store
 from engine.app.context import App
 from engine.app.delivery import deliver
 from engine.app.ports import Timer
-from engine.app.publish import publish_episode
+from engine.app.publish import publish_episode, publish_program_overview
+from engine.app.views import when
 from engine.clock import utc
 from engine.errors import CarepathError
 from engine.store.mapper import Changes
@@ -47,6 +48,8 @@ class FollowUp:
     episode_id: str
     fired: int = 0
     escalations: list[str] = field(default_factory=list)
+    #: (severity, role) of each escalation raised here: what the run's state and tags say.
+    raised: list[tuple[str, str]] = field(default_factory=list)
     delivered: list[str] = field(default_factory=list)
     cancelled: int = 0
     scheduled: int = 0
@@ -56,20 +59,25 @@ class FollowUp:
 def follow_up(app: App, episode_id: str, changes: Changes | None = None) -> FollowUp:
     """Do everything a change to ``episode_id`` calls for (see the module docstring); never raises for Prefect."""
     report = FollowUp(episode_id)
-    raised = [rung for rung, _role in changes.escalations] if changes else []
-    cancel = list(changes.cancel_runs) if changes else []
+    everything = [changes] if changes else []
     for rung_id in app.service.due_rungs(episode_id, MAX_FIRED):
         fired = app.service.fire_rung(rung_id)
         if fired is not None and fired.escalations:
             report.fired += 1
-            raised += [rung for rung, _role in fired.escalations]
-            cancel += fired.cancel_runs
+            everything.append(fired)
+    raised = [rung for c in everything for rung, _role in c.escalations]
+    cancel = [run for c in everything for run in c.cancel_runs]
+    met = [run for c in everything for run in c.met_runs]
     report.escalations = raised
+    report.raised = [(c.severities.get(rung, "normal"), role) for c in everything for rung, role in c.escalations]
     if raised:
         report.delivered = [r.summary() for r in deliver(app, raised)]
     report.cancelled = _step(report, "cancel timers", lambda: app.scheduler.cancel(cancel) if cancel else 0)
+    report.cancelled += _step(report, "end met timers", lambda: app.scheduler.cancel(met, met=True) if met else 0)
     report.scheduled = _step(report, "schedule timers", lambda: schedule_timers(app, episode_id))
+    work_changed = bool(raised or cancel or met)
     _step(report, "publish", partial(publish_episode, app, episode_id, escalations_changed=bool(raised)))
+    _step(report, "publish overview", lambda: publish_program_overview(app) if work_changed else None)
     return report
 
 
@@ -83,7 +91,8 @@ def schedule_timers(app: App, episode_id: str | None = None, limit: int = 500) -
             episode_id=row.episode_id,
             pathway_id=row.pathway_id,
             at=app.clock.wall_time(utc(row.due_at)),
-            name=f"{row.episode_id} · {row.title} · rung {row.index + 1} → {row.role} · due {_wall(app, row.due_at)}",
+            name=f"{row.episode_id} · {row.title} · rung {row.index + 1} → {row.role} · due "
+            f"{when(app.clock, row.due_at)}",
             tags=(f"pathway:{row.pathway_id}", "deadline", f"role:{row.role}", f"severity:{row.severity}"),
         )
         for row in rows
@@ -94,11 +103,6 @@ def schedule_timers(app: App, episode_id: str | None = None, limit: int = 500) -
     with store.session_scope(app.engine) as session:
         store.set_rung_runs(session, run_ids, app.clock.now())
     return len(run_ids)
-
-
-def _wall(app: App, at: datetime) -> str:
-    """A due time as the wall time the Prefect UI shows beside it (UTC)."""
-    return f"{app.clock.wall_time(utc(at)):%Y-%m-%d %H:%M} UTC"
 
 
 def _step(report: FollowUp, name: str, action: Callable[[], int | None]) -> int:

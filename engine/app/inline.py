@@ -67,8 +67,9 @@ class MemoryScheduler:
                 out[timer.rung_id] = run.id
         return out
 
-    def cancel(self, run_ids: Sequence[str]) -> int:
-        """A waiting run is cancelled; a picked-up one becomes ``cancelling`` (its serving process would stop it)."""
+    def cancel(self, run_ids: Sequence[str], *, met: bool = False) -> int:
+        """A waiting run is cancelled (met or not); a picked-up one becomes ``cancelling`` (its serving process
+        would stop it)."""
         wanted, done = set(run_ids), 0
         with self._lock:
             for run in self.runs.values():

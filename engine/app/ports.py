@@ -74,8 +74,9 @@ class Scheduler(Protocol):
         """Create a run per timer (idempotent by rung id); returns {rung id: run id} for those created."""
         ...
 
-    def cancel(self, run_ids: Sequence[str]) -> int:
-        """Cancel runs that have not started; returns how many are cancelled (others are left alone)."""
+    def cancel(self, run_ids: Sequence[str], *, met: bool = False) -> int:
+        """Cancel runs that have not started; returns how many are cancelled (others are left alone). With
+        ``met`` their deadline was met in time: a run still waiting for its time may end as such (``Met``)."""
         ...
 
     def unfinished(self, *, include_scheduled: bool, limit: int) -> list[RunView]:

@@ -13,8 +13,8 @@ the backlog batch by batch until none is left, rather than leaving the rest to l
 Who runs it: every serving process has a timer (:func:`sweep_tick` every :data:`SWEEP_EVERY`). A tick takes a
 lease in the store, so with several serving processes one sweeps at a time; it looks for work with a few indexed
 reads and, only when there is some, runs the pass through the dispatcher (a flow run named for what it did, e.g.
-``sweep · fired 3 · scheduled 2``). An idle tick leaves no trace, so the runs list is not buried, and an outage
-is caught up by the first tick after it, not replayed interval by interval.
+``sweep · fired 3 · scheduled 2``, tagged ``sweep``). An idle tick leaves no trace, so the runs list is not
+buried, and an outage is caught up by the first tick after it, not replayed interval by interval.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from engine.app.delivery import CLAIM_STALE, deliver_pending
 from engine.app.episodes import process_event
 from engine.app.followup import follow_up, schedule_timers
 from engine.app.ports import SweepReport
+from engine.app.publish import publish_program_overview
 from engine.errors import CarepathError
 
 __all__ = [
@@ -104,6 +105,10 @@ def sweep(app: App, grace: timedelta = DEFAULT_GRACE, limit: int = 200, *, recon
         except CarepathError as exc:
             report.problems.append(f"reconcile runs: {exc}")
     if not report.idle:
+        try:  # the program's numbers move with what the pass did (fired, applied, delivered)
+            publish_program_overview(app)
+        except CarepathError as exc:
+            report.problems.append(f"publish overview: {exc}")
         logger.info(
             "sweep: fired %d, scheduled %d, delivered %d, applied %d, runs cancelled %d, requeued %d, ended %d%s",
             *(report.fired, report.scheduled, report.delivered, report.applied),

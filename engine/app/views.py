@@ -10,9 +10,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from engine.clock import utc
+from engine.clock import Clock, CompressedClock, utc
 from engine.store import readmodels
-from engine.store.readmodels import EpisodeStatus, episode_status
+from engine.store.readmodels import EpisodeStatus, ProgramCounts, episode_status
 from engine.store.records import DeliveryRecord, EscalationRecord
 
 __all__ = [
@@ -25,12 +25,31 @@ __all__ = [
     "escalation_title",
     "fmt",
     "open_escalation_rows",
+    "program_overview_markdown",
+    "when",
 ]
 
 
 def fmt(at: datetime | None) -> str:
     """A stored time for people: ``2026-12-01 09:00`` (UTC), ``-`` for none."""
     return utc(at).strftime("%Y-%m-%d %H:%M") if at else "-"
+
+
+def when(clock: Clock, at: datetime) -> str:
+    """A pathway time for the Prefect UI: ``2026-12-02 09:00 UTC``; on a compressed clock (a demo, a rehearsal)
+    also the wall time, which is what the UI's own timestamps use: ``2026-12-02 09:00 (wall 14:03:07 UTC)``."""
+    if isinstance(clock, CompressedClock):
+        return f"{fmt(at)} (wall {clock.wall_time(utc(at)):%H:%M:%S} UTC)"
+    return f"{fmt(at)} UTC"
+
+
+def age(since: datetime, now: datetime) -> str:
+    """How long something has been open, in pathway time: ``45m``, ``6h 10m``, ``3d 4h``."""
+    minutes = max(0, int((utc(now) - utc(since)).total_seconds() // 60))
+    days, hours, mins = minutes // 1440, minutes % 1440 // 60, minutes % 60
+    if days:
+        return f"{days}d {hours}h"
+    return f"{hours}h {mins}m" if hours else f"{mins}m"
 
 
 def episode_markdown(status: EpisodeStatus, now: datetime) -> str:
@@ -93,23 +112,46 @@ def delivery_summary(deliveries: list[DeliveryRecord]) -> str:
     return f"delivered {sent}/{len(deliveries)}" + (f", failed {failed}" if failed else "")
 
 
-def open_escalation_rows(engine: Any, limit: int = 200) -> list[dict[str, Any]]:
-    """The operators' table artifact: unacknowledged escalations, most severe first, then newest. Opaque ids,
-    the pathway's work titles, roles and delivery counts only: no PHI, no free text."""
-    rows = sorted(readmodels.open_escalations(engine, limit), key=lambda r: _SEVERITY_ORDER.get(r[0].severity, 3))
+def open_escalation_rows(engine: Any, now: datetime, clock: Clock, limit: int = 200) -> list[dict[str, Any]]:
+    """The operators' table artifact: unacknowledged escalations, most severe first, then the longest open first.
+
+    Opaque ids, the pathway's work titles, roles, times and delivery counts only: no PHI, no free text. The
+    escalation's number is what ``carepath ack`` takes."""
+    rows = sorted(
+        readmodels.open_escalations(engine, limit),
+        key=lambda r: (_SEVERITY_ORDER.get(r[0].severity, 3), utc(r[0].raised_at)),
+    )
     return [
         {
             "severity": e.severity,
             "episode": e.episode_id,
             "work": w.title,
             "role": e.role,
-            "due": fmt(w.due_at),
-            "raised": fmt(e.raised_at),
+            "raised": when(clock, e.raised_at),
+            "open for": age(e.raised_at, now),
             "delivery": delivery_summary(deliveries),
-            "state": "open (not acknowledged)",
+            "acknowledged": f"no: carepath ack {e.id}",
         }
         for e, w, deliveries in rows
     ]
+
+
+def program_overview_markdown(counts: ProgramCounts, now: datetime, clock: Clock) -> str:
+    """The program-level artifact: is anything wrong right now, in five numbers (counts only, no ids)."""
+    critical = f"**{counts.critical}**" if counts.critical else "0"
+    return "\n".join(
+        [
+            f"# Carepath program overview · as of {when(clock, now)}",
+            "",
+            "| active episodes | overdue work | open escalations | critical | loops closed in 7 days |",
+            "|---|---|---|---|---|",
+            f"| {counts.active} | {counts.overdue} | {counts.escalated} | {critical} | {counts.loops_closed} |",
+            "",
+            "Open escalations, most severe first: artifact `open-escalations`. Runs that raised one: tag `escalated`"
+            " (critical: `severity:critical`, state `Escalated: critical`).",
+            "",
+        ]
+    )
 
 
 def caseload(

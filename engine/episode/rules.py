@@ -220,7 +220,8 @@ def expected_events(plan: Plan, state: EpisodeState) -> list[str]:
 def _reject_unexpected(plan: Plan, state: EpisodeState, event: Event, reason: str | None = None) -> EventRejected:
     expected = ", ".join(expected_events(plan, state)) or "none"
     why = reason or f"is not expected in stage '{state.stage}'"
-    return EventRejected(f"event '{event.name}' {why} (expected now: {expected})")
+    code = "not-expected" if reason is None else "no-guard-holds"  # what Prefect shows: a code, never the text
+    return EventRejected(f"event '{event.name}' {why} (expected now: {expected})", code=code)
 
 
 def apply_event(plan: Plan, state: EpisodeState, event: Event, now: datetime) -> Outcome:

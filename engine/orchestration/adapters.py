@@ -23,6 +23,7 @@ from engine.app.settings import Settings
 from engine.clock import utc
 from engine.errors import OrchestrationError
 from engine.orchestration import prefect_api as prefect_ops
+from engine.orchestration.names import SWEEP_TAG
 
 
 class FlowLookup(Protocol):
@@ -125,9 +126,9 @@ class PrefectScheduler:
         with prefect_api(self.settings):
             return dict(prefect_ops.run_sync(_batch(lambda: [one(t) for t in timers])))
 
-    def cancel(self, run_ids: Sequence[str]) -> int:
+    def cancel(self, run_ids: Sequence[str], *, met: bool = False) -> int:
         with prefect_api(self.settings):
-            done = prefect_ops.run_sync(_batch(lambda: [prefect_ops.cancel_flow_run(r) for r in run_ids]))
+            done = prefect_ops.run_sync(_batch(lambda: [prefect_ops.cancel_flow_run(r, met=met) for r in run_ids]))
         return sum(done)
 
     def unfinished(self, *, include_scheduled: bool, limit: int) -> list[RunView]:
@@ -197,7 +198,10 @@ class PrefectDispatcher:
         with prefect_api(self.settings):
 
             async def run() -> dict[str, Any]:
-                state = await sweep_flow(return_state=True)
+                from prefect import tags
+
+                with tags(SWEEP_TAG):  # operators hide sweep passes with a tag filter
+                    state = await sweep_flow(return_state=True)
                 if not state.is_completed():
                     raise OrchestrationError(f"the sweep run ended {state.name}: {state.message}")
                 return dict(await state.aresult())

@@ -8,6 +8,11 @@ Four flows, compiled per pathway into deployments by :func:`engine.orchestration
 - ``carepath-sweep``: the safety net (lost runs, unscheduled rungs, undelivered escalations, stuck events, runs
   left behind by crashes), run by each serving process's timer when a tick finds work, or by hand from the UI.
 
+How a run ends is what operators see first (:mod:`engine.orchestration.names`): a run that raised escalations
+ends ``Escalated`` (``Escalated: critical``), tagged ``escalated``, ``severity:<level>``, ``role:<role>``; a
+refused event ends ``Rejected``, tagged ``rejected``, named for what was refused. All are Completed-type states:
+Prefect's failed and crashed counts are left to runs where Carepath itself broke.
+
 Every follow-up is :func:`engine.app.follow_up`: no flow writes one of its own. Parameters are opaque ids and
 the pathway's event names only; an event's payload stays in the store (the run gets its inbound id).
 The use cases are synchronous; each runs in a worker thread so the flow's event loop stays free.
@@ -20,13 +25,20 @@ from dataclasses import asdict
 from typing import Any
 
 from prefect import flow
-from prefect.states import Completed, Failed
+from prefect.states import Completed, State
 
 from engine.app import App, fire, follow_up_enrollment, process_event, sweep
 from engine.app.context import current_app
 from engine.app.settings import Settings
-from engine.orchestration.names import describe_event, episode_run_name, sweep_run_name
-from engine.orchestration.prefect_api import rename_current_flow_run
+from engine.orchestration.names import (
+    REJECTED_TAG,
+    describe_event,
+    episode_run_name,
+    escalation_outcome,
+    refused_run_name,
+    sweep_run_name,
+)
+from engine.orchestration.prefect_api import REJECTED, rename_current_flow_run, tag_current_flow_run
 from engine.orchestration.wiring import production_app
 
 __all__ = [
@@ -61,16 +73,17 @@ async def event_flow(episode_id: str, event: str, inbound_id: str) -> Any:
     app = flow_app()
     changes, done, refused = await asyncio.to_thread(process_event, app, inbound_id)
     if refused is not None or changes is None:
-        await rename_current_flow_run(f"{episode_id} · {event} refused: {refused}")
-        return Failed(name="Rejected", message=f"rejected: {refused}")
+        await rename_current_flow_run(refused_run_name(episode_id, event, refused))
+        await tag_current_flow_run([REJECTED_TAG])
+        return Completed(name=REJECTED, message=f"rejected: {refused}")
     what = describe_event(event, changes.moved, changes.duplicate, changes.stage)
     await rename_current_flow_run(await asyncio.to_thread(episode_run_name, app, episode_id, what))
     message = "duplicate event: nothing changed" if changes.duplicate else "applied"
-    return Completed(message=message, data={"escalations": len(done.escalations) if done else 0})
+    return await _ending(done.raised if done else [], message, {"escalations": len(done.escalations) if done else 0})
 
 
 @flow(name="carepath-deadline", description="Escalate one rung if its deadline is still unmet.")
-async def deadline_flow(episode_id: str, rung_id: str) -> dict[str, Any]:
+async def deadline_flow(episode_id: str, rung_id: str) -> Any:
     """Re-check the store, escalate at most once, then follow up (deliver, schedule what comes next).
 
     A runner may start a scheduled run a little early; the flow waits for the due time (a bounded wait) rather
@@ -82,9 +95,20 @@ async def deadline_flow(episode_id: str, rung_id: str) -> dict[str, Any]:
         await asyncio.sleep(early)
     result = await asyncio.to_thread(fire, app, rung_id)
     if result is None:  # a rung this store does not know (another deployment's store, or a deleted episode)
-        return {"escalated": False, "known": False}
+        return Completed(message="unknown rung: nothing to do", data={"escalated": False, "known": False})
     changes, done = result
-    return {"escalated": bool(changes.escalations), "delivered": len(done.delivered)}
+    data = {"escalated": bool(changes.escalations), "delivered": len(done.delivered)}
+    message = "escalated" if changes.escalations else "no escalation: the rung was met, acknowledged or already fired"
+    return await _ending(done.raised, message, data)
+
+
+async def _ending(raised: list[tuple[str, str]], message: str, data: dict[str, Any]) -> State[Any]:
+    """The run's final state: ``Escalated`` / ``Escalated: critical`` (with its tags) when it raised any."""
+    name, tags = escalation_outcome(raised)
+    if name is None:
+        return Completed(message=message, data=data)
+    await tag_current_flow_run(tags)
+    return Completed(name=name, message=f"{message}; {len(raised)} escalation(s) raised", data=data)
 
 
 @flow(

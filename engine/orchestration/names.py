@@ -1,13 +1,31 @@
-"""Names operators read in the Prefect UI: each run says what it did, with opaque ids and pathway words only."""
+"""Names, states and tags operators read in the Prefect UI: each run says what it did, with opaque ids, pathway
+words and codes only (never free text someone typed). The choices are pure functions, tested without Prefect."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from engine.app.context import App
 from engine.app.ports import SweepReport
-from engine.app.views import episode_status
-from engine.clock import utc
+from engine.app.views import episode_status, when
+from engine.orchestration.prefect_api.operators import ESCALATED, ESCALATED_CRITICAL
 
-__all__ = ["describe_event", "episode_run_name", "sweep_run_name"]
+__all__ = [
+    "ESCALATED_TAG",
+    "REJECTED_TAG",
+    "SWEEP_TAG",
+    "describe_event",
+    "episode_run_name",
+    "escalation_outcome",
+    "refused_run_name",
+    "sweep_run_name",
+]
+
+#: Tags operators filter the runs list by: runs that raised an escalation, refused events, sweep passes.
+ESCALATED_TAG = "escalated"
+REJECTED_TAG = "rejected"
+SWEEP_TAG = "sweep"
+_SEVERITY_ORDER = ("critical", "high", "normal")
 
 
 def describe_event(event: str, moved: tuple[str, str] | None, duplicate: bool, stage: str) -> str:
@@ -19,13 +37,36 @@ def describe_event(event: str, moved: tuple[str, str] | None, duplicate: bool, s
     return f"{event} in {stage}"
 
 
+def refused_run_name(episode_id: str, event: str, code: str | None) -> str:
+    """``ep-2dcbf08f · refused custody.released (not-expected)``: the refusal's code, never its text (a reason
+    may echo what someone typed; the text stays in the store and in ``carepath status``)."""
+    return f"{episode_id} · refused {event} ({code or 'refused'})"
+
+
+def escalation_outcome(raised: Sequence[tuple[str, str]]) -> tuple[str | None, list[str]]:
+    """The state name and the tags of a run that raised escalations, from each one's (severity, role).
+
+    ``Escalated: critical`` when any is critical (what the critical-escalation automation watches), else
+    ``Escalated``; tags ``escalated``, ``severity:<most severe>`` and ``role:<role>`` per role alerted. No
+    escalation: ``(None, [])`` (the run ends a plain Completed).
+    """
+    if not raised:
+        return None, []
+    levels = {severity for severity, _role in raised}
+    worst = next((level for level in _SEVERITY_ORDER if level in levels), "normal")
+    roles = sorted({role for _severity, role in raised})
+    name = ESCALATED_CRITICAL if worst == "critical" else ESCALATED
+    return name, [ESCALATED_TAG, f"severity:{worst}", *(f"role:{role}" for role in roles)]
+
+
 def episode_run_name(app: App, episode_id: str, what: str) -> str:
-    """``ep-7f3a2c · detox.completed: detox → residential · next: ... by 2026-12-02 09:00``."""
+    """``ep-7f3a2c · detox.completed: detox → residential · next: ... by 2026-12-02 09:00 UTC`` (with the wall
+    time too on a compressed clock: ``by 2026-12-02 09:00 (wall 14:03:07 UTC)``)."""
     status = episode_status(app.engine, episode_id, audit_tail=0)
     nxt = ""
     if status.items:
         first = status.items[0]
-        nxt = f" · next: {first.title} by {utc(first.due_at):%Y-%m-%d %H:%M}"
+        nxt = f" · next: {first.title} by {when(app.clock, first.due_at)}"
     return f"{episode_id} · {what}{nxt}"
 
 

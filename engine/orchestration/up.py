@@ -171,12 +171,14 @@ def free_dead_lease(app: App) -> bool:
 def catch_up(app: App, deployment_names: list[str], holder: str) -> SweepReport | None:
     """What a (re)starting serving process does before serving: take back runs a dead predecessor had picked up
     (this process assumes it is the only one serving these deployments), drop the late runs of the sweep's old
-    interval schedule, make sure runs whose process dies get marked Crashed (an automation on heartbeats), then
-    one sweep pass over everything the outage left due."""
+    interval schedule, make sure runs whose process dies get marked Crashed (an automation on heartbeats) and that
+    the operators' automations exist (critical escalations, late deadline runs), then one sweep pass over
+    everything the outage left due."""
     from engine.orchestration.adapters import prefect_api
     from engine.orchestration.deployments import SWEEP_DEPLOYMENT
     from engine.orchestration.prefect_api import (
         cancel_auto_scheduled_runs,
+        ensure_operator_automations,
         ensure_zombie_automation,
         requeue_orphaned_runs,
         run_sync,
@@ -189,6 +191,7 @@ def catch_up(app: App, deployment_names: list[str], holder: str) -> SweepReport 
             run_sync(requeue_orphaned_runs(deployment_names, running_before=wall_now))
             run_sync(cancel_auto_scheduled_runs([SWEEP_DEPLOYMENT]))
             run_sync(ensure_zombie_automation())
+            run_sync(ensure_operator_automations())
     except CarepathError as exc:
         logger.warning("could not take back orphaned runs: %s", exc)
     if free_dead_lease(app):

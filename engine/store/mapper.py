@@ -41,7 +41,11 @@ class Changes:
     stage: str
     opened_rungs: int = 0
     cancel_runs: list[str] = field(default_factory=list)
+    #: Runs of deadlines whose work was done in time: operators see them end ``Met``, not ``Cancelled``.
+    met_runs: list[str] = field(default_factory=list)
     escalations: list[tuple[str, str]] = field(default_factory=list)
+    #: The severity of each escalation raised here, by rung id (what a run's state and tags say).
+    severities: dict[str, str] = field(default_factory=dict)
     moved: tuple[str, str] | None = None
     duplicate: bool = False
 
@@ -222,9 +226,10 @@ def save_outcome(
             continue
         row.status, row.closed_at, row.closed_by = item.status, now, item.closed_by
         session.add(row)
+        met = item.status == "done" and not (item.closed_by or "").startswith("rung ")
         for rung in store.cancel_pending_rungs(session, item.id):
             if rung.flow_run_id:
-                changes.cancel_runs.append(rung.flow_run_id)
+                (changes.met_runs if met else changes.cancel_runs).append(rung.flow_run_id)
     severity = {i.id: i.severity for i in [*outcome.state.items, *outcome.closed]}
     for esc in outcome.escalations:
         fired = session.get(RungRecord, esc.rung_id)
@@ -233,6 +238,7 @@ def save_outcome(
         level = severity.get(esc.item_id, "normal")
         if store.record_escalation_once(session, fired, now, severity=level, claimed_at=claimed_at) is not None:
             changes.escalations.append((esc.rung_id, esc.role))
+            changes.severities[esc.rung_id] = level
             if fired.flow_run_id:
                 changes.cancel_runs.append(fired.flow_run_id)
     for d in outcome.disclosures:

@@ -30,10 +30,12 @@ from engine.store.records import (
 __all__ = [
     "CaseloadEntry",
     "EpisodeStatus",
+    "ProgramCounts",
     "caseload_entries",
     "episode_status",
     "findings_with_resolution",
     "open_escalations",
+    "program_counts",
 ]
 
 
@@ -201,3 +203,40 @@ def findings_with_resolution(engine: Engine, episode_id: str) -> list[tuple[Disc
                     resolved_at[str((a.detail or {}).get("key"))] = a.at
         ordered = sorted(found, key=lambda d: d.status == RESOLVED)
         return [(d, resolved_at.get(d.key) if d.status == RESOLVED else None) for d in ordered]
+
+
+@dataclass(frozen=True)
+class ProgramCounts:
+    """The program at a glance: active episodes, open work past due (of active episodes), unacknowledged
+    escalations and the critical ones among them, handoff loops closed (completed) since ``since``."""
+
+    active: int
+    overdue: int
+    escalated: int
+    critical: int
+    loops_closed: int
+
+
+def program_counts(engine: Engine, now: datetime, since: datetime) -> ProgramCounts:
+    """:class:`ProgramCounts` in one statement (scalar subqueries over indexed columns)."""
+    count = func.count()
+    active = select(count).select_from(EpisodeRecord).where(col(EpisodeRecord.status) == "active")
+    overdue = (
+        select(count)
+        .select_from(WorkItemRecord)
+        .join(EpisodeRecord, col(EpisodeRecord.id) == col(WorkItemRecord.episode_id))
+        .where(col(WorkItemRecord.status) == "open", col(WorkItemRecord.due_at) <= now)
+        .where(col(EpisodeRecord.status) == "active")
+    )
+    unacknowledged = col(EscalationRecord.acknowledged_at).is_(None)
+    escalated = select(count).select_from(EscalationRecord).where(unacknowledged)
+    critical = escalated.where(col(EscalationRecord.severity) == "critical")
+    closed = (
+        select(count)
+        .select_from(HandoffRecord)
+        .where(col(HandoffRecord.status) == "completed", col(HandoffRecord.closed_at) >= since)
+    )
+    query = select(*(q.scalar_subquery() for q in (active, overdue, escalated, critical, closed)))
+    with Session(engine) as s:
+        row = s.exec(query).one()
+    return ProgramCounts(*(int(v or 0) for v in row))

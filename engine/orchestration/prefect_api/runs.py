@@ -14,6 +14,7 @@ from engine.orchestration.prefect_api.calls import (
     _deployment,
     _read_run,
 )
+from engine.orchestration.prefect_api.operators import MET
 
 if TYPE_CHECKING:
     from prefect.client.schemas.responses import OrchestrationResult
@@ -97,8 +98,13 @@ async def schedule_deployment_run(
         return run.id
 
 
-async def cancel_flow_run(run_id: UUID | str) -> bool:
+async def cancel_flow_run(run_id: UUID | str, *, met: bool = False) -> bool:
     """Cancel a run that has not started (Scheduled, Late, Pending); True if it is cancelled or being cancelled.
+
+    With ``met`` (its deadline was met in time) a run still ``Scheduled`` ends in a Completed-type state named
+    ``Met`` instead, which the server accepts (measured): operators see a met deadline as done, not as a grey
+    Cancelled. A ``Pending`` one is cancelled even then: the server lets a run go from Completed (like Cancelled)
+    to Running, so only ``Cancelling`` stops the process a serving process already started for it.
 
     False if it has started or finished, or does not exist. Why ``Cancelling`` and not ``Cancelled``: a Pending
     run was prefetched by a serving process whose child waits for the run's time, and the server lets a run go
@@ -108,7 +114,7 @@ async def cancel_flow_run(run_id: UUID | str) -> bool:
     read and the cancel; flows re-check the store before acting.
     """
     from prefect.client.schemas.objects import StateType
-    from prefect.states import Cancelling
+    from prefect.states import Cancelling, Completed
 
     async with _client(f"cannot cancel flow run {run_id}") as client:
         run = await _read_run(client, run_id)
@@ -118,8 +124,14 @@ async def cancel_flow_run(run_id: UUID | str) -> bool:
             return True
         if run.state.type.value not in _NOT_STARTED:
             return False
+        if met and run.state.type is StateType.SCHEDULED:
+            ended: OrchestrationResult[Any] = await client.set_flow_run_state(
+                run.id, Completed(name=MET, message="deadline met before its time")
+            )
+            if ended.state is not None and ended.state.type is StateType.COMPLETED:
+                return True
         result: OrchestrationResult[Any] = await client.set_flow_run_state(
-            run.id, Cancelling(message="cancelled by Carepath")
+            run.id, Cancelling(message="deadline met before its time" if met else "cancelled by Carepath")
         )
         return result.state is not None and result.state.type in {StateType.CANCELLED, StateType.CANCELLING}
 

@@ -19,6 +19,7 @@ from engine.orchestration.prefect_api.calls import (
     _deployment,
     _describe,
 )
+from engine.orchestration.prefect_api.operators import CARE_STATE_NAMES
 
 if TYPE_CHECKING:
     from prefect.deployments.runner import RunnerDeployment
@@ -146,6 +147,8 @@ async def ensure_zombie_automation() -> timedelta | None:
     background), leaves a run that never heartbeats; without them such a run stayed non-final for good (seen
     with event commands killed mid-burst). A prefetched deadline run waits Pending for at most the prefetch
     (15 s) plus its process start, well inside three intervals. It applies to every flow run on the server.
+    A run ending in one of Carepath's named states emits ``prefect.flow-run.<name>`` (not ``...Completed``), so
+    those names are endings too (:data:`~engine.orchestration.prefect_api.operators.CARE_STATE_NAMES`).
     """
     from prefect.client.schemas.objects import StateType
     from prefect.events.actions import ChangeFlowRunState
@@ -170,6 +173,7 @@ async def ensure_zombie_automation() -> timedelta | None:
                 "prefect.flow-run.Failed",
                 "prefect.flow-run.Cancelled",
                 "prefect.flow-run.Crashed",
+                *(f"prefect.flow-run.{name}" for name in CARE_STATE_NAMES),  # an ending too: the event is named
             },
             match=ResourceSpecification({"prefect.resource.id": ["prefect.flow-run.*"]}),
             for_each={"prefect.resource.id"},
