@@ -1,0 +1,125 @@
+"""The HTTP API on the production App (requests run as in-process Prefect flow runs on a real server, deadlines are
+scheduled deployment runs), as `carepath up` serves it: a coordinator enrolls and releases a person over /api/v1,
+the receiving program closes the loop over FHIR, and Prefect saw every request as a run, with opaque ids only."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from carepath_harness import Harness, running_carepath
+from prefect_harness import ServeProcessFactory
+
+from engine.api.serving import ApiServer
+from engine.app.tokens import create_token
+from engine.store import HandoffRecord, WorkItemRecord
+
+pytestmark = pytest.mark.prefect
+PERSON = "P-APIPF-3390"
+BSER = "http://hl7.org/fhir/us/bser/CodeSystem/TaskBusinessStatusCS"
+
+
+@pytest.fixture(scope="module")
+def carepath(
+    prefect_server: str, serve_process: ServeProcessFactory, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Harness]:
+    with running_carepath("sqlite", prefect_server, serve_process, tmp_path_factory.mktemp("carepath-api")) as h:
+        yield h
+
+
+def _code(code: str) -> dict[str, object]:
+    return {"coding": [{"system": BSER, "code": code}]}
+
+
+def test_a_loop_opened_over_the_api_and_closed_over_fhir_runs_on_prefect(carepath: Harness) -> None:
+    app = carepath.app
+    coordinator = {"Authorization": f"Bearer {create_token(app, 'coordinator', label='desk-pf')[1]}"}
+    receiver_token = create_token(app, "receiver", program="Community MOUD prescriber", label="moud-pf")[1]
+    receiver = {"Authorization": f"Bearer {receiver_token}", "Content-Type": "application/json-patch+json"}
+    server = ApiServer(app, "127.0.0.1", 0)
+    server.start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=120) as http:
+            enrolled = http.post("/api/v1/episodes", headers=coordinator, json={"pathway": "reentry", "person": PERSON})
+            assert enrolled.status_code == 201, enrolled.text
+            episode = enrolled.json()["episode_id"]
+            consent = {
+                "id": f"cn-{episode}",
+                "purposes": ["treatment"],
+                "recipient_classes": ["treating-providers"],
+                "information": "referral and medication list",
+                "discloser": "County jail health",
+                "signed_on": str(app.clock.now().date()),
+                "signed_by": PERSON,
+            }
+            assert (
+                http.post(f"/api/v1/episodes/{episode}/consents", headers=coordinator, json=consent).status_code == 201
+            )
+            released = http.post(
+                f"/api/v1/episodes/{episode}/events", headers=coordinator, json={"name": "custody.released"}
+            )
+            assert released.status_code == 200 and released.json()["stage"] == "community-care", released.text
+
+            tasks = http.get(
+                "/fhir/R4/Task", headers=receiver, params={"owner": "Organization/community-moud-prescriber"}
+            )
+            assert tasks.json()["total"] == 1 and PERSON not in tasks.text
+            url = f"/fhir/R4/Task/{tasks.json()['entry'][0]['resource']['id']}"
+            moves = [
+                [
+                    {"op": "replace", "path": "/status", "value": "accepted"},
+                    {"op": "replace", "path": "/businessStatus", "value": _code("3.0")},
+                ],
+                [
+                    {"op": "replace", "path": "/status", "value": "in-progress"},
+                    {"op": "replace", "path": "/businessStatus", "value": _code("5.1.4")},
+                ],
+                [
+                    {"op": "replace", "path": "/status", "value": "completed"},
+                    {"op": "replace", "path": "/businessStatus", "value": _code("7.0")},
+                    {
+                        "op": "add",
+                        "path": "/output",
+                        "value": [{"type": {"text": "outcome"}, "valueString": "engaged"}],
+                    },
+                ],
+            ]
+            for ops in moves:
+                moved = http.patch(url, headers=receiver, json=ops)
+                assert moved.status_code == 200, moved.text
+    finally:
+        server.stop()
+    [handoff] = carepath.rows(HandoffRecord, episode_id=episode)
+    assert (handoff.status, handoff.business_status) == ("completed", "fulfillment-completed")
+    open_steps = [
+        w
+        for w in carepath.rows(WorkItemRecord, episode_id=episode)
+        if w.handoff_id == handoff.id and w.status == "open"
+    ]
+    assert open_steps == []
+    runs = _runs_of(carepath, episode)
+    events = [r for r in runs if "inbound_id" in r.parameters]
+    assert len(events) >= 5 and all(r.state_type.value == "COMPLETED" for r in events)  # consent, release, 3 moves
+    assert all(PERSON not in r.name and PERSON not in str(r.parameters) for r in runs)
+
+
+def _runs_of(carepath: Harness, episode: str) -> list[Any]:
+    """Every flow run of ``episode`` on the Prefect server (found by its parameters)."""
+    from prefect.client.orchestration import get_client
+
+    from engine.orchestration.adapters import prefect_api
+    from engine.orchestration.prefect_api import run_sync
+
+    async def read() -> list[Any]:
+        out: list[Any] = []
+        async with get_client() as client:
+            while True:
+                page = await client.read_flow_runs(limit=200, offset=len(out))
+                out += page
+                if len(page) < 200:
+                    return [r for r in out if (r.parameters or {}).get("episode_id") == episode]
+
+    with prefect_api(carepath.app.settings):
+        return list(run_sync(read()))
