@@ -9,6 +9,7 @@ UI soon shows handoffs completed, deadlines missed and escalations raised. Peopl
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
 import sys
@@ -144,7 +145,9 @@ def run_demo(
     from engine.app.safety import record_consent
     from engine.app.views import caseload
     from engine.cli.render import render_table
+    from engine.orchestration.adapters import prefect_api
     from engine.orchestration.flows import dispatching_app
+    from engine.orchestration.prefect_api import flush_logs
 
     if settings.home.exists():
         shutil.rmtree(settings.home)  # the demo always starts from an empty caseload
@@ -194,6 +197,8 @@ def run_demo(
         return 0
     finally:
         if child.poll() is None:
+            with prefect_api(settings), contextlib.suppress(Exception):
+                flush_logs()  # this process's flow-run logs reach the server before it stops
             child.terminate()  # `carepath up` stops its Prefect server on the way out
             try:
                 child.wait(timeout=90)

@@ -17,7 +17,7 @@ from engine.errors import OrchestrationError
 if TYPE_CHECKING:
     from prefect.client.orchestration import PrefectClient
 
-__all__ = ["T", "gather_limited", "run_sync", "shared_client"]
+__all__ = ["T", "flush_logs", "gather_limited", "run_sync", "shared_client"]
 
 
 T = TypeVar("T")
@@ -138,3 +138,11 @@ def _describe(exc: BaseException) -> str:
 def _one_line(text: str, limit: int = 300) -> str:
     flat = " ".join(text.split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def flush_logs() -> None:
+    """Send the flow-run logs still queued in this process to the server, before it goes away (else Prefect prints
+    "Error logging to API" at exit)."""
+    from prefect.logging.handlers import APILogHandler
+
+    APILogHandler().flush()
