@@ -176,7 +176,12 @@ class StageSpec(Spec):
 
     id: Id = Field(description="Unique stage id.", examples=["withdrawal-management"])
     name: str = Field(description="Human name.", examples=["Withdrawal management"])
-    level: str | None = Field(None, description="ASAM level code in the pathway's edition.", examples=["3.7-WM", "2.1"])
+    level: str | None = Field(
+        None,
+        description="ASAM level code in the pathway's asam_edition. 3rd: 0.5, 1, 2.1, 2.5, 3.1, 3.3, 3.5, 3.7, 4, "
+        "1-WM, 2-WM, 3.2-WM, 3.7-WM, 4-WM, OTP; 4th: 1.0, 1.5, 1.7, 2.1, 2.5, 2.7, 3.1, 3.5, 3.7, 4.0.",
+        examples=["3.7-WM", "2.1"],
+    )
     description: str | None = Field(None, description="What happens in this stage.")
     terminal: bool = Field(False, description="Episodes end here; a terminal stage has no way out.")
     owner: Id | None = Field(
