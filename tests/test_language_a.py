@@ -10,7 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from engine.language.loader import load_pathway, load_pathway_text
+from engine.language.durations import show_duration
+from engine.language.loader import load_pathway, load_pathway_text, load_spec
+from engine.plan.build import compile_plan
+from engine.plan.model import Plan, WorkPlan
 
 ROOT = Path(__file__).resolve().parent.parent
 VALID = ROOT / "tests" / "data" / "valid"
@@ -29,3 +32,42 @@ def test_asam_levels_are_those_of_the_edition() -> None:
     fourth = MINIMAL.replace("asam_edition: 3", "asam_edition: 4").replace("level: 3.7-WM", "level: 1-WM")
     (problem,) = load_pathway_text(fourth).diagnostics
     assert problem.message.startswith("'1-WM' is not an ASAM level of edition 4")
+
+
+# -- (6) named ladders ------------------------------------------------------------------------------------------
+
+
+def _plan(text: str, name: str = "x.yaml") -> Plan:
+    result = load_pathway_text(text, name)
+    assert result.ok and result.spec is not None, [str(d) for d in result.diagnostics]
+    return compile_plan(result.spec)
+
+
+def _rungs(work: WorkPlan) -> list[tuple[str, str]]:
+    return [(show_duration(r.at), r.to) for r in work.ladder]
+
+
+def test_named_ladders_expand_where_named_and_the_default_fills_omissions() -> None:
+    plan = _plan((VALID / "named-ladders.yaml").read_text(encoding="utf-8"))
+    detox = {w.key: w for w in plan.stages["detox"].entry_work}
+    assert _rungs(detox["s.detox.task.screen-medical"]) == [("24h", "care-coordinator"), ("28h", "supervisor")]
+    assert _rungs(detox["s.detox.task.screen-social"]) == [("3d", "care-coordinator"), ("4d", "supervisor")]
+    assert _rungs(detox["s.detox.stay"]) == [("14d", "care-coordinator")]  # `escalate: []`: the owner at max
+    (series,) = plan.stages["iop"].check_ins
+    assert [(show_duration(r.at), r.to) for r in series.ladder] == [("48h", "care-coordinator")]
+    steps = {w.key: w for w in plan.transitions[0].work}
+    assert _rungs(steps["t0.handoff.visit-kept"]) == [("7d", "care-coordinator"), ("8d", "supervisor")]
+    consent = plan.transitions[0].handoff.consent if plan.transitions[0].handoff else None
+    assert consent is not None and _rungs(consent) == [("24h", "care-coordinator"), ("28h", "supervisor")]
+
+
+def test_a_version_1_file_without_ladders_means_what_it_meant() -> None:
+    plan = _plan(MINIMAL)
+    (series,) = [w for w in plan.stages["detox"].entry_work if w.kind == "stay"]
+    assert _rungs(series) == [("14d", "care-coordinator")]
+
+
+def test_seed_pathways_use_named_ladders() -> None:
+    for name in ("detox-to-aftercare.yaml", "reentry.yaml"):
+        spec = load_spec(ROOT / "pathways" / name)
+        assert "standard" in spec.ladders

@@ -32,6 +32,7 @@ __all__ = [
     "Guard",
     "HandoffSpec",
     "HandoffStepSpec",
+    "Ladder",
     "MedicationsSpec",
     "NotGuard",
     "ParameterSpec",
@@ -42,6 +43,7 @@ __all__ = [
     "ReconcileSpec",
     "RoleSpec",
     "RungSpec",
+    "Rungs",
     "SocialNeedSpec",
     "StageSpec",
     "TaskSpec",
@@ -104,11 +106,19 @@ class RungSpec(Spec):
     to: Id = Field(description="Role alerted by this rung.", examples=["supervisor"])
 
 
-Ladder = Annotated[
+Rungs = Annotated[
     list[RungSpec],
     Field(
         description="Escalation ladder, in increasing `after` order.",
         examples=[[{"after": "0h", "to": "care-coordinator"}, {"after": "24h", "to": "supervisor"}]],
+    ),
+]
+Ladder = Annotated[
+    Rungs | Id,
+    Field(
+        description="Escalation ladder: rungs in increasing `after` order, or the name of a ladder declared under "
+        "`ladders`; omitted: the pathway's `default_ladder` if it has one (`[]`: no ladder).",
+        examples=[[{"after": "0h", "to": "care-coordinator"}, {"after": "24h", "to": "supervisor"}], "standard"],
     ),
 ]
 
@@ -366,6 +376,16 @@ class PathwaySpec(Spec):
         default_factory=dict, description="Durations set per episode at enrollment."
     )
     roles: dict[Id, RoleSpec] = Field(min_length=1, description="Roles that work is assigned to.")
+    ladders: dict[Id, Rungs] = Field(
+        default_factory=dict,
+        description="Named escalation ladders, used by name wherever a ladder is accepted (`escalate: standard`).",
+        examples=[{"standard": [{"after": "0h", "to": "care-coordinator"}, {"after": "24h", "to": "supervisor"}]}],
+    )
+    default_ladder: Id | None = Field(
+        None,
+        description="Ladder (a name under `ladders`) used wherever `escalate` is omitted; `escalate: []` opts out.",
+        examples=["standard"],
+    )
     facts: dict[FactName, FactSpec] = Field(default_factory=dict, description="Episode facts guards may test.")
     events: dict[EventName, EventSpec] = Field(min_length=1, description="Events the pathway reacts to.")
     stages: list[StageSpec] = Field(min_length=1, description="Stages; the first is where episodes start.")

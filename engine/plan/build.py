@@ -14,7 +14,8 @@ from typing import Any
 from engine.errors import PlanError
 from engine.language.builtins import BUILTIN_EVENTS, STEPS_BY_KIND
 from engine.language.durations import show_duration
-from engine.language.fields import ParamRef
+from engine.language.fields import ParamRef, Spec
+from engine.language.ladders import rungs
 from engine.language.model import PathwaySpec, RungSpec, StageSpec, TransitionSpec
 from engine.plan.model import STAY_DONE_ON, Plan, WorkKind
 
@@ -29,7 +30,7 @@ def compile_plan(spec: PathwaySpec, params: dict[str, timedelta] | None = None) 
     :func:`engine.language.semantics.check`.
     """
     values = _parameters(spec, params or {})
-    c = _Compiler(values)
+    c = _Compiler(spec, values)
     stages = {stage.id: c.stage(stage) for stage in spec.stages}
     transitions = [c.transition(i, t) for i, t in enumerate(spec.transitions)]
     referrals = {
@@ -40,7 +41,7 @@ def compile_plan(spec: PathwaySpec, params: dict[str, timedelta] | None = None) 
             rule.owner,
             rule.refer_within,
             "referral.made",
-            rule.escalate,
+            c.rungs(rule),
             match={"need": need},
         )
         for need, rule in spec.social_needs.items()
@@ -121,7 +122,8 @@ class _Compiler:
     It builds dicts and lets one ``Plan.model_validate`` at the end build and check every model at once.
     """
 
-    def __init__(self, params: dict[str, timedelta]) -> None:
+    def __init__(self, spec: PathwaySpec, params: dict[str, timedelta]) -> None:
+        self.spec = spec
         self.params = params
         self.keys: set[str] = set()
 
@@ -142,8 +144,12 @@ class _Compiler:
         self.keys.add(key)
         return key
 
-    def ladder(self, rungs: list[RungSpec], start: timedelta) -> list[Data]:
-        return [{"index": k, "at": start + self.duration(r.after), "to": r.to} for k, r in enumerate(rungs)]
+    def rungs(self, part: Spec, field: str = "escalate") -> list[RungSpec]:
+        """The rungs of ``part.<field>``: written out, named under ``ladders``, or the default ladder."""
+        return rungs(self.spec, part, field)
+
+    def ladder(self, ladder: list[RungSpec], start: timedelta) -> list[Data]:
+        return [{"index": k, "at": start + self.duration(r.after), "to": r.to} for k, r in enumerate(ladder)]
 
     def work(
         self,
@@ -171,7 +177,7 @@ class _Compiler:
     def stage(self, stage: StageSpec) -> Data:
         at = f"s.{stage.id}"
         work = [
-            self.work(f"{at}.task.{t.id}", "task", t.title, t.owner, t.within, t.done_on, t.escalate)
+            self.work(f"{at}.task.{t.id}", "task", t.title, t.owner, t.within, t.done_on, self.rungs(t))
             for t in stage.on_entry
         ]
         peer = stage.peer_support
@@ -184,7 +190,7 @@ class _Compiler:
                     peer.role,
                     peer.first_contact_within,
                     peer.done_on,
-                    peer.escalate,
+                    self.rungs(peer),
                 )
             )
         family = stage.family
@@ -205,7 +211,7 @@ class _Compiler:
             )
         rng = stage.expected_duration
         if rng is not None and rng.max is not None and not stage.terminal:
-            work.append(self.stay(stage, rng.max, rng.escalate))
+            work.append(self.stay(stage, rng.max, self.rungs(rng)))
         return {
             "id": stage.id,
             "name": stage.name,
@@ -243,7 +249,7 @@ class _Compiler:
             if span is None and k != last:
                 raise PlanError(f"stage '{stage.id}': only the last check-in series may omit 'for'")
             window = self.duration(series.window)
-            ladder = self.ladder(series.escalate, window) or [{"index": 0, "at": window, "to": series.owner}]
+            ladder = self.ladder(self.rungs(series), window) or [{"index": 0, "at": window, "to": series.owner}]
             out.append(
                 {
                     "key": self.key(f"s.{stage.id}.checkin.{k}"),
@@ -285,32 +291,36 @@ class _Compiler:
                         handoff.receiver.role,
                         step.within,
                         kind.event,
-                        step.escalate,
+                        self.rungs(step),
                         consent_purpose=handoff.consent_purpose,
                     )
                 )
             first = handoff.steps[0]
+            first_rungs = self.rungs(first)
+            written = "consent_escalate" in handoff.model_fields_set  # omitted: the first step's, not the default
+            consent_rungs = self.rungs(handoff, "consent_escalate") if written else []
             plan["consent"] = self.work(
                 f"{at}.consent",
                 "consent",
                 f"{program}: consent needed to send the referral ({handoff.consent_purpose})",
-                handoff.introduced_by or (first.escalate[0].to if first.escalate else None),
+                handoff.introduced_by or (first_rungs[0].to if first_rungs else None),
                 handoff.consent_within if handoff.consent_within is not None else first.within,
                 "consent.recorded",
-                handoff.consent_escalate or first.escalate,
+                consent_rungs or first_rungs,
                 consent_purpose=handoff.consent_purpose,
             )
             auth = handoff.authorization
             if auth and auth.required:
+                auth_rungs = self.rungs(auth)
                 work.append(
                     self.work(
                         f"{at}.authorization",
                         "authorization",
                         f"Insurance authorization for {program}",
-                        auth.owner or handoff.introduced_by or (auth.escalate[0].to if auth.escalate else None),
+                        auth.owner or handoff.introduced_by or (auth_rungs[0].to if auth_rungs else None),
                         auth.within,
                         "authorization.approved",
-                        auth.escalate,
+                        auth_rungs,
                         skip_if=auth.unless,
                     )
                 )
@@ -323,7 +333,7 @@ class _Compiler:
                     None,
                     t.reconcile.within,
                     "medications.reconciled",
-                    t.reconcile.escalate,
+                    self.rungs(t.reconcile),
                     critical_to=t.reconcile.critical_to,
                 )
             )
