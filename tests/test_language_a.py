@@ -6,14 +6,18 @@ valid files in ``tests/data/valid``; these tests cover what a golden line cannot
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from test_episode import Driver
 
+from engine.clock import ManualClock
 from engine.language.durations import show_duration
 from engine.language.loader import load_pathway, load_pathway_text, load_spec
 from engine.plan.build import compile_plan
 from engine.plan.model import Plan, WorkPlan
+from engine.plan.text import plan_table
 
 ROOT = Path(__file__).resolve().parent.parent
 VALID = ROOT / "tests" / "data" / "valid"
@@ -71,3 +75,62 @@ def test_seed_pathways_use_named_ladders() -> None:
     for name in ("detox-to-aftercare.yaml", "reentry.yaml"):
         spec = load_spec(ROOT / "pathways" / name)
         assert "standard" in spec.ladders
+
+
+# -- (7) owners of generated work ----------------------------------------------------------------------------------
+
+OWNERS = (VALID / "owners-everywhere.yaml").read_text(encoding="utf-8")
+
+
+def test_the_plan_shows_the_chosen_owners_and_ladders() -> None:
+    plan = _plan(OWNERS)
+    t0 = plan.transitions[0]
+    assert t0.handoff is not None and t0.handoff.re_engagement is not None
+    assert t0.handoff.re_engagement.owner == "peer-recovery-coach"
+    assert _rungs(t0.handoff.re_engagement) == [("12h", "care-coordinator"), ("24h", "supervisor")]
+    assert t0.handoff.alert_to == ("care-coordinator", "supervisor")
+    (reconcile,) = [w for w in t0.work if w.kind == "reconcile"]
+    assert reconcile.owner == "prescriber"
+    text = plan_table(plan)
+    assert "re-engage within 12h (peer-recovery-coach; +0h -> care-coordinator, +12h -> supervisor)" in text
+    assert "goes wrong -> care-coordinator, supervisor at once" in text
+
+
+def test_a_no_show_is_re_engaged_and_alerted_as_the_pathway_says() -> None:
+    d = Driver(_plan(OWNERS), ManualClock())
+    d.event("detox.completed")
+    d.event("handoff.accepted")
+    d.clock.advance(timedelta(hours=30))
+    out = d.event("handoff.move", action="no-show", party="receiver")
+    (reengage,) = [i for i in out.opened if i.kind == "re-engagement"]
+    assert reengage.owner == "peer-recovery-coach" and reengage.due_at == d.clock.now() + timedelta(hours=12)
+    assert [(r.role, r.due_at - d.clock.now()) for r in reengage.rungs] == [
+        ("care-coordinator", timedelta(hours=12)),
+        ("supervisor", timedelta(hours=24)),
+    ]
+    (alert,) = [i for i in out.opened if i.kind == "alert"]
+    assert [r.role for r in alert.rungs] == ["care-coordinator", "supervisor"]
+
+
+def test_without_owners_a_no_show_goes_where_it_always_went() -> None:
+    plain = OWNERS.replace(
+        "      re_engage_owner: peer-recovery-coach # a peer, not the intake nurse, re-engages a no-show\n", ""
+    )
+    plain = plain.replace(
+        "      re_engage_escalate: [{ after: 0h, to: care-coordinator }, { after: 12h, to: supervisor }]\n", ""
+    )
+    plain = plain.replace(
+        "      alert_to: [care-coordinator, supervisor] # both hear at once of a no-show or a decline\n", ""
+    )
+    d = Driver(_plan(plain), ManualClock())
+    d.event("detox.completed")
+    d.event("handoff.accepted")
+    out = d.event("handoff.move", action="no-show", party="receiver")
+    (reengage,) = [i for i in out.opened if i.kind == "re-engagement"]
+    assert reengage.owner == "iop-intake"  # the receiving role, with the visit-kept step's ladder
+    assert [(r.role, r.due_at - d.clock.now()) for r in reengage.rungs] == [
+        ("care-coordinator", timedelta(hours=12)),
+        ("supervisor", timedelta(hours=36)),
+    ]
+    (alert,) = [i for i in out.opened if i.kind == "alert"]
+    assert [r.role for r in alert.rungs] == ["care-coordinator"]

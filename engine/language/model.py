@@ -310,6 +310,19 @@ class HandoffSpec(Spec):
     )
     consent_escalate: Ladder = Field(default_factory=list)
     re_engage_within: Duration | None = Field(None, description="After a no-show, re-engagement deadline.")
+    re_engage_owner: Id | None = Field(
+        None, description="Role that re-engages the person after a no-show; default: the receiving role."
+    )
+    re_engage_escalate: Ladder = Field(
+        default_factory=list,
+        description="Ladder of a missed re-engagement, counted from its deadline; default: the visit-kept step's.",
+    )
+    alert_to: list[Id] = Field(
+        default_factory=list,
+        description="Roles alerted at once when the handoff goes wrong (no-show, declined, cancelled, failed); "
+        "default: the first rung of the first step, else introduced_by.",
+        examples=[["care-coordinator", "supervisor"]],
+    )
     fallback: Id | None = Field(None, description="Stage to go to if the receiver declines.")
 
 
@@ -317,6 +330,9 @@ class ReconcileSpec(Spec):
     """Medication reconciliation at a transition."""
 
     within: Duration = Field(description="Deadline from the transition.", examples=["24h"])
+    owner: Id | None = Field(
+        None, description="Role that reconciles the lists; default: none (the ladder alone).", examples=["prescriber"]
+    )
     critical_to: list[Id] = Field(
         min_length=1,
         description="Roles alerted at once on a critical discrepancy.",

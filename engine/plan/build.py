@@ -16,7 +16,7 @@ from engine.language.builtins import BUILTIN_EVENTS, STEPS_BY_KIND
 from engine.language.durations import show_duration
 from engine.language.fields import ParamRef, Spec
 from engine.language.ladders import rungs
-from engine.language.model import PathwaySpec, RungSpec, StageSpec, TransitionSpec
+from engine.language.model import HandoffSpec, PathwaySpec, RungSpec, StageSpec, TransitionSpec
 from engine.plan.model import STAY_DONE_ON, Plan, WorkKind
 
 __all__ = ["compile_plan"]
@@ -240,6 +240,32 @@ class _Compiler:
             work["ladder"] = [{"index": 0, "at": due, "to": stage.owner}]
         return work
 
+    def re_engagement(self, at: str, handoff: HandoffSpec, steps: list[Data]) -> Data | None:
+        """Re-engagement after a no-show, due ``re_engage_within`` after it; by default the receiving role owns it
+        and its ladder is the visit-kept step's, counted from the new deadline (``re_engage_escalate`` replaces it).
+        """
+        if handoff.re_engage_within is None:
+            return None
+        due = self.duration(handoff.re_engage_within)
+        written = "re_engage_escalate" in handoff.model_fields_set
+        kept = next((w for w in steps if w["done_on"] == STEPS_BY_KIND["visit-kept"].event), None)
+        if written or kept is None:
+            ladder = self.ladder(self.rungs(handoff, "re_engage_escalate") if written else [], due)
+        else:
+            ladder = [{**r, "at": due + (r["at"] - kept["due"])} for r in kept["ladder"]]
+        return {
+            **self.work(
+                f"{at}.re-engage",
+                "re-engagement",
+                f"{handoff.receiver.program}: re-engage after a missed first visit",
+                handoff.re_engage_owner or handoff.receiver.role,
+                due,
+                "handoff.move",
+                [],
+            ),
+            "ladder": ladder,
+        }
+
     def check_ins(self, stage: StageSpec) -> list[Data]:
         out: list[Data] = []
         starts = timedelta(0)
@@ -309,6 +335,8 @@ class _Compiler:
                 consent_rungs or first_rungs,
                 consent_purpose=handoff.consent_purpose,
             )
+            plan["re_engagement"] = self.re_engagement(at, handoff, work)
+            plan["alert_to"] = handoff.alert_to
             auth = handoff.authorization
             if auth and auth.required:
                 auth_rungs = self.rungs(auth)
@@ -330,7 +358,7 @@ class _Compiler:
                     f"{at}.reconcile",
                     "reconcile",
                     "Medication reconciliation",
-                    None,
+                    t.reconcile.owner,
                     t.reconcile.within,
                     "medications.reconciled",
                     self.rungs(t.reconcile),

@@ -46,6 +46,7 @@ def escalations(spec: PathwaySpec) -> Iterator[tuple[Path, Spec, str]]:
             if t.handoff.authorization:
                 yield ("transitions", i, "handoff", "authorization", "escalate"), t.handoff.authorization, "escalate"
             yield ("transitions", i, "handoff", "consent_escalate"), t.handoff, "consent_escalate"
+            yield ("transitions", i, "handoff", "re_engage_escalate"), t.handoff, "re_engage_escalate"
         if t.reconcile:
             yield ("transitions", i, "reconcile", "escalate"), t.reconcile, "escalate"
     for name, need in spec.social_needs.items():
@@ -126,7 +127,13 @@ def role_refs(spec: PathwaySpec) -> Iterator[tuple[Path, str]]:
             auth = t.handoff.authorization
             if auth is not None and auth.owner is not None:
                 yield ("transitions", i, "handoff", "authorization", "owner"), auth.owner
+            if t.handoff.re_engage_owner is not None:
+                yield ("transitions", i, "handoff", "re_engage_owner"), t.handoff.re_engage_owner
+            for k, role in enumerate(t.handoff.alert_to):
+                yield ("transitions", i, "handoff", "alert_to", k), role
         if t.reconcile:
+            if t.reconcile.owner is not None:
+                yield ("transitions", i, "reconcile", "owner"), t.reconcile.owner
             for k, role in enumerate(t.reconcile.critical_to):
                 yield ("transitions", i, "reconcile", "critical_to", k), role
     for name, need in spec.social_needs.items():
