@@ -6,13 +6,15 @@ valid files in ``tests/data/valid``; these tests cover what a golden line cannot
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from test_episode import Driver
 
+from engine.app.inputs.values import check_facts, check_payload
 from engine.clock import ManualClock
+from engine.errors import InvalidInput
 from engine.language.durations import show_duration
 from engine.language.loader import load_pathway, load_pathway_text, load_spec
 from engine.plan.build import compile_plan
@@ -134,3 +136,18 @@ def test_without_owners_a_no_show_goes_where_it_always_went() -> None:
     ]
     (alert,) = [i for i in out.opened if i.kind == "alert"]
     assert [r.role for r in alert.rungs] == ["care-coordinator"]
+
+
+# -- (10) numeric bounds -------------------------------------------------------------------------------------------
+
+
+def test_numeric_bounds_are_enforced_on_input_with_a_one_line_refusal() -> None:
+    plan = _plan((VALID / "numeric-bounds.yaml").read_text(encoding="utf-8"))
+    now = datetime(2026, 3, 1, tzinfo=UTC)
+    ok = check_payload(plan.pathway_id, plan.events, "screening.completed", {"bridge_supply_days": "7"}, now)
+    assert ok == {"bridge_supply_days": 7}
+    with pytest.raises(InvalidInput) as refused:
+        check_payload(plan.pathway_id, plan.events, "screening.completed", {"bridge_supply_days": 9}, now)
+    assert str(refused.value) == "payload field bridge_supply_days: '9' is above the maximum 7"
+    with pytest.raises(InvalidInput, match=r"^fact days_on_moud: '-1' is below the minimum 0$"):
+        check_facts(plan.pathway_id, plan.facts, {"days_on_moud": -1}, now)

@@ -77,6 +77,8 @@ class FactSpec(Spec):
         None, description="Allowed values when type is enum.", examples=[["commercial", "medicaid"]]
     )
     description: str | None = Field(None, description="What the fact means.")
+    min: float | None = Field(None, description="Smallest value of a number; a smaller one is refused on input.")
+    max: float | None = Field(None, description="Largest value of a number; a larger one is refused.", examples=[7])
 
 
 class PayloadFieldSpec(Spec):
@@ -88,6 +90,8 @@ class PayloadFieldSpec(Spec):
     values: list[str] | None = Field(None, description="Allowed values when type is enum.")
     required: bool = Field(True, description="Whether every event must carry this field.")
     description: str | None = Field(None, description="What the field means.")
+    min: float | None = Field(None, description="Smallest value of a number; a smaller one is refused on input.")
+    max: float | None = Field(None, description="Largest value of a number; a larger one is refused.", examples=[7])
 
 
 class EventSpec(Spec):
@@ -181,17 +185,16 @@ class FamilySpec(Spec):
     done_on: EventName = Field(description="Event that records an update.", examples=["family.updated"])
 
 
+_LEVEL = "ASAM level code of the pathway's asam_edition. 3rd: 0.5, 1, 2.1, 2.5, 3.1, 3.3, 3.5, 3.7, 4, 1-WM, 2-WM, \
+3.2-WM, 3.7-WM, 4-WM, OTP; 4th: 1.0, 1.5, 1.7, 2.1, 2.5, 2.7, 3.1, 3.5, 3.7, 4.0."
+
+
 class StageSpec(Spec):
     """A setting of care (detox, residential, IOP, ...)."""
 
     id: Id = Field(description="Unique stage id.", examples=["withdrawal-management"])
     name: str = Field(description="Human name.", examples=["Withdrawal management"])
-    level: str | None = Field(
-        None,
-        description="ASAM level code in the pathway's asam_edition. 3rd: 0.5, 1, 2.1, 2.5, 3.1, 3.3, 3.5, 3.7, 4, "
-        "1-WM, 2-WM, 3.2-WM, 3.7-WM, 4-WM, OTP; 4th: 1.0, 1.5, 1.7, 2.1, 2.5, 2.7, 3.1, 3.5, 3.7, 4.0.",
-        examples=["3.7-WM", "2.1"],
-    )
+    level: str | None = Field(None, description=_LEVEL, examples=["3.7-WM", "2.1"])
     description: str | None = Field(None, description="What happens in this stage.")
     terminal: bool = Field(False, description="Episodes end here; a terminal stage has no way out.")
     owner: Id | None = Field(
@@ -310,9 +313,7 @@ class HandoffSpec(Spec):
     )
     consent_escalate: Ladder = Field(default_factory=list)
     re_engage_within: Duration | None = Field(None, description="After a no-show, re-engagement deadline.")
-    re_engage_owner: Id | None = Field(
-        None, description="Role that re-engages the person after a no-show; default: the receiving role."
-    )
+    re_engage_owner: Id | None = Field(None, description="Role that re-engages after a no-show; default: the receiver.")
     re_engage_escalate: Ladder = Field(
         default_factory=list,
         description="Ladder of a missed re-engagement, counted from its deadline; default: the visit-kept step's.",
@@ -330,9 +331,7 @@ class ReconcileSpec(Spec):
     """Medication reconciliation at a transition."""
 
     within: Duration = Field(description="Deadline from the transition.", examples=["24h"])
-    owner: Id | None = Field(
-        None, description="Role that reconciles the lists; default: none (the ladder alone).", examples=["prescriber"]
-    )
+    owner: Id | None = Field(None, description="Role that reconciles; default: none (the ladder alone).")
     critical_to: list[Id] = Field(
         min_length=1,
         description="Roles alerted at once on a critical discrepancy.",

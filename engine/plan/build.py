@@ -58,7 +58,12 @@ def compile_plan(spec: PathwaySpec, params: dict[str, timedelta] | None = None) 
             "transitions": transitions,
             "events": _events(spec),
             "facts": {
-                name: {"type": f.type, "values": list(f.values) if f.values else None, "description": f.description}
+                name: {
+                    "type": f.type,
+                    "values": list(f.values) if f.values else None,
+                    "description": f.description,
+                    **_bounds(f.min, f.max),
+                }
                 for name, f in spec.facts.items()
             },
             "referrals": referrals,
@@ -102,11 +107,21 @@ def _events(spec: PathwaySpec) -> dict[str, dict[str, Any]]:
             "description": event.description,
             "builtin": False,
             "payload": {
-                f: {"type": p.type, "required": p.required, **({"values": list(p.values)} if p.values else {})}
+                f: {
+                    "type": p.type,
+                    "required": p.required,
+                    **({"values": list(p.values)} if p.values else {}),
+                    **_bounds(p.min, p.max),
+                }
                 for f, p in event.payload.items()
             },
         }
     return events
+
+
+def _bounds(low: float | None, high: float | None) -> dict[str, float]:
+    """Numeric bounds as the input checks read them; absent when unset, so older plans read the same."""
+    return {k: v for k, v in (("min", low), ("max", high)) if v is not None}
 
 
 Data = dict[str, Any]

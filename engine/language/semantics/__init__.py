@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable
 from engine.errors import Finding
 from engine.language.model import PathwaySpec
 from engine.language.semantics.alerts import check_handoffs, check_nobody_alerted
+from engine.language.semantics.bounds import check_bounds
 from engine.language.semantics.graph import check_dead_transitions, check_graph
 from engine.language.semantics.ladders import check_ladder_references
 from engine.language.semantics.levels import check_levels
@@ -48,6 +49,7 @@ CHECKS: tuple[Callable[[PathwaySpec], Iterable[Finding]], ...] = (
     check_durations,
     check_events,
     check_facts,
+    check_bounds,
     check_guards,
     check_check_ins,
     check_handoffs,
