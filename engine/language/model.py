@@ -16,7 +16,7 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 
 from engine.language.builtins import STEP_KINDS, HandoffStepKind
-from engine.language.fields import Duration, EventName, FactName, Id, Scalar, Spec
+from engine.language.fields import LEVEL_HELP, Duration, EventName, FactName, Id, Scalar, Spec
 
 __all__ = [
     "AllGuard",
@@ -185,16 +185,12 @@ class FamilySpec(Spec):
     done_on: EventName = Field(description="Event that records an update.", examples=["family.updated"])
 
 
-_LEVEL = "ASAM level code of the pathway's asam_edition. 3rd: 0.5, 1, 2.1, 2.5, 3.1, 3.3, 3.5, 3.7, 4, 1-WM, 2-WM, \
-3.2-WM, 3.7-WM, 4-WM, OTP; 4th: 1.0, 1.5, 1.7, 2.1, 2.5, 2.7, 3.1, 3.5, 3.7, 4.0."
-
-
 class StageSpec(Spec):
     """A setting of care (detox, residential, IOP, ...)."""
 
     id: Id = Field(description="Unique stage id.", examples=["withdrawal-management"])
     name: str = Field(description="Human name.", examples=["Withdrawal management"])
-    level: str | None = Field(None, description=_LEVEL, examples=["3.7-WM", "2.1"])
+    level: str | None = Field(None, description=LEVEL_HELP, examples=["3.7-WM", "2.1"])
     description: str | None = Field(None, description="What happens in this stage.")
     terminal: bool = Field(False, description="Episodes end here; a terminal stage has no way out.")
     owner: Id | None = Field(
@@ -233,6 +229,9 @@ class FactGuard(Spec):
     @model_validator(mode="after")
     def _one_operator(self) -> FactGuard:
         ops = [n for n in self.operators() if getattr(self, n) is not None]
+        if len(ops) > 1:  # two conditions on one fact: the designer meant both
+            both = [f"{{ fact: {self.fact}, {op.rstrip('_')}: ... }}" for op in ops]
+            raise ValueError(f"a fact test has one operator; to test all of them: all: [{', '.join(both)}]")
         if len(ops) != 1:
             raise ValueError("a fact test needs exactly one of equals, not_equals, in, at_least, at_most, is_set")
         return self
