@@ -92,7 +92,10 @@ def test_model_problems_are_placed_through_aliases_and_union_noise_is_collapsed(
             "        owner: care-coordinator\n        done_on: screening.completed\n",
         ),
     )
-    one_operator = "a fact test needs exactly one of equals, not_equals, in, at_least, at_most, is_set"
+    one_operator = (
+        "a fact test has one operator; to test all of them: all: [{ fact: insurance, in: ... }, "
+        "{ fact: insurance, is_set: ... }]"
+    )
     assert lines(load_pathway_text(text, "p.yaml")) == [
         "p.yaml:62:14: error: $.stages[2].check_ins[0].for: 'P' is not a duration (e.g. 10d)",
         f"p.yaml:72:9: error: $.transitions[0].when.not: {one_operator}",

@@ -16,6 +16,7 @@ import yaml
 
 from engine.language.durations import parse_duration
 from engine.language.fields import ParamRef
+from engine.language.ladders import rungs
 from engine.language.model import FactGuard, PathwaySpec, StageSpec, TransitionSpec
 from engine.plan.build import compile_plan
 from engine.plan.model import Plan
@@ -93,13 +94,14 @@ def test_seed_starts_with_the_schema_modeline_for_editors(name: str) -> None:
 
 @pytest.mark.parametrize("name", SEEDS)
 def test_every_move_into_treatment_is_a_closed_loop_handoff_with_ladders(name: str) -> None:
-    for t in _treatment_moves(_spec(name)):
+    spec = _spec(name)
+    for t in _treatment_moves(spec):
         assert t.handoff is not None, f"{t.sources} -> {t.to} has no handoff"
         steps = {step.kind: step for step in t.handoff.steps}
         assert {"accepted", "visit-kept"} <= set(steps), f"{t.sources} -> {t.to}"
         assert steps["accepted"].within < steps["visit-kept"].within
         for step in t.handoff.steps:
-            ladder = [rung.to for rung in step.escalate]
+            ladder = [rung.to for rung in rungs(spec, step)]
             assert ladder[0] == "care-coordinator" and "supervisor" in ladder, f"{t.to} {step.kind}: {ladder}"
         assert t.handoff.mode == "warm" and t.handoff.introduced_by in _spec(name).roles
         assert t.handoff.consent_purpose == "treatment"
@@ -149,7 +151,7 @@ def test_residential_needs_authorization_within_72h_unless_self_pay(detox: Pathw
         auth = t.handoff.authorization
         assert auth.required and auth.within == d("72h")
         assert auth.unless == FactGuard(fact="insurance", equals="self-pay")
-        assert [rung.to for rung in auth.escalate] == ["care-coordinator", "supervisor"]
+        assert [rung.to for rung in rungs(detox, auth)] == ["care-coordinator", "supervisor"]
     assert "self-pay" in (detox.facts["insurance"].values or [])
 
 

@@ -71,7 +71,11 @@ def _steps(plan: Plan, handoff: Handoff) -> list[WorkPlan]:
 
 
 def _escalation_roles(plan: Plan, handoff: Handoff) -> list[str]:
-    """Who hears at once about a handoff going wrong: the first rung of its first step, else the introducer."""
+    """Who hears at once about a handoff going wrong: its ``alert_to``, else the first rung of its first step, else
+    the introducer."""
+    chosen = _transition(plan, handoff).handoff
+    if chosen is not None and chosen.alert_to:
+        return list(chosen.alert_to)
     steps = _steps(plan, handoff)
     if steps and steps[0].ladder:
         return [steps[0].ladder[0].to]
@@ -252,9 +256,12 @@ def _apply_effects(
 def _open_reengagement(
     plan: Plan, state: EpisodeState, handoff: Handoff, due: datetime, now: datetime, out: Outcome
 ) -> None:
-    """Re-engage after a no-show by ``due``; its ladder is the visit-kept step's, counted from the new deadline."""
+    """Re-engage after a no-show by ``due``, with the owner and ladder the plan gives (by default the receiving role
+    and the visit-kept step's ladder, counted from the new deadline)."""
     kept = STEPS_BY_MOVE["keep"]
-    visit_step = next((w for w in _steps(plan, handoff) if w.done_on == kept.event), None)
+    planned = _transition(plan, handoff).handoff
+    template = planned.re_engagement if planned is not None else None
+    visit_step = template or next((w for w in _steps(plan, handoff) if w.done_on == kept.event), None)
     n = sum(1 for i in out.opened if i.kind == "re-engagement")
     item_id = f"{handoff.id}/re-engage/{now:%Y%m%d%H%M%S}-{n}"
     rungs = []
@@ -268,7 +275,7 @@ def _open_reengagement(
         kind="re-engagement",
         key=f"t{handoff.transition_index}.re-engage",
         title=f"{handoff.program}: re-engage after a missed first visit",
-        owner=handoff.role,
+        owner=template.owner if template is not None and template.owner else handoff.role,
         opened_at=now,
         due_at=due,
         done_on="handoff.move",

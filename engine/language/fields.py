@@ -19,6 +19,7 @@ __all__ = [
     "EVENT_PATTERN",
     "FACT_PATTERN",
     "ID_PATTERN",
+    "LEVEL_HELP",
     "Duration",
     "EventName",
     "FactName",
@@ -28,6 +29,11 @@ __all__ = [
     "Spec",
 ]
 
+#: A stage level's help text (the codes are checked by :mod:`engine.language.semantics.levels`).
+LEVEL_HELP = (
+    "ASAM level code of the pathway's asam_edition. 3rd: 0.5, 1, 2.1, 2.5, 3.1, 3.3, 3.5, 3.7, 4, 1-WM, 2-WM, "
+    "3.2-WM, 3.7-WM, 4-WM, OTP; 4th: 1.0, 1.5, 1.7, 2.1, 2.5, 2.7, 3.1, 3.5, 3.7, 4.0."
+)
 ID_PATTERN = r"^[a-z][a-z0-9-]*$"
 FACT_PATTERN = r"^[a-z][a-z0-9_]*$"
 EVENT_PATTERN = r"^[a-z][a-z0-9-]*(\.[a-z][a-z0-9-]*)+$"

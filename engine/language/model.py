@@ -16,7 +16,7 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 
 from engine.language.builtins import STEP_KINDS, HandoffStepKind
-from engine.language.fields import Duration, EventName, FactName, Id, Scalar, Spec
+from engine.language.fields import LEVEL_HELP, Duration, EventName, FactName, Id, Scalar, Spec
 
 __all__ = [
     "AllGuard",
@@ -32,6 +32,7 @@ __all__ = [
     "Guard",
     "HandoffSpec",
     "HandoffStepSpec",
+    "Ladder",
     "MedicationsSpec",
     "NotGuard",
     "ParameterSpec",
@@ -42,6 +43,7 @@ __all__ = [
     "ReconcileSpec",
     "RoleSpec",
     "RungSpec",
+    "Rungs",
     "SocialNeedSpec",
     "StageSpec",
     "TaskSpec",
@@ -75,6 +77,8 @@ class FactSpec(Spec):
         None, description="Allowed values when type is enum.", examples=[["commercial", "medicaid"]]
     )
     description: str | None = Field(None, description="What the fact means.")
+    min: float | None = Field(None, description="Smallest value of a number; a smaller one is refused on input.")
+    max: float | None = Field(None, description="Largest value of a number; a larger one is refused.", examples=[7])
 
 
 class PayloadFieldSpec(Spec):
@@ -86,6 +90,8 @@ class PayloadFieldSpec(Spec):
     values: list[str] | None = Field(None, description="Allowed values when type is enum.")
     required: bool = Field(True, description="Whether every event must carry this field.")
     description: str | None = Field(None, description="What the field means.")
+    min: float | None = Field(None, description="Smallest value of a number; a smaller one is refused on input.")
+    max: float | None = Field(None, description="Largest value of a number; a larger one is refused.", examples=[7])
 
 
 class EventSpec(Spec):
@@ -104,11 +110,19 @@ class RungSpec(Spec):
     to: Id = Field(description="Role alerted by this rung.", examples=["supervisor"])
 
 
-Ladder = Annotated[
+Rungs = Annotated[
     list[RungSpec],
     Field(
         description="Escalation ladder, in increasing `after` order.",
         examples=[[{"after": "0h", "to": "care-coordinator"}, {"after": "24h", "to": "supervisor"}]],
+    ),
+]
+Ladder = Annotated[
+    Rungs | Id,
+    Field(
+        description="Escalation ladder: rungs in increasing `after` order, or the name of a ladder declared under "
+        "`ladders`; omitted: the pathway's `default_ladder` if it has one (`[]`: no ladder).",
+        examples=[[{"after": "0h", "to": "care-coordinator"}, {"after": "24h", "to": "supervisor"}], "standard"],
     ),
 ]
 
@@ -176,7 +190,7 @@ class StageSpec(Spec):
 
     id: Id = Field(description="Unique stage id.", examples=["withdrawal-management"])
     name: str = Field(description="Human name.", examples=["Withdrawal management"])
-    level: str | None = Field(None, description="ASAM level code in the pathway's edition.", examples=["3.7-WM", "2.1"])
+    level: str | None = Field(None, description=LEVEL_HELP, examples=["3.7-WM", "2.1"])
     description: str | None = Field(None, description="What happens in this stage.")
     terminal: bool = Field(False, description="Episodes end here; a terminal stage has no way out.")
     owner: Id | None = Field(
@@ -215,6 +229,9 @@ class FactGuard(Spec):
     @model_validator(mode="after")
     def _one_operator(self) -> FactGuard:
         ops = [n for n in self.operators() if getattr(self, n) is not None]
+        if len(ops) > 1:  # two conditions on one fact: the designer meant both
+            both = [f"{{ fact: {self.fact}, {op.rstrip('_')}: ... }}" for op in ops]
+            raise ValueError(f"a fact test has one operator; to test all of them: all: [{', '.join(both)}]")
         if len(ops) != 1:
             raise ValueError("a fact test needs exactly one of equals, not_equals, in, at_least, at_most, is_set")
         return self
@@ -295,6 +312,17 @@ class HandoffSpec(Spec):
     )
     consent_escalate: Ladder = Field(default_factory=list)
     re_engage_within: Duration | None = Field(None, description="After a no-show, re-engagement deadline.")
+    re_engage_owner: Id | None = Field(None, description="Role that re-engages after a no-show; default: the receiver.")
+    re_engage_escalate: Ladder = Field(
+        default_factory=list,
+        description="Ladder of a missed re-engagement, counted from its deadline; default: the visit-kept step's.",
+    )
+    alert_to: list[Id] = Field(
+        default_factory=list,
+        description="Roles alerted at once when the handoff goes wrong (no-show, declined, cancelled, failed); "
+        "default: the first rung of the first step, else introduced_by.",
+        examples=[["care-coordinator", "supervisor"]],
+    )
     fallback: Id | None = Field(None, description="Stage to go to if the receiver declines.")
 
 
@@ -302,6 +330,7 @@ class ReconcileSpec(Spec):
     """Medication reconciliation at a transition."""
 
     within: Duration = Field(description="Deadline from the transition.", examples=["24h"])
+    owner: Id | None = Field(None, description="Role that reconciles; default: none (the ladder alone).")
     critical_to: list[Id] = Field(
         min_length=1,
         description="Roles alerted at once on a critical discrepancy.",
@@ -361,6 +390,16 @@ class PathwaySpec(Spec):
         default_factory=dict, description="Durations set per episode at enrollment."
     )
     roles: dict[Id, RoleSpec] = Field(min_length=1, description="Roles that work is assigned to.")
+    ladders: dict[Id, Rungs] = Field(
+        default_factory=dict,
+        description="Named escalation ladders, used by name wherever a ladder is accepted (`escalate: standard`).",
+        examples=[{"standard": [{"after": "0h", "to": "care-coordinator"}, {"after": "24h", "to": "supervisor"}]}],
+    )
+    default_ladder: Id | None = Field(
+        None,
+        description="Ladder (a name under `ladders`) used wherever `escalate` is omitted; `escalate: []` opts out.",
+        examples=["standard"],
+    )
     facts: dict[FactName, FactSpec] = Field(default_factory=dict, description="Episode facts guards may test.")
     events: dict[EventName, EventSpec] = Field(min_length=1, description="Events the pathway reacts to.")
     stages: list[StageSpec] = Field(min_length=1, description="Stages; the first is where episodes start.")

@@ -14,8 +14,9 @@ from typing import Any
 from engine.errors import PlanError
 from engine.language.builtins import BUILTIN_EVENTS, STEPS_BY_KIND
 from engine.language.durations import show_duration
-from engine.language.fields import ParamRef
-from engine.language.model import PathwaySpec, RungSpec, StageSpec, TransitionSpec
+from engine.language.fields import ParamRef, Spec
+from engine.language.ladders import rungs
+from engine.language.model import HandoffSpec, PathwaySpec, RungSpec, StageSpec, TransitionSpec
 from engine.plan.model import STAY_DONE_ON, Plan, WorkKind
 
 __all__ = ["compile_plan"]
@@ -29,7 +30,7 @@ def compile_plan(spec: PathwaySpec, params: dict[str, timedelta] | None = None) 
     :func:`engine.language.semantics.check`.
     """
     values = _parameters(spec, params or {})
-    c = _Compiler(values)
+    c = _Compiler(spec, values)
     stages = {stage.id: c.stage(stage) for stage in spec.stages}
     transitions = [c.transition(i, t) for i, t in enumerate(spec.transitions)]
     referrals = {
@@ -40,7 +41,7 @@ def compile_plan(spec: PathwaySpec, params: dict[str, timedelta] | None = None) 
             rule.owner,
             rule.refer_within,
             "referral.made",
-            rule.escalate,
+            c.rungs(rule),
             match={"need": need},
         )
         for need, rule in spec.social_needs.items()
@@ -57,7 +58,12 @@ def compile_plan(spec: PathwaySpec, params: dict[str, timedelta] | None = None) 
             "transitions": transitions,
             "events": _events(spec),
             "facts": {
-                name: {"type": f.type, "values": list(f.values) if f.values else None, "description": f.description}
+                name: {
+                    "type": f.type,
+                    "values": list(f.values) if f.values else None,
+                    "description": f.description,
+                    **_bounds(f.min, f.max),
+                }
                 for name, f in spec.facts.items()
             },
             "referrals": referrals,
@@ -101,11 +107,21 @@ def _events(spec: PathwaySpec) -> dict[str, dict[str, Any]]:
             "description": event.description,
             "builtin": False,
             "payload": {
-                f: {"type": p.type, "required": p.required, **({"values": list(p.values)} if p.values else {})}
+                f: {
+                    "type": p.type,
+                    "required": p.required,
+                    **({"values": list(p.values)} if p.values else {}),
+                    **_bounds(p.min, p.max),
+                }
                 for f, p in event.payload.items()
             },
         }
     return events
+
+
+def _bounds(low: float | None, high: float | None) -> dict[str, float]:
+    """Numeric bounds as the input checks read them; absent when unset, so older plans read the same."""
+    return {k: v for k, v in (("min", low), ("max", high)) if v is not None}
 
 
 Data = dict[str, Any]
@@ -121,7 +137,8 @@ class _Compiler:
     It builds dicts and lets one ``Plan.model_validate`` at the end build and check every model at once.
     """
 
-    def __init__(self, params: dict[str, timedelta]) -> None:
+    def __init__(self, spec: PathwaySpec, params: dict[str, timedelta]) -> None:
+        self.spec = spec
         self.params = params
         self.keys: set[str] = set()
 
@@ -142,8 +159,12 @@ class _Compiler:
         self.keys.add(key)
         return key
 
-    def ladder(self, rungs: list[RungSpec], start: timedelta) -> list[Data]:
-        return [{"index": k, "at": start + self.duration(r.after), "to": r.to} for k, r in enumerate(rungs)]
+    def rungs(self, part: Spec, field: str = "escalate") -> list[RungSpec]:
+        """The rungs of ``part.<field>``: written out, named under ``ladders``, or the default ladder."""
+        return rungs(self.spec, part, field)
+
+    def ladder(self, ladder: list[RungSpec], start: timedelta) -> list[Data]:
+        return [{"index": k, "at": start + self.duration(r.after), "to": r.to} for k, r in enumerate(ladder)]
 
     def work(
         self,
@@ -171,7 +192,7 @@ class _Compiler:
     def stage(self, stage: StageSpec) -> Data:
         at = f"s.{stage.id}"
         work = [
-            self.work(f"{at}.task.{t.id}", "task", t.title, t.owner, t.within, t.done_on, t.escalate)
+            self.work(f"{at}.task.{t.id}", "task", t.title, t.owner, t.within, t.done_on, self.rungs(t))
             for t in stage.on_entry
         ]
         peer = stage.peer_support
@@ -184,7 +205,7 @@ class _Compiler:
                     peer.role,
                     peer.first_contact_within,
                     peer.done_on,
-                    peer.escalate,
+                    self.rungs(peer),
                 )
             )
         family = stage.family
@@ -205,7 +226,7 @@ class _Compiler:
             )
         rng = stage.expected_duration
         if rng is not None and rng.max is not None and not stage.terminal:
-            work.append(self.stay(stage, rng.max, rng.escalate))
+            work.append(self.stay(stage, rng.max, self.rungs(rng)))
         return {
             "id": stage.id,
             "name": stage.name,
@@ -234,6 +255,32 @@ class _Compiler:
             work["ladder"] = [{"index": 0, "at": due, "to": stage.owner}]
         return work
 
+    def re_engagement(self, at: str, handoff: HandoffSpec, steps: list[Data]) -> Data | None:
+        """Re-engagement after a no-show, due ``re_engage_within`` after it; by default the receiving role owns it
+        and its ladder is the visit-kept step's, counted from the new deadline (``re_engage_escalate`` replaces it).
+        """
+        if handoff.re_engage_within is None:
+            return None
+        due = self.duration(handoff.re_engage_within)
+        written = "re_engage_escalate" in handoff.model_fields_set
+        kept = next((w for w in steps if w["done_on"] == STEPS_BY_KIND["visit-kept"].event), None)
+        if written or kept is None:
+            ladder = self.ladder(self.rungs(handoff, "re_engage_escalate") if written else [], due)
+        else:
+            ladder = [{**r, "at": due + (r["at"] - kept["due"])} for r in kept["ladder"]]
+        return {
+            **self.work(
+                f"{at}.re-engage",
+                "re-engagement",
+                f"{handoff.receiver.program}: re-engage after a missed first visit",
+                handoff.re_engage_owner or handoff.receiver.role,
+                due,
+                "handoff.move",
+                [],
+            ),
+            "ladder": ladder,
+        }
+
     def check_ins(self, stage: StageSpec) -> list[Data]:
         out: list[Data] = []
         starts = timedelta(0)
@@ -243,7 +290,7 @@ class _Compiler:
             if span is None and k != last:
                 raise PlanError(f"stage '{stage.id}': only the last check-in series may omit 'for'")
             window = self.duration(series.window)
-            ladder = self.ladder(series.escalate, window) or [{"index": 0, "at": window, "to": series.owner}]
+            ladder = self.ladder(self.rungs(series), window) or [{"index": 0, "at": window, "to": series.owner}]
             out.append(
                 {
                     "key": self.key(f"s.{stage.id}.checkin.{k}"),
@@ -285,32 +332,38 @@ class _Compiler:
                         handoff.receiver.role,
                         step.within,
                         kind.event,
-                        step.escalate,
+                        self.rungs(step),
                         consent_purpose=handoff.consent_purpose,
                     )
                 )
             first = handoff.steps[0]
+            first_rungs = self.rungs(first)
+            written = "consent_escalate" in handoff.model_fields_set  # omitted: the first step's, not the default
+            consent_rungs = self.rungs(handoff, "consent_escalate") if written else []
             plan["consent"] = self.work(
                 f"{at}.consent",
                 "consent",
                 f"{program}: consent needed to send the referral ({handoff.consent_purpose})",
-                handoff.introduced_by or (first.escalate[0].to if first.escalate else None),
+                handoff.introduced_by or (first_rungs[0].to if first_rungs else None),
                 handoff.consent_within if handoff.consent_within is not None else first.within,
                 "consent.recorded",
-                handoff.consent_escalate or first.escalate,
+                consent_rungs or first_rungs,
                 consent_purpose=handoff.consent_purpose,
             )
+            plan["re_engagement"] = self.re_engagement(at, handoff, work)
+            plan["alert_to"] = handoff.alert_to
             auth = handoff.authorization
             if auth and auth.required:
+                auth_rungs = self.rungs(auth)
                 work.append(
                     self.work(
                         f"{at}.authorization",
                         "authorization",
                         f"Insurance authorization for {program}",
-                        auth.owner or handoff.introduced_by or (auth.escalate[0].to if auth.escalate else None),
+                        auth.owner or handoff.introduced_by or (auth_rungs[0].to if auth_rungs else None),
                         auth.within,
                         "authorization.approved",
-                        auth.escalate,
+                        auth_rungs,
                         skip_if=auth.unless,
                     )
                 )
@@ -320,10 +373,10 @@ class _Compiler:
                     f"{at}.reconcile",
                     "reconcile",
                     "Medication reconciliation",
-                    None,
+                    t.reconcile.owner,
                     t.reconcile.within,
                     "medications.reconciled",
-                    t.reconcile.escalate,
+                    self.rungs(t.reconcile),
                     critical_to=t.reconcile.critical_to,
                 )
             )

@@ -115,6 +115,10 @@ class HandoffPlan(_Frozen):
     fallback: str | None = None
     #: The wait for a consent when none covers the referral (opened only then).
     consent: WorkPlan | None = None
+    #: The re-engagement after a no-show (opened only then): owner and ladder, ``due`` = ``re_engage_within``.
+    re_engagement: WorkPlan | None = None
+    #: Roles alerted at once when the handoff goes wrong (no-show, declined...); empty: the built-in default.
+    alert_to: tuple[str, ...] = ()
 
 
 class StagePlan(_Frozen):

@@ -42,8 +42,9 @@ def plan_table(plan: Plan) -> str:
             h = t.handoff
             how = h.mode + (f", introduced by {h.introduced_by}" if h.introduced_by else "")
             out.append(f"  handoff to {h.program} ({h.role}; {how}; consent: {h.consent_purpose})")
-            extra = [f"re-engage within {show_duration(h.re_engage_within)}" if h.re_engage_within else ""]
+            extra = [_re_engagement(h.re_engagement) if h.re_engagement else ""]
             extra.append(f"declined -> {h.fallback}" if h.fallback else "")
+            extra.append(f"goes wrong -> {', '.join(h.alert_to)} at once" if h.alert_to else "")
             if any(extra):
                 out.append("  " + "; ".join(e for e in extra if e))
         out += _work_table(plan.schedule(t))
@@ -56,6 +57,12 @@ def plan_table(plan: Plan) -> str:
     if plan.referrals:
         out += ["", "need.identified -> referral", *_work_table(plan.referrals.values())]
     return "\n".join(out)
+
+
+def _re_engagement(work: WorkPlan) -> str:
+    """``re-engage within 24h (community-prescriber; +0h -> care-coordinator, +24h -> supervisor)``."""
+    rungs = ", ".join(f"+{show_duration(r.at - work.due)} -> {r.to}" for r in work.ladder)
+    return f"re-engage within {show_duration(work.due)} ({work.owner}{'; ' + rungs if rungs else ''})"
 
 
 def _transition_heading(t: TransitionPlan) -> str:

@@ -52,6 +52,15 @@ def _number(field: str, value: object) -> int | float:
     return number
 
 
+def _bounded(field: str, number: int | float, low: float | None, high: float | None) -> int | float:
+    """The pathway's ``min``/``max`` of a number: ``payload field days_supply: '9' is above the maximum 7``."""
+    if low is not None and number < low:
+        raise InvalidInput(field, f"is below the minimum {low:g}", number)
+    if high is not None and number > high:
+        raise InvalidInput(field, f"is above the maximum {high:g}", number)
+    return number
+
+
 def _boolean(field: str, value: object) -> bool:
     if isinstance(value, bool):
         return value
@@ -80,7 +89,7 @@ def check_value(field: str, declared: Mapping[str, Any], value: object, now: dat
     """A fact's or payload field's value against its declaration (``type``, ``values``), converted to that type."""
     kind = declared.get("type")
     if kind == "number":
-        return _number(field, value)
+        return _bounded(field, _number(field, value), declared.get("min"), declared.get("max"))
     if kind == "boolean":
         return _boolean(field, value)
     if kind == "enum":

@@ -5,11 +5,12 @@ as a :class:`engine.errors.Finding`, addressed by its path in the YAML document 
 ``for``, ``in``, ``not`` and ``class``; lists by position, mappings by key). Pure: no I/O, no clock; the loader
 places each finding in the file. Messages are short and lowercase, and name what a designer should fix.
 
-Checks, in the order they run: identities and references (:mod:`.references`: duplicate ids; stages, roles, tasks,
-parameters, events, facts, each with "did you mean"), time (:mod:`.timing`: ranges, parameter bounds, cadences,
-escalation ladders in increasing time), facts and guards, check-in series, who hears (:mod:`.alerts`: warm
-handoffs, deadlines that would alert nobody), and the stage graph (:mod:`.graph`: reachability, ways out,
-terminal stages, transitions that can never fire). Where each kind of value appears is :mod:`.walk`'s.
+Checks, in the order they run: identities, ASAM level codes (:mod:`.levels`), references (:mod:`.references`:
+duplicate ids; stages, roles, tasks, parameters, events, facts, each with "did you mean"; ladder names:
+:mod:`.ladders`), time (:mod:`.timing`: ranges, parameter bounds, cadences, escalation ladders in increasing time),
+facts and guards, check-in series, who hears (:mod:`.alerts`: warm handoffs, deadlines that would alert nobody), and
+the stage graph (:mod:`.graph`: reachability, ways out, terminal stages, transitions that can never fire). Where
+each kind of value appears is :mod:`.walk`'s.
 """
 
 from __future__ import annotations
@@ -19,7 +20,10 @@ from collections.abc import Callable, Iterable
 from engine.errors import Finding
 from engine.language.model import PathwaySpec
 from engine.language.semantics.alerts import check_handoffs, check_nobody_alerted
+from engine.language.semantics.bounds import check_bounds
 from engine.language.semantics.graph import check_dead_transitions, check_graph
+from engine.language.semantics.ladders import check_ladder_references
+from engine.language.semantics.levels import check_levels
 from engine.language.semantics.references import (
     check_events,
     check_facts,
@@ -36,13 +40,16 @@ __all__ = ["CHECKS", "check"]
 #: Every check, in the order it runs (the loader sorts what they find by position; ties keep this order).
 CHECKS: tuple[Callable[[PathwaySpec], Iterable[Finding]], ...] = (
     check_identities,
+    check_levels,
     check_stage_references,
     check_role_references,
+    check_ladder_references,
     check_task_references,
     check_parameters,
     check_durations,
     check_events,
     check_facts,
+    check_bounds,
     check_guards,
     check_check_ins,
     check_handoffs,

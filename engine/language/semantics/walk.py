@@ -11,35 +11,66 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 from engine.language.durations import show_duration
-from engine.language.fields import ParamRef
+from engine.language.fields import ParamRef, Spec
 from engine.language.model import PathwaySpec, RungSpec
 from engine.language.positions import Path
 
-__all__ = ["durations_in", "event_uses", "ladders", "resolve", "role_refs", "show", "sources"]
+__all__ = [
+    "durations_in",
+    "escalations",
+    "event_uses",
+    "ladder_refs",
+    "ladders",
+    "resolve",
+    "role_refs",
+    "show",
+    "sources",
+]
 
 
-def ladders(spec: PathwaySpec) -> Iterator[tuple[Path, list[RungSpec]]]:
+def escalations(spec: PathwaySpec) -> Iterator[tuple[Path, Spec, str]]:
+    """Every place a ladder is accepted: the path of its ``escalate``, the part that holds it and the field name."""
     for i, stage in enumerate(spec.stages):
         for j, task in enumerate(stage.on_entry):
-            yield ("stages", i, "on_entry", j, "escalate"), task.escalate
+            yield ("stages", i, "on_entry", j, "escalate"), task, "escalate"
         for j, series in enumerate(stage.check_ins):
-            yield ("stages", i, "check_ins", j, "escalate"), series.escalate
+            yield ("stages", i, "check_ins", j, "escalate"), series, "escalate"
         if stage.peer_support:
-            yield ("stages", i, "peer_support", "escalate"), stage.peer_support.escalate
+            yield ("stages", i, "peer_support", "escalate"), stage.peer_support, "escalate"
         if stage.expected_duration:
-            yield ("stages", i, "expected_duration", "escalate"), stage.expected_duration.escalate
+            yield ("stages", i, "expected_duration", "escalate"), stage.expected_duration, "escalate"
     for i, t in enumerate(spec.transitions):
         if t.handoff:
             for j, step in enumerate(t.handoff.steps):
-                yield ("transitions", i, "handoff", "steps", j, "escalate"), step.escalate
+                yield ("transitions", i, "handoff", "steps", j, "escalate"), step, "escalate"
             if t.handoff.authorization:
-                yield ("transitions", i, "handoff", "authorization", "escalate"), t.handoff.authorization.escalate
-            if t.handoff.consent_escalate:
-                yield ("transitions", i, "handoff", "consent_escalate"), t.handoff.consent_escalate
+                yield ("transitions", i, "handoff", "authorization", "escalate"), t.handoff.authorization, "escalate"
+            yield ("transitions", i, "handoff", "consent_escalate"), t.handoff, "consent_escalate"
+            yield ("transitions", i, "handoff", "re_engage_escalate"), t.handoff, "re_engage_escalate"
         if t.reconcile:
-            yield ("transitions", i, "reconcile", "escalate"), t.reconcile.escalate
+            yield ("transitions", i, "reconcile", "escalate"), t.reconcile, "escalate"
     for name, need in spec.social_needs.items():
-        yield ("social_needs", name, "escalate"), need.escalate
+        yield ("social_needs", name, "escalate"), need, "escalate"
+
+
+def ladders(spec: PathwaySpec) -> Iterator[tuple[Path, list[RungSpec]]]:
+    """Every ladder written out: the named ones under ``ladders``, then those written in place."""
+    for name, rungs in spec.ladders.items():
+        yield ("ladders", name), rungs
+    for path, part, field in escalations(spec):
+        value = getattr(part, field)
+        if isinstance(value, list) and value:
+            yield path, value
+
+
+def ladder_refs(spec: PathwaySpec) -> Iterator[tuple[Path, str]]:
+    """Every ladder named: ``default_ladder``, then each ``escalate: <name>``."""
+    if spec.default_ladder is not None:
+        yield ("default_ladder",), spec.default_ladder
+    for path, part, field in escalations(spec):
+        value = getattr(part, field)
+        if isinstance(value, str):
+            yield path, value
 
 
 def durations_in(spec: PathwaySpec) -> Iterator[tuple[Path, timedelta | ParamRef | None]]:
@@ -96,7 +127,13 @@ def role_refs(spec: PathwaySpec) -> Iterator[tuple[Path, str]]:
             auth = t.handoff.authorization
             if auth is not None and auth.owner is not None:
                 yield ("transitions", i, "handoff", "authorization", "owner"), auth.owner
+            if t.handoff.re_engage_owner is not None:
+                yield ("transitions", i, "handoff", "re_engage_owner"), t.handoff.re_engage_owner
+            for k, role in enumerate(t.handoff.alert_to):
+                yield ("transitions", i, "handoff", "alert_to", k), role
         if t.reconcile:
+            if t.reconcile.owner is not None:
+                yield ("transitions", i, "reconcile", "owner"), t.reconcile.owner
             for k, role in enumerate(t.reconcile.critical_to):
                 yield ("transitions", i, "reconcile", "critical_to", k), role
     for name, need in spec.social_needs.items():
