@@ -203,7 +203,8 @@ def _meets(item: WorkItem, event: Event) -> bool:
 def expected_events(plan: Plan, state: EpisodeState) -> list[str]:
     """Events that would be accepted now (for messages and the status view)."""
     moves = [t for t in plan.transitions if state.stage in t.sources]
-    names = {t.event for t in moves}
+    names = {e for t in moves for e in t.on_events}
+    names |= {name for name in plan.events if plan.record_anywhere(name)}
     names |= {i.done_on for i in state.items if i.done_on != STAY_DONE_ON}
     if plan.referrals:
         names.add("need.identified")
@@ -234,7 +235,7 @@ def apply_event(plan: Plan, state: EpisodeState, event: Event, now: datetime) ->
     facts = {k: v for k, v in event.data.items() if k in plan.facts}
     state.facts.update(facts)
 
-    handled = event.name in _SAFETY_EVENTS
+    handled = event.name in _SAFETY_EVENTS or plan.record_anywhere(event.name)
     fallback = None
     if event.name.startswith("handoff."):
         fallback, handled = handle_handoff_event(plan, state, event, now, out), True
@@ -274,7 +275,10 @@ def apply_event(plan: Plan, state: EpisodeState, event: Event, now: datetime) ->
         raise _reject_unexpected(plan, state, event, f"moves nowhere from '{state.stage}': no guard holds ({guards})")
     elif not met and not handled and event.name != "need.identified":
         raise _reject_unexpected(plan, state, event)
-    out.audit.insert(0, ("event", {"event": event.name, "event_id": event.id, "facts": sorted(facts)}))
+    detail: dict[str, Any] = {"event": event.name, "event_id": event.id, "facts": sorted(facts)}
+    if plan.record_anywhere(event.name) and out.moved is None and not met:
+        detail["recorded_only"] = True  # accepted in any stage: here it only records
+    out.audit.insert(0, ("event", detail))
     return out
 
 

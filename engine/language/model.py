@@ -95,6 +95,11 @@ class EventSpec(Spec):
     payload: dict[FactName, PayloadFieldSpec] = Field(
         default_factory=dict, description="Fields the event carries, by name."
     )
+    record_anywhere: bool = Field(
+        False,
+        description="Accepted in every stage: where it triggers no move and meets no work it is still logged and "
+        "sets its facts (an ED return recorded while at the bridge clinic).",
+    )
 
 
 class RungSpec(Spec):
@@ -315,7 +320,10 @@ class TransitionSpec(Spec):
 
     from_: Id | list[Id] = Field(alias="from", description="Stage (or stages) the move leaves.")
     to: Id = Field(description="Stage the move enters.", examples=["residential"])
-    event: EventName = Field(description="Event that triggers the move.", examples=["detox.completed"])
+    event: EventName | list[EventName] = Field(
+        description="Event that triggers the move, or a list of events any of which does.",
+        examples=["detox.completed", ["relapse.reported", "ed.returned"]],
+    )
     when: Guard | None = Field(None, description="Condition over episode facts; the move happens only if true.")
     description: str | None = Field(None, description="Why this move exists.")
     handoff: HandoffSpec | None = Field(None, description="Transfer of care to another provider.")
@@ -324,6 +332,11 @@ class TransitionSpec(Spec):
     @property
     def sources(self) -> tuple[str, ...]:
         return (self.from_,) if isinstance(self.from_, str) else tuple(self.from_)
+
+    @property
+    def events(self) -> tuple[str, ...]:
+        """The events that trigger this move (one or several)."""
+        return (self.event,) if isinstance(self.event, str) else tuple(self.event)
 
 
 class CriticalMedicationSpec(Spec):

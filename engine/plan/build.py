@@ -100,6 +100,7 @@ def _events(spec: PathwaySpec) -> dict[str, dict[str, Any]]:
         events[name] = {
             "description": event.description,
             "builtin": False,
+            **({"record_anywhere": True} if event.record_anywhere else {}),
             "payload": {
                 f: {"type": p.type, "required": p.required, **({"values": list(p.values)} if p.values else {})}
                 for f, p in event.payload.items()
@@ -331,7 +332,8 @@ class _Compiler:
             "index": index,
             "sources": t.sources,
             "target": t.to,
-            "event": t.event,
+            "event": t.events[0],
+            "events": t.events if len(t.events) > 1 else (),
             "guard": t.when,
             "handoff": plan,
             "work": _by_due(work),

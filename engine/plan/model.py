@@ -141,6 +141,17 @@ class TransitionPlan(_Frozen):
     guard: Guard | None
     handoff: HandoffPlan | None
     work: tuple[WorkPlan, ...]
+    #: Every event that triggers the move when it names several (``event`` is the first of them).
+    events: tuple[str, ...] = ()
+
+    @property
+    def on_events(self) -> tuple[str, ...]:
+        """The events that trigger this move (none for a move on a timeout or a handoff's outcome)."""
+        return self.events or ((self.event,) if self.event else ())
+
+    def trigger(self) -> str:
+        """How the move is triggered, as people read it (``on relapse.reported or ed.returned``)."""
+        return "on " + " or ".join(self.on_events)
 
 
 class Plan(_Frozen):
@@ -161,7 +172,11 @@ class Plan(_Frozen):
 
     def transitions_on(self, stage: str, event: str) -> list[TransitionPlan]:
         """Transitions leaving ``stage`` on ``event``, in file order (the first whose guard holds wins)."""
-        return [t for t in self.transitions if stage in t.sources and t.event == event]
+        return [t for t in self.transitions if stage in t.sources and event in t.on_events]
+
+    def record_anywhere(self, event: str) -> bool:
+        """Whether ``event`` is accepted in every stage (logged, its facts set, even where it moves nothing)."""
+        return bool(self.events.get(event, {}).get("record_anywhere"))
 
     def schedule(self, transition: TransitionPlan) -> list[WorkPlan]:
         """All work a transition starts (its own and the target stage's entry work), ordered by deadline."""

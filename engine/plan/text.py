@@ -55,12 +55,15 @@ def plan_table(plan: Plan) -> str:
             out += _check_in_table(stage.check_ins)
     if plan.referrals:
         out += ["", "need.identified -> referral", *_work_table(plan.referrals.values())]
+    recorded = [name for name in plan.events if plan.record_anywhere(name)]
+    if recorded:
+        out += ["", f"recorded in any stage (moving nothing where no move uses them): {', '.join(recorded)}"]
     return "\n".join(out)
 
 
 def _transition_heading(t: TransitionPlan) -> str:
     guard = f" [{describe(t.guard)}]" if t.guard is not None else ""
-    return f"t{t.index}: {', '.join(t.sources)} -> {t.target} on {t.event}{guard}"
+    return f"t{t.index}: {', '.join(t.sources)} -> {t.target} {t.trigger()}{guard}"
 
 
 def _stage_heading(stage: StagePlan) -> str:

@@ -19,6 +19,7 @@ from engine.language.suggest import unknown
 __all__ = [
     "check_events",
     "check_facts",
+    "check_event_lists",
     "check_guards",
     "check_identities",
     "check_role_references",
@@ -84,7 +85,7 @@ def check_events(spec: PathwaySpec) -> Iterator[Finding]:
             yield Finding(path, unknown("event", name, known))
     for name, declared in spec.events.items():
         sets_a_fact = any(field in spec.facts for field in declared.payload)
-        if name not in used and not sets_a_fact:
+        if name not in used and not sets_a_fact and not declared.record_anywhere:
             yield Finding(("events", name), f"event '{name}' is declared but never used", "warning")
         for field, payload in declared.payload.items():
             fact = spec.facts.get(field)
@@ -94,6 +95,15 @@ def check_events(spec: PathwaySpec) -> Iterator[Finding]:
                     f"field '{field}' is {payload.type} but fact '{field}' is {fact.type}",
                     "warning",
                 )
+
+
+def check_event_lists(spec: PathwaySpec) -> Iterator[Finding]:
+    """An event named twice in one move's list is a slip (the second adds nothing)."""
+    for i, t in enumerate(spec.transitions):
+        if isinstance(t.event, list):
+            for k, name in enumerate(t.event):
+                if name in t.event[:k]:
+                    yield Finding(("transitions", i, "event", k), f"event '{name}' is listed twice")
 
 
 def check_facts(spec: PathwaySpec) -> Iterator[Finding]:

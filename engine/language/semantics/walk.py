@@ -108,7 +108,11 @@ def role_refs(spec: PathwaySpec) -> Iterator[tuple[Path, str]]:
 
 def event_uses(spec: PathwaySpec) -> Iterator[tuple[Path, str]]:
     for i, t in enumerate(spec.transitions):
-        yield ("transitions", i, "event"), t.event
+        if isinstance(t.event, str):
+            yield ("transitions", i, "event"), t.event
+        else:
+            for k, name in enumerate(t.event):
+                yield ("transitions", i, "event", k), name
     for i, stage in enumerate(spec.stages):
         for j, task in enumerate(stage.on_entry):
             yield ("stages", i, "on_entry", j, "done_on"), task.done_on
