@@ -21,10 +21,10 @@ from engine.language.model import PathwaySpec
 from engine.language.semantics.alerts import check_handoffs, check_nobody_alerted
 from engine.language.semantics.graph import check_dead_transitions, check_graph
 from engine.language.semantics.references import (
+    check_event_lists,
     check_events,
     check_facts,
     check_guards,
-    check_event_lists,
     check_identities,
     check_role_references,
     check_stage_references,

@@ -17,9 +17,9 @@ from engine.language.semantics.walk import event_uses, role_refs, sources
 from engine.language.suggest import unknown
 
 __all__ = [
+    "check_event_lists",
     "check_events",
     "check_facts",
-    "check_event_lists",
     "check_guards",
     "check_identities",
     "check_role_references",
