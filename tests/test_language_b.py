@@ -5,6 +5,7 @@ rules on a manual clock, with the pathway ``tests/data/valid/bridge.yaml`` writt
 from __future__ import annotations
 
 import copy
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,8 @@ def test_either_event_of_a_list_moves_and_the_plan_shows_both() -> None:
     for name in ("relapse.reported", "ed.returned"):
         d = Driver(plan)
         d.event("ed.discharged")
+        d.event("methadone.last-dose")
+        d.clock.advance(timedelta(days=1))
         d.event("bridge.completed")
         assert d.event(name).moved == ("otp", "bridge")
     assert "t2: otp -> bridge on relapse.reported or ed.returned" in plan_table(plan)
@@ -96,4 +99,123 @@ def test_event_lists_are_checked_by_position() -> None:
     assert messages(d) == [
         (("transitions", 2, "event", 1), "unknown event 'ed.retuned' (did you mean 'ed.returned'?)"),
         (("transitions", 2, "event", 2), "event 'relapse.reported' is listed twice"),
+    ]
+
+
+# ------------------------------------------------------------------------------------------- (5) time guards
+
+
+def _at_bridge(clock: ManualClock) -> Driver:
+    d = Driver(plan_of(), clock)
+    d.event("ed.discharged")
+    return d
+
+
+def test_a_time_guard_refuses_with_when_the_move_becomes_possible() -> None:
+    clock = ManualClock()
+    d = _at_bridge(clock)
+    with pytest.raises(EventRejected, match=r"no guard holds \(at least 24h since methadone.last-dose\)"):
+        d.event("bridge.completed")  # no dose recorded: waiting alone will not do
+    dose = clock.now() - timedelta(hours=6)
+    d.event("methadone.last-dose", occurred_at=dose.isoformat())
+    ready = dose + timedelta(hours=24)
+    with pytest.raises(EventRejected, match=f"possible from {ready:%Y-%m-%d %H:%M} UTC"):
+        d.event("bridge.completed")
+    clock.advance(timedelta(hours=18))
+    assert d.event("bridge.completed").moved == ("bridge", "otp")
+
+
+def test_occurred_at_is_checked() -> None:
+    clock = ManualClock()
+    d = _at_bridge(clock)
+    with pytest.raises(EventRejected, match="'occurred_at' must be an ISO 8601"):
+        d.event("methadone.last-dose", occurred_at="yesterday")
+    with pytest.raises(EventRejected, match="is in the future"):
+        d.event("methadone.last-dose", occurred_at=(clock.now() + timedelta(hours=1)).isoformat())
+
+
+def test_an_entry_task_with_when_opens_only_if_it_holds_at_entry() -> None:
+    clock = ManualClock()
+    d = _at_bridge(clock)
+    assert {i.key for i in d.state.items} == {"s.bridge.task.bridge-visit"}
+    d.event("methadone.last-dose")
+    clock.advance(timedelta(days=2))
+    d.event("bridge.completed")
+    d.event("ed.returned")
+    assert d.state.stage == "bridge"
+    assert "s.bridge.task.readmission-review" in {i.key for i in d.state.items}
+
+
+def test_time_guards_and_entry_conditions_are_checked_at_their_positions() -> None:
+    d = doc()
+    d["transitions"][1]["when"] = {"since": "methadone.last-dos", "at_least": "24h"}
+    d["stages"][1]["on_entry"][1]["when"] = {"all": [{"since": {"fact": "last_methadone"}, "at_most": "1h"}]}
+    assert messages(d) == [
+        (
+            ("transitions", 1, "when", "since"),
+            "unknown event 'methadone.last-dos' (did you mean 'methadone.last-dose'?)",
+        ),
+        (
+            ("stages", 1, "on_entry", 1, "when", "all", 0, "since", "fact"),
+            "unknown fact 'last_methadone' (did you mean 'last_methadone_dose'?)",
+        ),
+    ]
+
+
+def test_plan_shows_time_guards_entry_conditions_and_moments() -> None:
+    text = plan_table(plan_of())
+    assert "t1: bridge -> otp on bridge.completed [at least 24h since methadone.last-dose]" in text
+    assert "only if at most 1h since ed.returned" in text
+    assert "due from ed.discharged" in text
+    assert "due from last_methadone_dose" in text
+
+
+# ------------------------------------------------------------------------- (1) deadlines from the moment
+
+
+def test_a_task_deadline_counts_from_the_event_that_matters() -> None:
+    clock = ManualClock()
+    d = Driver(plan_of(), clock)
+    discharged = clock.now() - timedelta(hours=30)  # recorded the next morning
+    d.event("ed.discharged", occurred_at=discharged.isoformat())
+    visit = next(i for i in d.state.items if i.key == "s.bridge.task.bridge-visit")
+    assert visit.due_at == discharged + timedelta(hours=72)
+    assert visit.opened_at == clock.now()
+
+
+def test_a_late_consent_no_longer_shifts_a_step_counted_from_a_fact() -> None:
+    from engine.episode.domain.consent import single_tpo_consent
+
+    clock = ManualClock()
+    dose = clock.now() - timedelta(hours=30)
+    d = _at_bridge(clock)
+    d.event("methadone.last-dose")
+    d.state.facts["last_methadone_dose"] = dose.date().isoformat()
+    clock.advance(timedelta(days=1))
+    d.event("bridge.completed")
+    assert not [i for i in d.state.items if i.kind == "handoff-step"]  # waits for consent
+    clock.advance(timedelta(days=3))  # the consent comes late
+    d.state.person = "P-1"
+    d.state.consents = [
+        single_tpo_consent("cn-1", "P-1", discloser="test", information="referral", signed_on=clock.now().date())
+    ]
+    d.event("consent.recorded", consent="cn-1")
+    step = next(i for i in d.state.items if i.kind == "handoff-step")
+    midnight = datetime(dose.year, dose.month, dose.day, tzinfo=UTC)
+    assert step.due_at == midnight + timedelta(days=7)
+
+
+def test_moments_are_checked_at_their_positions() -> None:
+    d = doc()
+    d["stages"][1]["on_entry"][0]["from"] = "ed.discharge"
+    d["transitions"][1]["handoff"]["steps"][0]["from"] = {"fact": "last_methadone_dos"}
+    d["facts"]["dose_count"] = {"type": "number"}
+    d["transitions"][0]["when"] = {"since": {"fact": "dose_count"}, "at_least": "1h"}
+    assert sorted(messages(d)) == [
+        (("stages", 1, "on_entry", 0, "from"), "unknown event 'ed.discharge' (did you mean 'ed.discharged'?)"),
+        (("transitions", 0, "when", "since", "fact"), "a moment needs a date fact; 'dose_count' is number"),
+        (
+            ("transitions", 1, "handoff", "steps", 0, "from", "fact"),
+            "unknown fact 'last_methadone_dos' (did you mean 'last_methadone_dose'?)",
+        ),
     ]

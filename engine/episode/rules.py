@@ -36,13 +36,15 @@ from engine.episode.state import (
     Rung,
     WorkItem,
     close_item,
+    counted_from,
     event_key,
     open_work,
 )
 from engine.errors import EventRejected
 from engine.language.builtins import AUTHORIZATION_EVENTS, BUILTIN_EVENTS
 from engine.language.durations import show_duration
-from engine.language.guards import describe, evaluate
+from engine.language.guards import describe, evaluate, possible_from
+from engine.language.moments import OCCURRED_AT, parse_moment
 from engine.plan.model import STAY_DONE_ON, CheckInSeriesPlan, Plan, TransitionPlan
 
 #: Work that :mod:`engine.episode.referrals` closes from a handoff's lifecycle, never by event name alone.
@@ -114,13 +116,17 @@ def _enter_stage(
     for w in sorted(work, key=lambda w: (w.due, w.key)):
         if w.kind == "handoff-step" and not sent:
             continue  # its deadlines start when the referral is sent, under consent
-        if w.skip_if is not None and evaluate(w.skip_if, state.facts):
+        if w.skip_if is not None and evaluate(w.skip_if, state.facts, now=now, times=state.event_times):
             out.audit.append(("work.skipped", {"key": w.key, "because": describe(w.skip_if)}))
+            continue
+        if w.only_if is not None and not evaluate(w.only_if, state.facts, now=now, times=state.event_times):
+            out.audit.append(("work.not-needed", {"key": w.key, "only_if": describe(w.only_if)}))
             continue
         if w.kind == "authorization" and transition is not None and handoff_id is not None:
             authorizations.open_at_move(state, transition, w, handoff_id, now, out)
             continue
-        item = open_work(w, now, state.id, state.visit, handoff_id)
+        item = open_work(w, counted_from(w, state, now), state.id, state.visit, handoff_id)
+        item.opened_at = now
         state.items.append(item)
         out.opened.append(item)
     first = _check_in(stage_plan.check_ins, 0, 0, now, state.id, state.visit)
@@ -175,7 +181,10 @@ def _check_payload(plan: Plan, event: Event) -> None:
     if event.name not in plan.events and event.name not in BUILTIN_EVENTS:
         raise EventRejected(f"event '{event.name}' is not declared by pathway '{plan.pathway_id}'")
     spec = _payload_spec(plan, event.name)
-    problems = [f"unexpected field '{k}'" for k in event.data if k not in spec]
+    problems = [f"unexpected field '{k}'" for k in event.data if k not in spec and k != OCCURRED_AT]
+    occurred = event.data.get(OCCURRED_AT)
+    if occurred is not None and parse_moment(occurred) is None:
+        problems.append(f"'{OCCURRED_AT}' must be an ISO 8601 date or time")
     for field, fs in spec.items():
         value = event.data.get(field)
         if value is None:
@@ -230,8 +239,13 @@ def apply_event(plan: Plan, state: EpisodeState, event: Event, now: datetime) ->
     _check_payload(plan, event)
     if state.status != "active":
         raise EventRejected(f"episode {state.id} is {state.status}; no further events are accepted")
+    happened = parse_moment(event.data.get(OCCURRED_AT)) or event.at
+    if happened > now:
+        raise EventRejected(f"event '{event.name}': '{OCCURRED_AT}' {happened.isoformat()} is in the future")
     state = state.model_copy(deep=True)
     out = Outcome(state=state)
+    last = state.event_times.get(event.name)
+    state.event_times[event.name] = happened if last is None else max(last, happened)
     facts = {k: v for k, v in event.data.items() if k in plan.facts}
     state.facts.update(facts)
 
@@ -267,12 +281,19 @@ def apply_event(plan: Plan, state: EpisodeState, event: Event, now: datetime) ->
         handled = True
 
     candidates = plan.transitions_on(state.stage, event.name)
-    chosen = next((t for t in candidates if t.guard is None or evaluate(t.guard, state.facts)), None)
+    times = state.event_times
+    chosen = next(
+        (t for t in candidates if t.guard is None or evaluate(t.guard, state.facts, now=now, times=times)), None
+    )
     if chosen is not None:
         _move(plan, state, chosen, event, now, out)
     elif candidates and not met and not handled:
         guards = "; ".join(describe(t.guard) for t in candidates if t.guard is not None)
-        raise _reject_unexpected(plan, state, event, f"moves nowhere from '{state.stage}': no guard holds ({guards})")
+        ready = [w for t in candidates if t.guard and (w := possible_from(t.guard, state.facts, times)) is not None]
+        when = f"; possible from {min(ready):%Y-%m-%d %H:%M} UTC" if ready else ""
+        raise _reject_unexpected(
+            plan, state, event, f"moves nowhere from '{state.stage}': no guard holds ({guards}{when})"
+        )
     elif not met and not handled and event.name != "need.identified":
         raise _reject_unexpected(plan, state, event)
     detail: dict[str, Any] = {"event": event.name, "event_id": event.id, "facts": sorted(facts)}

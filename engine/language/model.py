@@ -17,9 +17,11 @@ from pydantic import Field, model_validator
 
 from engine.language.builtins import STEP_KINDS, HandoffStepKind
 from engine.language.fields import Duration, EventName, FactName, Id, Scalar, Spec
+from engine.language.moments import Anchor, FactRef, SinceGuard
 
 __all__ = [
     "AllGuard",
+    "Anchor",
     "AnyGuard",
     "AuthorizationSpec",
     "CheckInSpec",
@@ -27,6 +29,7 @@ __all__ = [
     "DurationRangeSpec",
     "EventSpec",
     "FactGuard",
+    "FactRef",
     "FactSpec",
     "FamilySpec",
     "Guard",
@@ -42,6 +45,7 @@ __all__ = [
     "ReconcileSpec",
     "RoleSpec",
     "RungSpec",
+    "SinceGuard",
     "SocialNeedSpec",
     "StageSpec",
     "TaskSpec",
@@ -140,6 +144,15 @@ class TaskSpec(Spec):
     within: Duration = Field(description="Deadline, counted from entering the stage.", examples=["24h"])
     done_on: EventName = Field(description="Event that marks the task done.", examples=["screening.completed"])
     escalate: Ladder = Field(default_factory=list)
+    from_: Anchor | None = Field(
+        None,
+        alias="from",
+        description="Count the deadline from this moment instead of entering the stage; until it has happened, "
+        "from entering.",
+    )
+    when: Guard | None = Field(
+        None, description="Create the task on entry only if this holds then (a re-admission task on a return)."
+    )
 
 
 class CheckInSpec(Spec):
@@ -247,7 +260,7 @@ class NotGuard(Spec):
     not_: Guard = Field(alias="not", description="Condition that must not hold.")
 
 
-Guard = FactGuard | AllGuard | AnyGuard | NotGuard
+Guard = FactGuard | AllGuard | AnyGuard | NotGuard | SinceGuard
 
 
 class ReceiverSpec(Spec):
@@ -281,6 +294,12 @@ class HandoffStepSpec(Spec):
     )
     within: Duration = Field(description="Deadline, counted from the transition.", examples=["24h"])
     escalate: Ladder = Field(default_factory=list)
+    from_: Anchor | None = Field(
+        None,
+        alias="from",
+        description="Count the deadline from this moment (ED discharge, the last methadone dose) instead of the "
+        "move or a late consent; until it has happened, as without it.",
+    )
 
 
 class HandoffSpec(Spec):
@@ -385,6 +404,7 @@ class PathwaySpec(Spec):
     ] = Field(default_factory=dict, description="Referral rules per social need.")
 
 
+TaskSpec.model_rebuild()
 AllGuard.model_rebuild()
 AnyGuard.model_rebuild()
 NotGuard.model_rebuild()

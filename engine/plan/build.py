@@ -15,7 +15,7 @@ from engine.errors import PlanError
 from engine.language.builtins import BUILTIN_EVENTS, STEPS_BY_KIND
 from engine.language.durations import show_duration
 from engine.language.fields import ParamRef
-from engine.language.model import PathwaySpec, RungSpec, StageSpec, TransitionSpec
+from engine.language.model import Anchor, FactRef, PathwaySpec, RungSpec, StageSpec, TransitionSpec
 from engine.plan.model import STAY_DONE_ON, Plan, WorkKind
 
 __all__ = ["compile_plan"]
@@ -112,6 +112,13 @@ def _events(spec: PathwaySpec) -> dict[str, dict[str, Any]]:
 Data = dict[str, Any]
 
 
+def _anchor(anchor: Anchor | None) -> Data:
+    """The plan fields of a deadline's ``from``: an event's name or a date fact's."""
+    if anchor is None:
+        return {}
+    return {"from_fact": anchor.fact} if isinstance(anchor, FactRef) else {"from_event": anchor}
+
+
 def _by_due(work: list[Data]) -> list[Data]:
     return sorted(work, key=lambda w: (w["due"], w["key"]))
 
@@ -172,7 +179,17 @@ class _Compiler:
     def stage(self, stage: StageSpec) -> Data:
         at = f"s.{stage.id}"
         work = [
-            self.work(f"{at}.task.{t.id}", "task", t.title, t.owner, t.within, t.done_on, t.escalate)
+            self.work(
+                f"{at}.task.{t.id}",
+                "task",
+                t.title,
+                t.owner,
+                t.within,
+                t.done_on,
+                t.escalate,
+                only_if=t.when,
+                **_anchor(t.from_),
+            )
             for t in stage.on_entry
         ]
         peer = stage.peer_support
@@ -288,6 +305,7 @@ class _Compiler:
                         kind.event,
                         step.escalate,
                         consent_purpose=handoff.consent_purpose,
+                        **_anchor(step.from_),
                     )
                 )
             first = handoff.steps[0]

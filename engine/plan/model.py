@@ -82,6 +82,15 @@ class WorkPlan(_Frozen):
     skip_if: Guard | None = None
     #: Roles alerted at once on a critical discrepancy (medication reconciliation).
     critical_to: tuple[str, ...] = ()
+    #: Opened on entering a stage only if this guard holds then (an entry task's ``when``).
+    only_if: Guard | None = None
+    #: The deadline counts from this event's moment, or this date fact, once known (the spec's ``from``).
+    from_event: str | None = None
+    from_fact: str | None = None
+
+    def counts_from(self) -> str | None:
+        """The moment the deadline counts from, as people read it (None: the trigger)."""
+        return self.from_event or self.from_fact
 
 
 class CheckInSeriesPlan(_Frozen):

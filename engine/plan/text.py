@@ -89,6 +89,10 @@ def _notes(w: WorkPlan) -> str:
         notes.append(f"unless {describe(w.skip_if)}")
     if w.critical_to:
         notes.append(f"critical -> {', '.join(w.critical_to)}")
+    if w.counts_from():
+        notes.append(f"due from {w.counts_from()}")
+    if w.only_if is not None:
+        notes.append(f"only if {describe(w.only_if)}")
     return "; ".join(notes)
 
 

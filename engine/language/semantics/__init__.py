@@ -23,6 +23,7 @@ from engine.language.semantics.graph import check_dead_transitions, check_graph
 from engine.language.semantics.references import (
     check_event_lists,
     check_events,
+    check_fact_moments,
     check_facts,
     check_guards,
     check_identities,
@@ -44,6 +45,7 @@ CHECKS: tuple[Callable[[PathwaySpec], Iterable[Finding]], ...] = (
     check_durations,
     check_events,
     check_event_lists,
+    check_fact_moments,
     check_facts,
     check_guards,
     check_check_ins,

@@ -10,15 +10,17 @@ from collections.abc import Iterator
 
 from engine.errors import Finding
 from engine.language.builtins import BUILTIN_EVENTS
-from engine.language.guards import fact_tests
-from engine.language.model import FactGuard, Guard, PathwaySpec
+from engine.language.fields import ParamRef
+from engine.language.guards import fact_tests, time_tests
+from engine.language.model import FactGuard, FactRef, Guard, PathwaySpec
 from engine.language.positions import Path
-from engine.language.semantics.walk import event_uses, role_refs, sources
+from engine.language.semantics.walk import anchors, event_uses, guards, role_refs, sources
 from engine.language.suggest import unknown
 
 __all__ = [
     "check_event_lists",
     "check_events",
+    "check_fact_moments",
     "check_facts",
     "check_guards",
     "check_identities",
@@ -113,12 +115,26 @@ def check_facts(spec: PathwaySpec) -> Iterator[Finding]:
 
 
 def check_guards(spec: PathwaySpec) -> Iterator[Finding]:
-    for i, t in enumerate(spec.transitions):
-        if t.when is not None:
-            yield from _guard(spec, ("transitions", i, "when"), t.when)
-        auth = t.handoff.authorization if t.handoff else None
-        if auth is not None and auth.unless is not None:
-            yield from _guard(spec, ("transitions", i, "handoff", "authorization", "unless"), auth.unless)
+    for path, guard in guards(spec):
+        yield from _guard(spec, path, guard)
+        for at, test in time_tests(guard, path):
+            for op in ("at_least", "at_most"):
+                if isinstance(getattr(test, op), ParamRef):
+                    yield Finding(
+                        (*at, op), f"a time test needs a duration (e.g. 24h), not parameter '{getattr(test, op)}'"
+                    )
+
+
+def check_fact_moments(spec: PathwaySpec) -> Iterator[Finding]:
+    """A ``from`` or ``since`` naming a fact needs a declared date fact."""
+    for path, anchor in anchors(spec):
+        if not isinstance(anchor, FactRef):
+            continue
+        fact = spec.facts.get(anchor.fact)
+        if fact is None:
+            yield Finding((*path, "fact"), unknown("fact", anchor.fact, spec.facts))
+        elif fact.type != "date":
+            yield Finding((*path, "fact"), f"a moment needs a date fact; '{anchor.fact}' is {fact.type}")
 
 
 def _guard(spec: PathwaySpec, at: Path, guard: Guard) -> Iterator[Finding]:

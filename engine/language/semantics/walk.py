@@ -12,10 +12,40 @@ from datetime import timedelta
 
 from engine.language.durations import show_duration
 from engine.language.fields import ParamRef
-from engine.language.model import PathwaySpec, RungSpec
+from engine.language.guards import time_tests
+from engine.language.model import Anchor, Guard, PathwaySpec, RungSpec
 from engine.language.positions import Path
 
-__all__ = ["durations_in", "event_uses", "ladders", "resolve", "role_refs", "show", "sources"]
+__all__ = ["anchors", "durations_in", "event_uses", "guards", "ladders", "resolve", "role_refs", "show", "sources"]
+
+
+def guards(spec: PathwaySpec) -> Iterator[tuple[Path, Guard]]:
+    """Every guard: a move's ``when``, an authorization's ``unless``, an entry task's ``when``."""
+    for i, t in enumerate(spec.transitions):
+        if t.when is not None:
+            yield ("transitions", i, "when"), t.when
+        auth = t.handoff.authorization if t.handoff else None
+        if auth is not None and auth.unless is not None:
+            yield ("transitions", i, "handoff", "authorization", "unless"), auth.unless
+    for i, stage in enumerate(spec.stages):
+        for j, task in enumerate(stage.on_entry):
+            if task.when is not None:
+                yield ("stages", i, "on_entry", j, "when"), task.when
+
+
+def anchors(spec: PathwaySpec) -> Iterator[tuple[Path, Anchor]]:
+    """Every moment named: a deadline's ``from`` and a time test's ``since``."""
+    for i, stage in enumerate(spec.stages):
+        for j, task in enumerate(stage.on_entry):
+            if task.from_ is not None:
+                yield ("stages", i, "on_entry", j, "from"), task.from_
+    for i, t in enumerate(spec.transitions):
+        for j, step in enumerate(t.handoff.steps if t.handoff else []):
+            if step.from_ is not None:
+                yield ("transitions", i, "handoff", "steps", j, "from"), step.from_
+    for path, guard in guards(spec):
+        for at, test in time_tests(guard, path):
+            yield (*at, "since"), test.since
 
 
 def ladders(spec: PathwaySpec) -> Iterator[tuple[Path, list[RungSpec]]]:
@@ -122,6 +152,9 @@ def event_uses(spec: PathwaySpec) -> Iterator[tuple[Path, str]]:
             yield ("stages", i, "peer_support", "done_on"), stage.peer_support.done_on
         if stage.family:
             yield ("stages", i, "family", "done_on"), stage.family.done_on
+    for path, anchor in anchors(spec):
+        if isinstance(anchor, str):
+            yield path, anchor
 
 
 def sources(spec: PathwaySpec, i: int) -> Iterator[tuple[Path, str]]:
