@@ -137,7 +137,7 @@ def test_occurred_at_is_checked() -> None:
 def test_an_entry_task_with_when_opens_only_if_it_holds_at_entry() -> None:
     clock = ManualClock()
     d = _at_bridge(clock)
-    assert {i.key for i in d.state.items} == {"s.bridge.task.bridge-visit"}
+    assert {i.key for i in d.state.items} == {"s.bridge.task.bridge-visit", "t6.timeout"}
     d.event("methadone.last-dose")
     clock.advance(timedelta(days=2))
     d.event("bridge.completed")
@@ -219,3 +219,84 @@ def test_moments_are_checked_at_their_positions() -> None:
             "unknown fact 'last_methadone_dos' (did you mean 'last_methadone_dose'?)",
         ),
     ]
+
+
+# ------------------------------------------------------------------ (3) moves on what did not happen
+
+
+def _referred_to_otp(clock: ManualClock) -> Driver:
+    from engine.episode.domain.consent import single_tpo_consent
+
+    d = _at_bridge(clock)
+    d.state.person = "P-1"
+    d.state.consents = [
+        single_tpo_consent("cn-1", "P-1", discloser="test", information="referral", signed_on=clock.now().date())
+    ]
+    d.event("methadone.last-dose", last_methadone_dose=clock.now().date().isoformat())
+    clock.advance(timedelta(days=1))
+    d.event("bridge.completed")
+    assert d.state.stage == "otp"
+    return d
+
+
+def test_a_stay_too_long_moves_by_a_timer_that_is_a_rung() -> None:
+    clock = ManualClock()
+    d = _at_bridge(clock)
+    timer = next(i for i in d.state.items if i.kind == "timeout")
+    assert timer.due_at == clock.now() + timedelta(days=14) and len(timer.rungs) == 1
+    clock.advance(timedelta(days=13))
+    assert d.fire_due() == [] or d.state.stage == "bridge"
+    clock.advance(timedelta(days=1))
+    outs = d.fire_due()
+    assert d.state.stage == "re-engagement"
+    assert any(o.moved == ("bridge", "re-engagement") and not o.escalations for o in outs)
+
+
+def test_a_missed_step_moves_and_one_met_in_time_ends_its_timer() -> None:
+    clock = ManualClock()
+    d = _referred_to_otp(clock)
+    timer = next(i for i in d.state.items if i.kind == "timeout")
+    step = next(i for i in d.state.items if i.kind == "handoff-step")
+    assert timer.due_at == step.due_at and timer.match == {"watch": step.key}
+    clock.advance(timedelta(days=7))
+    d.fire_due()
+    assert d.state.stage == "re-engagement"
+
+    d = _referred_to_otp(ManualClock())
+    d.event("handoff.accepted")
+    out = d.event("handoff.visit-kept")
+    assert any(i.kind == "timeout" and i.status == "cancelled" for i in out.closed)
+    assert not [i for i in d.state.items if i.kind == "timeout"]
+
+
+@pytest.mark.parametrize(
+    ("moves", "ends"),
+    [
+        ([{"action": "decline", "party": "receiver", "reason": "no capacity"}], "declined"),
+        ([{"action": "accept", "party": "receiver"}, {"action": "no-show", "party": "receiver"}], "no-show"),
+    ],
+)
+def test_a_handoff_that_ends_badly_steps_back(moves: list[dict[str, Any]], ends: str) -> None:
+    d = _referred_to_otp(ManualClock())
+    for data in moves:
+        out = d.event("handoff.move", **data)
+    assert out.moved == ("otp", "bridge"), ends
+    assert ("moved", {"from": "otp", "to": "bridge", "transition": 4, "unplanned": True}) in out.audit
+
+
+def test_moves_on_what_did_not_happen_in_the_plan_and_their_checks() -> None:
+    text = plan_table(plan_of())
+    assert "t4: otp -> bridge when the handoff is declined or no-show" in text
+    assert "t5: otp -> re-engagement when visit-kept is missed" in text
+    assert "t6: bridge -> re-engagement after 14d in the stage" in text
+    d = doc()
+    d["transitions"][5]["on_missed"] = "visit-kep"
+    assert messages(d) == [
+        (
+            ("transitions", 5, "on_missed"),
+            "'visit-kep' is no entry task of 'otp' nor a step of a handoff into it (did you mean 'visit-kept'?)",
+        )
+    ]
+    d["transitions"][6]["event"] = "person.re-engaged"
+    with pytest.raises(ValueError, match="exactly one of event, after, on_missed, on_handoff"):
+        PathwaySpec.model_validate(d)

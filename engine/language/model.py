@@ -18,6 +18,7 @@ from pydantic import Field, model_validator
 from engine.language.builtins import STEP_KINDS, HandoffStepKind
 from engine.language.fields import Duration, EventName, FactName, Id, Scalar, Spec
 from engine.language.moments import Anchor, FactRef, SinceGuard
+from engine.language.triggers import TriggerSpec
 
 __all__ = [
     "AllGuard",
@@ -334,15 +335,11 @@ class ReconcileSpec(Spec):
     escalate: Ladder = Field(default_factory=list)
 
 
-class TransitionSpec(Spec):
-    """A move between stages on an event, optionally guarded, optionally with a handoff."""
+class TransitionSpec(TriggerSpec):
+    """A move between stages on an event (or on what did not happen), optionally guarded, with a handoff."""
 
     from_: Id | list[Id] = Field(alias="from", description="Stage (or stages) the move leaves.")
     to: Id = Field(description="Stage the move enters.", examples=["residential"])
-    event: EventName | list[EventName] = Field(
-        description="Event that triggers the move, or a list of events any of which does.",
-        examples=["detox.completed", ["relapse.reported", "ed.returned"]],
-    )
     when: Guard | None = Field(None, description="Condition over episode facts; the move happens only if true.")
     description: str | None = Field(None, description="Why this move exists.")
     handoff: HandoffSpec | None = Field(None, description="Transfer of care to another provider.")
@@ -351,11 +348,6 @@ class TransitionSpec(Spec):
     @property
     def sources(self) -> tuple[str, ...]:
         return (self.from_,) if isinstance(self.from_, str) else tuple(self.from_)
-
-    @property
-    def events(self) -> tuple[str, ...]:
-        """The events that trigger this move (one or several)."""
-        return (self.event,) if isinstance(self.event, str) else tuple(self.event)
 
 
 class CriticalMedicationSpec(Spec):

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from engine.language.durations import show_duration as _show
 from engine.language.model import Guard
 
 __all__ = [
@@ -152,6 +153,16 @@ class TransitionPlan(_Frozen):
     work: tuple[WorkPlan, ...]
     #: Every event that triggers the move when it names several (``event`` is the first of them).
     events: tuple[str, ...] = ()
+    #: A move on what did not happen (``event`` is then empty): a stay this long, a deadline missed (an entry
+    #: task's id or a handoff step's kind), or the handoff into the stage ending so (declined, no-show, failed).
+    after: timedelta | None = None
+    on_missed: str | None = None
+    on_handoff: tuple[str, ...] = ()
+
+    @property
+    def timed(self) -> bool:
+        """Whether a timer moves this (``after`` or ``on_missed``), armed on entering its stage."""
+        return self.after is not None or self.on_missed is not None
 
     @property
     def on_events(self) -> tuple[str, ...]:
@@ -160,6 +171,12 @@ class TransitionPlan(_Frozen):
 
     def trigger(self) -> str:
         """How the move is triggered, as people read it (``on relapse.reported or ed.returned``)."""
+        if self.after is not None:
+            return f"after {_show(self.after)} in the stage"
+        if self.on_missed is not None:
+            return f"when {self.on_missed} is missed"
+        if self.on_handoff:
+            return "when the handoff is " + " or ".join(self.on_handoff)
         return "on " + " or ".join(self.on_events)
 
 

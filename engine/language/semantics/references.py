@@ -15,7 +15,7 @@ from engine.language.guards import fact_tests, time_tests
 from engine.language.model import FactGuard, FactRef, Guard, PathwaySpec
 from engine.language.positions import Path
 from engine.language.semantics.walk import anchors, event_uses, guards, role_refs, sources
-from engine.language.suggest import unknown
+from engine.language.suggest import hint, unknown
 
 __all__ = [
     "check_event_lists",
@@ -24,6 +24,7 @@ __all__ = [
     "check_facts",
     "check_guards",
     "check_identities",
+    "check_missed_deadlines",
     "check_role_references",
     "check_stage_references",
     "check_task_references",
@@ -97,6 +98,23 @@ def check_events(spec: PathwaySpec) -> Iterator[Finding]:
                     f"field '{field}' is {payload.type} but fact '{field}' is {fact.type}",
                     "warning",
                 )
+
+
+def check_missed_deadlines(spec: PathwaySpec) -> Iterator[Finding]:
+    """``on_missed`` names an entry task of every source stage or a step of a handoff into each of them."""
+    for i, t in enumerate(spec.transitions):
+        if t.on_missed is None:
+            continue
+        for source in t.sources:
+            stage = next((s for s in spec.stages if s.id == source), None)
+            if stage is None:
+                continue
+            known = {task.id for task in stage.on_entry}
+            known |= {step.kind for u in spec.transitions if u.to == source and u.handoff for step in u.handoff.steps}
+            if t.on_missed not in known:
+                what = f"'{t.on_missed}' is no entry task of '{source}' nor a step of a handoff into it"
+                yield Finding(("transitions", i, "on_missed"), what + hint(t.on_missed, known))
+                break
 
 
 def check_event_lists(spec: PathwaySpec) -> Iterator[Finding]:

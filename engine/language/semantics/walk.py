@@ -99,6 +99,7 @@ def durations_in(spec: PathwaySpec) -> Iterator[tuple[Path, timedelta | ParamRef
             yield (*h, "re_engage_within"), t.handoff.re_engage_within
         if t.reconcile:
             yield ("transitions", i, "reconcile", "within"), t.reconcile.within
+        yield ("transitions", i, "after"), t.after
     for name, need in spec.social_needs.items():
         yield ("social_needs", name, "refer_within"), need.refer_within
     for path, ladder in ladders(spec):
@@ -140,7 +141,7 @@ def event_uses(spec: PathwaySpec) -> Iterator[tuple[Path, str]]:
     for i, t in enumerate(spec.transitions):
         if isinstance(t.event, str):
             yield ("transitions", i, "event"), t.event
-        else:
+        elif t.event is not None:
             for k, name in enumerate(t.event):
                 yield ("transitions", i, "event", k), name
     for i, stage in enumerate(spec.stages):
