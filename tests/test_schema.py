@@ -210,7 +210,7 @@ def test_a_guard_is_explained_by_the_form_it_uses() -> None:
         (
             "Finding",
             ("transitions", 1, "when"),
-            "expected one of the fields 'fact', 'all', 'any' or 'not' (did you mean 'fact'?)",
+            "expected one of the fields 'fact', 'all', 'any', 'not' or 'since' (did you mean 'fact'?)",
         ),
     ]
 

@@ -138,7 +138,7 @@ def _request_early(plan: Plan, state: EpisodeState, event: Event, now: datetime,
             f"moves from '{state.stage}' to {', '.join(targets)} need insurance authorization: name one with to=STAGE"
         )
     t, work = needing[0]
-    if work.skip_if is not None and evaluate(work.skip_if, state.facts):
+    if work.skip_if is not None and evaluate(work.skip_if, state.facts, now=now, times=state.event_times):
         raise EventRejected(f"the move to '{t.target}' needs no insurance authorization now ({describe(work.skip_if)})")
     auth = _new(state, t, work, None, now)
     _open_item(work, state, auth, now, out)

@@ -43,6 +43,7 @@ from engine.episode.state import (
     WorkItem,
     alert,
     close_item,
+    counted_from,
     event_key,
     open_work,
 )
@@ -99,7 +100,9 @@ def _disclose(state: EpisodeState, handoff: Handoff, consent_id: str, now: datet
 
 def _open_steps(plan: Plan, state: EpisodeState, handoff: Handoff, now: datetime, out: Outcome) -> None:
     for work in _steps(plan, handoff):
-        item = open_work(work, now, state.id, handoff.visit, handoff.id)
+        # a step with ``from`` counts from its moment, so a consent recorded late does not push it back
+        item = open_work(work, counted_from(work, state, now), state.id, handoff.visit, handoff.id)
+        item.opened_at = now
         state.items.append(item)
         out.opened.append(item)
 

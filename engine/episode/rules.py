@@ -25,7 +25,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from engine.episode import authorizations
+from engine.episode import authorizations, timeouts
+from engine.episode.payloads import check_payload
 from engine.episode.referrals import handle_consent, handle_handoff_event, handle_medication_list, open_handoff
 from engine.episode.state import (
     EpisodeState,
@@ -36,17 +37,21 @@ from engine.episode.state import (
     Rung,
     WorkItem,
     close_item,
+    counted_from,
     event_key,
     open_work,
 )
 from engine.errors import EventRejected
-from engine.language.builtins import AUTHORIZATION_EVENTS, BUILTIN_EVENTS
+from engine.language.builtins import AUTHORIZATION_EVENTS
 from engine.language.durations import show_duration
-from engine.language.guards import describe, evaluate
+from engine.language.guards import describe, evaluate, possible_from
+from engine.language.moments import OCCURRED_AT, parse_moment
 from engine.plan.model import STAY_DONE_ON, CheckInSeriesPlan, Plan, TransitionPlan
 
 #: Work that :mod:`engine.episode.referrals` closes from a handoff's lifecycle, never by event name alone.
-_MOVED_BY_TRANSFERS = frozenset({"handoff-step", "re-engagement", "consent", "alert", "authorization", "stay"})
+_MOVED_BY_TRANSFERS = frozenset(
+    {"handoff-step", "re-engagement", "consent", "alert", "authorization", "stay", "timeout"}
+)
 #: Built-in events that carry their own meaning (never "unexpected" in a stage; they may still be refused).
 _SAFETY_EVENTS = frozenset(
     {"handoff.move", "consent.recorded", "consent.revoked", "medications.sending-list", "medications.receiving-list"}
@@ -114,13 +119,17 @@ def _enter_stage(
     for w in sorted(work, key=lambda w: (w.due, w.key)):
         if w.kind == "handoff-step" and not sent:
             continue  # its deadlines start when the referral is sent, under consent
-        if w.skip_if is not None and evaluate(w.skip_if, state.facts):
+        if w.skip_if is not None and evaluate(w.skip_if, state.facts, now=now, times=state.event_times):
             out.audit.append(("work.skipped", {"key": w.key, "because": describe(w.skip_if)}))
+            continue
+        if w.only_if is not None and not evaluate(w.only_if, state.facts, now=now, times=state.event_times):
+            out.audit.append(("work.not-needed", {"key": w.key, "only_if": describe(w.only_if)}))
             continue
         if w.kind == "authorization" and transition is not None and handoff_id is not None:
             authorizations.open_at_move(state, transition, w, handoff_id, now, out)
             continue
-        item = open_work(w, now, state.id, state.visit, handoff_id)
+        item = open_work(w, counted_from(w, state, now), state.id, state.visit, handoff_id)
+        item.opened_at = now
         state.items.append(item)
         out.opened.append(item)
     first = _check_in(stage_plan.check_ins, 0, 0, now, state.id, state.visit)
@@ -130,6 +139,8 @@ def _enter_stage(
     if stage_plan.terminal:
         state.status = "completed"
         _close_all(state, out, now, reason="episode completed")
+    else:
+        timeouts.arm(plan, state, now, out, entering=True)
 
 
 def _close_all(state: EpisodeState, out: Outcome, now: datetime, reason: str, visit: int | None = None) -> None:
@@ -165,32 +176,6 @@ def enroll(plan: Plan, episode_id: str, now: datetime, facts: dict[str, Any] | N
 # ---------------------------------------------------------------------------------------------------- events
 
 
-def _payload_spec(plan: Plan, name: str) -> dict[str, dict[str, Any]]:
-    if name in plan.events:
-        return plan.events[name].get("payload", {})
-    return {field: {"type": kind, "required": False} for field, kind in BUILTIN_EVENTS[name].items()}
-
-
-def _check_payload(plan: Plan, event: Event) -> None:
-    if event.name not in plan.events and event.name not in BUILTIN_EVENTS:
-        raise EventRejected(f"event '{event.name}' is not declared by pathway '{plan.pathway_id}'")
-    spec = _payload_spec(plan, event.name)
-    problems = [f"unexpected field '{k}'" for k in event.data if k not in spec]
-    for field, fs in spec.items():
-        value = event.data.get(field)
-        if value is None:
-            if fs.get("required", True):
-                problems.append(f"missing field '{field}'")
-        elif fs.get("type") == "enum" and str(value) not in (fs.get("values") or []):
-            problems.append(f"'{field}' must be one of {', '.join(fs.get('values') or [])}")
-        elif fs.get("type") == "boolean" and not isinstance(value, bool):
-            problems.append(f"'{field}' must be true or false")
-        elif fs.get("type") == "number" and (isinstance(value, bool) or not isinstance(value, int | float)):
-            problems.append(f"'{field}' must be a number")
-    if problems:
-        raise EventRejected(f"event '{event.name}': " + "; ".join(problems))
-
-
 def _meets(item: WorkItem, event: Event) -> bool:
     if item.kind in _MOVED_BY_TRANSFERS or item.done_on != event.name:
         return False
@@ -203,8 +188,9 @@ def _meets(item: WorkItem, event: Event) -> bool:
 def expected_events(plan: Plan, state: EpisodeState) -> list[str]:
     """Events that would be accepted now (for messages and the status view)."""
     moves = [t for t in plan.transitions if state.stage in t.sources]
-    names = {t.event for t in moves}
-    names |= {i.done_on for i in state.items if i.done_on != STAY_DONE_ON}
+    names = {e for t in moves for e in t.on_events}
+    names |= {name for name in plan.events if plan.record_anywhere(name)}
+    names |= {i.done_on for i in state.items if i.done_on != STAY_DONE_ON and i.kind != "timeout"}
     if plan.referrals:
         names.add("need.identified")
     if any(i.kind == "referral" for i in state.items):
@@ -226,15 +212,20 @@ def _reject_unexpected(plan: Plan, state: EpisodeState, event: Event, reason: st
 
 def apply_event(plan: Plan, state: EpisodeState, event: Event, now: datetime) -> Outcome:
     """Apply ``event`` to a copy of ``state``; raise :class:`EventRejected` (nothing changed) if not allowed now."""
-    _check_payload(plan, event)
+    check_payload(plan, event)
     if state.status != "active":
         raise EventRejected(f"episode {state.id} is {state.status}; no further events are accepted")
+    happened = parse_moment(event.data.get(OCCURRED_AT)) or event.at
+    if happened > now:
+        raise EventRejected(f"event '{event.name}': '{OCCURRED_AT}' {happened.isoformat()} is in the future")
     state = state.model_copy(deep=True)
     out = Outcome(state=state)
+    last = state.event_times.get(event.name)
+    state.event_times[event.name] = happened if last is None else max(last, happened)
     facts = {k: v for k, v in event.data.items() if k in plan.facts}
     state.facts.update(facts)
 
-    handled = event.name in _SAFETY_EVENTS
+    handled = event.name in _SAFETY_EVENTS or plan.record_anywhere(event.name)
     fallback = None
     if event.name.startswith("handoff."):
         fallback, handled = handle_handoff_event(plan, state, event, now, out), True
@@ -258,6 +249,8 @@ def apply_event(plan: Plan, state: EpisodeState, event: Event, now: datetime) ->
     if fallback is not None:
         _fall_back(plan, state, fallback, event, now, out)
         handled = True
+    elif event.name.startswith("handoff.") and (ended := timeouts.handoff_move(plan, state, now, out)) is not None:
+        _move(plan, state, ended, event, now, out, planned=False)
 
     if event.name == "need.identified":
         _open_referral(plan, state, event, now, out)
@@ -266,26 +259,49 @@ def apply_event(plan: Plan, state: EpisodeState, event: Event, now: datetime) ->
         handled = True
 
     candidates = plan.transitions_on(state.stage, event.name)
-    chosen = next((t for t in candidates if t.guard is None or evaluate(t.guard, state.facts)), None)
+    times = state.event_times
+    chosen = next(
+        (t for t in candidates if t.guard is None or evaluate(t.guard, state.facts, now=now, times=times)), None
+    )
     if chosen is not None:
         _move(plan, state, chosen, event, now, out)
     elif candidates and not met and not handled:
         guards = "; ".join(describe(t.guard) for t in candidates if t.guard is not None)
-        raise _reject_unexpected(plan, state, event, f"moves nowhere from '{state.stage}': no guard holds ({guards})")
+        ready = [w for t in candidates if t.guard and (w := possible_from(t.guard, state.facts, times)) is not None]
+        when = f"; possible from {min(ready):%Y-%m-%d %H:%M} UTC" if ready else ""
+        raise _reject_unexpected(
+            plan, state, event, f"moves nowhere from '{state.stage}': no guard holds ({guards}{when})"
+        )
     elif not met and not handled and event.name != "need.identified":
         raise _reject_unexpected(plan, state, event)
-    out.audit.insert(0, ("event", {"event": event.name, "event_id": event.id, "facts": sorted(facts)}))
+    timeouts.disarm(state, out)
+    if out.moved is None:
+        timeouts.arm(plan, state, now, out, entering=False)  # a handoff step sent under a consent just recorded
+    detail: dict[str, Any] = {"event": event.name, "event_id": event.id, "facts": sorted(facts)}
+    if plan.record_anywhere(event.name) and out.moved is None and not met:
+        detail["recorded_only"] = True  # accepted in any stage: here it only records
+    out.audit.insert(0, ("event", detail))
     return out
 
 
-def _move(plan: Plan, state: EpisodeState, t: TransitionPlan, event: Event, now: datetime, out: Outcome) -> None:
+def _move(
+    plan: Plan,
+    state: EpisodeState,
+    t: TransitionPlan,
+    event: Event | None,
+    now: datetime,
+    out: Outcome,
+    *,
+    planned: bool = True,
+) -> None:
     # before_leaving guards a planned transfer of care (a move with a handoff); an unplanned exit (contact
-    # lost, re-arrest) cannot wait for paperwork, and its open work is cancelled with it
-    required = plan.stages[state.stage].before_leaving if t.handoff is not None else ()
+    # lost, re-arrest, a timeout, a declined handoff) cannot wait for paperwork, and its open work is cancelled
+    required = plan.stages[state.stage].before_leaving if t.handoff is not None and planned else ()
     missing = [k for k in required if any(i.kind == "task" and i.key.rsplit(".", 1)[-1] == k for i in state.items)]
     if missing:
         raise EventRejected(
-            f"cannot leave '{state.stage}' on '{event.name}' before: {', '.join(missing)} (record them first)"
+            f"cannot leave '{state.stage}' on '{event.name if event else t.trigger()}' before: "
+            f"{', '.join(missing)} (record them first)"
         )
     left = state.stage
     _check_stay(plan, state, now, out)
@@ -293,7 +309,9 @@ def _move(plan: Plan, state: EpisodeState, t: TransitionPlan, event: Event, now:
     _enter_stage(plan, state, t.target, now, t, out)
     authorizations.end_unadopted(state, out, now, f"left {left}")
     out.moved = (left, t.target)
-    out.audit.append(("moved", {"from": left, "to": t.target, "transition": t.index}))
+    out.audit.append(
+        ("moved", {"from": left, "to": t.target, "transition": t.index, **({} if planned else {"unplanned": True})})
+    )
 
 
 def _next_check_in(plan: Plan, state: EpisodeState, item: WorkItem, out: Outcome) -> None:
@@ -373,6 +391,12 @@ def fire_rung(plan: Plan, state: EpisodeState, rung_id: str, now: datetime) -> O
         return out
     rung.status = "fired"
     out.fired_rungs.append(rung.id)
+    if item.kind == "timeout":  # a move on what did not happen: it moves, nobody is alerted
+        move = timeouts.due_move(plan, state, item, now, out)
+        if move is not None:
+            close_item(item, "done", f"rung {rung.index}", state, out)
+            _move(plan, state, move, None, now, out, planned=False)
+        return out
     out.escalations.append(Escalation(rung_id=rung.id, item_id=item.id, role=rung.role, raised_at=now))
     out.audit.append(("escalated", {"item": item.key, "rung": rung.index + 1, "to": rung.role}))
     if item.kind in ("check-in", "alert") and all(r.status != "pending" for r in item.rungs):

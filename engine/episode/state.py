@@ -17,6 +17,8 @@ from engine.episode.domain.authorization import AuthorizationState
 from engine.episode.domain.consent import Consent, Disclosure
 from engine.episode.domain.handoff import HandoffState
 from engine.episode.domain.reconcile import Discrepancy, Medication
+from engine.language.model import Anchor, FactRef
+from engine.language.moments import moment
 from engine.plan.model import WorkPlan
 
 __all__ = [
@@ -32,6 +34,7 @@ __all__ = [
     "WorkItem",
     "alert",
     "close_item",
+    "counted_from",
     "event_key",
     "open_work",
 ]
@@ -191,6 +194,9 @@ class EpisodeState(BaseModel):
     raised_alerts: set[str] = set()
     #: insurance authorizations still followed (requested before a move, or of an open handoff)
     authorizations: list[Authorization] = []
+    #: when each event last happened (its ``occurred_at``, else when applied): what deadlines' ``from`` and time
+    #: guards count from (``load_state`` derives it from the applied inbound events)
+    event_times: dict[str, datetime] = {}
 
 
 class Event(BaseModel):
@@ -242,6 +248,13 @@ def event_key(event: Event) -> str:
     """A short, stable key for ``event`` to build ids from. Event ids come from people and sending systems and
     could hold anything; ids built from them reach Prefect (rung ids name runs), so only a digest goes in."""
     return hashlib.sha256(event.id.encode()).hexdigest()[:12]
+
+
+def counted_from(work: WorkPlan, state: EpisodeState, default: datetime) -> datetime:
+    """What ``work``'s deadline counts from: its ``from`` moment once that has happened, else ``default``."""
+    anchor: Anchor | None = FactRef(fact=work.from_fact) if work.from_fact else work.from_event
+    found = moment(anchor, state.facts, state.event_times) if anchor is not None else None
+    return found or default
 
 
 def open_work(work: WorkPlan, base: datetime, episode_id: str, visit: int, handoff_id: str | None) -> WorkItem:

@@ -3,29 +3,66 @@
 A guard is data (:data:`engine.language.model.Guard`), never code: it is evaluated by walking the tree, so no text a
 designer writes is ever ``eval``-ed. A fact that is missing (absent or ``None``) makes every comparison on it
 false; only ``is_set: false`` is true for it. ``not`` inverts whatever its condition gives, missing or not.
+A time test (``since``) needs ``now`` and the episode's event times; a moment that has not happened makes it false.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from datetime import datetime, timedelta
 from typing import Any
 
-from engine.language.model import AllGuard, AnyGuard, FactGuard, Guard, NotGuard
+from engine.language.durations import show_duration
+from engine.language.model import AllGuard, AnyGuard, FactGuard, Guard, NotGuard, SinceGuard
+from engine.language.moments import anchor_name, moment
 
-__all__ = ["describe", "evaluate", "fact_tests", "facts_in"]
+__all__ = ["describe", "evaluate", "fact_tests", "facts_in", "possible_from", "time_tests"]
+
+_NO_TIMES: Mapping[str, datetime] = {}
 
 
-def evaluate(guard: Guard, facts: Mapping[str, Any]) -> bool:
-    """Whether ``guard`` holds for an episode whose facts are ``facts``."""
+def evaluate(
+    guard: Guard, facts: Mapping[str, Any], *, now: datetime | None = None, times: Mapping[str, datetime] = _NO_TIMES
+) -> bool:
+    """Whether ``guard`` holds for an episode whose facts are ``facts`` (and event ``times``, at ``now``)."""
     if isinstance(guard, FactGuard):
         return _test(guard, facts.get(guard.fact))
     if isinstance(guard, AllGuard):
-        return all(evaluate(g, facts) for g in guard.all)
+        return all(evaluate(g, facts, now=now, times=times) for g in guard.all)
     if isinstance(guard, AnyGuard):
-        return any(evaluate(g, facts) for g in guard.any)
+        return any(evaluate(g, facts, now=now, times=times) for g in guard.any)
     if isinstance(guard, NotGuard):
-        return not evaluate(guard.not_, facts)
+        return not evaluate(guard.not_, facts, now=now, times=times)
+    if isinstance(guard, SinceGuard):
+        return _since(guard, facts, now, times)
     raise TypeError(f"not a guard: {guard!r}")
+
+
+def _since(test: SinceGuard, facts: Mapping[str, Any], now: datetime | None, times: Mapping[str, datetime]) -> bool:
+    at = moment(test.since, facts, times)
+    if at is None or now is None:
+        return False
+    elapsed = now - at
+    low, high = _bound(test.at_least), _bound(test.at_most)
+    return (low is None or elapsed >= low) and (high is None or elapsed <= high)
+
+
+def _bound(value: object) -> timedelta | None:
+    return value if isinstance(value, timedelta) else None
+
+
+def possible_from(guard: Guard, facts: Mapping[str, Any], times: Mapping[str, datetime]) -> datetime | None:
+    """When a guard that fails now only for want of time will hold: a time test's moment plus its ``at_least``,
+    the latest of those in an ``all`` whose other parts hold. None when waiting alone will not do."""
+    if isinstance(guard, SinceGuard):
+        at, low = moment(guard.since, facts, times), _bound(guard.at_least)
+        return at + low if at is not None and low is not None else None
+    if isinstance(guard, AllGuard):
+        waits = [possible_from(g, facts, times) for g in guard.all if isinstance(g, SinceGuard)]
+        others = [g for g in guard.all if not isinstance(g, SinceGuard)]
+        if waits and None not in waits and all(evaluate(g, facts, times=times) for g in others):
+            return max(w for w in waits if w is not None)
+    return None
 
 
 def _test(test: FactGuard, value: Any) -> bool:
@@ -69,6 +106,18 @@ def fact_tests(guard: Guard, path: tuple[str | int, ...] = ()) -> Iterator[tuple
         yield from fact_tests(guard.not_, (*path, "not"))
 
 
+def time_tests(guard: Guard, path: tuple[str | int, ...] = ()) -> Iterator[tuple[tuple[str | int, ...], SinceGuard]]:
+    """Every time test (``since``) in ``guard`` with its document path below ``path``."""
+    if isinstance(guard, SinceGuard):
+        yield path, guard
+    elif isinstance(guard, AllGuard | AnyGuard):
+        key = "all" if isinstance(guard, AllGuard) else "any"
+        for i, g in enumerate(guard.all if isinstance(guard, AllGuard) else guard.any):
+            yield from time_tests(g, (*path, key, i))
+    elif isinstance(guard, NotGuard):
+        yield from time_tests(guard.not_, (*path, "not"))
+
+
 def facts_in(guard: Guard) -> set[str]:
     """Names of the facts ``guard`` reads."""
     return {test.fact for _, test in fact_tests(guard)}
@@ -87,6 +136,10 @@ def describe(guard: Guard) -> str:
         if isinstance(inner, FactGuard) and inner.equals is True:
             return f"not {inner.fact}"
         return f"not ({describe(inner)})"
+    if isinstance(guard, SinceGuard):
+        parts = [f"at least {_show_duration(guard.at_least)}" if guard.at_least is not None else ""]
+        parts.append(f"at most {_show_duration(guard.at_most)}" if guard.at_most is not None else "")
+        return f"{' and '.join(p for p in parts if p)} since {anchor_name(guard.since)}"
     raise TypeError(f"not a guard: {guard!r}")
 
 
@@ -119,3 +172,7 @@ def _show(value: Any) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
+
+
+def _show_duration(value: object) -> str:
+    return show_duration(value) if isinstance(value, timedelta) else str(value)

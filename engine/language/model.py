@@ -17,9 +17,12 @@ from pydantic import Field, model_validator
 
 from engine.language.builtins import STEP_KINDS, HandoffStepKind
 from engine.language.fields import LEVEL_HELP, Duration, EventName, FactName, Id, Scalar, Spec
+from engine.language.moments import Anchor, FactRef, SinceGuard
+from engine.language.triggers import TriggerSpec
 
 __all__ = [
     "AllGuard",
+    "Anchor",
     "AnyGuard",
     "AuthorizationSpec",
     "CheckInSpec",
@@ -27,6 +30,7 @@ __all__ = [
     "DurationRangeSpec",
     "EventSpec",
     "FactGuard",
+    "FactRef",
     "FactSpec",
     "FamilySpec",
     "Guard",
@@ -44,6 +48,7 @@ __all__ = [
     "RoleSpec",
     "RungSpec",
     "Rungs",
+    "SinceGuard",
     "SocialNeedSpec",
     "StageSpec",
     "TaskSpec",
@@ -101,6 +106,11 @@ class EventSpec(Spec):
     payload: dict[FactName, PayloadFieldSpec] = Field(
         default_factory=dict, description="Fields the event carries, by name."
     )
+    record_anywhere: bool = Field(
+        False,
+        description="Accepted in every stage: where it triggers no move and meets no work it is still logged and "
+        "sets its facts (an ED return recorded while at the bridge clinic).",
+    )
 
 
 class RungSpec(Spec):
@@ -149,6 +159,15 @@ class TaskSpec(Spec):
     within: Duration = Field(description="Deadline, counted from entering the stage.", examples=["24h"])
     done_on: EventName = Field(description="Event that marks the task done.", examples=["screening.completed"])
     escalate: Ladder = Field(default_factory=list)
+    from_: Anchor | None = Field(
+        None,
+        alias="from",
+        description="Count the deadline from this moment instead of entering the stage; until it has happened, "
+        "from entering.",
+    )
+    when: Guard | None = Field(
+        None, description="Create the task on entry only if this holds then (a re-admission task on a return)."
+    )
 
 
 class CheckInSpec(Spec):
@@ -259,7 +278,7 @@ class NotGuard(Spec):
     not_: Guard = Field(alias="not", description="Condition that must not hold.")
 
 
-Guard = FactGuard | AllGuard | AnyGuard | NotGuard
+Guard = FactGuard | AllGuard | AnyGuard | NotGuard | SinceGuard
 
 
 class ReceiverSpec(Spec):
@@ -293,6 +312,12 @@ class HandoffStepSpec(Spec):
     )
     within: Duration = Field(description="Deadline, counted from the transition.", examples=["24h"])
     escalate: Ladder = Field(default_factory=list)
+    from_: Anchor | None = Field(
+        None,
+        alias="from",
+        description="Count the deadline from this moment (ED discharge, the last methadone dose) instead of the "
+        "move or a late consent; until it has happened, as without it.",
+    )
 
 
 class HandoffSpec(Spec):
@@ -339,12 +364,11 @@ class ReconcileSpec(Spec):
     escalate: Ladder = Field(default_factory=list)
 
 
-class TransitionSpec(Spec):
-    """A move between stages on an event, optionally guarded, optionally with a handoff."""
+class TransitionSpec(TriggerSpec):
+    """A move between stages on an event (or on what did not happen), optionally guarded, with a handoff."""
 
     from_: Id | list[Id] = Field(alias="from", description="Stage (or stages) the move leaves.")
     to: Id = Field(description="Stage the move enters.", examples=["residential"])
-    event: EventName = Field(description="Event that triggers the move.", examples=["detox.completed"])
     when: Guard | None = Field(None, description="Condition over episode facts; the move happens only if true.")
     description: str | None = Field(None, description="Why this move exists.")
     handoff: HandoffSpec | None = Field(None, description="Transfer of care to another provider.")
@@ -411,6 +435,7 @@ class PathwaySpec(Spec):
     ] = Field(default_factory=dict, description="Referral rules per social need.")
 
 
+TaskSpec.model_rebuild()
 AllGuard.model_rebuild()
 AnyGuard.model_rebuild()
 NotGuard.model_rebuild()

@@ -16,7 +16,7 @@ from engine.language.builtins import BUILTIN_EVENTS, STEPS_BY_KIND
 from engine.language.durations import show_duration
 from engine.language.fields import ParamRef, Spec
 from engine.language.ladders import rungs
-from engine.language.model import HandoffSpec, PathwaySpec, RungSpec, StageSpec, TransitionSpec
+from engine.language.model import Anchor, FactRef, HandoffSpec, PathwaySpec, RungSpec, StageSpec, TransitionSpec
 from engine.plan.model import STAY_DONE_ON, Plan, WorkKind
 
 __all__ = ["compile_plan"]
@@ -106,6 +106,7 @@ def _events(spec: PathwaySpec) -> dict[str, dict[str, Any]]:
         events[name] = {
             "description": event.description,
             "builtin": False,
+            **({"record_anywhere": True} if event.record_anywhere else {}),
             "payload": {
                 f: {
                     "type": p.type,
@@ -125,6 +126,13 @@ def _bounds(low: float | None, high: float | None) -> dict[str, float]:
 
 
 Data = dict[str, Any]
+
+
+def _anchor(anchor: Anchor | None) -> Data:
+    """The plan fields of a deadline's ``from``: an event's name or a date fact's."""
+    if anchor is None:
+        return {}
+    return {"from_fact": anchor.fact} if isinstance(anchor, FactRef) else {"from_event": anchor}
 
 
 def _by_due(work: list[Data]) -> list[Data]:
@@ -192,7 +200,17 @@ class _Compiler:
     def stage(self, stage: StageSpec) -> Data:
         at = f"s.{stage.id}"
         work = [
-            self.work(f"{at}.task.{t.id}", "task", t.title, t.owner, t.within, t.done_on, self.rungs(t))
+            self.work(
+                f"{at}.task.{t.id}",
+                "task",
+                t.title,
+                t.owner,
+                t.within,
+                t.done_on,
+                self.rungs(t),
+                only_if=t.when,
+                **_anchor(t.from_),
+            )
             for t in stage.on_entry
         ]
         peer = stage.peer_support
@@ -334,6 +352,7 @@ class _Compiler:
                         kind.event,
                         self.rungs(step),
                         consent_purpose=handoff.consent_purpose,
+                        **_anchor(step.from_),
                     )
                 )
             first = handoff.steps[0]
@@ -384,7 +403,11 @@ class _Compiler:
             "index": index,
             "sources": t.sources,
             "target": t.to,
-            "event": t.event,
+            "event": t.events[0] if t.events else "",
+            "events": t.events if len(t.events) > 1 else (),
+            "after": self.optional(t.after),
+            "on_missed": t.on_missed,
+            "on_handoff": t.handoff_ends,
             "guard": t.when,
             "handoff": plan,
             "work": _by_due(work),

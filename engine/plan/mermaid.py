@@ -59,7 +59,7 @@ def _stage_node(stage: StagePlan) -> str:
 
 
 def _transition(t: TransitionPlan) -> list[str]:
-    trigger = t.event + (f" [{describe(t.guard)}]" if t.guard is not None else "")
+    trigger = t.trigger().removeprefix("on ") + (f" [{describe(t.guard)}]" if t.guard is not None else "")
     target = node_id(t.target)
     if not (t.work or t.handoff):
         return [f"  {node_id(s)} -->|{_label(trigger)}| {target}" for s in t.sources]

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from engine.language.durations import show_duration as _show
 from engine.language.model import Guard
 
 __all__ = [
@@ -82,6 +83,15 @@ class WorkPlan(_Frozen):
     skip_if: Guard | None = None
     #: Roles alerted at once on a critical discrepancy (medication reconciliation).
     critical_to: tuple[str, ...] = ()
+    #: Opened on entering a stage only if this guard holds then (an entry task's ``when``).
+    only_if: Guard | None = None
+    #: The deadline counts from this event's moment, or this date fact, once known (the spec's ``from``).
+    from_event: str | None = None
+    from_fact: str | None = None
+
+    def counts_from(self) -> str | None:
+        """The moment the deadline counts from, as people read it (None: the trigger)."""
+        return self.from_event or self.from_fact
 
 
 class CheckInSeriesPlan(_Frozen):
@@ -145,6 +155,33 @@ class TransitionPlan(_Frozen):
     guard: Guard | None
     handoff: HandoffPlan | None
     work: tuple[WorkPlan, ...]
+    #: Every event that triggers the move when it names several (``event`` is the first of them).
+    events: tuple[str, ...] = ()
+    #: A move on what did not happen (``event`` is then empty): a stay this long, a deadline missed (an entry
+    #: task's id or a handoff step's kind), or the handoff into the stage ending so (declined, no-show, failed).
+    after: timedelta | None = None
+    on_missed: str | None = None
+    on_handoff: tuple[str, ...] = ()
+
+    @property
+    def timed(self) -> bool:
+        """Whether a timer moves this (``after`` or ``on_missed``), armed on entering its stage."""
+        return self.after is not None or self.on_missed is not None
+
+    @property
+    def on_events(self) -> tuple[str, ...]:
+        """The events that trigger this move (none for a move on a timeout or a handoff's outcome)."""
+        return self.events or ((self.event,) if self.event else ())
+
+    def trigger(self) -> str:
+        """How the move is triggered, as people read it (``on relapse.reported or ed.returned``)."""
+        if self.after is not None:
+            return f"after {_show(self.after)} in the stage"
+        if self.on_missed is not None:
+            return f"when {self.on_missed} is missed"
+        if self.on_handoff:
+            return "when the handoff is " + " or ".join(self.on_handoff)
+        return "on " + " or ".join(self.on_events)
 
 
 class Plan(_Frozen):
@@ -165,7 +202,11 @@ class Plan(_Frozen):
 
     def transitions_on(self, stage: str, event: str) -> list[TransitionPlan]:
         """Transitions leaving ``stage`` on ``event``, in file order (the first whose guard holds wins)."""
-        return [t for t in self.transitions if stage in t.sources and t.event == event]
+        return [t for t in self.transitions if stage in t.sources and event in t.on_events]
+
+    def record_anywhere(self, event: str) -> bool:
+        """Whether ``event`` is accepted in every stage (logged, its facts set, even where it moves nothing)."""
+        return bool(self.events.get(event, {}).get("record_anywhere"))
 
     def schedule(self, transition: TransitionPlan) -> list[WorkPlan]:
         """All work a transition starts (its own and the target stage's entry work), ordered by deadline."""

@@ -56,6 +56,9 @@ def plan_table(plan: Plan) -> str:
             out += _check_in_table(stage.check_ins)
     if plan.referrals:
         out += ["", "need.identified -> referral", *_work_table(plan.referrals.values())]
+    recorded = [name for name in plan.events if plan.record_anywhere(name)]
+    if recorded:
+        out += ["", f"recorded in any stage (moving nothing where no move uses them): {', '.join(recorded)}"]
     return "\n".join(out)
 
 
@@ -67,7 +70,7 @@ def _re_engagement(work: WorkPlan) -> str:
 
 def _transition_heading(t: TransitionPlan) -> str:
     guard = f" [{describe(t.guard)}]" if t.guard is not None else ""
-    return f"t{t.index}: {', '.join(t.sources)} -> {t.target} on {t.event}{guard}"
+    return f"t{t.index}: {', '.join(t.sources)} -> {t.target} {t.trigger()}{guard}"
 
 
 def _stage_heading(stage: StagePlan) -> str:
@@ -93,6 +96,10 @@ def _notes(w: WorkPlan) -> str:
         notes.append(f"unless {describe(w.skip_if)}")
     if w.critical_to:
         notes.append(f"critical -> {', '.join(w.critical_to)}")
+    if w.counts_from():
+        notes.append(f"due from {w.counts_from()}")
+    if w.only_if is not None:
+        notes.append(f"only if {describe(w.only_if)}")
     return "; ".join(notes)
 
 

@@ -19,11 +19,13 @@ from engine import store
 from engine.clock import utc
 from engine.episode.domain.reconcile import Medication
 from engine.episode.state import Authorization, EpisodeState, Event, Handoff, Outcome, Rung, WorkItem
+from engine.language.moments import OCCURRED_AT, parse_moment
 from engine.store import (
     AuthorizationRecord,
     DisclosureRecord,
     EpisodeRecord,
     HandoffRecord,
+    InboundEventRecord,
     RungRecord,
     StageVisitRecord,
     WorkItemRecord,
@@ -119,7 +121,22 @@ def load_state(session: Session, episode: EpisodeRecord) -> EpisodeState:
         discrepancies={episode.visit: found},
         raised_alerts=store.raised_alert_ids(session, episode.id, episode.visit),
         authorizations=_authorizations(session, episode.id),
+        event_times=_event_times(session, episode.id),
     )
+
+
+def _event_times(session: Session, episode_id: str) -> dict[str, datetime]:
+    """When each applied event last happened (its ``occurred_at``, else when applied): no column of its own, so
+    deadlines' ``from`` and time guards read the same inbound events the audit trail shows."""
+    query = select(InboundEventRecord).where(
+        InboundEventRecord.episode_id == episode_id, InboundEventRecord.status == "applied"
+    )
+    times: dict[str, datetime] = {}
+    for row in session.exec(query):
+        at = parse_moment((row.data or {}).get(OCCURRED_AT)) or (utc(row.processed_at) if row.processed_at else None)
+        if at is not None and (row.name not in times or at > times[row.name]):
+            times[row.name] = at
+    return times
 
 
 def _authorizations(session: Session, episode_id: str) -> list[Authorization]:

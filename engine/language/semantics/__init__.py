@@ -25,10 +25,13 @@ from engine.language.semantics.graph import check_dead_transitions, check_graph
 from engine.language.semantics.ladders import check_ladder_references
 from engine.language.semantics.levels import check_levels
 from engine.language.semantics.references import (
+    check_event_lists,
     check_events,
+    check_fact_moments,
     check_facts,
     check_guards,
     check_identities,
+    check_missed_deadlines,
     check_role_references,
     check_stage_references,
     check_task_references,
@@ -45,9 +48,12 @@ CHECKS: tuple[Callable[[PathwaySpec], Iterable[Finding]], ...] = (
     check_role_references,
     check_ladder_references,
     check_task_references,
+    check_missed_deadlines,
     check_parameters,
     check_durations,
     check_events,
+    check_event_lists,
+    check_fact_moments,
     check_facts,
     check_bounds,
     check_guards,

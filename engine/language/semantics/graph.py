@@ -53,11 +53,14 @@ def check_dead_transitions(spec: PathwaySpec) -> Iterator[Finding]:
     unguarded: dict[tuple[str, str], int] = {}
     for i, t in enumerate(spec.transitions):
         for source in dict.fromkeys(t.sources):
-            first = unguarded.get((source, t.event))
-            if first is not None:
-                yield Finding(
-                    ("transitions", i, "event"),
-                    f"never fires: transitions[{first}] already leaves '{source}' on '{t.event}' without a guard",
-                )
-            elif t.when is None:
-                unguarded[(source, t.event)] = i
+            for k, event in enumerate(t.events):
+                if event in t.events[:k]:
+                    continue  # listed twice: reported by the event checks
+                first = unguarded.get((source, event))
+                at: tuple[str | int, ...] = ("transitions", i, "event") + ((k,) if isinstance(t.event, list) else ())
+                if first is not None:
+                    yield Finding(
+                        at, f"never fires: transitions[{first}] already leaves '{source}' on '{event}' without a guard"
+                    )
+                elif t.when is None:
+                    unguarded[(source, event)] = i

@@ -10,17 +10,21 @@ from collections.abc import Iterator
 
 from engine.errors import Finding
 from engine.language.builtins import BUILTIN_EVENTS
-from engine.language.guards import fact_tests
-from engine.language.model import FactGuard, Guard, PathwaySpec
+from engine.language.fields import ParamRef
+from engine.language.guards import fact_tests, time_tests
+from engine.language.model import FactGuard, FactRef, Guard, PathwaySpec
 from engine.language.positions import Path
-from engine.language.semantics.walk import event_uses, role_refs, sources
-from engine.language.suggest import unknown
+from engine.language.semantics.walk import anchors, event_uses, guards, role_refs, sources
+from engine.language.suggest import hint, unknown
 
 __all__ = [
+    "check_event_lists",
     "check_events",
+    "check_fact_moments",
     "check_facts",
     "check_guards",
     "check_identities",
+    "check_missed_deadlines",
     "check_role_references",
     "check_stage_references",
     "check_task_references",
@@ -84,7 +88,7 @@ def check_events(spec: PathwaySpec) -> Iterator[Finding]:
             yield Finding(path, unknown("event", name, known))
     for name, declared in spec.events.items():
         sets_a_fact = any(field in spec.facts for field in declared.payload)
-        if name not in used and not sets_a_fact:
+        if name not in used and not sets_a_fact and not declared.record_anywhere:
             yield Finding(("events", name), f"event '{name}' is declared but never used", "warning")
         for field, payload in declared.payload.items():
             fact = spec.facts.get(field)
@@ -96,6 +100,32 @@ def check_events(spec: PathwaySpec) -> Iterator[Finding]:
                 )
 
 
+def check_missed_deadlines(spec: PathwaySpec) -> Iterator[Finding]:
+    """``on_missed`` names an entry task of every source stage or a step of a handoff into each of them."""
+    for i, t in enumerate(spec.transitions):
+        if t.on_missed is None:
+            continue
+        for source in t.sources:
+            stage = next((s for s in spec.stages if s.id == source), None)
+            if stage is None:
+                continue
+            known = {task.id for task in stage.on_entry}
+            known |= {step.kind for u in spec.transitions if u.to == source and u.handoff for step in u.handoff.steps}
+            if t.on_missed not in known:
+                what = f"'{t.on_missed}' is no entry task of '{source}' nor a step of a handoff into it"
+                yield Finding(("transitions", i, "on_missed"), what + hint(t.on_missed, known))
+                break
+
+
+def check_event_lists(spec: PathwaySpec) -> Iterator[Finding]:
+    """An event named twice in one move's list is a slip (the second adds nothing)."""
+    for i, t in enumerate(spec.transitions):
+        if isinstance(t.event, list):
+            for k, name in enumerate(t.event):
+                if name in t.event[:k]:
+                    yield Finding(("transitions", i, "event", k), f"event '{name}' is listed twice")
+
+
 def check_facts(spec: PathwaySpec) -> Iterator[Finding]:
     for name, fact in spec.facts.items():
         if fact.type == "enum" and not fact.values:
@@ -103,12 +133,26 @@ def check_facts(spec: PathwaySpec) -> Iterator[Finding]:
 
 
 def check_guards(spec: PathwaySpec) -> Iterator[Finding]:
-    for i, t in enumerate(spec.transitions):
-        if t.when is not None:
-            yield from _guard(spec, ("transitions", i, "when"), t.when)
-        auth = t.handoff.authorization if t.handoff else None
-        if auth is not None and auth.unless is not None:
-            yield from _guard(spec, ("transitions", i, "handoff", "authorization", "unless"), auth.unless)
+    for path, guard in guards(spec):
+        yield from _guard(spec, path, guard)
+        for at, test in time_tests(guard, path):
+            for op in ("at_least", "at_most"):
+                if isinstance(getattr(test, op), ParamRef):
+                    yield Finding(
+                        (*at, op), f"a time test needs a duration (e.g. 24h), not parameter '{getattr(test, op)}'"
+                    )
+
+
+def check_fact_moments(spec: PathwaySpec) -> Iterator[Finding]:
+    """A ``from`` or ``since`` naming a fact needs a declared date fact."""
+    for path, anchor in anchors(spec):
+        if not isinstance(anchor, FactRef):
+            continue
+        fact = spec.facts.get(anchor.fact)
+        if fact is None:
+            yield Finding((*path, "fact"), unknown("fact", anchor.fact, spec.facts))
+        elif fact.type != "date":
+            yield Finding((*path, "fact"), f"a moment needs a date fact; '{anchor.fact}' is {fact.type}")
 
 
 def _guard(spec: PathwaySpec, at: Path, guard: Guard) -> Iterator[Finding]:

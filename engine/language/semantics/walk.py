@@ -12,13 +12,16 @@ from datetime import timedelta
 
 from engine.language.durations import show_duration
 from engine.language.fields import ParamRef, Spec
-from engine.language.model import PathwaySpec, RungSpec
+from engine.language.guards import time_tests
+from engine.language.model import Anchor, Guard, PathwaySpec, RungSpec
 from engine.language.positions import Path
 
 __all__ = [
+    "anchors",
     "durations_in",
     "escalations",
     "event_uses",
+    "guards",
     "ladder_refs",
     "ladders",
     "resolve",
@@ -26,6 +29,35 @@ __all__ = [
     "show",
     "sources",
 ]
+
+
+def guards(spec: PathwaySpec) -> Iterator[tuple[Path, Guard]]:
+    """Every guard: a move's ``when``, an authorization's ``unless``, an entry task's ``when``."""
+    for i, t in enumerate(spec.transitions):
+        if t.when is not None:
+            yield ("transitions", i, "when"), t.when
+        auth = t.handoff.authorization if t.handoff else None
+        if auth is not None and auth.unless is not None:
+            yield ("transitions", i, "handoff", "authorization", "unless"), auth.unless
+    for i, stage in enumerate(spec.stages):
+        for j, task in enumerate(stage.on_entry):
+            if task.when is not None:
+                yield ("stages", i, "on_entry", j, "when"), task.when
+
+
+def anchors(spec: PathwaySpec) -> Iterator[tuple[Path, Anchor]]:
+    """Every moment named: a deadline's ``from`` and a time test's ``since``."""
+    for i, stage in enumerate(spec.stages):
+        for j, task in enumerate(stage.on_entry):
+            if task.from_ is not None:
+                yield ("stages", i, "on_entry", j, "from"), task.from_
+    for i, t in enumerate(spec.transitions):
+        for j, step in enumerate(t.handoff.steps if t.handoff else []):
+            if step.from_ is not None:
+                yield ("transitions", i, "handoff", "steps", j, "from"), step.from_
+    for path, guard in guards(spec):
+        for at, test in time_tests(guard, path):
+            yield (*at, "since"), test.since
 
 
 def escalations(spec: PathwaySpec) -> Iterator[tuple[Path, Spec, str]]:
@@ -100,6 +132,7 @@ def durations_in(spec: PathwaySpec) -> Iterator[tuple[Path, timedelta | ParamRef
             yield (*h, "re_engage_within"), t.handoff.re_engage_within
         if t.reconcile:
             yield ("transitions", i, "reconcile", "within"), t.reconcile.within
+        yield ("transitions", i, "after"), t.after
     for name, need in spec.social_needs.items():
         yield ("social_needs", name, "refer_within"), need.refer_within
     for path, ladder in ladders(spec):
@@ -145,7 +178,11 @@ def role_refs(spec: PathwaySpec) -> Iterator[tuple[Path, str]]:
 
 def event_uses(spec: PathwaySpec) -> Iterator[tuple[Path, str]]:
     for i, t in enumerate(spec.transitions):
-        yield ("transitions", i, "event"), t.event
+        if isinstance(t.event, str):
+            yield ("transitions", i, "event"), t.event
+        elif t.event is not None:
+            for k, name in enumerate(t.event):
+                yield ("transitions", i, "event", k), name
     for i, stage in enumerate(spec.stages):
         for j, task in enumerate(stage.on_entry):
             yield ("stages", i, "on_entry", j, "done_on"), task.done_on
@@ -155,6 +192,9 @@ def event_uses(spec: PathwaySpec) -> Iterator[tuple[Path, str]]:
             yield ("stages", i, "peer_support", "done_on"), stage.peer_support.done_on
         if stage.family:
             yield ("stages", i, "family", "done_on"), stage.family.done_on
+    for path, anchor in anchors(spec):
+        if isinstance(anchor, str):
+            yield path, anchor
 
 
 def sources(spec: PathwaySpec, i: int) -> Iterator[tuple[Path, str]]:
