@@ -16,6 +16,7 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 
 from engine.language.builtins import STEP_KINDS, HandoffStepKind
+from engine.language.continuity import LASTS_DESCRIPTION, Lasts, MedicationChangeSpec
 from engine.language.fields import Duration, EventName, FactName, Id, Scalar, Spec
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "Guard",
     "HandoffSpec",
     "HandoffStepSpec",
+    "MedicationChangeSpec",
     "MedicationsSpec",
     "NotGuard",
     "ParameterSpec",
@@ -135,13 +137,23 @@ class TaskSpec(Spec):
     within: Duration = Field(description="Deadline, counted from entering the stage.", examples=["24h"])
     done_on: EventName = Field(description="Event that marks the task done.", examples=["screening.completed"])
     escalate: Ladder = Field(default_factory=list)
+    lasts: Lasts = Field("stage", description=LASTS_DESCRIPTION, examples=["episode"])
 
 
 class CheckInSpec(Spec):
     """A recurring contact: every ``every``, with ``window`` to make it, for ``for`` (omit: until the stage ends).
 
-    Series of a stage run one after another: daily for the first 14 days, then weekly.
+    Series of a stage run one after another: daily for the first 14 days, then weekly. Series with different
+    ``track`` names run side by side (weekly therapy, weekly peer contact, monthly medication management), each
+    track's series one after another.
     """
+
+    track: Id | None = Field(
+        None,
+        description="Name of a parallel series: series of one track run in order, tracks run at the same time; "
+        "omit for the stage's single track.",
+        examples=["therapy"],
+    )
 
     every: Duration = Field(description="Cadence.", examples=["1d"])
     window: Duration = Field(description="Time allowed for each contact after it opens.", examples=["12h"])
@@ -199,6 +211,12 @@ class StageSpec(Spec):
     )
     peer_support: PeerSupportSpec | None = Field(None, description="Peer recovery support in this stage.")
     family: FamilySpec | None = Field(None, description="Family involvement in this stage.")
+    requires_medication: list[str] = Field(
+        default_factory=list,
+        description="Medications (declared in medications) the receiving list must hold whenever lists are "
+        "compared in this stage; one missing is a critical discrepancy, whatever the sending list says.",
+        examples=[["buprenorphine"]],
+    )
 
 
 class FactGuard(Spec):
@@ -296,6 +314,7 @@ class HandoffSpec(Spec):
     consent_escalate: Ladder = Field(default_factory=list)
     re_engage_within: Duration | None = Field(None, description="After a no-show, re-engagement deadline.")
     fallback: Id | None = Field(None, description="Stage to go to if the receiver declines.")
+    lasts: Lasts = Field("stage", description=LASTS_DESCRIPTION, examples=["episode"])
 
 
 class ReconcileSpec(Spec):
@@ -320,6 +339,14 @@ class TransitionSpec(Spec):
     description: str | None = Field(None, description="Why this move exists.")
     handoff: HandoffSpec | None = Field(None, description="Transfer of care to another provider.")
     reconcile: ReconcileSpec | None = Field(None, description="Medication reconciliation at this move.")
+    medication_changes: list[MedicationChangeSpec] = Field(
+        default_factory=list, description="Switches this move intends; reconciliation records them as intentional."
+    )
+    requires_medication: list[str] = Field(
+        default_factory=list,
+        description="Medications (declared in medications) the receiving list must hold after this move.",
+        examples=[["buprenorphine"]],
+    )
 
     @property
     def sources(self) -> tuple[str, ...]:

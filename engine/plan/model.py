@@ -23,6 +23,7 @@ __all__ = [
     "STAY_DONE_ON",
     "CheckInSeriesPlan",
     "HandoffPlan",
+    "MedicationChangePlan",
     "Plan",
     "RungPlan",
     "StagePlan",
@@ -82,6 +83,8 @@ class WorkPlan(_Frozen):
     skip_if: Guard | None = None
     #: Roles alerted at once on a critical discrepancy (medication reconciliation).
     critical_to: tuple[str, ...] = ()
+    #: ``episode``: leaving the stage it was opened in does not cancel it (:mod:`engine.language.continuity`).
+    lasts: Literal["stage", "episode"] = "stage"
 
 
 class CheckInSeriesPlan(_Frozen):
@@ -101,6 +104,30 @@ class CheckInSeriesPlan(_Frozen):
     span: timedelta | None
     done_on: str
     ladder: tuple[RungPlan, ...] = ()
+    #: Series of one track follow one another; tracks run side by side ("" is the stage's unnamed track).
+    track: str = ""
+
+
+def next_in_track(series: tuple[CheckInSeriesPlan, ...], position: int) -> int | None:
+    """The position of the series that follows ``series[position]`` in its track, if any."""
+    track = series[position].track
+    return next((n for n in range(position + 1, len(series)) if series[n].track == track), None)
+
+
+def track_starts(series: tuple[CheckInSeriesPlan, ...]) -> list[int]:
+    """The position of each track's first series, in file order: where a stage visit's contacts begin."""
+    first: dict[str, int] = {}
+    for n, s in enumerate(series):
+        first.setdefault(s.track, n)
+    return list(first.values())
+
+
+class MedicationChangePlan(_Frozen):
+    """A switch a move intends (``stop`` and/or ``start``, declared medication names), documented by ``reason``."""
+
+    stop: str | None
+    start: str | None
+    reason: str
 
 
 class HandoffPlan(_Frozen):
@@ -115,6 +142,8 @@ class HandoffPlan(_Frozen):
     fallback: str | None = None
     #: The wait for a consent when none covers the referral (opened only then).
     consent: WorkPlan | None = None
+    #: ``episode``: the handoff and its deadlines outlive the stage it led to, until its loop closes or it is cancelled.
+    lasts: Literal["stage", "episode"] = "stage"
 
 
 class StagePlan(_Frozen):
@@ -129,6 +158,8 @@ class StagePlan(_Frozen):
     entry_work: tuple[WorkPlan, ...]
     check_ins: tuple[CheckInSeriesPlan, ...]
     before_leaving: tuple[str, ...]
+    #: Medications the receiving list must hold whenever lists are compared in this stage.
+    requires_medication: tuple[str, ...] = ()
 
 
 class TransitionPlan(_Frozen):
@@ -141,6 +172,8 @@ class TransitionPlan(_Frozen):
     guard: Guard | None
     handoff: HandoffPlan | None
     work: tuple[WorkPlan, ...]
+    medication_changes: tuple[MedicationChangePlan, ...] = ()
+    requires_medication: tuple[str, ...] = ()
 
 
 class Plan(_Frozen):

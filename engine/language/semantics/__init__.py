@@ -7,7 +7,8 @@ places each finding in the file. Messages are short and lowercase, and name what
 
 Checks, in the order they run: identities and references (:mod:`.references`: duplicate ids; stages, roles, tasks,
 parameters, events, facts, each with "did you mean"), time (:mod:`.timing`: ranges, parameter bounds, cadences,
-escalation ladders in increasing time), facts and guards, check-in series, who hears (:mod:`.alerts`: warm
+escalation ladders in increasing time), facts and guards, check-in series,
+parallel check-in tracks and medication rules of moves and stages (:mod:`.medications`), who hears (:mod:`.alerts`: warm
 handoffs, deadlines that would alert nobody), and the stage graph (:mod:`.graph`: reachability, ways out,
 terminal stages, transitions that can never fire). Where each kind of value appears is :mod:`.walk`'s.
 """
@@ -20,6 +21,7 @@ from engine.errors import Finding
 from engine.language.model import PathwaySpec
 from engine.language.semantics.alerts import check_handoffs, check_nobody_alerted
 from engine.language.semantics.graph import check_dead_transitions, check_graph
+from engine.language.semantics.medications import check_check_in_tracks, check_medication_rules
 from engine.language.semantics.references import (
     check_events,
     check_facts,
@@ -45,6 +47,8 @@ CHECKS: tuple[Callable[[PathwaySpec], Iterable[Finding]], ...] = (
     check_facts,
     check_guards,
     check_check_ins,
+    check_check_in_tracks,
+    check_medication_rules,
     check_handoffs,
     check_nobody_alerted,
     check_graph,
