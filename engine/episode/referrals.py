@@ -156,6 +156,9 @@ def _pick(state: EpisodeState, event: Event) -> Handoff:
         return found
     if not open_ones:
         raise EventRejected(f"event '{event.name}' matches no open handoff on episode {state.id}")
+    waiting = [h for h in open_ones if any(i.handoff_id == h.id and i.done_on == event.name for i in state.items)]
+    if len(open_ones) > 1 and len(waiting) == 1:
+        return waiting[0]  # a step event only one open handoff waits for (handoffs that last the episode overlap)
     if len(open_ones) > 1:
         raise EventRejected(f"episode {state.id} has {len(open_ones)} open handoffs: name one with handoff=ID")
     return open_ones[0]
