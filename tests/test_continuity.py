@@ -194,3 +194,58 @@ def test_parallel_tracks_run_side_by_side_each_with_its_own_event_owner_and_ladd
         d.event("peer.contacted")
     meds = next(i for i in d.state.items if i.key == "s.community.checkin.2")
     assert meds.occurrence == 1 and meds.opened_at == d.state.stage_entered_at + timedelta(days=30)
+
+
+# -- through the service and the store: what lasts survives a save and a load --------------------------------
+
+
+def test_a_lasting_handoff_and_a_documented_switch_survive_the_store(tmp_path: Path) -> None:
+    from datetime import date
+
+    from sqlmodel import Session, select
+    from store_fixtures import migrated_database_url
+
+    from engine import store
+    from engine.app import Settings, enroll, record_event
+    from engine.app.inline import RecordingNotifier, inline_app
+    from engine.episode.domain.consent import single_tpo_consent
+    from engine.store import EscalationRecord
+
+    with migrated_database_url("sqlite", tmp_path) as url:
+        settings = Settings.from_env({"CAREPATH_HOME": str(tmp_path), "CAREPATH_DATABASE_URL": url})
+        clock = ManualClock()
+        app = inline_app(settings, clock, notifier=RecordingNotifier({}))
+        try:
+            result = load_pathway(CASE)
+            assert result.spec is not None
+            app.service.register_pathway(result.spec, CASE.read_text(encoding="utf-8"))
+            ep = enroll(app, "otp-step-down", "P-APP-9")
+            consent = single_tpo_consent(
+                "cn-9", "P-APP-9", discloser="OTP", information="referral", signed_on=date(2026, 1, 1)
+            )
+            app.service.add_consent(ep, consent)
+            record_event(app, ep, "step-down.started")
+            record_event(app, ep, "medications.sending-list", {"medications": [{"name": "methadone", "dose": "80 mg"}]})
+            record_event(
+                app, ep, "medications.receiving-list", {"medications": [{"name": "buprenorphine", "dose": "16 mg"}]}
+            )
+            record_event(app, ep, "induction.completed")
+            with Session(app.engine) as s:
+                handoffs = store.open_handoffs(s, ep)
+                found = store.discrepancies_for(s, ep)
+            assert [h.transition_index for h in handoffs] == [0]  # opened two stages ago, still followed
+            assert {(d.kind, d.status, d.marked_by) for d in found} == {
+                ("omission", "intentional-documented", PATHWAY),
+                ("new-without-reason", "intentional-documented", PATHWAY),
+            }
+            clock.advance(timedelta(days=15))
+            app.scheduler.run_due(app, clock.now())  # type: ignore[attr-defined]
+            with Session(app.engine) as s:
+                roles = sorted(e.role for e in s.exec(select(EscalationRecord)))
+            assert "supervisor" in roles  # the lasting handoff's first visit, overdue in the community stage
+            record_event(app, ep, "handoff.accepted")
+            record_event(app, ep, "handoff.visit-kept")
+            with Session(app.engine) as s:
+                assert [i.kind for i in store.open_work_items(s, ep) if i.kind == "handoff-step"] == []
+        finally:
+            app.close()
