@@ -1,4 +1,4 @@
-"""The two shipped pathways: they load cleanly, and they say what the clinical domain requires.
+"""The shipped pathways: they load cleanly, and they say what the clinical domain requires.
 
 Each assertion is a fact from ``shared/domain.md`` a program relies on (authorization before residential,
 MOUD critical at every move into treatment, daily contact for the first 14 days after release, ...), so an
@@ -22,7 +22,7 @@ from engine.plan.build import compile_plan
 from engine.plan.model import Plan
 
 PATHWAYS = Path(__file__).resolve().parents[1] / "pathways"
-SEEDS = ("detox-to-aftercare.yaml", "reentry.yaml")
+SEEDS = ("detox-to-aftercare.yaml", "reentry.yaml", "pregnancy-postpartum.yaml")
 MOUD = {"buprenorphine": "1819", "methadone": "6813", "naltrexone": "7243"}
 
 
@@ -194,10 +194,14 @@ def test_relapse_steps_back_up_to_a_higher_level(detox: PathwaySpec, stage: str)
 
 def test_aftercare_cadence_is_weekly_then_biweekly_with_monthly_medication_management(detox: PathwaySpec) -> None:
     aftercare = _stage(detox, "aftercare")
-    series = [(s.every, s.for_) for s in aftercare.check_ins]
-    assert series == [(d("1w"), d("12w")), (d("2w"), None)]  # therapy weekly to biweekly
-    med = next(t for t in aftercare.on_entry if t.id == "medication-management")
-    assert med.owner == "prescriber" and med.within == d("30d")
+    tracks: dict[str | None, list[tuple[timedelta, timedelta | None]]] = {}
+    for s in aftercare.check_ins:  # parallel tracks, each with its own series in order
+        tracks.setdefault(s.track, []).append((s.every, s.for_))
+    assert tracks["therapy"] == [(d("1w"), d("12w")), (d("2w"), None)]  # therapy weekly to biweekly
+    assert tracks["peer"] == [(d("1w"), None)]  # peer support weekly
+    assert tracks["medication"] == [(d("30d"), d("30d")), (d("30d"), None)]  # first within 30 days, then monthly
+    first = next(s for s in aftercare.check_ins if s.track == "medication")
+    assert first.owner == "prescriber" and first.window == d("30d")
     assert aftercare.peer_support is not None and aftercare.peer_support.first_contact_within == d("7d")
 
 
@@ -323,3 +327,116 @@ def test_plan_refers_each_social_need_by_its_deadline(detox: PathwaySpec) -> Non
     referrals = _plan(detox).referrals
     assert referrals["housing"].due == d("2d") and referrals["housing"].match == {"need": "housing"}
     assert referrals["employment"].owner == "peer-recovery-coach"
+
+
+# -- pregnancy and the postpartum year --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def pregnancy() -> PathwaySpec:
+    return _spec("pregnancy-postpartum.yaml")
+
+
+def test_pregnancy_keeps_moud_through_delivery_and_requires_the_persons_moud_at_each_move(
+    pregnancy: PathwaySpec,
+) -> None:
+    for into in ("delivery-hospital", "postpartum-early"):
+        moves = _into(pregnancy, into)
+        required = {(t.when.equals if isinstance(t.when, FactGuard) else None): t.requires_medication for t in moves}
+        assert required == {"buprenorphine": ["buprenorphine"], "methadone": ["methadone"], None: []}
+        assert all(t.reconcile is not None and t.handoff is not None for t in moves)
+        assert moves[-1].when is None  # an unconfirmed MOUD still moves, and still reconciles
+
+
+def test_pregnancy_handoffs_to_the_hospital_and_back_outlive_their_stages(pregnancy: PathwaySpec) -> None:
+    for t in _into(pregnancy, "delivery-hospital") + _into(pregnancy, "postpartum-early"):
+        assert t.handoff is not None and t.handoff.lasts == "episode"
+    back = _into(pregnancy, "postpartum-early")[0].handoff
+    assert back is not None
+    steps = {s.kind: s.within for s in back.steps}
+    assert steps["visit-kept"] == d("7d") and steps["outcome-returned"] == d("12w")  # ACOG 736: by 12 weeks
+    safe_care = next(t for t in _stage(pregnancy, "prenatal").on_entry if t.id == "safe-care-plan")
+    assert safe_care.lasts == "episode"  # an early delivery must not drop the infant's Plan of Safe Care
+
+
+def test_postpartum_year_runs_peer_therapy_and_medication_contacts_side_by_side(pregnancy: PathwaySpec) -> None:
+    year = _stage(pregnancy, "postpartum-year")
+    assert {s.track: s.every for s in year.check_ins} == {"peer": d("1w"), "therapy": d("2w"), "medication": d("4w")}
+    assert year.expected_duration is not None and year.expected_duration.min == d("46w")  # to 12 months postpartum
+
+
+# -- every shipped pathway on a manual clock ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", SEEDS)
+def test_a_silent_year_escalates_every_miss_once_and_never_crashes(name: str) -> None:
+    """Enrolled and then nothing recorded for a year: each due rung fires once, and the open work stays finite."""
+    from engine.clock import ManualClock
+    from engine.episode.rules import enroll, fire_rung
+
+    plan = compile_plan(_spec(name))
+    clock = ManualClock()
+    state = enroll(plan, "ep-silent", clock.now()).state
+    fired: list[str] = []
+    for _ in range(365):
+        clock.advance(timedelta(days=1))
+        while due := sorted(
+            (r for i in state.items for r in i.rungs if r.status == "pending" and r.due_at <= clock.now()),
+            key=lambda r: r.due_at,
+        ):
+            out = fire_rung(plan, state, due[0].id, clock.now())
+            state, fired = out.state, fired + out.fired_rungs
+    assert len(fired) == len(set(fired)) > 0
+    assert len(state.items) < 50
+
+
+def test_pregnancy_end_to_end_on_a_manual_clock() -> None:
+    """Prenatal care, delivery and the postpartum year: the hospital's handoff outlives its stage, the outpatient
+    handoff outlives the first six weeks, and the person's own MOUD is required on the hospital's list."""
+    from engine.clock import ManualClock
+    from engine.episode.rules import Event, apply_event, enroll
+
+    plan = compile_plan(_spec("pregnancy-postpartum.yaml"))
+    clock = ManualClock()
+    state = enroll(plan, "ep-preg", clock.now()).state
+    state.person = "P-TEST-1"
+    from tests.test_episode import tpo_consent
+
+    state.consents = [tpo_consent()]
+    n = 0
+
+    def event(name: str, **data: Any) -> Any:
+        nonlocal state, n
+        n += 1
+        out = apply_event(plan, state, Event(id=f"e{n}", name=name, data=data, at=clock.now()), clock.now())
+        state = out.state
+        return out
+
+    event("moud.confirmed", moud="methadone")
+    assert {i.key for i in state.items if i.kind == "check-in"} == {"s.prenatal.checkin.0", "s.prenatal.checkin.1"}
+    clock.advance(timedelta(days=20))
+    assert event("labor.admitted").moved == ("prenatal", "delivery-hospital")
+    assert {i.key.rsplit(".", 1)[-1] for i in state.items if i.kind == "task"} == {"safe-care-plan", "delivery-plan"}
+    event("medications.sending-list", medications=[{"name": "methadone", "dose": "90 mg"}])
+    out = event("medications.receiving-list", medications=[{"name": "oxytocin", "reason": "delivery"}])
+    alerts = [i for i in out.opened if i.kind == "alert" and i.severity == "critical"]
+    assert len(alerts) == 1 and "methadone" in (alerts[0].note or "")
+    event("handoff.accepted")
+    event("handoff.visit-kept")
+    clock.advance(timedelta(days=3))
+    assert event("hospital.discharged").moved == ("delivery-hospital", "postpartum-early")
+    assert len(state.handoffs) == 2  # the hospital's summary is still due, and the way back is open
+    event("handoff.accepted")  # only the way back waits for an acceptance
+    event("handoff.outcome-returned", handoff=state.handoffs[0].id)  # the hospital's discharge summary
+    assert len(state.handoffs) == 1
+    event("handoff.visit-kept")
+    clock.advance(timedelta(weeks=6))
+    assert event("early-postpartum.completed").moved == ("postpartum-early", "postpartum-year")
+    assert [h.steps_met for h in state.handoffs] == [["accepted", "visit-kept"]]  # outcome by 12 weeks, still due
+    tracks = {i.key for i in state.items if i.kind == "check-in"}
+    assert tracks == {"s.postpartum-year.checkin.0", "s.postpartum-year.checkin.1", "s.postpartum-year.checkin.2"}
+    event("handoff.outcome-returned")
+    assert state.handoffs == []
+    clock.advance(timedelta(weeks=46))
+    assert event("postpartum-year.completed").moved == ("postpartum-year", "completed")
+    assert state.status == "completed" and {i.kind for i in state.items} == {"alert"}  # an alert is delivered

@@ -16,6 +16,7 @@ ties one authorization to one move and its ``t<i>.authorization`` work (deadline
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 
 from engine.episode.domain import effects as fx
@@ -238,12 +239,17 @@ def _end(state: EpisodeState, auth: Authorization, out: Outcome, now: datetime, 
     out.authorizations.append(auth)
 
 
-def end_of_visit(state: EpisodeState, out: Outcome, now: datetime, why: str, visit: int | None) -> None:
+def end_of_visit(
+    state: EpisodeState, out: Outcome, now: datetime, why: str, visit: int | None, keep: Collection[str] = ()
+) -> None:
     """The stay ends: end the authorizations of its handoffs (all of them when the episode ends, ``visit`` None).
 
-    One requested before a move is left for :func:`end_unadopted`, after the move has had the chance to adopt it.
+    One requested before a move is left for :func:`end_unadopted`, after the move has had the chance to adopt it;
+    one whose handoff is in ``keep`` (it lasts the episode) stays with its handoff.
     """
     for auth in list(state.authorizations):
+        if auth.handoff_id is not None and auth.handoff_id in keep:
+            continue
         if visit is None or (auth.visit == visit and auth.handoff_id is not None):
             _end(state, auth, out, now, why)
 

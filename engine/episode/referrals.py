@@ -10,7 +10,8 @@ their effects to the episode's work:
   starts the pathway's fallback and escalates, a no-show opens re-engagement and escalates; ``keep`` (the
   admission) waits for a needed insurance authorization (:mod:`engine.episode.authorizations`);
 - revoking the consent a handoff travels under stops it (cancelled, recorded, escalated);
-- once both medication lists of a transition are in, they are compared; an omitted MOUD escalates at once to the
+- once both medication lists of a transition are in, they are compared; a switch the move plans is documented
+  and a medication it requires must be received (:mod:`.domain.planned`); an omitted MOUD escalates at once to the
   reconciliation's ``critical_to`` roles. A list sent again supersedes the comparison: marks carry over, what is
   no longer found is resolved, and each critical finding alerts once (again only if it recurs after resolution).
 """
@@ -25,6 +26,7 @@ from engine.episode.authorizations import admission_hold, end_of_handoff
 from engine.episode.domain import effects as fx
 from engine.episode.domain import handoff as lifecycle
 from engine.episode.domain.consent import Disclosure, covering_consent
+from engine.episode.domain.planned import apply_pathway
 from engine.episode.domain.reconcile import (
     RESOLVED,
     Discrepancy,
@@ -34,6 +36,7 @@ from engine.episode.domain.reconcile import (
     newly_critical,
     supersede,
 )
+from engine.episode.medication_rules import visit_medication_rules
 from engine.episode.state import (
     EpisodeState,
     Event,
@@ -160,6 +163,9 @@ def _pick(state: EpisodeState, event: Event) -> Handoff:
         return found
     if not open_ones:
         raise EventRejected(f"event '{event.name}' matches no open handoff on episode {state.id}")
+    waiting = [h for h in open_ones if any(i.handoff_id == h.id and i.done_on == event.name for i in state.items)]
+    if len(open_ones) > 1 and len(waiting) == 1:
+        return waiting[0]  # a step event only one open handoff waits for (handoffs that last the episode overlap)
     if len(open_ones) > 1:
         raise EventRejected(f"episode {state.id} has {len(open_ones)} open handoffs: name one with handoff=ID")
     return open_ones[0]
@@ -239,7 +245,9 @@ def _apply_effects(
                 if item.kind == "re-engagement":
                     close_item(item, "done", event.id, state, out)
         elif isinstance(effect, fx.StartFallback):
-            fallback = effect.stage
+            # a handoff that outlived its stage (lasts: episode) declined later: the person has moved on, so no
+            # fallback move; the coordinator chooses the next program
+            fallback = effect.stage if handoff.visit == state.visit else None
             if fallback is None:
                 alert(
                     state,
@@ -342,10 +350,12 @@ def handle_medication_list(plan: Plan, state: EpisodeState, event: Event, now: d
         return
     found = compare(state.medication_lists["sending"], state.medication_lists["receiving"], plan.critical_medications)
     previous = state.discrepancies.get(state.visit, [])
-    current = supersede(previous, found)
+    reconcile = [i for i in state.items if i.kind == "reconcile" and i.visit == state.visit]
+    changes, required = visit_medication_rules(plan, state, reconcile)
+    receiving = state.medication_lists["receiving"]
+    current = apply_pathway(supersede(previous, found), receiving, plan.critical_medications, changes, required)
     state.discrepancies[state.visit] = current
     out.discrepancies, out.compared = current, True
-    reconcile = [i for i in state.items if i.kind == "reconcile" and i.visit == state.visit]
     for item in reconcile:
         close_item(item, "done", event.id, state, out)
     was_resolved = {d.key for d in previous if d.status == RESOLVED}

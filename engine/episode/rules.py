@@ -11,7 +11,8 @@ Rules:
   transition from the current stage, meets open work, or is a built-in with its own meaning; otherwise it is
   rejected and nothing changes;
 - leaving a stage cancels every open item of that stage visit (its entry work, check-ins and the handoff that
-  brought the person there); a terminal stage completes the episode. What belongs to the episode outlives the
+  brought the person there), except what the pathway says lasts the episode (``lasts: episode``: a handoff with
+  its deadlines, a task); a terminal stage completes the episode. What belongs to the episode outlives the
   move: an alert already raised, a social-need referral (it ends when referred, declined or the episode ends) and
   an authorization requested for this very move (the move adopts it);
 - a stage's expected stay is checked: past ``max`` is a deadline (``s.<stage>.stay``, ended by leaving), shorter
@@ -26,6 +27,7 @@ from datetime import datetime
 from typing import Any
 
 from engine.episode import authorizations, timeouts
+from engine.episode.lasting import outlives_stage
 from engine.episode.payloads import check_payload
 from engine.episode.referrals import handle_consent, handle_handoff_event, handle_medication_list, open_handoff
 from engine.episode.state import (
@@ -46,7 +48,7 @@ from engine.language.builtins import AUTHORIZATION_EVENTS
 from engine.language.durations import show_duration
 from engine.language.guards import describe, evaluate, possible_from
 from engine.language.moments import OCCURRED_AT, parse_moment
-from engine.plan.model import STAY_DONE_ON, CheckInSeriesPlan, Plan, TransitionPlan
+from engine.plan.model import STAY_DONE_ON, CheckInSeriesPlan, Plan, TransitionPlan, next_in_track, track_starts
 
 #: Work that :mod:`engine.episode.referrals` closes from a handoff's lifecycle, never by event name alone.
 _MOVED_BY_TRANSFERS = frozenset(
@@ -77,8 +79,10 @@ __all__ = [
 def _check_in(
     series: tuple[CheckInSeriesPlan, ...], position: int, k: int, entered: datetime, episode_id: str, visit: int
 ) -> WorkItem | None:
-    """Occurrence ``k`` of series ``position`` (rolling over to the next series when a span is used up)."""
-    while position < len(series):
+    """Occurrence ``k`` of series ``position`` (rolling over to its track's next series when a span is used up)."""
+    at: int | None = position
+    while at is not None:
+        position = at
         s = series[position]
         if s.span is None or k * s.every < s.span:
             opens = entered + s.starts + k * s.every
@@ -98,7 +102,7 @@ def _check_in(
                     Rung(id=f"{item_id}#r{r.index}", index=r.index, due_at=opens + r.at, role=r.to) for r in s.ladder
                 ],
             )
-        position, k = position + 1, 0
+        at, k = next_in_track(series, position), 0
     return None
 
 
@@ -132,10 +136,11 @@ def _enter_stage(
         item.opened_at = now
         state.items.append(item)
         out.opened.append(item)
-    first = _check_in(stage_plan.check_ins, 0, 0, now, state.id, state.visit)
-    if first is not None:
-        state.items.append(first)
-        out.opened.append(first)
+    for start in track_starts(stage_plan.check_ins):  # each track's contacts run side by side
+        first = _check_in(stage_plan.check_ins, start, 0, now, state.id, state.visit)
+        if first is not None:
+            state.items.append(first)
+            out.opened.append(first)
     if stage_plan.terminal:
         state.status = "completed"
         _close_all(state, out, now, reason="episode completed")
@@ -143,18 +148,26 @@ def _enter_stage(
         timeouts.arm(plan, state, now, out, entering=True)
 
 
-def _close_all(state: EpisodeState, out: Outcome, now: datetime, reason: str, visit: int | None = None) -> None:
-    """End the work of stage visit ``visit`` (all of the episode's, when None): what the person leaves behind."""
-    authorizations.end_of_visit(state, out, now, reason, visit)
+def _close_all(
+    state: EpisodeState, out: Outcome, now: datetime, reason: str, visit: int | None = None, plan: Plan | None = None
+) -> None:
+    """End the work of stage visit ``visit`` (all of the episode's, when None): what the person leaves behind.
+
+    Work and handoffs the pathway says last the episode (``lasts: episode``) stay until met, closed or cancelled.
+    """
+    lasting = outlives_stage(plan, state) if plan is not None and visit is not None else frozenset()
+    authorizations.end_of_visit(state, out, now, reason, visit, keep=lasting)
     kept = authorizations.owned_items(state)  # requested before a move: the move may adopt them
     for item in list(state.items):
-        if item.kind == "alert" or item.id in kept:
+        if item.kind == "alert" or item.id in kept or item.id in lasting:
             continue  # an escalation already raised is delivered whatever the person does next
         if item.kind == "referral" and visit is not None:
             continue  # a social need belongs to the episode, not to the stage it was found in
         if visit is None or item.visit == visit:
             close_item(item, "done" if item.kind == "stay" else "cancelled", reason, state, out)
     for handoff in list(state.handoffs):
+        if handoff.id in lasting:
+            continue
         if visit is None or handoff.visit == visit:
             handoff.status, handoff.business_status, handoff.closed_at = "cancelled", "fulfillment-cancelled", now
             state.handoffs.remove(handoff)
@@ -305,7 +318,7 @@ def _move(
         )
     left = state.stage
     _check_stay(plan, state, now, out)
-    _close_all(state, out, now, reason=f"left {left}", visit=state.visit)
+    _close_all(state, out, now, reason=f"left {left}", visit=state.visit, plan=plan)
     _enter_stage(plan, state, t.target, now, t, out)
     authorizations.end_unadopted(state, out, now, f"left {left}")
     out.moved = (left, t.target)
@@ -329,7 +342,7 @@ def _fall_back(plan: Plan, state: EpisodeState, stage: str, event: Event, now: d
     """The receiver declined: the person goes to the pathway's fallback stage (a new visit, no handoff)."""
     left = state.stage
     _check_stay(plan, state, now, out)
-    _close_all(state, out, now, reason=f"declined: fell back to {stage}", visit=state.visit)
+    _close_all(state, out, now, reason=f"declined: fell back to {stage}", visit=state.visit, plan=plan)
     state.visit += 1
     state.medication_lists = {}
     _enter_stage(plan, state, stage, now, None, out)

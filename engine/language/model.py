@@ -5,6 +5,9 @@ Every class forbids unknown keys, so a typo is an error rather than a silent def
 examples written here are what a designer sees as hover help in an editor. The field types they share live in
 :mod:`engine.language.fields`, the handoff step kinds and built-in events in :mod:`engine.language.builtins`.
 
+What a pathway declares (roles, parameters, facts, events) is :mod:`engine.language.declarations`; the guard
+grammar's classes are :mod:`engine.language.guard_specs`; both are re-exported here.
+
 Semantics that span several parts (unknown references, reachability, ladders) live in
 :mod:`engine.language.semantics`, not here: this module only says what each part may contain.
 """
@@ -13,10 +16,13 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from engine.language.builtins import STEP_KINDS, HandoffStepKind
-from engine.language.fields import LEVEL_HELP, Duration, EventName, FactName, Id, Scalar, Spec
+from engine.language.continuity import LASTS_DESCRIPTION, Lasts, MedicationChangeSpec
+from engine.language.declarations import EventSpec, FactSpec, ParameterSpec, PayloadFieldSpec, RoleSpec
+from engine.language.fields import LEVEL_HELP, Duration, EventName, FactName, Id, Spec
+from engine.language.guard_specs import AllGuard, AnyGuard, FactGuard, Guard, NotGuard
 from engine.language.moments import Anchor, FactRef, SinceGuard
 from engine.language.triggers import TriggerSpec
 
@@ -37,6 +43,7 @@ __all__ = [
     "HandoffSpec",
     "HandoffStepSpec",
     "Ladder",
+    "MedicationChangeSpec",
     "MedicationsSpec",
     "NotGuard",
     "ParameterSpec",
@@ -54,63 +61,6 @@ __all__ = [
     "TaskSpec",
     "TransitionSpec",
 ]
-
-
-class RoleSpec(Spec):
-    """A role that work is assigned or escalated to; a roster maps roles to people outside the pathway."""
-
-    title: str = Field(description="Human title of the role.", examples=["Care coordinator"])
-    description: str | None = Field(None, description="What this role does in the pathway.")
-
-
-class ParameterSpec(Spec):
-    """A duration a program may set per episode at enrollment (e.g. the reentry pre-release window)."""
-
-    description: str = Field(description="What the parameter controls.")
-    default: Duration = Field(description="Value used when enrollment does not set one.", examples=["30d"])
-    min: Duration | None = Field(None, description="Smallest value allowed at enrollment.", examples=["1d"])
-    max: Duration | None = Field(None, description="Largest value allowed at enrollment.", examples=["90d"])
-
-
-class FactSpec(Spec):
-    """A fact about an episode that guards may test; events set it through a payload field of the same name."""
-
-    type: Literal["boolean", "string", "number", "date", "enum"] = Field(
-        description="Kind of value.", examples=["enum"]
-    )
-    values: list[str] | None = Field(
-        None, description="Allowed values when type is enum.", examples=[["commercial", "medicaid"]]
-    )
-    description: str | None = Field(None, description="What the fact means.")
-    min: float | None = Field(None, description="Smallest value of a number; a smaller one is refused on input.")
-    max: float | None = Field(None, description="Largest value of a number; a larger one is refused.", examples=[7])
-
-
-class PayloadFieldSpec(Spec):
-    """One field an event carries. A field named like a declared fact updates that fact."""
-
-    type: Literal["boolean", "string", "number", "date", "enum"] = Field(
-        description="Kind of value.", examples=["string"]
-    )
-    values: list[str] | None = Field(None, description="Allowed values when type is enum.")
-    required: bool = Field(True, description="Whether every event must carry this field.")
-    description: str | None = Field(None, description="What the field means.")
-    min: float | None = Field(None, description="Smallest value of a number; a smaller one is refused on input.")
-    max: float | None = Field(None, description="Largest value of a number; a larger one is refused.", examples=[7])
-
-
-class EventSpec(Spec):
-    """Something that happens to a person that the pathway reacts to (``detox.completed``)."""
-
-    description: str = Field(description="When this event is recorded.", examples=["Detox unit discharges"])
-    payload: dict[FactName, PayloadFieldSpec] = Field(
-        default_factory=dict, description="Fields the event carries, by name."
-    )
-    record_anywhere: bool = Field(
-        False,
-        description="Accepted in every stage: where it triggers no move and meets no work it is still logged and "
-        "sets its facts (an ED return recorded while at the bridge clinic).",
-    )
 
 
 class RungSpec(Spec):
@@ -168,13 +118,23 @@ class TaskSpec(Spec):
     when: Guard | None = Field(
         None, description="Create the task on entry only if this holds then (a re-admission task on a return)."
     )
+    lasts: Lasts = Field("stage", description=LASTS_DESCRIPTION, examples=["episode"])
 
 
 class CheckInSpec(Spec):
     """A recurring contact: every ``every``, with ``window`` to make it, for ``for`` (omit: until the stage ends).
 
-    Series of a stage run one after another: daily for the first 14 days, then weekly.
+    Series of a stage run one after another: daily for the first 14 days, then weekly. Series with different
+    ``track`` names run side by side (weekly therapy, weekly peer contact, monthly medication management), each
+    track's series one after another.
     """
+
+    track: Id | None = Field(
+        None,
+        description="Name of a parallel series: series of one track run in order, tracks run at the same time; "
+        "omit for the stage's single track.",
+        examples=["therapy"],
+    )
 
     every: Duration = Field(description="Cadence.", examples=["1d"])
     window: Duration = Field(description="Time allowed for each contact after it opens.", examples=["12h"])
@@ -232,53 +192,12 @@ class StageSpec(Spec):
     )
     peer_support: PeerSupportSpec | None = Field(None, description="Peer recovery support in this stage.")
     family: FamilySpec | None = Field(None, description="Family involvement in this stage.")
-
-
-class FactGuard(Spec):
-    """A test of one fact; exactly one operator."""
-
-    fact: FactName = Field(description="Declared fact to test.", examples=["insurance"])
-    equals: Scalar | None = Field(None, description="Fact equals this value.")
-    not_equals: Scalar | None = Field(None, description="Fact differs from this value.")
-    in_: list[Scalar] | None = Field(None, alias="in", description="Fact is one of these values.")
-    at_least: float | None = Field(None, description="Numeric fact is at least this.")
-    at_most: float | None = Field(None, description="Numeric fact is at most this.")
-    is_set: bool | None = Field(None, description="Fact has (true) or lacks (false) a value.")
-
-    @model_validator(mode="after")
-    def _one_operator(self) -> FactGuard:
-        ops = [n for n in self.operators() if getattr(self, n) is not None]
-        if len(ops) > 1:  # two conditions on one fact: the designer meant both
-            both = [f"{{ fact: {self.fact}, {op.rstrip('_')}: ... }}" for op in ops]
-            raise ValueError(f"a fact test has one operator; to test all of them: all: [{', '.join(both)}]")
-        if len(ops) != 1:
-            raise ValueError("a fact test needs exactly one of equals, not_equals, in, at_least, at_most, is_set")
-        return self
-
-    @staticmethod
-    def operators() -> tuple[str, ...]:
-        return ("equals", "not_equals", "in_", "at_least", "at_most", "is_set")
-
-
-class AllGuard(Spec):
-    """True when every condition is true."""
-
-    all: list[Guard] = Field(min_length=1, description="Conditions that must all hold.")
-
-
-class AnyGuard(Spec):
-    """True when at least one condition is true."""
-
-    any: list[Guard] = Field(min_length=1, description="Conditions of which one must hold.")
-
-
-class NotGuard(Spec):
-    """True when the condition is false."""
-
-    not_: Guard = Field(alias="not", description="Condition that must not hold.")
-
-
-Guard = FactGuard | AllGuard | AnyGuard | NotGuard | SinceGuard
+    requires_medication: list[str] = Field(
+        default_factory=list,
+        description="Medications (declared in medications) the receiving list must hold whenever lists are "
+        "compared in this stage; one missing is a critical discrepancy, whatever the sending list says.",
+        examples=[["buprenorphine"]],
+    )
 
 
 class ReceiverSpec(Spec):
@@ -349,6 +268,7 @@ class HandoffSpec(Spec):
         examples=[["care-coordinator", "supervisor"]],
     )
     fallback: Id | None = Field(None, description="Stage to go to if the receiver declines.")
+    lasts: Lasts = Field("stage", description=LASTS_DESCRIPTION, examples=["episode"])
 
 
 class ReconcileSpec(Spec):
@@ -373,6 +293,14 @@ class TransitionSpec(TriggerSpec):
     description: str | None = Field(None, description="Why this move exists.")
     handoff: HandoffSpec | None = Field(None, description="Transfer of care to another provider.")
     reconcile: ReconcileSpec | None = Field(None, description="Medication reconciliation at this move.")
+    medication_changes: list[MedicationChangeSpec] = Field(
+        default_factory=list, description="Switches this move intends; reconciliation records them as intentional."
+    )
+    requires_medication: list[str] = Field(
+        default_factory=list,
+        description="Medications (declared in medications) the receiving list must hold after this move.",
+        examples=[["buprenorphine"]],
+    )
 
     @property
     def sources(self) -> tuple[str, ...]:

@@ -130,9 +130,7 @@ Data = dict[str, Any]
 
 def _anchor(anchor: Anchor | None) -> Data:
     """The plan fields of a deadline's ``from``: an event's name or a date fact's."""
-    if anchor is None:
-        return {}
-    return {"from_fact": anchor.fact} if isinstance(anchor, FactRef) else {"from_event": anchor}
+    return {"from_fact": anchor.fact} if isinstance(anchor, FactRef) else {"from_event": anchor} if anchor else {}
 
 
 def _by_due(work: list[Data]) -> list[Data]:
@@ -209,6 +207,7 @@ class _Compiler:
                 t.done_on,
                 self.rungs(t),
                 only_if=t.when,
+                lasts=t.lasts,
                 **_anchor(t.from_),
             )
             for t in stage.on_entry
@@ -255,6 +254,7 @@ class _Compiler:
             "entry_work": _by_due(work),
             "check_ins": self.check_ins(stage),
             "before_leaving": stage.before_leaving,
+            "requires_medication": stage.requires_medication,
         }
 
     def stay(self, stage: StageSpec, longest: timedelta | ParamRef, escalate: list[RungSpec]) -> Data:
@@ -301,11 +301,12 @@ class _Compiler:
 
     def check_ins(self, stage: StageSpec) -> list[Data]:
         out: list[Data] = []
-        starts = timedelta(0)
-        last = len(stage.check_ins) - 1
+        starts: dict[str, timedelta] = {}  # per track: series of a track follow one another
+        tracks = [series.track or "" for series in stage.check_ins]
         for k, series in enumerate(stage.check_ins):
+            track = tracks[k]
             span = self.optional(series.for_)
-            if span is None and k != last:
+            if span is None and track in tracks[k + 1 :]:
                 raise PlanError(f"stage '{stage.id}': only the last check-in series may omit 'for'")
             window = self.duration(series.window)
             ladder = self.ladder(self.rungs(series), window) or [{"index": 0, "at": window, "to": series.owner}]
@@ -315,13 +316,14 @@ class _Compiler:
                     "owner": series.owner,
                     "every": self.duration(series.every),
                     "window": window,
-                    "starts": starts,
+                    "starts": starts.get(track, timedelta(0)),
                     "span": span,
                     "done_on": series.done_on,
                     "ladder": ladder,
+                    "track": track,
                 }
             )
-            starts += span or timedelta(0)
+            starts[track] = starts.get(track, timedelta(0)) + (span or timedelta(0))
         return out
 
     def transition(self, index: int, t: TransitionSpec) -> Data:
@@ -339,6 +341,7 @@ class _Compiler:
                 "consent_purpose": handoff.consent_purpose,
                 "re_engage_within": self.optional(handoff.re_engage_within),
                 "fallback": handoff.fallback,
+                "lasts": handoff.lasts,
             }
             for step in handoff.steps:
                 kind = STEPS_BY_KIND[step.kind]
@@ -411,4 +414,6 @@ class _Compiler:
             "guard": t.when,
             "handoff": plan,
             "work": _by_due(work),
+            "medication_changes": [c.model_dump() for c in t.medication_changes],
+            "requires_medication": t.requires_medication,
         }

@@ -54,7 +54,8 @@ def _label(*lines: str) -> str:
 
 
 def _stage_node(stage: StagePlan) -> str:
-    label = _label(stage.name, f"ASAM {stage.level}" if stage.level else "")
+    required = f"requires {', '.join(stage.requires_medication)}" if stage.requires_medication else ""
+    label = _label(stage.name, f"ASAM {stage.level}" if stage.level else "", required)
     return f"{node_id(stage.id)}([{label}])" if stage.terminal else f"{node_id(stage.id)}[{label}]"
 
 
@@ -67,8 +68,10 @@ def _transition(t: TransitionPlan) -> list[str]:
     heading = ""
     if t.handoff:
         h = t.handoff
-        heading = f"handoff: {h.program} ({h.mode})"
-    body = [heading, *(_work_line(w) for w in t.work)]
+        heading = f"handoff: {h.program} ({h.mode}" + (", lasts the episode)" if h.lasts == "episode" else ")")
+    meds = [f"switch: {c.stop or '-'} → {c.start or '-'}" for c in t.medication_changes]
+    meds += [f"requires {', '.join(t.requires_medication)}"] if t.requires_medication else []
+    body = [heading, *(_work_line(w) for w in t.work), *meds]
     out = [f"  {move}{{{{{_label(*body)}}}}}" if t.handoff else f"  {move}[/{_label(*body)}/]"]
     out += [f"  {node_id(s)} -->|{_label(trigger)}| {move}" for s in t.sources]
     out.append(f"  {move} --> {target}")

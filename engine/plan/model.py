@@ -24,6 +24,7 @@ __all__ = [
     "STAY_DONE_ON",
     "CheckInSeriesPlan",
     "HandoffPlan",
+    "MedicationChangePlan",
     "Plan",
     "RungPlan",
     "StagePlan",
@@ -93,6 +94,9 @@ class WorkPlan(_Frozen):
         """The moment the deadline counts from, as people read it (None: the trigger)."""
         return self.from_event or self.from_fact
 
+    #: ``episode``: leaving the stage it was opened in does not cancel it (:mod:`engine.language.continuity`).
+    lasts: Literal["stage", "episode"] = "stage"
+
 
 class CheckInSeriesPlan(_Frozen):
     """Recurring contacts: occurrence k opens at ``starts + k*every`` and is due ``window`` later.
@@ -111,6 +115,30 @@ class CheckInSeriesPlan(_Frozen):
     span: timedelta | None
     done_on: str
     ladder: tuple[RungPlan, ...] = ()
+    #: Series of one track follow one another; tracks run side by side ("" is the stage's unnamed track).
+    track: str = ""
+
+
+def next_in_track(series: tuple[CheckInSeriesPlan, ...], position: int) -> int | None:
+    """The position of the series that follows ``series[position]`` in its track, if any."""
+    track = series[position].track
+    return next((n for n in range(position + 1, len(series)) if series[n].track == track), None)
+
+
+def track_starts(series: tuple[CheckInSeriesPlan, ...]) -> list[int]:
+    """The position of each track's first series, in file order: where a stage visit's contacts begin."""
+    first: dict[str, int] = {}
+    for n, s in enumerate(series):
+        first.setdefault(s.track, n)
+    return list(first.values())
+
+
+class MedicationChangePlan(_Frozen):
+    """A switch a move intends (``stop`` and/or ``start``, declared medication names), documented by ``reason``."""
+
+    stop: str | None
+    start: str | None
+    reason: str
 
 
 class HandoffPlan(_Frozen):
@@ -129,6 +157,8 @@ class HandoffPlan(_Frozen):
     re_engagement: WorkPlan | None = None
     #: Roles alerted at once when the handoff goes wrong (no-show, declined...); empty: the built-in default.
     alert_to: tuple[str, ...] = ()
+    #: ``episode``: the handoff and its deadlines outlive the stage it led to, until its loop closes or it is cancelled.
+    lasts: Literal["stage", "episode"] = "stage"
 
 
 class StagePlan(_Frozen):
@@ -143,6 +173,8 @@ class StagePlan(_Frozen):
     entry_work: tuple[WorkPlan, ...]
     check_ins: tuple[CheckInSeriesPlan, ...]
     before_leaving: tuple[str, ...]
+    #: Medications the receiving list must hold whenever lists are compared in this stage.
+    requires_medication: tuple[str, ...] = ()
 
 
 class TransitionPlan(_Frozen):
@@ -182,6 +214,9 @@ class TransitionPlan(_Frozen):
         if self.on_handoff:
             return "when the handoff is " + " or ".join(self.on_handoff)
         return "on " + " or ".join(self.on_events)
+
+    medication_changes: tuple[MedicationChangePlan, ...] = ()
+    requires_medication: tuple[str, ...] = ()
 
 
 class Plan(_Frozen):

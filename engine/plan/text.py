@@ -2,7 +2,8 @@
 
 The table walks the plan in the order an episode meets it: the work scheduled on enrollment, then each
 transition with everything it starts (its own work and the target stage's entry work, by deadline, each with
-its escalation rungs), then each stage's stay limits and check-in series, then the referrals a social need
+its escalation rungs, its planned medication changes and required medications), then each stage's stay limits,
+required medications and check-in series (with their parallel tracks), then the referrals a social need
 starts. Offsets count from the trigger: the transition, entering the stage, or the need being identified.
 """
 
@@ -16,7 +17,7 @@ from engine.language.durations import show_duration
 from engine.language.guards import describe
 
 if TYPE_CHECKING:
-    from engine.plan.model import CheckInSeriesPlan, Plan, StagePlan, TransitionPlan, WorkPlan
+    from engine.plan.model import CheckInSeriesPlan, MedicationChangePlan, Plan, StagePlan, TransitionPlan, WorkPlan
 
 __all__ = ["plan_json", "plan_table"]
 
@@ -45,13 +46,16 @@ def plan_table(plan: Plan) -> str:
             extra = [_re_engagement(h.re_engagement) if h.re_engagement else ""]
             extra.append(f"declined -> {h.fallback}" if h.fallback else "")
             extra.append(f"goes wrong -> {', '.join(h.alert_to)} at once" if h.alert_to else "")
+            extra.append("lasts the episode" if h.lasts == "episode" else "")
             if any(extra):
                 out.append("  " + "; ".join(e for e in extra if e))
+        out += _medication_lines(t.medication_changes, t.requires_medication)
         out += _work_table(plan.schedule(t))
     for stage in plan.stages.values():
         out += ["", _stage_heading(stage)]
         if stage.before_leaving:
             out.append(f"  before leaving: {', '.join(stage.before_leaving)}")
+        out += _medication_lines((), stage.requires_medication)
         if stage.check_ins:
             out += _check_in_table(stage.check_ins)
     if plan.referrals:
@@ -86,8 +90,21 @@ def _stage_heading(stage: StagePlan) -> str:
     return ", ".join(parts)
 
 
+def _medication_lines(changes: Iterable[MedicationChangePlan], required: Sequence[str]) -> list[str]:
+    """A move's planned switches (documented as intentional) and the medications the receiving list must hold."""
+    out = []
+    for c in changes:
+        what = ", ".join(p for p in (f"stop {c.stop}" if c.stop else "", f"start {c.start}" if c.start else "") if p)
+        out.append(f"  planned change: {what} ({c.reason})")
+    if required:
+        out.append(f"  requires on the receiving list: {', '.join(required)}")
+    return out
+
+
 def _notes(w: WorkPlan) -> str:
     notes = [f"{k}={v}" for k, v in w.match.items()]
+    if w.lasts == "episode":
+        notes.append("lasts the episode")
     if w.every is not None:
         notes.append(f"every {show_duration(w.every)}")
     if w.consent_purpose:
@@ -112,13 +129,15 @@ def _work_table(work: Iterable[WorkPlan]) -> list[str]:
     return _table(_HEADER, rows) if rows else ["  (no work)"]
 
 
-def _check_in_table(series: Iterable[CheckInSeriesPlan]) -> list[str]:
+def _check_in_table(series: Sequence[CheckInSeriesPlan]) -> list[str]:
+    tracks = any(s.track for s in series)  # parallel tracks: say which series runs in which
     rows = []
     for s in series:
         ladder = ", ".join(f"+{show_duration(r.at - s.window)} -> {r.to}" for r in s.ladder)
         span = show_duration(s.span) if s.span is not None else "until left"
         rows.append(
             (
+                *((s.track or "-",) if tracks else ()),
                 show_duration(s.starts),
                 show_duration(s.every),
                 show_duration(s.window),
@@ -128,7 +147,8 @@ def _check_in_table(series: Iterable[CheckInSeriesPlan]) -> list[str]:
                 ladder,
             )
         )
-    return _table(("starts", "every", "window", "for", "owner", "done on", "missed window"), rows)
+    header = ("starts", "every", "window", "for", "owner", "done on", "missed window")
+    return _table((("track",) if tracks else ()) + header, rows)
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:

@@ -8,9 +8,10 @@ places each finding in the file. Messages are short and lowercase, and name what
 Checks, in the order they run: identities, ASAM level codes (:mod:`.levels`), references (:mod:`.references`:
 duplicate ids; stages, roles, tasks, parameters, events, facts, each with "did you mean"; ladder names:
 :mod:`.ladders`), time (:mod:`.timing`: ranges, parameter bounds, cadences, escalation ladders in increasing time),
-facts and guards, check-in series, who hears (:mod:`.alerts`: warm handoffs, deadlines that would alert nobody), and
-the stage graph (:mod:`.graph`: reachability, ways out, terminal stages, transitions that can never fire). Where
-each kind of value appears is :mod:`.walk`'s.
+facts and guards, check-in series, parallel check-in tracks and medication rules of moves and stages
+(:mod:`.medications`), who hears (:mod:`.alerts`: warm handoffs, deadlines that would alert nobody), and the stage
+graph (:mod:`.graph`: reachability, ways out, terminal stages, transitions that can never fire). Where each kind of
+value appears is :mod:`.walk`'s.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from engine.language.semantics.bounds import check_bounds
 from engine.language.semantics.graph import check_dead_transitions, check_graph
 from engine.language.semantics.ladders import check_ladder_references
 from engine.language.semantics.levels import check_levels
+from engine.language.semantics.medications import check_check_in_tracks, check_medication_rules
 from engine.language.semantics.references import (
     check_event_lists,
     check_events,
@@ -58,6 +60,8 @@ CHECKS: tuple[Callable[[PathwaySpec], Iterable[Finding]], ...] = (
     check_bounds,
     check_guards,
     check_check_ins,
+    check_check_in_tracks,
+    check_medication_rules,
     check_handoffs,
     check_nobody_alerted,
     check_graph,

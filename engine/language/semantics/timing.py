@@ -68,10 +68,10 @@ def check_durations(spec: PathwaySpec) -> Iterator[Finding]:
 
 def check_check_ins(spec: PathwaySpec) -> Iterator[Finding]:
     for i, stage in enumerate(spec.stages):
-        last = len(stage.check_ins) - 1
+        tracks = [series.track or "" for series in stage.check_ins]
         for j, series in enumerate(stage.check_ins):
             at: Path = ("stages", i, "check_ins", j)
-            if series.for_ is None and j != last:
+            if series.for_ is None and tracks[j] in tracks[j + 1 :]:  # a later series of its track never starts
                 yield Finding(at, "only the last check-in series may omit 'for'")
             every, window = resolve(spec, series.every), resolve(spec, series.window)
             if every is not None and every <= timedelta(0):
