@@ -178,3 +178,25 @@ def test_parameters_in_months() -> None:
     assert plan.stages["detox"].check_ins[0].every == MonthSpan(1)
     d["parameters"]["follow_up"]["min"] = "2mo"
     assert [f.message for f in findings(d)] == ["default 1mo is below min 2mo"]
+
+
+def test_re_engage_within_cannot_be_in_months() -> None:
+    d = doc()
+    d["transitions"][0]["handoff"]["re_engage_within"] = "1mo"
+    assert [(f.path, f.message) for f in findings(d)] == [
+        (
+            ("transitions", 0, "handoff", "re_engage_within"),
+            "re_engage_within cannot be in calendar months; write days (e.g. 30d)",
+        )
+    ]
+
+
+def test_a_time_guard_in_months_counts_calendar_months() -> None:
+    from engine.language.guards import evaluate, possible_from
+    from engine.language.moments import SinceGuard
+
+    guard = SinceGuard.model_validate({"since": "detox.completed", "at_least": "1mo"})
+    times = {"detox.completed": at(2026, 1, 31)}
+    assert not evaluate(guard, {}, now=at(2026, 2, 27), times=times)
+    assert evaluate(guard, {}, now=at(2026, 2, 28), times=times)
+    assert possible_from(guard, {}, times) == at(2026, 2, 28)
