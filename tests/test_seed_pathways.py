@@ -14,10 +14,11 @@ from typing import Any
 import pytest
 import yaml
 
-from engine.language.durations import parse_duration
+from engine.language.durations import parse_span
 from engine.language.fields import ParamRef
 from engine.language.ladders import rungs
 from engine.language.model import FactGuard, PathwaySpec, StageSpec, TransitionSpec
+from engine.language.spans import Span
 from engine.plan.build import compile_plan
 from engine.plan.model import Plan
 
@@ -26,8 +27,8 @@ SEEDS = ("detox-to-aftercare.yaml", "reentry.yaml", "pregnancy-postpartum.yaml")
 MOUD = {"buprenorphine": "1819", "methadone": "6813", "naltrexone": "7243"}
 
 
-def d(text: str) -> timedelta:
-    return parse_duration(text)
+def d(text: str) -> Span:
+    return parse_span(text)
 
 
 def _spec(name: str) -> PathwaySpec:
@@ -194,14 +195,14 @@ def test_relapse_steps_back_up_to_a_higher_level(detox: PathwaySpec, stage: str)
 
 def test_aftercare_cadence_is_weekly_then_biweekly_with_monthly_medication_management(detox: PathwaySpec) -> None:
     aftercare = _stage(detox, "aftercare")
-    tracks: dict[str | None, list[tuple[timedelta, timedelta | None]]] = {}
+    tracks: dict[str | None, list[tuple[Span, Span | None]]] = {}
     for s in aftercare.check_ins:  # parallel tracks, each with its own series in order
         tracks.setdefault(s.track, []).append((s.every, s.for_))
     assert tracks["therapy"] == [(d("1w"), d("12w")), (d("2w"), None)]  # therapy weekly to biweekly
     assert tracks["peer"] == [(d("1w"), None)]  # peer support weekly
-    assert tracks["medication"] == [(d("30d"), d("30d")), (d("30d"), None)]  # first within 30 days, then monthly
+    assert tracks["medication"] == [(d("1mo"), d("1mo")), (d("1mo"), None)]  # first within a month, then monthly
     first = next(s for s in aftercare.check_ins if s.track == "medication")
-    assert first.owner == "prescriber" and first.window == d("30d")
+    assert first.owner == "prescriber" and first.window == d("1mo")
     assert aftercare.peer_support is not None and aftercare.peer_support.first_contact_within == d("7d")
 
 
@@ -361,7 +362,7 @@ def test_pregnancy_handoffs_to_the_hospital_and_back_outlive_their_stages(pregna
 
 def test_postpartum_year_runs_peer_therapy_and_medication_contacts_side_by_side(pregnancy: PathwaySpec) -> None:
     year = _stage(pregnancy, "postpartum-year")
-    assert {s.track: s.every for s in year.check_ins} == {"peer": d("1w"), "therapy": d("2w"), "medication": d("4w")}
+    assert {s.track: s.every for s in year.check_ins} == {"peer": d("1w"), "therapy": d("2w"), "medication": d("1mo")}
     assert year.expected_duration is not None and year.expected_duration.min == d("46w")  # to 12 months postpartum
 
 

@@ -361,7 +361,7 @@ def test_a_stay_ladder_is_checked_like_any_other() -> None:
         ),
         error(
             ("stages", 0, "expected_duration", "escalate", 1, "after"),
-            "after 0h is not later than the rung before (24h)",
+            "after 0h is not later than the rung before (1d)",
         ),
     ]
 
@@ -391,7 +391,7 @@ def test_min_greater_than_a_parameter_max_shows_the_parameter() -> None:
     doc = base()
     doc["stages"][1]["expected_duration"]["min"] = "6w"
     assert findings(doc) == [
-        error(("stages", 1, "expected_duration", "max"), "max residential_max (30d) is less than min 42d")
+        error(("stages", 1, "expected_duration", "max"), "max residential_max (30d) is less than min 6w")
     ]
 
 
@@ -404,7 +404,7 @@ def test_escalation_ladder_must_increase() -> None:
         {"after": "3d", "to": "supervisor"},
     ]
     assert findings(doc) == [
-        error(("social_needs", "housing", "escalate", 1, "after"), "after 24h is not later than the rung before (24h)"),
+        error(("social_needs", "housing", "escalate", 1, "after"), "after 1d is not later than the rung before (24h)"),
         error(("social_needs", "housing", "escalate", 2, "after"), "after 12h is not later than the rung before (24h)"),
     ]
 
@@ -422,7 +422,7 @@ def test_parameter_default_outside_its_range() -> None:
 def test_parameter_min_above_max() -> None:
     doc = base()
     doc["parameters"]["residential_max"]["min"] = "9w"
-    assert findings(doc) == [error(("parameters", "residential_max", "max"), "max 60d is less than min 63d")]
+    assert findings(doc) == [error(("parameters", "residential_max", "max"), "max 60d is less than min 9w")]
 
 
 def test_parameter_cannot_name_another_parameter() -> None:
@@ -534,7 +534,7 @@ def test_window_longer_than_cadence_is_a_warning() -> None:
     doc = base()
     doc["stages"][2]["check_ins"][0]["window"] = "36h"
     assert findings(doc) == [
-        warning(("stages", 2, "check_ins", 0, "window"), "window 36h is longer than every 24h; contacts overlap")
+        warning(("stages", 2, "check_ins", 0, "window"), "window 36h is longer than every 1d; contacts overlap")
     ]
 
 

@@ -52,6 +52,7 @@ from engine.episode.state import (
 )
 from engine.errors import EventRejected, quote
 from engine.language.builtins import STEPS_BY_KIND, STEPS_BY_MOVE
+from engine.language.spans import add
 from engine.plan.model import Plan, TransitionPlan, WorkPlan
 
 __all__ = [
@@ -278,7 +279,7 @@ def _open_reengagement(
     rungs = []
     if visit_step is not None:
         rungs = [
-            Rung(id=f"{item_id}#r{r.index}", index=r.index, due_at=due + (r.at - visit_step.due), role=r.to)
+            Rung(id=f"{item_id}#r{r.index}", index=r.index, due_at=add(due, r.at - visit_step.due), role=r.to)
             for r in visit_step.ladder
         ]
     item = WorkItem(

@@ -1,10 +1,9 @@
 """Episode semantics: what enrolling, an event and a due escalation rung do to an episode. Pure: no I/O, no clock.
 
-Each function takes the compiled :class:`~engine.plan.model.Plan`, the episode's current :class:`EpisodeState` (its
-open work only) and ``now``, and returns an :class:`Outcome` listing every change, so the service layer can
-persist it in one transaction and the orchestration layer can schedule or cancel exactly the timers that
-changed. Work item and rung ids are deterministic (episode, stage visit, plan key), which is what makes
-scheduling them idempotent.
+Each function takes the compiled :class:`~engine.plan.model.Plan`, the episode's current :class:`EpisodeState` (its open
+work only) and ``now``, and returns an :class:`Outcome` listing every change, so the service layer can persist it in one
+transaction and the orchestration layer can schedule or cancel exactly the timers that changed. Work item and rung ids
+are deterministic (episode, stage visit, plan key), which is what makes scheduling them idempotent.
 
 Rules:
 - an event must be declared (or built in), carry a valid payload, and be *expected* now: it triggers a
@@ -17,8 +16,8 @@ Rules:
   an authorization requested for this very move (the move adopts it);
 - a stage's expected stay is checked: past ``max`` is a deadline (``s.<stage>.stay``, ended by leaving), shorter
   than ``min`` is flagged on leaving (:attr:`Outcome.short_stay` and the audit trail);
-- a rung escalates only if its item is still open and it is due; the last rung of a missed check-in closes the
-  occurrence and opens the next one, so open-ended series stay one item at a time.
+- a rung escalates only if its item is still open and due; the last rung of a missed check-in closes the occurrence
+  and opens the next one, so open-ended series stay one item at a time. Every deadline is a ``spans.add``.
 """
 
 from __future__ import annotations
@@ -48,6 +47,7 @@ from engine.language.builtins import AUTHORIZATION_EVENTS
 from engine.language.durations import show_duration
 from engine.language.guards import describe, evaluate, possible_from
 from engine.language.moments import OCCURRED_AT, parse_moment
+from engine.language.spans import add, chain
 from engine.plan.model import STAY_DONE_ON, CheckInSeriesPlan, Plan, TransitionPlan, next_in_track, track_starts
 
 #: Work that :mod:`engine.episode.referrals` closes from a handoff's lifecycle, never by event name alone.
@@ -79,13 +79,13 @@ __all__ = [
 def _check_in(
     series: tuple[CheckInSeriesPlan, ...], position: int, k: int, entered: datetime, episode_id: str, visit: int
 ) -> WorkItem | None:
-    """Occurrence ``k`` of series ``position`` (rolling over to its track's next series when a span is used up)."""
+    """Occurrence ``k`` of series ``position`` (after its track's earlier series; rolling over when one is used up)."""
     at: int | None = position
     while at is not None:
         position = at
         s = series[position]
-        if s.span is None or k * s.every < s.span:
-            opens = entered + s.starts + k * s.every
+        opens = add(start := chain(entered, [p.span for p in series[:position] if p.track == s.track]), k * s.every)
+        if s.span is None or opens < add(start, s.span):
             item_id = f"{episode_id}/{visit}/{s.key}/{k}"
             return WorkItem(
                 id=item_id,
@@ -94,12 +94,13 @@ def _check_in(
                 title=f"check-in {k + 1} ({s.owner})",
                 owner=s.owner,
                 opened_at=opens,
-                due_at=opens + s.window,
+                due_at=add(opens, s.window),
                 done_on=s.done_on,
                 visit=visit,
                 occurrence=k,
                 rungs=[
-                    Rung(id=f"{item_id}#r{r.index}", index=r.index, due_at=opens + r.at, role=r.to) for r in s.ladder
+                    Rung(id=f"{item_id}#r{r.index}", index=r.index, due_at=add(opens, r.at), role=r.to)
+                    for r in s.ladder
                 ],
             )
         at, k = next_in_track(series, position), 0
@@ -383,8 +384,8 @@ def _check_stay(plan: Plan, state: EpisodeState, now: datetime, out: Outcome) ->
     """Leaving: a stay shorter than the stage's expected ``min`` is flagged (the deadline handles ``max``)."""
     shortest = plan.stages[state.stage].min_stay
     stayed = now - state.stage_entered_at
-    if shortest is not None and stayed < shortest:
-        out.short_stay = shortest
+    if shortest is not None and now < add(state.stage_entered_at, shortest):
+        out.short_stay = add(state.stage_entered_at, shortest) - state.stage_entered_at  # this visit's months
         detail = {"stage": state.stage, "stayed": show_duration(stayed), "min": show_duration(shortest)}
         out.audit.append(("stay.short", detail))
 

@@ -19,6 +19,7 @@ from engine.episode.domain.handoff import HandoffState
 from engine.episode.domain.reconcile import Discrepancy, Medication
 from engine.language.model import Anchor, FactRef
 from engine.language.moments import moment
+from engine.language.spans import add
 from engine.plan.model import WorkPlan
 
 __all__ = [
@@ -267,13 +268,13 @@ def open_work(work: WorkPlan, base: datetime, episode_id: str, visit: int, hando
         title=work.title,
         owner=work.owner,
         opened_at=base,
-        due_at=base + work.due,
+        due_at=add(base, work.due),
         done_on=work.done_on,
         match=dict(work.match),
         visit=visit,
         handoff_id=handoff_id if work.kind in ("handoff-step", "authorization", "consent") else None,
         consent_purpose=work.consent_purpose,
-        rungs=[Rung(id=f"{item_id}#r{r.index}", index=r.index, due_at=base + r.at, role=r.to) for r in work.ladder],
+        rungs=[Rung(id=f"{item_id}#r{r.index}", index=r.index, due_at=add(base, r.at), role=r.to) for r in work.ladder],
     )
 
 

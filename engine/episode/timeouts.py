@@ -14,6 +14,7 @@ from datetime import datetime
 
 from engine.episode.state import EpisodeState, Handoff, Outcome, Rung, WorkItem, close_item
 from engine.language.guards import evaluate
+from engine.language.spans import add
 from engine.plan.model import Plan, TransitionPlan
 
 __all__ = ["TIMER_DONE_ON", "arm", "disarm", "due_move", "handoff_move"]
@@ -37,7 +38,7 @@ def arm(plan: Plan, state: EpisodeState, now: datetime, out: Outcome, *, enterin
             continue
         watched = _watched(state, t, out) if t.on_missed is not None else None
         if t.after is not None:
-            due, what = state.stage_entered_at + t.after, t.trigger()
+            due, what = add(state.stage_entered_at, t.after), t.trigger()
         elif watched is not None:
             due, what = watched.due_at, f"if {t.on_missed} is missed"
         else:

@@ -15,6 +15,7 @@ from typing import Any
 from engine.language.durations import show_duration
 from engine.language.model import AllGuard, AnyGuard, FactGuard, Guard, NotGuard, SinceGuard
 from engine.language.moments import anchor_name, moment
+from engine.language.spans import MonthSpan, Span, add
 
 __all__ = ["describe", "evaluate", "fact_tests", "facts_in", "possible_from", "time_tests"]
 
@@ -42,13 +43,12 @@ def _since(test: SinceGuard, facts: Mapping[str, Any], now: datetime | None, tim
     at = moment(test.since, facts, times)
     if at is None or now is None:
         return False
-    elapsed = now - at
     low, high = _bound(test.at_least), _bound(test.at_most)
-    return (low is None or elapsed >= low) and (high is None or elapsed <= high)
+    return (low is None or now >= add(at, low)) and (high is None or now <= add(at, high))
 
 
-def _bound(value: object) -> timedelta | None:
-    return value if isinstance(value, timedelta) else None
+def _bound(value: object) -> Span | None:
+    return value if isinstance(value, timedelta | MonthSpan) else None
 
 
 def possible_from(guard: Guard, facts: Mapping[str, Any], times: Mapping[str, datetime]) -> datetime | None:
@@ -56,7 +56,7 @@ def possible_from(guard: Guard, facts: Mapping[str, Any], times: Mapping[str, da
     the latest of those in an ``all`` whose other parts hold. None when waiting alone will not do."""
     if isinstance(guard, SinceGuard):
         at, low = moment(guard.since, facts, times), _bound(guard.at_least)
-        return at + low if at is not None and low is not None else None
+        return add(at, low) if at is not None and low is not None else None
     if isinstance(guard, AllGuard):
         waits = [possible_from(g, facts, times) for g in guard.all if isinstance(g, SinceGuard)]
         others = [g for g in guard.all if not isinstance(g, SinceGuard)]

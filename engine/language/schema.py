@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import Finding
+from engine.language.durations import months_problem
 from engine.language.positions import KeyFinding
 from engine.language.suggest import hint as did_you_mean
 
@@ -175,17 +176,31 @@ def _explain(error: ValidationError) -> list[Finding]:
     if keyword == "additionalProperties":
         known = list(schema.get("properties", {}))
         return [
-            KeyFinding((*path, key), f"unexpected field '{key}'{did_you_mean(key, known)}")
+            KeyFinding(
+                (*path, key), f"unexpected field '{key}'{did_you_mean(key, known) or _comma_hint(instance, key)}"
+            )
             for key in instance
             if key not in known
         ]
     return [Finding(path, _value_message(error, schema, instance))]
 
 
+def _comma_hint(mapping: dict[str, Any], key: str) -> str:
+    """A key with no value right after a text (``{ description: Call, then write }``) is most often the rest of
+    that text, cut by an unquoted comma in a flow mapping."""
+    keys = list(mapping)
+    before = keys[keys.index(key) - 1] if keys.index(key) else None
+    if mapping[key] is not None or before is None or not isinstance(mapping[before], str):
+        return ""
+    return f"; if it is the rest of the {before}, quote the {before}: a comma inside {{ }} ends the value"
+
+
 def _value_message(error: ValidationError, schema: dict[str, Any], instance: Any) -> str:
     keyword, expected = error.validator, error.validator_value
     if keyword == "pattern":
         hint = schema.get("x-error")
+        if hint and (months := months_problem(instance)):
+            return months
         return f"{_show(instance)} {hint}" if hint else f"{_show(instance)} does not match {expected}"
     if keyword == "enum":
         choices = ", ".join(_show(choice) for choice in expected)

@@ -17,6 +17,7 @@ from engine.language.durations import show_duration
 from engine.language.fields import ParamRef, Spec
 from engine.language.ladders import rungs
 from engine.language.model import Anchor, FactRef, HandoffSpec, PathwaySpec, RungSpec, StageSpec, TransitionSpec
+from engine.language.spans import MonthSpan, Span, nominal
 from engine.plan.model import STAY_DONE_ON, Plan, WorkKind
 
 __all__ = ["compile_plan"]
@@ -26,7 +27,7 @@ def compile_plan(spec: PathwaySpec, params: dict[str, timedelta] | None = None) 
     """Compile a validated pathway spec into a :class:`Plan`, resolving parameters (defaults if not given).
 
     ``params`` overrides parameter defaults for one episode; an unknown name or a value outside the parameter's
-    ``min``/``max`` raises :class:`PlanError`. The spec is expected to have passed
+    ``min``/``max`` (months by a mean month) raises :class:`PlanError`. The spec is expected to have passed
     :func:`engine.language.semantics.check`.
     """
     values = _parameters(spec, params or {})
@@ -75,19 +76,19 @@ def compile_plan(spec: PathwaySpec, params: dict[str, timedelta] | None = None) 
     )
 
 
-def _parameters(spec: PathwaySpec, given: dict[str, timedelta]) -> dict[str, timedelta]:
+def _parameters(spec: PathwaySpec, given: dict[str, timedelta]) -> dict[str, Span]:
     unknown = sorted(set(given) - set(spec.parameters))
     if unknown:
         known = ", ".join(sorted(spec.parameters)) or "none"
         raise PlanError(f"unknown parameter '{unknown[0]}' (known: {known})")
-    out: dict[str, timedelta] = {}
+    out: dict[str, Span] = {}
     for name, param in spec.parameters.items():
-        value = given.get(name, param.default)
-        if not isinstance(value, timedelta):
+        value: Span | ParamRef = given.get(name, param.default)
+        if not isinstance(value, timedelta | MonthSpan):
             raise PlanError(f"parameter '{name}' is not a duration: {value!r}")
-        if isinstance(param.min, timedelta) and value < param.min:
+        if not isinstance(param.min, ParamRef | None) and nominal(value) < nominal(param.min):
             raise PlanError(f"parameter '{name}' is {show_duration(value)}, below its min {show_duration(param.min)}")
-        if isinstance(param.max, timedelta) and value > param.max:
+        if not isinstance(param.max, ParamRef | None) and nominal(value) > nominal(param.max):
             raise PlanError(f"parameter '{name}' is {show_duration(value)}, above its max {show_duration(param.max)}")
         out[name] = value
     return out
@@ -134,7 +135,7 @@ def _anchor(anchor: Anchor | None) -> Data:
 
 
 def _by_due(work: list[Data]) -> list[Data]:
-    return sorted(work, key=lambda w: (w["due"], w["key"]))
+    return sorted(work, key=lambda w: (nominal(w["due"]), w["key"]))
 
 
 class _Compiler:
@@ -143,12 +144,12 @@ class _Compiler:
     It builds dicts and lets one ``Plan.model_validate`` at the end build and check every model at once.
     """
 
-    def __init__(self, spec: PathwaySpec, params: dict[str, timedelta]) -> None:
+    def __init__(self, spec: PathwaySpec, params: dict[str, Span]) -> None:
         self.spec = spec
         self.params = params
         self.keys: set[str] = set()
 
-    def duration(self, value: timedelta | ParamRef) -> timedelta:
+    def duration(self, value: Span | ParamRef) -> Span:
         if isinstance(value, ParamRef):
             try:
                 return self.params[value.param]
@@ -156,7 +157,7 @@ class _Compiler:
                 raise PlanError(f"unknown parameter '{value.param}'") from None
         return value
 
-    def optional(self, value: timedelta | ParamRef | None) -> timedelta | None:
+    def optional(self, value: Span | ParamRef | None) -> Span | None:
         return None if value is None else self.duration(value)
 
     def key(self, key: str) -> str:
@@ -169,7 +170,7 @@ class _Compiler:
         """The rungs of ``part.<field>``: written out, named under ``ladders``, or the default ladder."""
         return rungs(self.spec, part, field)
 
-    def ladder(self, ladder: list[RungSpec], start: timedelta) -> list[Data]:
+    def ladder(self, ladder: list[RungSpec], start: Span) -> list[Data]:
         return [{"index": k, "at": start + self.duration(r.after), "to": r.to} for k, r in enumerate(ladder)]
 
     def work(
@@ -178,7 +179,7 @@ class _Compiler:
         kind: WorkKind,
         title: str,
         owner: str | None,
-        due: timedelta | ParamRef,
+        due: Span | ParamRef,
         done_on: str,
         escalate: list[RungSpec],
         **extra: Any,
@@ -257,7 +258,7 @@ class _Compiler:
             "requires_medication": stage.requires_medication,
         }
 
-    def stay(self, stage: StageSpec, longest: timedelta | ParamRef, escalate: list[RungSpec]) -> Data:
+    def stay(self, stage: StageSpec, longest: Span | ParamRef, escalate: list[RungSpec]) -> Data:
         """A stay past ``max`` is a missed deadline like any other; with no ladder, the stage's owner hears at max."""
         due = self.duration(longest)
         work = self.work(
@@ -277,9 +278,9 @@ class _Compiler:
         """Re-engagement after a no-show, due ``re_engage_within`` after it; by default the receiving role owns it
         and its ladder is the visit-kept step's, counted from the new deadline (``re_engage_escalate`` replaces it).
         """
-        if handoff.re_engage_within is None:
+        due = self.optional(handoff.re_engage_within)
+        if due is None:
             return None
-        due = self.duration(handoff.re_engage_within)
         written = "re_engage_escalate" in handoff.model_fields_set
         kept = next((w for w in steps if w["done_on"] == STEPS_BY_KIND["visit-kept"].event), None)
         if written or kept is None:
@@ -301,7 +302,7 @@ class _Compiler:
 
     def check_ins(self, stage: StageSpec) -> list[Data]:
         out: list[Data] = []
-        starts: dict[str, timedelta] = {}  # per track: series of a track follow one another
+        starts: dict[str, Span] = {}  # per track: series of a track follow one another
         tracks = [series.track or "" for series in stage.check_ins]
         for k, series in enumerate(stage.check_ins):
             track = tracks[k]
@@ -339,7 +340,7 @@ class _Compiler:
                 "mode": handoff.mode,
                 "introduced_by": handoff.introduced_by,
                 "consent_purpose": handoff.consent_purpose,
-                "re_engage_within": self.optional(handoff.re_engage_within),
+                "re_engage_within": self.optional(handoff.re_engage_within),  # never months (semantics)
                 "fallback": handoff.fallback,
                 "lasts": handoff.lasts,
             }

@@ -18,7 +18,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from engine.language.durations import show_duration as _show
+from engine.language.fields import PlanSpan
 from engine.language.model import Guard
+from engine.language.spans import nominal
 
 __all__ = [
     "STAY_DONE_ON",
@@ -58,7 +60,7 @@ class RungPlan(_Frozen):
     """An escalation rung: at ``at`` after the trigger (deadline + rung's ``after``), alert role ``to``."""
 
     index: int
-    at: timedelta
+    at: PlanSpan
     to: str
 
 
@@ -73,13 +75,13 @@ class WorkPlan(_Frozen):
     kind: WorkKind
     title: str
     owner: str | None
-    due: timedelta
+    due: PlanSpan
     done_on: str
     match: dict[str, str] = {}
     ladder: tuple[RungPlan, ...] = ()
     consent_purpose: str | None = None
     #: Recurring work (family updates): once met or missed, the next one is due ``every`` later.
-    every: timedelta | None = None
+    every: PlanSpan | None = None
     #: No work is needed when this guard holds over the episode facts (authorization ``unless``, e.g. self-pay).
     skip_if: Guard | None = None
     #: Roles alerted at once on a critical discrepancy (medication reconciliation).
@@ -109,10 +111,10 @@ class CheckInSeriesPlan(_Frozen):
 
     key: str
     owner: str
-    every: timedelta
-    window: timedelta
-    starts: timedelta
-    span: timedelta | None
+    every: PlanSpan
+    window: PlanSpan
+    starts: PlanSpan
+    span: PlanSpan | None
     done_on: str
     ladder: tuple[RungPlan, ...] = ()
     #: Series of one track follow one another; tracks run side by side ("" is the stage's unnamed track).
@@ -168,8 +170,8 @@ class StagePlan(_Frozen):
     name: str
     level: str | None
     terminal: bool
-    min_stay: timedelta | None
-    max_stay: timedelta | None
+    min_stay: PlanSpan | None
+    max_stay: PlanSpan | None
     entry_work: tuple[WorkPlan, ...]
     check_ins: tuple[CheckInSeriesPlan, ...]
     before_leaving: tuple[str, ...]
@@ -191,7 +193,7 @@ class TransitionPlan(_Frozen):
     events: tuple[str, ...] = ()
     #: A move on what did not happen (``event`` is then empty): a stay this long, a deadline missed (an entry
     #: task's id or a handoff step's kind), or the handoff into the stage ending so (declined, no-show, failed).
-    after: timedelta | None = None
+    after: PlanSpan | None = None
     on_missed: str | None = None
     on_handoff: tuple[str, ...] = ()
 
@@ -227,7 +229,7 @@ class Plan(_Frozen):
     title: str
     description: str
     initial_stage: str
-    parameters: dict[str, timedelta]
+    parameters: dict[str, PlanSpan]
     stages: dict[str, StagePlan]
     transitions: tuple[TransitionPlan, ...]
     events: dict[str, dict[str, Any]]
@@ -246,4 +248,4 @@ class Plan(_Frozen):
     def schedule(self, transition: TransitionPlan) -> list[WorkPlan]:
         """All work a transition starts (its own and the target stage's entry work), ordered by deadline."""
         work = list(transition.work) + list(self.stages[transition.target].entry_work)
-        return sorted(work, key=lambda w: (w.due, w.key))
+        return sorted(work, key=lambda w: (nominal(w.due), w.key))

@@ -8,13 +8,14 @@ an illegal move raises :class:`~engine.errors.EventRejected` and changes nothing
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict
 
 from engine.episode.domain.effects import Effect, Escalate, StepMet
 from engine.errors import EventRejected
+from engine.language.spans import Span, add
 
 __all__ = [
     "AUTHORIZATION_ACTIONS",
@@ -53,9 +54,9 @@ _AUTH_MOVES: dict[str, tuple[tuple[str, ...], AuthorizationStatus]] = {
 }
 
 
-def open_authorization(auth_id: str, now: datetime, within: timedelta) -> AuthorizationState:
+def open_authorization(auth_id: str, now: datetime, within: Span) -> AuthorizationState:
     """An authorization requested at ``now``, decided by ``now + within``."""
-    return AuthorizationState(id=auth_id, requested_at=now, due_at=now + within)
+    return AuthorizationState(id=auth_id, requested_at=now, due_at=add(now, within))
 
 
 def authorization_move(
@@ -64,7 +65,7 @@ def authorization_move(
     now: datetime,
     *,
     reason: str | None = None,
-    within: timedelta | None = None,
+    within: Span | None = None,
 ) -> tuple[AuthorizationState, list[Effect]]:
     """``approve``, ``deny`` (reason required) or ``request`` again after a denial (``within`` required).
 
@@ -86,7 +87,13 @@ def authorization_move(
         if within is None:
             raise EventRejected(f"authorization {state.id}: 'request' needs a decision deadline")
         new = state.model_copy(
-            update={"status": target, "requested_at": now, "due_at": now + within, "decided_at": None, "reason": None}
+            update={
+                "status": target,
+                "requested_at": now,
+                "due_at": add(now, within),
+                "decided_at": None,
+                "reason": None,
+            }
         )
         return new, []
     new = state.model_copy(update={"status": target, "decided_at": now, "reason": reason})

@@ -10,11 +10,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import timedelta
 
-from engine.language.durations import show_duration
+from engine.language.durations import said
 from engine.language.fields import ParamRef, Spec
 from engine.language.guards import time_tests
 from engine.language.model import Anchor, Guard, PathwaySpec, RungSpec
 from engine.language.positions import Path
+from engine.language.spans import MonthSpan, Span
 
 __all__ = [
     "anchors",
@@ -105,7 +106,7 @@ def ladder_refs(spec: PathwaySpec) -> Iterator[tuple[Path, str]]:
             yield path, value
 
 
-def durations_in(spec: PathwaySpec) -> Iterator[tuple[Path, timedelta | ParamRef | None]]:
+def durations_in(spec: PathwaySpec) -> Iterator[tuple[Path, Span | ParamRef | None]]:
     """Every duration outside ``parameters`` (those may not name a parameter themselves)."""
     for i, stage in enumerate(spec.stages):
         at: Path = ("stages", i)
@@ -206,13 +207,14 @@ def sources(spec: PathwaySpec, i: int) -> Iterator[tuple[Path, str]]:
             yield ("transitions", i, "from", k), stage
 
 
-def resolve(spec: PathwaySpec, value: timedelta | ParamRef | None) -> timedelta | None:
+def resolve(spec: PathwaySpec, value: Span | ParamRef | None) -> Span | None:
     """A literal duration, or a known parameter's literal default; None when there is nothing to compare."""
     if isinstance(value, ParamRef):
         param = spec.parameters.get(value.param)
         value = param.default if param else None
-    return value if isinstance(value, timedelta) else None
+    return value if isinstance(value, timedelta | MonthSpan) else None
 
 
-def show(value: timedelta | ParamRef, resolved: timedelta) -> str:
-    return f"{value.param} ({show_duration(resolved)})" if isinstance(value, ParamRef) else show_duration(resolved)
+def show(value: Span | ParamRef, resolved: Span) -> str:
+    """A duration in a message, as the designer wrote it (a parameter's name with its default's value)."""
+    return f"{value.param} ({said(resolved)})" if isinstance(value, ParamRef) else said(resolved)
