@@ -1,6 +1,7 @@
 """The worklist in a real browser (Playwright driving Debian's ``chromium``, headless): a coordinator logs in,
 finds the critical episode at the top, acknowledges its escalation and records a contact, and ``carepath status``
-shows both. Screenshots of the worklist and the episode page go to ``docs/`` (synthetic data only).
+shows both. Screenshots of the worklist and the episode page are taken on every run; with
+``CAREPATH_SCREENSHOTS=docs`` they replace the README's in ``docs/`` (synthetic data only).
 
 Skipped, saying why, when no chromium can be found or installed (``apt-get install -y chromium`` as root).
 """
@@ -21,6 +22,8 @@ from engine.cli import main
 playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is in the test extras")
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
+#: Where the screenshots go: ``docs/`` when asked (to refresh the README's), else the test's own folder.
+SHOTS_TO_DOCS = os.environ.get("CAREPATH_SCREENSHOTS") == "docs"
 
 
 def _install_chromium() -> str | None:
@@ -62,8 +65,13 @@ def site(tmp_path: Path) -> Iterator[Site]:
 
 
 def test_a_coordinator_acknowledges_the_critical_episode_and_records_a_contact(
-    chromium: object, site: Site, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    chromium: object,
+    site: Site,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
 ) -> None:
+    shots = DOCS if SHOTS_TO_DOCS else tmp_path
     crit = site.episodes["crit"]
     context = chromium.new_context(viewport={"width": 1400, "height": 900})  # type: ignore[attr-defined]
     page = context.new_page()
@@ -79,8 +87,8 @@ def test_a_coordinator_acknowledges_the_critical_episode_and_records_a_contact(
     assert "CRITICAL" in top.inner_text() and "omission: buprenorphine" in top.inner_text()
     cookie = next(c for c in context.cookies() if c["name"] == "carepath_session")
     assert cookie["httpOnly"] and cookie["secure"] and cookie["sameSite"] == "Strict"
-    DOCS.mkdir(exist_ok=True)
-    page.screenshot(path=str(DOCS / "worklist.png"), full_page=True)
+    shots.mkdir(exist_ok=True)
+    page.screenshot(path=str(shots / "worklist.png"), full_page=True)
 
     top.locator("button", has_text="Acknowledge #1").click()
     page.wait_for_url("**/worklist?done=ack")
@@ -93,7 +101,7 @@ def test_a_coordinator_acknowledges_the_critical_episode_and_records_a_contact(
     page.wait_for_url(f"**/episodes/{crit}")
     body = page.inner_text("main")
     assert "acknowledged by desk-anna" in body and "MOUD restarted by the clinic today" in body
-    page.screenshot(path=str(DOCS / "episode.png"), full_page=True)
+    page.screenshot(path=str(shots / "episode.png"), full_page=True)
     context.close()
 
     for name, value in site.env.items():
