@@ -151,3 +151,18 @@ def test_a_missing_or_misnamed_program_file_is_an_error_at_the_include(tmp_path:
     assert "does not exist" in str(load_pathway(path).diagnostics[0])
     path.write_text(path.read_text().replace("other.program.yaml", "minimal.yaml"))
     assert "name it *.program.yaml" in str(load_pathway(path).diagnostics[0])
+
+
+def test_validate_skips_program_files_in_a_folder_and_checks_one_named(
+    folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from engine.cli import main
+
+    assert main(["validate", str(folder)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("ok ") == 2 and PROGRAM not in out
+    assert main(["validate", str(folder / PROGRAM)]) == 0
+    assert "program (4 roles, 2 ladders)" in capsys.readouterr().out
+    (folder / PROGRAM).write_text("roles:\n  boss: {}\n")
+    assert main(["validate", str(folder / PROGRAM)]) == 1
+    assert f"{PROGRAM}:2:9: error: $.roles.boss: missing required field 'title'" in capsys.readouterr().out

@@ -34,7 +34,16 @@ from engine.language.positions import KeyFinding, Path, SourceMap
 from engine.language.schema import load_schema, validate_document
 from engine.language.source import MAX_BYTES, parse_yaml
 
-__all__ = ["PROGRAM_SUFFIXES", "Origin", "ProgramSpec", "Resolved", "is_program_file", "resolve", "resolved_text"]
+__all__ = [
+    "PROGRAM_SUFFIXES",
+    "Origin",
+    "ProgramSpec",
+    "Resolved",
+    "is_program_file",
+    "load_program",
+    "resolve",
+    "resolved_text",
+]
 
 PROGRAM_SUFFIXES = (".program.yaml", ".program.yml")
 _SHARED = ("roles", "ladders", "default_ladder", "medications")
@@ -125,6 +134,15 @@ def resolve(value: Any, source_map: SourceMap, name: str) -> Resolved:
         if program is not None:
             _fold(out, owners, name, *program)
     return out
+
+
+def load_program(path: str) -> tuple[ProgramSpec | None, list[Diagnostic]]:
+    """A program file checked on its own (``carepath validate shared.program.yaml``): YAML, schema and model; the
+    meaning of its parts (a ladder's roles) is checked in each pathway that includes it."""
+    resolved = resolve({"include": os.path.basename(path)}, SourceMap(), path)
+    if resolved.diagnostics:
+        return None, sorted(resolved.diagnostics)
+    return ProgramSpec.model_validate({k: v for k, v in resolved.value.items() if k != "include"}), []
 
 
 def resolved_text(pathway: str, resolved: Resolved) -> str:
