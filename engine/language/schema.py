@@ -36,10 +36,10 @@ def load_schema() -> dict[str, Any]:
     return loaded
 
 
-def _validator(schema: dict[str, Any]) -> Draft202012Validator:
+def _validator(schema: dict[str, Any] | None = None) -> Draft202012Validator:
     from jsonschema import Draft202012Validator  # ~0.1 s to import; only invalid documents need it
 
-    return Draft202012Validator(schema)
+    return Draft202012Validator(schema or load_schema())
 
 
 def validate_document(value: Any, schema: dict[str, Any] | None = None) -> list[Finding]:
@@ -83,9 +83,9 @@ class _Unsure(Exception):
     """The fast check met a keyword it does not implement; jsonschema decides."""
 
 
-def _fast_valid(value: Any, schema: dict[str, Any]) -> bool:
+def _fast_valid(value: Any, schema: dict[str, Any] | None = None) -> bool:
     try:
-        return _fits(value, schema)
+        return _fits(value, schema or load_schema())
     except (_Unsure, KeyError, RecursionError):  # an unknown keyword or type name: let jsonschema decide
         return False
 
