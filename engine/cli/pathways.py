@@ -63,12 +63,22 @@ def _running_episode_warnings(result: LoadResult) -> list[Diagnostic]:
 @command("validate", "check pathway files; print every problem as file:line:col", _validate_args)
 def _validate(args: argparse.Namespace) -> int:
     from engine.language.loader import discover, load_pathway
+    from engine.language.programs import is_program_file, load_program
 
     paths, missing = discover(args.paths or ["pathways"])
     failed = bool(missing)
     for diagnostic in missing:
         print(diagnostic)
     for path in paths:
+        if is_program_file(path):
+            program, problems = load_program(path)
+            for diagnostic in problems:
+                print(diagnostic)
+            if program is None:
+                failed = True
+            else:
+                print(f"ok {path}: program ({len(program.roles)} roles, {len(program.ladders)} ladders)")
+            continue
         result = load_pathway(path)
         for diagnostic in result.diagnostics + _running_episode_warnings(result):
             print(diagnostic)

@@ -5,6 +5,7 @@ Stages (each reports every problem it finds, then the pipeline stops if any is a
 1. read: the file exists, is a file, is at most :data:`engine.language.source.MAX_BYTES` (a FIFO or device is read
    for at most :data:`engine.files.READ_TIMEOUT` seconds, so ``carepath validate`` never hangs);
 2. YAML: UTF-8 text, syntax, one document, text keys, no duplicate keys, no bombs (:mod:`engine.language.source`);
+   then the program files it includes, each read and checked the same way, folded in (:mod:`.programs`);
 3. JSON Schema: the shape of every part (:mod:`engine.language.schema`);
 4. model: :class:`engine.language.model.PathwaySpec` (what the schema cannot say: guard operators, duration values);
 5. meaning: :func:`engine.language.semantics.check` (references, reachability, ladders...), warnings included.
@@ -28,11 +29,20 @@ from pydantic import ValidationError
 from engine import files
 from engine.errors import Diagnostic, Finding, PathwayError, format_path
 from engine.language.model import PathwaySpec
+from engine.language.model_errors import model_findings
 from engine.language.positions import KeyFinding, SourceMap
+from engine.language.programs import Resolved, is_program_file, resolve, resolved_text
 from engine.language.schema import validate_document
 from engine.language.source import MAX_BYTES, parse_yaml
 
-__all__ = ["YAML_SUFFIXES", "LoadResult", "discover", "load_pathway", "load_pathway_text", "load_spec"]
+__all__ = [
+    "YAML_SUFFIXES",
+    "LoadResult",
+    "discover",
+    "load_pathway",
+    "load_pathway_text",
+    "load_spec",
+]
 
 YAML_SUFFIXES = (".yaml", ".yml")
 
@@ -91,7 +101,8 @@ def load_spec(path: str | os.PathLike[str]) -> PathwaySpec:
 
 def discover(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[str], list[Diagnostic]]:
     """Files to validate: files as given, folders expanded into their ``*.yaml``/``*.yml`` (sorted, recursive,
-    hidden folders skipped); a path that does not exist, or a folder with no pathway, is a diagnostic."""
+    hidden folders and program files (``*.program.yaml``) skipped); a path that does not exist, or a folder with no
+    pathway, is a diagnostic."""
     files: list[str] = []
     problems: list[Diagnostic] = []
     for raw in paths:
@@ -112,8 +123,12 @@ def _yaml_files(folder: str) -> list[str]:
     found = []
     for root, dirs, names in os.walk(folder):
         dirs[:] = [d for d in dirs if not d.startswith(".")]
-        found += [os.path.join(root, n) for n in names if n.endswith(YAML_SUFFIXES) and not n.startswith(".")]
+        found += [os.path.join(root, n) for n in names if _is_pathway_file(n)]
     return sorted(os.path.normpath(f) for f in found)
+
+
+def _is_pathway_file(name: str) -> bool:
+    return name.endswith(YAML_SUFFIXES) and not name.startswith(".") and not is_program_file(name)
 
 
 # -- the stages ---------------------------------------------------------------------------------------------------
@@ -127,19 +142,26 @@ def _load(data: str | bytes, name: str) -> LoadResult:
     if parsed.problems:
         problems = [Diagnostic(name, p.line, p.col, format_path(p.path), p.message) for p in parsed.problems]
         return LoadResult(name, None, sorted(problems), text)
+    resolved = _guarded(name, "include", lambda: resolve(parsed.value, parsed.source_map, name))
+    if isinstance(resolved, LoadResult):
+        return resolved
+    if resolved.diagnostics:
+        return LoadResult(name, None, sorted(resolved.diagnostics), text)
+    if resolved.programs:  # pinned as the folded document: the stored text alone recompiles the plan
+        text = resolved_text(name, resolved)
     stages: list[tuple[str, Callable[[Any], tuple[Any, list[Finding]]]]] = [
         ("schema", lambda value: (value, validate_document(value))),
         ("model", _model),
         ("meaning", _meaning),
     ]
-    value: Any = parsed.value
+    value: Any = resolved.value
     diagnostics: list[Diagnostic] = []
     for stage, run in stages:
         outcome = _guarded(name, stage, partial(run, value))
         if isinstance(outcome, LoadResult):
             return LoadResult(name, None, sorted(diagnostics + outcome.diagnostics), text)
         value, findings = outcome
-        diagnostics += _place(findings, parsed.source_map, name)
+        diagnostics += _place(findings, parsed.source_map, name, resolved)
         if any(d.severity == "error" for d in diagnostics):
             return LoadResult(name, None, sorted(diagnostics), text)
     return LoadResult(name, value, sorted(diagnostics), text)
@@ -157,7 +179,7 @@ def _model(value: Any) -> tuple[PathwaySpec | None, list[Finding]]:
     try:
         return PathwaySpec.model_validate(value), []
     except ValidationError as exc:
-        return None, _model_findings(exc, value)
+        return None, model_findings(exc, value)
 
 
 def _meaning(spec: PathwaySpec) -> tuple[PathwaySpec, list[Finding]]:
@@ -170,13 +192,18 @@ def _meaning(spec: PathwaySpec) -> tuple[PathwaySpec, list[Finding]]:
     return spec, check(spec)
 
 
-def _place(findings: Iterable[Finding], source_map: SourceMap, name: str) -> list[Diagnostic]:
+def _place(findings: Iterable[Finding], source_map: SourceMap, name: str, resolved: Resolved) -> list[Diagnostic]:
+    """Each finding at its file and position: a part folded in from a program file is placed in that file."""
     out = []
     for finding in findings:
-        line, col = (
-            source_map.locate_key(finding.path) if isinstance(finding, KeyFinding) else source_map.locate(finding.path)
+        origin = resolved.locate(finding.path)
+        if origin and finding.severity == "warning" and len(finding.path) == 2 and finding.path[0] == "ladders":
+            continue  # a program's ladder need not be used by every pathway that includes it
+        file, where, path = (
+            (origin.file, origin.source_map, origin.path) if origin else (name, source_map, finding.path)
         )
-        out.append(Diagnostic(name, line, col, format_path(finding.path), finding.message, finding.severity))
+        line, col = where.locate_key(path) if isinstance(finding, KeyFinding) else where.locate(path)
+        out.append(Diagnostic(file, line, col, format_path(path), finding.message, finding.severity))
     return out
 
 
@@ -190,88 +217,3 @@ def _at_top(name: str, message: str) -> Diagnostic:
 
 def _mb(size: int) -> str:
     return f"{size / (1024 * 1024):.1f} MB"
-
-
-# -- pydantic errors -> findings at document paths ------------------------------------------------------------------
-
-
-@dataclass
-class _Leaf:
-    path: Path  # where the finding is placed
-    kind: str  # "missing", "extra" or "other"
-    message: str
-
-
-@dataclass
-class _Node:
-    """A trie over pydantic ``loc``: document keys, and union member tags where a union was tried."""
-
-    leaves: list[_Leaf] = field(default_factory=list)
-    keys: dict[str | int, _Node] = field(default_factory=dict)
-    tags: dict[str, _Node] = field(default_factory=dict)
-
-
-def _model_findings(exc: ValidationError, document: Any) -> list[Finding]:
-    """One finding per problem, at document paths; of a union's members only the one the designer meant."""
-    root = _Node()
-    for error in exc.errors(include_url=False):
-        path: tuple[str | int, ...] = ()
-        node, current = root, document
-        loc = tuple(error["loc"])
-        for i, part in enumerate(loc):
-            if _has(current, part):
-                node, current, path = node.keys.setdefault(part, _Node()), current[part], (*path, part)
-            elif i == len(loc) - 1 and error["type"] == "missing":
-                break
-            else:
-                node = node.tags.setdefault(str(part), _Node())
-        node.leaves.append(_leaf(error, path))
-    findings: list[Finding] = []
-    for leaf in _collapse(root, 0):
-        finding = (KeyFinding if leaf.kind == "extra" else Finding)(leaf.path, leaf.message)
-        if finding not in findings:
-            findings.append(finding)
-    return findings
-
-
-def _has(value: Any, part: Any) -> bool:
-    if isinstance(value, dict):
-        return isinstance(part, str) and part in value
-    return isinstance(value, list) and isinstance(part, int) and 0 <= part < len(value)
-
-
-def _leaf(error: Any, path: Path) -> _Leaf:
-    kind = error["type"]
-    if kind == "missing":
-        return _Leaf(path, "missing", f"missing required field '{error['loc'][-1]}'")
-    if kind == "extra_forbidden":
-        return _Leaf(path, "extra", f"unexpected field '{path[-1] if path else error['loc'][-1]}'")
-    cause = (error.get("ctx") or {}).get("error")
-    message = str(cause) if kind in ("value_error", "assertion_error") and cause is not None else error["msg"]
-    return _Leaf(path, "other", _tidy(message))
-
-
-def _collapse(node: _Node, depth: int) -> list[_Leaf]:
-    out = list(node.leaves)
-    for child in node.keys.values():
-        out += _collapse(child, depth + 1)
-    if node.tags:
-        options = [_collapse(child, depth) for child in node.tags.values()]
-        best = min(range(len(options)), key=lambda i: (_misfit(options[i], depth), len(options[i]), i))
-        out += options[best]
-    return out
-
-
-def _misfit(leaves: list[_Leaf], depth: int) -> int:
-    """Missing or unexpected fields of the union member itself: the signs it is not the one meant."""
-    return sum(
-        1
-        for leaf in leaves
-        if (leaf.kind == "missing" and len(leaf.path) == depth)
-        or (leaf.kind == "extra" and len(leaf.path) == depth + 1)
-    )
-
-
-def _tidy(message: str) -> str:
-    message = message.strip().rstrip(".")
-    return message[:1].lower() + message[1:] if message[:2] != message[:2].upper() else message

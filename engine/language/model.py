@@ -338,6 +338,12 @@ class PathwaySpec(Spec):
     title: str = Field(description="Human title.", examples=["Prison and jail reentry"])
     description: str = Field(description="What the pathway is for.")
     asam_edition: Literal[3, 4] = Field(description="ASAM Criteria edition of the level codes.", examples=[3])
+    include: str | list[str] | None = Field(
+        None,
+        description="Program files (`*.program.yaml`, relative to this file) whose roles, medications and ladders "
+        "this pathway shares; its own definitions extend them.",
+        examples=["shared.program.yaml"],
+    )
     parameters: dict[FactName, ParameterSpec] = Field(
         default_factory=dict, description="Durations set per episode at enrollment."
     )

@@ -37,19 +37,22 @@ def load_schema() -> dict[str, Any]:
     return loaded
 
 
-def _validator() -> Draft202012Validator:
+def _validator(schema: dict[str, Any] | None = None) -> Draft202012Validator:
     from jsonschema import Draft202012Validator  # ~0.1 s to import; only invalid documents need it
 
-    return Draft202012Validator(load_schema())
+    return Draft202012Validator(schema or load_schema())
 
 
-def validate_document(value: Any) -> list[Finding]:
-    """Every schema problem of a parsed document, one finding each, in the order jsonschema meets them."""
-    if _fast_valid(value):
+def validate_document(value: Any, schema: dict[str, Any] | None = None) -> list[Finding]:
+    """Every schema problem of a parsed document, one finding each, in the order jsonschema meets them.
+
+    ``schema`` defaults to the pathway schema; another (a program file's) must share its ``$defs``."""
+    schema = schema or load_schema()
+    if _fast_valid(value, schema):
         return []
     out: list[Finding] = []
     seen: set[tuple[type, tuple[Any, ...], str]] = set()
-    for error in _validator().iter_errors(value):
+    for error in _validator(schema).iter_errors(value):
         for finding in _explain(error):
             key = (type(finding), finding.path, finding.message)
             if key not in seen:
@@ -81,9 +84,9 @@ class _Unsure(Exception):
     """The fast check met a keyword it does not implement; jsonschema decides."""
 
 
-def _fast_valid(value: Any) -> bool:
+def _fast_valid(value: Any, schema: dict[str, Any] | None = None) -> bool:
     try:
-        return _fits(value, load_schema())
+        return _fits(value, schema or load_schema())
     except (_Unsure, KeyError, RecursionError):  # an unknown keyword or type name: let jsonschema decide
         return False
 

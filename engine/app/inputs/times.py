@@ -10,7 +10,17 @@ from datetime import date, datetime, timedelta
 from engine.clock import utc
 from engine.errors import InvalidInput
 
-__all__ = ["APPOINTMENT", "ENROLLMENT", "SIGNED", "Window", "check_time", "parse_date", "parse_time", "span"]
+__all__ = [
+    "APPOINTMENT",
+    "ENROLLMENT",
+    "OCCURRED",
+    "SIGNED",
+    "Window",
+    "check_time",
+    "parse_date",
+    "parse_time",
+    "span",
+]
 
 
 @dataclass(frozen=True)
@@ -24,6 +34,8 @@ class Window:
 
 ENROLLMENT = Window("enrollment time", back=timedelta(days=366), ahead=timedelta(days=1))
 APPOINTMENT = Window("appointment time", back=timedelta(days=30), ahead=timedelta(days=366))
+#: When an event happened (``occurred_at``, on any event): never ahead of now, when it is recorded.
+OCCURRED = Window("occurred_at", back=timedelta(days=366), ahead=timedelta(0))
 #: A date: the latest is today in the easternmost time zone (UTC+14), so nobody's today is refused.
 SIGNED = Window("signed-on date", back=timedelta(days=3_653), ahead=timedelta(hours=14))
 

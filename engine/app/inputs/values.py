@@ -13,10 +13,11 @@ from typing import Any
 
 from engine.app.inputs.ids import check_id
 from engine.app.inputs.text import NAME_MAX, check_text
-from engine.app.inputs.times import APPOINTMENT, check_time, parse_date, span
+from engine.app.inputs.times import APPOINTMENT, OCCURRED, check_time, parse_date, span
 from engine.episode.domain.handoff_terms import ACTIONS, PARTIES
 from engine.errors import InvalidInput, quote
 from engine.language.durations import MAX_DURATION, parse_duration
+from engine.language.moments import OCCURRED_AT
 
 __all__ = [
     "DATE_SPAN",
@@ -147,6 +148,9 @@ def check_payload(
     fields: Mapping[str, Mapping[str, Any]] = event.get("payload") or {}
     out: dict[str, object] = {}
     for key, value in data.items():
+        if key == OCCURRED_AT and key not in fields:  # any event may say when it happened (deadlines' `from`)
+            out[key] = check_time(OCCURRED, value, now).isoformat()
+            continue
         check_declared("payload field", key, fields, f"event {name!r}")
         if value is None:
             continue

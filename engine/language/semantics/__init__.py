@@ -10,8 +10,8 @@ duplicate ids; stages, roles, tasks, parameters, events, facts, each with "did y
 :mod:`.ladders`), time (:mod:`.timing`: ranges, parameter bounds, cadences, escalation ladders in increasing time),
 facts and guards, check-in series, parallel check-in tracks and medication rules of moves and stages
 (:mod:`.medications`), who hears (:mod:`.alerts`: warm handoffs, deadlines that would alert nobody), and the stage
-graph (:mod:`.graph`: reachability, ways out, terminal stages, transitions that can never fire). Where each kind of
-value appears is :mod:`.walk`'s.
+graph (:mod:`.graph`: reachability, ways out, terminal stages, transitions that can never fire, a decline move
+a handoff's fallback wins over). Where each kind of value appears is :mod:`.walk`'s.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from engine.errors import Finding
 from engine.language.model import PathwaySpec
 from engine.language.semantics.alerts import check_handoffs, check_nobody_alerted
 from engine.language.semantics.bounds import check_bounds
-from engine.language.semantics.graph import check_dead_transitions, check_graph
+from engine.language.semantics.graph import check_dead_transitions, check_declines_with_fallback, check_graph
 from engine.language.semantics.ladders import check_ladder_references
 from engine.language.semantics.levels import check_levels
 from engine.language.semantics.medications import check_check_in_tracks, check_medication_rules
@@ -66,6 +66,7 @@ CHECKS: tuple[Callable[[PathwaySpec], Iterable[Finding]], ...] = (
     check_nobody_alerted,
     check_graph,
     check_dead_transitions,
+    check_declines_with_fallback,
 )
 
 

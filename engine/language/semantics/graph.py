@@ -1,6 +1,7 @@
 """Meaning checks over the stage graph: every stage reachable from the first, a way out of every stage that is not
 terminal, nothing leaving a terminal stage, and no transition that can never fire (an unguarded move on the same
-stage and event comes first). Warning: a move from a stage to itself without a guard.
+stage and event comes first). Warnings: a move from a stage to itself without a guard; an ``on_handoff: declined``
+move out of a stage every handoff into which has a ``fallback`` (the fallback wins on a decline).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from engine.errors import Finding
 from engine.language.model import PathwaySpec
 from engine.language.semantics.walk import sources
 
-__all__ = ["check_dead_transitions", "check_graph"]
+__all__ = ["check_dead_transitions", "check_declines_with_fallback", "check_graph"]
 
 
 def check_graph(spec: PathwaySpec) -> Iterator[Finding]:
@@ -64,3 +65,24 @@ def check_dead_transitions(spec: PathwaySpec) -> Iterator[Finding]:
                     )
                 elif t.when is None:
                     unguarded[(source, event)] = i
+
+
+def check_declines_with_fallback(spec: PathwaySpec) -> Iterator[Finding]:
+    """A move on a declined handoff never fires where the handoff itself says where to go on a decline."""
+    for i, t in enumerate(spec.transitions):
+        ends = [t.on_handoff] if isinstance(t.on_handoff, str) else list(t.on_handoff or [])
+        if "declined" not in ends:
+            continue
+        at: tuple[str | int, ...] = ("transitions", i, "on_handoff")
+        at += (ends.index("declined"),) if isinstance(t.on_handoff, list) else ()
+        for source in dict.fromkeys(t.sources):
+            into = [(j, u) for j, u in enumerate(spec.transitions) if u.to == source and u.handoff is not None]
+            if into and all(u.handoff is not None and u.handoff.fallback for _j, u in into):
+                j, u = into[0]
+                fallback = u.handoff.fallback if u.handoff else None
+                yield Finding(
+                    at,
+                    f"never fires on 'declined' from '{source}': the handoff into it (transitions[{j}]) has "
+                    f"fallback '{fallback}', which wins on a decline",
+                    "warning",
+                )
