@@ -14,9 +14,10 @@ from engine.app.episodes import EventResult
 from engine.app.network import HandoffView
 from engine.app.views import EpisodeStatus, delivery_summary, escalation_title
 from engine.clock import utc
-from engine.episode.domain.handoff import HandoffState, label, legal_moves
+from engine.episode.domain.handoff import label, legal_moves
 from engine.episode.domain.handoff_terms import BSER_CODES
-from engine.store import DisclosureRecord, HandoffRecord
+from engine.store import DisclosureRecord
+from engine.store.mapper import handoff_state
 
 __all__ = ["disclosure", "episode_status", "event_result", "handoff", "iso"]
 
@@ -37,23 +38,9 @@ def event_result(result: EventResult) -> dict[str, Any]:
     }
 
 
-def _state(h: HandoffRecord) -> HandoffState:
-    return HandoffState.model_validate(
-        {
-            "id": h.id,
-            "status": h.status,
-            "business_status": h.business_status,
-            "status_reason": h.status_reason,
-            "held_from": h.held_from,
-            "opened_at": h.opened_at,
-            "updated_at": h.updated_at or h.opened_at,
-        }
-    )
-
-
 def handoff(view: HandoffView, principal: Principal) -> dict[str, Any]:
     h = view.handoff
-    state = _state(h)
+    state = handoff_state(h)
     out: dict[str, Any] = {
         "id": h.id,
         "program": h.program,

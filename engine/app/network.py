@@ -66,11 +66,16 @@ class HandoffView:
 def patient_pseudonym(app: App, person_ref: str) -> str:
     """A stable opaque id for a person (``pt-`` + 16 hex): the same person gets the same id in every episode, and
     nobody without the store's key can tell who it is."""
+    return _pseudonym(_pseudonym_key(app), person_ref)
+
+
+def _pseudonym_key(app: App) -> str:
+    """The store's pseudonym key, made on first use."""
     key = store.get_setting(app.engine, PSEUDONYM_KEY)
     if key is None:
         store.put_setting(app.engine, PSEUDONYM_KEY, secrets.token_hex(32))
         key = store.get_setting(app.engine, PSEUDONYM_KEY)
-    return _pseudonym(key, person_ref)
+    return str(key)
 
 
 def _pseudonym(key: str, person_ref: str) -> str:
@@ -85,11 +90,12 @@ def _in_scope(principal: Principal, handoff: HandoffRecord) -> bool:
 
 def _views(app: App, session: Session, found: Sequence[HandoffRecord]) -> list[HandoffView]:
     deadlines = store.handoff_deadlines(session, [h.id for h in found])
-    people: dict[str, str] = {}
+    patients: dict[str, str] = {}  # episode id -> pseudonym, the key read once for the whole list
+    key = _pseudonym_key(app) if found else ""
     for h in found:
-        if h.episode_id not in people:
-            people[h.episode_id] = store.get_episode(session, h.episode_id).person_ref
-    return [HandoffView(h, deadlines[h.id], patient_pseudonym(app, people[h.episode_id])) for h in found]
+        if h.episode_id not in patients:
+            patients[h.episode_id] = _pseudonym(key, store.get_episode(session, h.episode_id).person_ref)
+    return [HandoffView(h, deadlines[h.id], patients[h.episode_id]) for h in found]
 
 
 def handoff(app: App, principal: Principal, handoff_id: str) -> HandoffView:

@@ -20,10 +20,11 @@ from engine.app.network import move_handoff
 from engine.app.triage import Risk, Stay, Urgency, rank_key, risk_window
 from engine.app.views import delivery_summary
 from engine.clock import utc
-from engine.episode.domain.handoff import HandoffState, legal_moves
+from engine.episode.domain.handoff import legal_moves
 from engine.episode.domain.handoff_terms import BSER_CODES
 from engine.errors import InvalidInput
 from engine.plan.model import Plan
+from engine.store.mapper import handoff_state
 from engine.store.records import HandoffRecord
 from engine.store.worklist import WorklistFacts, worklist_facts
 
@@ -112,21 +113,9 @@ def stays(plan: Plan, facts: WorklistFacts) -> list[Stay]:
 def handoff_moves(h: HandoffRecord) -> HandoffMoves:
     """An open handoff with the moves legal now (a coordinator may move as either party, as ``carepath handoff``);
     ``send`` is left out: it needs a consent, which the pathway's consent work sends by itself."""
-    state = HandoffState.model_validate(
-        {
-            "id": h.id,
-            "status": h.status,
-            "business_status": h.business_status,
-            "status_reason": h.status_reason,
-            "held_from": h.held_from,
-            "steps_met": tuple(h.steps_met or ()),
-            "opened_at": h.opened_at,
-            "updated_at": h.updated_at or h.opened_at,
-        }
-    )
     moves = tuple(
         (action, party, _NEEDS.get(action))
-        for action, parties in legal_moves(state)
+        for action, parties in legal_moves(handoff_state(h))
         if action != "send"
         for party in parties
     )

@@ -17,6 +17,7 @@ from sqlmodel import Session, col, select
 
 from engine import store
 from engine.clock import utc
+from engine.episode.domain.handoff import HandoffState
 from engine.episode.domain.reconcile import Medication
 from engine.episode.state import Authorization, EpisodeState, Event, Handoff, Outcome, Rung, WorkItem
 from engine.language.moments import OCCURRED_AT, parse_moment
@@ -31,7 +32,7 @@ from engine.store import (
     WorkItemRecord,
 )
 
-__all__ = ["Changes", "load_state", "save_outcome"]
+__all__ = ["Changes", "handoff_state", "load_state", "save_outcome"]
 
 
 @dataclass
@@ -94,6 +95,22 @@ def _handoff(h: HandoffRecord) -> Handoff:
         re_engage_within=timedelta(seconds=h.re_engage_within_s) if h.re_engage_within_s is not None else None,
         fallback=h.fallback,
         opened_at=utc(h.opened_at),
+    )
+
+
+def handoff_state(h: HandoffRecord) -> HandoffState:
+    """A handoff row as the standards' rules see it: what views need to show its label and the moves legal now."""
+    return HandoffState.model_validate(
+        {
+            "id": h.id,
+            "status": h.status,
+            "business_status": h.business_status,
+            "status_reason": h.status_reason,
+            "held_from": h.held_from,
+            "steps_met": tuple(h.steps_met or ()),
+            "opened_at": h.opened_at,
+            "updated_at": h.updated_at or h.opened_at,
+        }
     )
 
 
