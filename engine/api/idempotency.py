@@ -17,10 +17,11 @@ from typing import Annotated, Any
 from fastapi import Header, Request
 from fastapi.responses import JSONResponse
 
-from engine.api.problems import Problem, classify, problem_response
+from engine.api.problems import Problem, problem_response
 from engine.api.security import carepath_app
 from engine.app.access import Principal
 from engine.app.idempotency import claim_request, finish_request, release_request
+from engine.app.refusals import refusal
 from engine.errors import CarepathError
 
 __all__ = ["IdempotencyKey", "once"]
@@ -64,13 +65,13 @@ def once(
     try:
         status, payload = run()
     except CarepathError as exc:
-        status, code = classify(exc)
+        status, code = refusal(exc)
         if status >= 500:
             release_request(app, principal.token_id, key)
             raise
-        refusal = problem_response(request, status, code, str(exc))
-        finish_request(app, principal.token_id, key, status, json.loads(bytes(refusal.body)))
-        return refusal
+        refused = problem_response(request, status, code, str(exc))
+        finish_request(app, principal.token_id, key, status, json.loads(bytes(refused.body)))
+        return refused
     except BaseException:
         release_request(app, principal.token_id, key)
         raise

@@ -15,22 +15,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from engine.errors import (
-    CarepathError,
-    EpisodeError,
-    EventRejected,
-    Forbidden,
-    InvalidInput,
-    NotFound,
-    OrchestrationError,
-    PathwayError,
-    PlanError,
-    StoreBusy,
-    UnknownEpisode,
-    one_line,
-    printable,
-)
-from engine.fhir import TaskChangeError
+from engine.app.refusals import refusal
+from engine.errors import CarepathError, one_line, printable
 
 __all__ = ["Problem", "install", "problem_response"]
 
@@ -45,20 +31,6 @@ class Problem(Exception):
         self.status, self.code, self.detail, self.headers = status, code, detail, headers or {}
 
 
-#: error class -> (status, problem code), most specific first.
-_STATUS: tuple[tuple[type[CarepathError], int, str], ...] = (
-    (InvalidInput, 422, "invalid-input"),
-    (PathwayError, 422, "invalid-pathway"),
-    (PlanError, 422, "invalid-input"),
-    (NotFound, 404, "not-found"),
-    (UnknownEpisode, 404, "not-found"),
-    (Forbidden, 403, "forbidden"),
-    (EventRejected, 409, "refused"),
-    (TaskChangeError, 409, "refused"),
-    (EpisodeError, 409, "refused"),
-    (StoreBusy, 503, "busy"),
-    (OrchestrationError, 503, "unavailable"),
-)
 _TITLES = {
     400: "Bad request",
     401: "Unauthorized",
@@ -71,11 +43,6 @@ _TITLES = {
     500: "Internal server error",
     503: "Service unavailable",
 }
-
-
-def classify(exc: CarepathError) -> tuple[int, str]:
-    """The HTTP status and problem code of a Carepath error."""
-    return next(((s, c) for cls, s, c in _STATUS if isinstance(exc, cls)), (400, "bad-request"))
 
 
 def problem_response(
@@ -124,7 +91,7 @@ def install(api: FastAPI) -> None:
 
     @api.exception_handler(CarepathError)
     async def _carepath(request: Request, exc: CarepathError) -> JSONResponse:
-        status, code = classify(exc)
+        status, code = refusal(exc)
         return problem_response(request, status, code, str(exc))
 
     @api.exception_handler(RequestValidationError)

@@ -23,7 +23,7 @@ import jsonpointer
 
 from engine.episode.domain.handoff import MOVES, HandoffState, label, legal_moves, move
 from engine.episode.domain.handoff_terms import BSER_CODES, TaskStatus
-from engine.errors import CarepathError, EventRejected, one_line, quote
+from engine.errors import EventRejected, one_line, quote
 from engine.fhir.handoffs import APPOINTMENT, OUTCOME
 from engine.fhir.ids import BSER_SYSTEM, HANDOFF_ID_SYSTEM, source_id
 
@@ -40,8 +40,9 @@ _WITH_APPOINTMENT = {m.action for m in MOVES if m.needs == "appointment_at"}
 _SOME_TIME = datetime(2000, 1, 1, tzinfo=UTC)
 
 
-class TaskChangeError(CarepathError):
-    """A changed Task is not a move the receiver can make now; the message is one line, nothing was changed."""
+class TaskChangeError(EventRejected):
+    """A changed Task is not a move the receiver can make now (a refused move, like the domain's own); the message
+    is one line, nothing was changed."""
 
 
 @dataclass(frozen=True)

@@ -15,19 +15,10 @@ import jinja2
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 
+from engine.app.refusals import refusal
 from engine.app.views import delivery_summary, escalation_title, fmt
 from engine.episode.domain.handoff_terms import BSER_CODES
-from engine.errors import (
-    CarepathError,
-    EpisodeError,
-    EventRejected,
-    Forbidden,
-    InvalidInput,
-    NotFound,
-    StoreBusy,
-    one_line,
-    printable,
-)
+from engine.errors import CarepathError, one_line, printable
 from engine.language.durations import show_duration
 from engine.web.session import PageError
 
@@ -76,15 +67,15 @@ def page(request: Request, template: str, status: int = 200, **context: Any) -> 
     return HTMLResponse(html, status, headers=SECURITY_HEADERS)
 
 
-#: error class -> (status, title), most specific first (the API's statuses, as pages).
-_STATUS: tuple[tuple[type[CarepathError], int, str], ...] = (
-    (InvalidInput, 422, "Not accepted"),
-    (NotFound, 404, "Not found"),
-    (Forbidden, 403, "Not allowed"),
-    (EventRejected, 409, "Refused"),
-    (EpisodeError, 409, "Refused"),
-    (StoreBusy, 503, "Busy, try again"),
-)
+#: A refusal's page title, by its kind (kinds and statuses are the API's: :func:`engine.app.refusals.refusal`).
+_TITLES = {
+    "invalid-input": "Not accepted",
+    "invalid-pathway": "Not accepted",
+    "not-found": "Not found",
+    "forbidden": "Not allowed",
+    "refused": "Refused",
+    "busy": "Busy, try again",
+}
 
 
 @contextmanager
@@ -93,5 +84,6 @@ def refusals() -> Iterator[None]:
     try:
         yield
     except CarepathError as exc:
-        status, title = next(((s, t) for cls, s, t in _STATUS if isinstance(exc, cls)), (503, "Unavailable"))
+        status, kind = refusal(exc)
+        title = _TITLES.get(kind, "Unavailable")
         raise PageError(status, title, one_line(printable(str(exc)))) from exc
