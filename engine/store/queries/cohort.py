@@ -20,8 +20,8 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement
-from sqlmodel import Session, col, select
+from sqlalchemy import ColumnElement, select
+from sqlmodel import Session, col
 
 from engine.clock import utc
 from engine.episode.history import (
@@ -59,7 +59,12 @@ def _chosen(episode_column: Any, pathway: str | None) -> list[ColumnElement[bool
     parameters); none without one."""
     if pathway is None:
         return []
-    return [col(episode_column).in_(select(EpisodeRecord.id).where(EpisodeRecord.pathway_id == pathway))]
+    return [col(episode_column).in_(select(col(EpisodeRecord.id)).where(col(EpisodeRecord.pathway_id) == pathway))]
+
+
+def _columns(*attributes: Any) -> list[Any]:
+    """Model attributes as the columns to read (plain rows: no ORM objects to build)."""
+    return [col(a) for a in attributes]
 
 
 def _when(value: datetime | None) -> datetime | None:
@@ -67,147 +72,170 @@ def _when(value: datetime | None) -> datetime | None:
 
 
 def load_histories(session: Session, *, pathway: str | None = None) -> list[EpisodeHistory]:
-    """Every episode's history (of ``pathway``, when given), in order of enrollment (ties: episode id)."""
-    episodes = list(
-        session.exec(
-            select(EpisodeRecord)
-            .where(*_chosen(EpisodeRecord.id, pathway))
-            .order_by(col(EpisodeRecord.enrolled_at), col(EpisodeRecord.id))
-        )
-    )
+    """Every episode's history (of ``pathway``, when given), in order of enrollment (ties: episode id).
+
+    Nine queries whatever the cohort's size; columns are read as plain rows (no ORM objects), which is most of
+    the time saved at 10,000 episodes (bench/bench_cohort_load.py).
+    """
+    E = EpisodeRecord
+    episodes = session.execute(
+        select(*_columns(E.id, E.pathway_id, E.pathway_version, E.enrolled_at, E.status, E.facts))
+        .where(*_chosen(E.id, pathway))
+        .order_by(col(E.enrolled_at), col(E.id))
+    ).all()
     audit = _audit(session, pathway)
     events, names = _events(session, pathway, audit)
     stays = _stays(session, pathway, names)
-    steps = _step_times(audit)
-    handoffs = _handoffs(session, pathway, steps)
+    handoffs = _handoffs(session, pathway, _step_times(audit))
     raised = _escalations(session, pathway)
     findings = _findings(session, pathway)
     lists = _medication_lists(session, pathway)
     return [
         EpisodeHistory(
-            id=e.id,
-            pathway_id=e.pathway_id,
-            pathway_version=e.pathway_version,
-            enrolled_at=utc(e.enrolled_at),
-            status=e.status,
-            facts=dict(e.facts or {}),
-            stays=tuple(stays[e.id]),
-            events=tuple(sorted(events[e.id], key=lambda h: h.at)),  # stable: ties keep the order applied
-            handoffs=tuple(sorted(handoffs[e.id], key=lambda h: (h.opened_at, h.id))),
-            escalations=tuple(sorted(raised[e.id], key=lambda r: (r.raised_at, r.rung_id))),
-            findings=tuple(sorted(findings[e.id], key=lambda f: (f.visit, f.key))),
-            medication_lists=tuple(lists[e.id]),
+            id=episode_id,
+            pathway_id=pathway_id,
+            pathway_version=version,
+            enrolled_at=utc(enrolled_at),
+            status=status,
+            facts=dict(facts or {}),
+            stays=tuple(stays[episode_id]),
+            events=tuple(sorted(events[episode_id], key=lambda h: h.at)),  # stable: ties keep the order applied
+            handoffs=tuple(sorted(handoffs[episode_id], key=lambda h: (h.opened_at, h.id))),
+            escalations=tuple(sorted(raised[episode_id], key=lambda r: (r.raised_at, r.rung_id))),
+            findings=tuple(sorted(findings[episode_id], key=lambda f: (f.visit, f.key))),
+            medication_lists=tuple(lists[episode_id]),
         )
-        for e in episodes
+        for episode_id, pathway_id, version, enrolled_at, status, facts in episodes
     ]
 
 
-def _audit(session: Session, pathway: str | None) -> list[AuditRecord]:
-    query = select(AuditRecord).where(col(AuditRecord.action).in_(_AUDITED))
-    return list(session.exec(query.where(*_chosen(AuditRecord.episode_id, pathway)).order_by(col(AuditRecord.id))))
+#: An audit row as read here: (episode id, action, at, detail).
+_Audited = tuple[str, str, datetime, dict[str, Any]]
+
+
+def _audit(session: Session, pathway: str | None) -> list[_Audited]:
+    A = AuditRecord
+    query = (
+        select(*_columns(A.episode_id, A.action, A.at, A.detail))
+        .where(col(A.action).in_(_AUDITED), col(A.episode_id).is_not(None), *_chosen(A.episode_id, pathway))
+        .order_by(col(A.id))
+    )
+    return [(str(episode), action, utc(at), detail or {}) for episode, action, at, detail in session.execute(query)]
 
 
 def _events(
-    session: Session, pathway: str | None, audit: Iterable[AuditRecord]
+    session: Session, pathway: str | None, audit: Iterable[_Audited]
 ) -> tuple[dict[str, list[Happening]], dict[tuple[str, str], str]]:
     """The applied events of each episode in the order applied, and each event's name by (episode, event id)."""
-    query = select(InboundEventRecord).where(InboundEventRecord.status == "applied")
-    inbound = {
-        (row.episode_id, row.event_id or row.id): row
-        for row in session.exec(query.where(*_chosen(InboundEventRecord.episode_id, pathway)))
+    I = InboundEventRecord  # noqa: E741
+    query = select(*_columns(I.episode_id, I.event_id, I.id, I.data)).where(
+        col(I.status) == "applied", *_chosen(I.episode_id, pathway)
+    )
+    payloads = {
+        (episode, event_id or inbound_id): data for episode, event_id, inbound_id, data in session.execute(query)
     }
     out: dict[str, list[Happening]] = defaultdict(list)
     names: dict[tuple[str, str], str] = {}
-    for row in audit:
-        if row.action != "event" or row.episode_id is None:
+    for episode, action, at, detail in audit:
+        if action != "event":
             continue
-        detail = row.detail or {}
-        key = (row.episode_id, str(detail.get("event_id")))
+        key = (episode, str(detail.get("event_id")))
         names[key] = str(detail.get("event"))
-        found = inbound.get(key)
-        data = dict(found.data or {}) if found is not None else {}
-        at = parse_moment(data.get(OCCURRED_AT)) or utc(row.at)
-        out[row.episode_id].append(Happening(names[key], at, data))
+        data = dict(payloads.get(key) or {})
+        out[episode].append(Happening(names[key], parse_moment(data.get(OCCURRED_AT)) or at, data))
     return out, names
 
 
 def _stays(session: Session, pathway: str | None, names: dict[tuple[str, str], str]) -> dict[str, list[Stay]]:
-    query = select(StageVisitRecord).where(*_chosen(StageVisitRecord.episode_id, pathway))
+    V = StageVisitRecord
+    query = (
+        select(*_columns(V.episode_id, V.stage, V.entered_at, V.left_at, V.entered_by_event))
+        .where(*_chosen(V.episode_id, pathway))
+        .order_by(col(V.episode_id), col(V.id))
+    )
     out: dict[str, list[Stay]] = defaultdict(list)
-    for row in session.exec(query.order_by(col(StageVisitRecord.episode_id), col(StageVisitRecord.id))):
-        mine = out[row.episode_id]
-        by = names.get((row.episode_id, row.entered_by_event)) if row.entered_by_event else None
-        mine.append(Stay(row.stage, len(mine) + 1, utc(row.entered_at), _when(row.left_at), by))
+    for episode, stage, entered_at, left_at, by in session.execute(query):
+        mine = out[episode]
+        mine.append(
+            Stay(stage, len(mine) + 1, utc(entered_at), _when(left_at), names.get((episode, by)) if by else None)
+        )
     return out
 
 
-def _step_times(audit: Iterable[AuditRecord]) -> dict[str, dict[str, datetime]]:
+def _step_times(audit: Iterable[_Audited]) -> dict[str, dict[str, datetime]]:
     """When each handoff's steps were met: the first move of the kind that meets each (by handoff id)."""
     out: dict[str, dict[str, datetime]] = defaultdict(dict)
-    for row in audit:
-        detail = row.detail or {}
-        step = STEPS_BY_MOVE.get(str(detail.get("action"))) if row.action == "handoff.move" else None
+    for _episode, action, at, detail in audit:
+        step = STEPS_BY_MOVE.get(str(detail.get("action"))) if action == "handoff.move" else None
         if step is not None:
-            out[str(detail.get("handoff"))].setdefault(step.kind, utc(row.at))
+            out[str(detail.get("handoff"))].setdefault(step.kind, at)
     return out
 
 
 def _handoffs(
     session: Session, pathway: str | None, steps: dict[str, dict[str, datetime]]
 ) -> dict[str, list[HandoffTrack]]:
+    H = HandoffRecord
+    query = select(*_columns(
+        H.episode_id, H.id, H.program, H.role, H.visit, H.opened_at, H.status, H.business_status, H.steps_met,
+        H.closed_at, H.outcome,
+    )).where(*_chosen(H.episode_id, pathway))  # fmt: skip
     out: dict[str, list[HandoffTrack]] = defaultdict(list)
-    for h in session.exec(select(HandoffRecord).where(*_chosen(HandoffRecord.episode_id, pathway))):
-        met = steps.get(h.id, {})
-        out[h.episode_id].append(
+    for episode, hid, program, role, visit, opened_at, status, business, met, closed_at, outcome in session.execute(
+        query
+    ):
+        when = steps.get(hid, {})
+        out[episode].append(
             HandoffTrack(
-                id=h.id,
-                program=h.program,
-                role=h.role,
-                visit=h.visit,
-                opened_at=utc(h.opened_at),
-                status=h.status,
-                business_status=h.business_status,
-                steps={kind: met[kind] for kind in h.steps_met or [] if kind in met},
-                closed_at=_when(h.closed_at),
-                outcome=h.outcome,
+                id=hid,
+                program=program,
+                role=role,
+                visit=visit,
+                opened_at=utc(opened_at),
+                status=status,
+                business_status=business,
+                steps={kind: when[kind] for kind in met or [] if kind in when},
+                closed_at=_when(closed_at),
+                outcome=outcome,
             )
         )
     return out
 
 
 def _escalations(session: Session, pathway: str | None) -> dict[str, list[Raised]]:
-    query = select(EscalationRecord, WorkItemRecord).join(
-        WorkItemRecord, col(WorkItemRecord.id) == col(EscalationRecord.work_item_id)
+    X, W = EscalationRecord, WorkItemRecord
+    query = (
+        select(*_columns(X.episode_id, X.rung_id, W.key, W.kind, X.role, W.severity, X.raised_at, X.acknowledged_at))
+        .join(W, col(W.id) == col(X.work_item_id))
+        .where(*_chosen(X.episode_id, pathway))
     )
     out: dict[str, list[Raised]] = defaultdict(list)
-    for esc, item in session.exec(query.where(*_chosen(EscalationRecord.episode_id, pathway))):
-        out[esc.episode_id].append(
-            Raised(
-                rung_id=esc.rung_id,
-                item_key=item.key,
-                item_kind=item.kind,
-                rung=rung_index(esc.rung_id),
-                role=esc.role,
-                severity=item.severity,
-                raised_at=utc(esc.raised_at),
-                acknowledged_at=_when(esc.acknowledged_at),
-            )
+    for episode, rung_id, key, kind, role, severity, raised_at, acknowledged_at in session.execute(query):
+        out[episode].append(
+            Raised(rung_id, key, kind, rung_index(rung_id), role, severity, utc(raised_at), _when(acknowledged_at))
         )
     return out
 
 
 def _findings(session: Session, pathway: str | None) -> dict[str, list[Finding]]:
+    D = DiscrepancyRecord
+    query = select(*_columns(D.episode_id, D.visit, D.key, D.kind, D.critical, D.status)).where(
+        *_chosen(D.episode_id, pathway)
+    )
     out: dict[str, list[Finding]] = defaultdict(list)
-    for d in session.exec(select(DiscrepancyRecord).where(*_chosen(DiscrepancyRecord.episode_id, pathway))):
-        out[d.episode_id].append(Finding(d.visit, d.key, d.kind, d.critical, d.status))
+    for episode, visit, key, kind, critical, status in session.execute(query):
+        out[episode].append(Finding(visit, key, kind, bool(critical), status))
     return out
 
 
 def _medication_lists(session: Session, pathway: str | None) -> dict[str, list[MedList]]:
-    query = select(MedicationListRecord).where(*_chosen(MedicationListRecord.episode_id, pathway))
+    M = MedicationListRecord
+    query = (
+        select(*_columns(M.episode_id, M.visit, M.side, M.recorded_at, M.medications))
+        .where(*_chosen(M.episode_id, pathway))
+        .order_by(col(M.recorded_at), col(M.id))
+    )
     out: dict[str, list[MedList]] = defaultdict(list)
-    order = query.order_by(col(MedicationListRecord.recorded_at), col(MedicationListRecord.id))
-    for m in session.exec(order):
-        names = tuple(str(med.get("name", "")) for med in m.medications or [])
-        out[m.episode_id].append(MedList(m.visit, m.side, utc(m.recorded_at), names))
+    for episode, visit, side, at, meds in session.execute(query):
+        out[episode].append(MedList(visit, side, utc(at), tuple(str(m.get("name", "")) for m in meds or [])))
     return out
