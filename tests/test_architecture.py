@@ -26,7 +26,7 @@ LAYERS: dict[str, set[str]] = {
     "episode": {"language", "plan"},
     "store": {"language", "plan", "episode"},
     "notify": {"language"},
-    "app": {"language", "plan", "episode", "store", "notify"},
+    "app": {"language", "plan", "episode", "store", "notify", "measures"},
     "orchestration": {"language", "plan", "episode", "store", "notify", "app", "api"},
     "cli": {"language", "plan", "episode", "store", "notify", "app", "orchestration", "api", "fhir", "measures"},
     "fhir": {"language", "plan", "episode", "store"},
