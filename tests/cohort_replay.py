@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlmodel import Session, select
@@ -44,13 +44,17 @@ __all__ = [
     "Record",
     "Replay",
     "Script",
+    "from_simulation",
     "normalised",
+    "normalised_all",
     "through_rules",
     "through_service",
 ]
 
 #: Who acknowledges escalations in a replay (an opaque staff id).
 STAFF = "staff-replay"
+#: Stands for the episode's id in a :class:`Record`'s data (each path has its own ids).
+EPISODE = "{episode}"
 
 
 @dataclass(frozen=True)
@@ -61,18 +65,23 @@ class Enroll:
 
 @dataclass(frozen=True)
 class Record:
-    """An event; ``data`` may carry ``occurred_at`` (ISO text, as the service stores it)."""
+    """An event; ``data`` may carry ``occurred_at`` (ISO text, as the service stores it) and ids of the episode's
+    own things (a handoff) written with :data:`EPISODE` for the episode id. ``event_id`` is the event's id on both
+    paths (default ``<person>-e<n>``): ids built from it (alert keys) then match."""
 
     at: datetime
     name: str
     data: dict[str, Any] = field(default_factory=dict)
+    event_id: str | None = None
 
 
 @dataclass(frozen=True)
 class Consent:
-    """The person signs a single TPO consent (recorded, then the ``consent.recorded`` event applied)."""
+    """The person signs a single TPO consent that day (recorded, then the ``consent.recorded`` event applied);
+    ``consent_id`` defaults to ``cn-<person>``."""
 
     at: datetime
+    consent_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -111,19 +120,25 @@ class Replay:
     refused: list[tuple[str, int, str]] = field(default_factory=list)
 
 
-def _consent(person: str) -> SignedConsent:
+def _consent(person: str, action: Consent) -> SignedConsent:
     return single_tpo_consent(
-        f"cn-{person}",
+        action.consent_id or f"cn-{person}",
         person,
         discloser="Carepath replay program",
         information="SUD diagnosis, medications and referral details",
-        signed_on=date(2026, 1, 1),
+        signed_on=action.at.date(),
     )
 
 
-def _event_id(person: str, n: int) -> str:
+def _event_id(person: str, n: int, action: Record) -> str:
     """The same id on both paths: ids built from events (alert keys) then match."""
-    return f"{person}-e{n}"
+    return action.event_id or f"{person}-e{n}"
+
+
+def _data(action: Record, episode_id: str) -> dict[str, Any]:
+    """The event's payload with :data:`EPISODE` replaced by this path's episode id."""
+    swapped: dict[str, Any] = _swap(dict(action.data), EPISODE, episode_id)
+    return swapped
 
 
 # ------------------------------------------------------------------------------------------- the service
@@ -154,9 +169,10 @@ def through_service(app: App, script: Script) -> Replay:
             if isinstance(action, Enroll):
                 episodes[ref] = enroll(app, script.pathway_id, ref, facts=action.facts)
             elif isinstance(action, Record):
-                record_event(app, episodes[ref], action.name, dict(action.data), event_id=_event_id(ref, n))
+                data = _data(action, episodes[ref])
+                record_event(app, episodes[ref], action.name, data, event_id=_event_id(ref, n, action))
             elif isinstance(action, Consent):
-                record_consent(app, episodes[ref], _consent(ref))
+                record_consent(app, episodes[ref], _consent(ref, action))
             else:
                 with Session(app.engine) as session:
                     rung_id = f"{episodes[ref]}/{action.rung}"
@@ -210,10 +226,12 @@ class _Rules:
             self._acknowledge(f"{self.episode_id}/{action.rung}", at)
             return
         if isinstance(action, Consent):
-            self.state.consents.append(_consent(self.ref))
-            event = Event(id=f"{self.ref}-consent", name="consent.recorded", data={"consent": f"cn-{self.ref}"}, at=at)
+            consent = _consent(self.ref, action)
+            self.state.consents.append(consent)
+            event = Event(id=f"{self.ref}-consent-{n}", name="consent.recorded", data={"consent": consent.id}, at=at)
         else:
-            event = Event(id=_event_id(self.ref, n), name=action.name, data=dict(action.data), at=at)
+            data = _data(action, self.episode_id)
+            event = Event(id=_event_id(self.ref, n, action), name=action.name, data=data, at=at)
         out = apply_event(self.plan, self.state, event, at)
         self.recorder.record(out, at, event)
         self.state = out.state
@@ -277,3 +295,33 @@ def normalised(history: EpisodeHistory, name: str = "EP") -> EpisodeHistory:
 def normalised_all(replay: Replay, people: Sequence[str]) -> dict[str, EpisodeHistory]:
     """Each person's normalised history."""
     return {ref: normalised(replay.histories[ref]) for ref in people}
+
+
+# ------------------------------------------------------------------------------------------- a simulated cohort
+
+
+def from_simulation(scripts: Sequence[Any], until: datetime) -> Script:
+    """The script of a simulated cohort (:attr:`engine.simulate.SimulationResult.script`: per person an
+    ``episode_id``, ``pathway_id`` and actions of ``kind`` enroll / consent / event / acknowledge) in this module's
+    format, so the very same cohort replays through the service. The simulator's event ids are kept (alert keys are
+    built from them); its episode id in payloads becomes :data:`EPISODE`; its consent and the ``consent.recorded``
+    event after it are one :class:`Consent`, as the service records them."""
+    people = []
+    for script in scripts:
+        episode, actions = script.episode_id, []
+        consented = False
+        for n, action in enumerate(script.actions):
+            if action.kind == "enroll":
+                actions.append(Enroll(action.at, dict(action.data.get("facts", {}))))
+            elif action.kind == "consent":
+                actions.append(Consent(action.at, action.name))
+                consented = True
+            elif action.kind == "acknowledge":
+                actions.append(Acknowledge(action.at, action.name.removeprefix(f"{episode}/")))
+            elif consented and action.name == "consent.recorded":
+                consented = False  # applied by the Consent above
+            else:
+                data = _swap(dict(action.data), episode, EPISODE)
+                actions.append(Record(action.at, action.name, data, event_id=f"{episode}-{n}"))
+        people.append(Person(script.person, tuple(actions)))
+    return Script(scripts[0].pathway_id if scripts else "", tuple(people), until)
