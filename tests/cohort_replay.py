@@ -78,7 +78,7 @@ class Record:
 @dataclass(frozen=True)
 class Consent:
     """The person signs a single TPO consent that day (recorded, then the ``consent.recorded`` event applied);
-    ``consent_id`` defaults to ``cn-<person>``."""
+    ``consent_id`` defaults to ``cn-<person>`` (:data:`EPISODE` in it stands for the episode's id)."""
 
     at: datetime
     consent_id: str | None = None
@@ -120,9 +120,9 @@ class Replay:
     refused: list[tuple[str, int, str]] = field(default_factory=list)
 
 
-def _consent(person: str, action: Consent) -> SignedConsent:
+def _consent(person: str, action: Consent, episode_id: str) -> SignedConsent:
     return single_tpo_consent(
-        action.consent_id or f"cn-{person}",
+        (action.consent_id or f"cn-{person}").replace(EPISODE, episode_id),
         person,
         discloser="Carepath replay program",
         information="SUD diagnosis, medications and referral details",
@@ -172,7 +172,7 @@ def through_service(app: App, script: Script) -> Replay:
                 data = _data(action, episodes[ref])
                 record_event(app, episodes[ref], action.name, data, event_id=_event_id(ref, n, action))
             elif isinstance(action, Consent):
-                record_consent(app, episodes[ref], _consent(ref, action))
+                record_consent(app, episodes[ref], _consent(ref, action, episodes[ref]))
             else:
                 with Session(app.engine) as session:
                     rung_id = f"{episodes[ref]}/{action.rung}"
@@ -226,7 +226,7 @@ class _Rules:
             self._acknowledge(f"{self.episode_id}/{action.rung}", at)
             return
         if isinstance(action, Consent):
-            consent = _consent(self.ref, action)
+            consent = _consent(self.ref, action, self.episode_id)
             self.state.consents.append(consent)
             event = Event(id=f"{self.ref}-consent-{n}", name="consent.recorded", data={"consent": consent.id}, at=at)
         else:
@@ -314,7 +314,7 @@ def from_simulation(scripts: Sequence[Any], until: datetime) -> Script:
             if action.kind == "enroll":
                 actions.append(Enroll(action.at, dict(action.data.get("facts", {}))))
             elif action.kind == "consent":
-                actions.append(Consent(action.at, action.name))
+                actions.append(Consent(action.at, action.name.replace(episode, EPISODE)))
                 consented = True
             elif action.kind == "acknowledge":
                 actions.append(Acknowledge(action.at, action.name.removeprefix(f"{episode}/")))

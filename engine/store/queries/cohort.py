@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import ColumnElement, select
 from sqlmodel import Session, col
@@ -109,18 +109,29 @@ def load_histories(session: Session, *, pathway: str | None = None) -> list[Epis
     ]
 
 
-#: An audit row as read here: (episode id, action, at, detail).
-_Audited = tuple[str, str, datetime, dict[str, Any]]
+class _Audited(NamedTuple):
+    """An audit row as read here: an event applied (``event``, ``event_id``) or a handoff move (``handoff``,
+    ``move``); the detail's fields are picked out by the database (no JSON parsed in Python)."""
+
+    episode: str
+    action: str
+    at: datetime
+    event: str | None
+    event_id: str | None
+    handoff: str | None
+    move: str | None
 
 
 def _audit(session: Session, pathway: str | None) -> list[_Audited]:
     A = AuditRecord
+    detail = col(A.detail)
+    picked = [detail[k].as_string() for k in ("event", "event_id", "handoff", "action")]
     query = (
-        select(*_columns(A.episode_id, A.action, A.at, A.detail))
+        select(*_columns(A.episode_id, A.action, A.at), *picked)
         .where(col(A.action).in_(_AUDITED), col(A.episode_id).is_not(None), *_chosen(A.episode_id, pathway))
         .order_by(col(A.id))
     )
-    return [(str(episode), action, utc(at), detail or {}) for episode, action, at, detail in session.execute(query)]
+    return [_Audited(str(e), action, utc(at), *rest) for e, action, at, *rest in session.execute(query)]
 
 
 def _events(
@@ -136,13 +147,13 @@ def _events(
     }
     out: dict[str, list[Happening]] = defaultdict(list)
     names: dict[tuple[str, str], str] = {}
-    for episode, action, at, detail in audit:
-        if action != "event":
+    for row in audit:
+        if row.action != "event":
             continue
-        key = (episode, str(detail.get("event_id")))
-        names[key] = str(detail.get("event"))
+        key = (row.episode, str(row.event_id))
+        names[key] = str(row.event)
         data = dict(payloads.get(key) or {})
-        out[episode].append(Happening(names[key], parse_moment(data.get(OCCURRED_AT)) or at, data))
+        out[row.episode].append(Happening(names[key], parse_moment(data.get(OCCURRED_AT)) or row.at, data))
     return out, names
 
 
@@ -165,10 +176,10 @@ def _stays(session: Session, pathway: str | None, names: dict[tuple[str, str], s
 def _step_times(audit: Iterable[_Audited]) -> dict[str, dict[str, datetime]]:
     """When each handoff's steps were met: the first move of the kind that meets each (by handoff id)."""
     out: dict[str, dict[str, datetime]] = defaultdict(dict)
-    for _episode, action, at, detail in audit:
-        step = STEPS_BY_MOVE.get(str(detail.get("action"))) if action == "handoff.move" else None
+    for row in audit:
+        step = STEPS_BY_MOVE.get(str(row.move)) if row.action == "handoff.move" else None
         if step is not None:
-            out[str(detail.get("handoff"))].setdefault(step.kind, at)
+            out[str(row.handoff)].setdefault(step.kind, row.at)
     return out
 
 
