@@ -161,6 +161,10 @@ def through_service(app: App, script: Script) -> Replay:
         ((a.at, p, n, person.ref, a) for p, person in enumerate(script.people) for n, a in enumerate(person.actions)),
         key=lambda s: s[:3],
     )
+    clock = app.clock
+    assert isinstance(clock, ManualClock)
+    if steps and clock.now() > steps[0][0]:  # time cannot go back: every action would happen late
+        raise ValueError(f"the app's clock ({clock.now():%Y-%m-%d %H:%M}) is past the script's first action")
     episodes: dict[str, str] = {}
     refused: list[tuple[str, int, str]] = []
     for at, _p, n, ref, action in steps:
@@ -300,12 +304,16 @@ def normalised_all(replay: Replay, people: Sequence[str]) -> dict[str, EpisodeHi
 # ------------------------------------------------------------------------------------------- a simulated cohort
 
 
-def from_simulation(scripts: Sequence[Any], until: datetime) -> Script:
+def from_simulation(scripts: Sequence[Any], until: datetime, *, tag: str = "") -> Script:
     """The script of a simulated cohort (:attr:`engine.simulate.SimulationResult.script`: per person an
     ``episode_id``, ``pathway_id`` and actions of ``kind`` enroll / consent / event / acknowledge) in this module's
     format, so the very same cohort replays through the service. The simulator's event ids are kept (alert keys are
     built from them); its episode id in payloads becomes :data:`EPISODE`; its consent and the ``consent.recorded``
-    event after it are one :class:`Consent`, as the service records them."""
+    event after it are one :class:`Consent`, as the service records them.
+
+    ``tag`` is added to each person's ref (``P-SIM-000001-<tag>``): two simulated cohorts number their people
+    alike, and in one store a person's consents reach all their episodes, so cohorts replayed into one store need
+    people of their own."""
     people = []
     for script in scripts:
         episode, actions = script.episode_id, []
@@ -323,5 +331,5 @@ def from_simulation(scripts: Sequence[Any], until: datetime) -> Script:
             else:
                 data = _swap(dict(action.data), episode, EPISODE)
                 actions.append(Record(action.at, action.name, data, event_id=f"{episode}-{n}"))
-        people.append(Person(script.person, tuple(actions)))
+        people.append(Person(f"{script.person}-{tag}" if tag else script.person, tuple(actions)))
     return Script(scripts[0].pathway_id if scripts else "", tuple(people), until)
