@@ -212,7 +212,8 @@ class HistoryRecorder:
         )
 
     def acknowledge(self, rung_id: str, at: datetime) -> None:
-        """Someone acknowledged the escalation of ``rung_id`` at ``at`` (the first acknowledgement counts)."""
+        """Someone acknowledged the escalation of ``rung_id`` at ``at`` (the first acknowledgement counts). The
+        driver also cancels the item's pending rungs in its state, as the service does (they never fire)."""
         raised = self._raised.get(rung_id)
         if raised is not None and raised.acknowledged_at is None:
             self._raised[rung_id] = replace(raised, acknowledged_at=at)

@@ -74,7 +74,7 @@ def _when(value: datetime | None) -> datetime | None:
 def load_histories(session: Session, *, pathway: str | None = None) -> list[EpisodeHistory]:
     """Every episode's history (of ``pathway``, when given), in order of enrollment (ties: episode id).
 
-    Nine queries whatever the cohort's size; columns are read as plain rows (no ORM objects), which is most of
+    Eight queries whatever the cohort's size; columns are read as plain rows (no ORM objects), which is most of
     the time saved at 10,000 episodes (bench/bench_cohort_load.py).
     """
     E = EpisodeRecord
