@@ -2,7 +2,8 @@
 
 The quality measures read only these histories, and the pure rules build the same ones
 (:class:`~engine.episode.history.HistoryRecorder`), so this module says how each part of a history is kept in the
-rows. It reads the cohort in one query per table (never one per episode), joined on the episodes chosen:
+rows. It reads the cohort in one query per table (never one per episode), limited to the episodes chosen by a
+subquery:
 
 - a stay is a stage visit row; its visit number is its ordinal in the episode; the event that entered it is
   stored by id and named from the audit trail's ``event`` rows;
