@@ -79,7 +79,8 @@ def compute_measures(
     shown = {s.value: not s.suppressed for s in strata}
     results: list[Result] = []
     for d in DEFINITIONS:
-        subjects = sorted({subject for tallies in found for (measure, subject) in tallies if measure == d.id} or {""})
+        seen = [subject for tallies in found for (measure, subject) in tallies if measure == d.id]
+        subjects = list(dict.fromkeys(seen)) or [""]  # in the order the families give them (the total's first)
         for subject in subjects:
             cells = [
                 _result(d, subject, name, tallies.get((d.id, subject), Tally(d.id, subject)), members, window)

@@ -95,7 +95,7 @@ def _table(report: MeasureReport, family: str) -> str:
     by_key = {(r.measure, r.subject, r.stratum): r for r in report.results}
     rows = []
     for d in (d for d in report.definitions if d.family == family):
-        for subject in sorted({r.subject for r in report.results if r.measure == d.id}):
+        for subject in dict.fromkeys(r.subject for r in report.results if r.measure == d.id):
             cells = []
             for s in strata:
                 r = by_key[(d.id, subject, s)]

@@ -164,6 +164,8 @@ def handoffs(views: Iterable[View], period: Period) -> list[Tally]:
             if h.opened_at not in period:
                 continue
             closed = "outcome-returned" in h.steps or h.status == "completed"
+            for measure in ("handoffs.accepted-hours", "handoffs.first-visit-days"):
+                tally(measure, h.program)  # every program has every row, with a value or none
             tally("handoffs.loop-closed", h.program).ticks.append(Tick(v.id, closed))
             if "accepted" in h.steps:
                 hours = (h.steps["accepted"] - h.opened_at) / _HOUR
@@ -171,7 +173,7 @@ def handoffs(views: Iterable[View], period: Period) -> list[Tally]:
             if "visit-kept" in h.steps:
                 days = (h.steps["visit-kept"] - h.opened_at) / _DAY
                 tally("handoffs.first-visit-days", h.program).ticks.append(Tick(v.id, value=days))
-    return list(out.values())
+    return [out[key] for key in sorted(out)]
 
 
 def escalations(views: Iterable[View], period: Period) -> list[Tally]:
@@ -222,4 +224,4 @@ def stays(views: Iterable[View], period: Period) -> list[Tally]:
                 ticks["stays.longer-than-max"] = Tick(v.id, left > add(s.entered_at, stage.max_stay))
             for measure, tick in ticks.items():
                 out.setdefault((measure, subject), Tally(measure, subject)).ticks.append(tick)
-    return list(out.values())
+    return [out[key] for key in sorted(out)]
