@@ -39,6 +39,36 @@ def plan_from(text: str) -> Plan:
 #: prescription.filled, MOUD events moud.confirmed; expected stays 3-10 days (jail-wm), 7-30 days (residential).
 JAIL = plan_from((ROOT / "tests" / "data" / "valid" / "measures.yaml").read_text(encoding="utf-8"))
 PLANS = {(JAIL.pathway_id, JAIL.version): JAIL}
+#: The data's horizon in most tests: day 200, so every window closes except where a test says otherwise.
+AS_OF = at(200)
+
+#: A 4th edition pathway with no measures.start (the index is enrollment), no MOUD fill or event and no release:
+#: inpatient 4.0 -> IOP 2.1 -> outpatient 1.0; buprenorphine its one MOUD.
+FOURTH = plan_from(
+    """
+id: fourth-edition
+version: 2
+title: Fourth edition levels
+description: Inpatient, then intensive outpatient, then outpatient.
+asam_edition: 4
+roles: { care-coordinator: { title: Care coordinator } }
+events:
+  inpatient.completed: { description: Discharged from the inpatient unit. }
+  iop.completed: { description: Discharged from IOP. }
+  visit.kept: { description: A treatment visit took place. }
+stages:
+  - { id: inpatient, name: Inpatient, level: "4.0" }
+  - { id: iop, name: Intensive outpatient, level: "2.1" }
+  - { id: outpatient, name: Outpatient, level: "1.0", terminal: true }
+transitions:
+  - { from: inpatient, to: iop, event: inpatient.completed }
+  - { from: iop, to: outpatient, event: iop.completed }
+medications:
+  critical: [{ name: buprenorphine, class: moud }]   # the class in any case
+measures:
+  visits: [visit.kept]
+"""
+)
 
 
 def path(*moves: tuple[str, float]) -> tuple[Stay, ...]:

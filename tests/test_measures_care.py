@@ -9,34 +9,7 @@ from __future__ import annotations
 
 from engine.episode.history import EpisodeHistory
 from engine.measures import MeasureReport, compute_measures
-from tests.measures_data import PLANS, at, ev, handoff, history, path, plan_from
-
-AS_OF = at(200)
-
-#: A 4th edition pathway with no measures.start (the index is enrollment): inpatient 4.0 -> IOP 2.1 -> outpatient.
-FOURTH = plan_from(
-    """
-id: fourth-edition
-version: 2
-title: Fourth edition levels
-description: Inpatient, then intensive outpatient, then outpatient.
-asam_edition: 4
-roles: { care-coordinator: { title: Care coordinator } }
-events:
-  inpatient.completed: { description: Discharged from the inpatient unit. }
-  iop.completed: { description: Discharged from IOP. }
-  visit.kept: { description: A treatment visit took place. }
-stages:
-  - { id: inpatient, name: Inpatient, level: "4.0" }
-  - { id: iop, name: Intensive outpatient, level: "2.1" }
-  - { id: outpatient, name: Outpatient, level: "1.0", terminal: true }
-transitions:
-  - { from: inpatient, to: iop, event: inpatient.completed }
-  - { from: iop, to: outpatient, event: iop.completed }
-measures:
-  visits: [visit.kept]
-"""
-)
+from tests.measures_data import AS_OF, FOURTH, PLANS, ev, handoff, history, path
 
 
 def rate(report: MeasureReport, measure: str) -> tuple[int | None, int | None]:

@@ -10,8 +10,7 @@ from __future__ import annotations
 from engine.episode.history import EpisodeHistory, Stay
 from engine.measures import compute_measures
 from engine.measures.moud import MAX_GAP
-from tests.measures_data import PLANS, at, ev, history, meds, path
-from tests.test_measures_care import AS_OF, FOURTH
+from tests.measures_data import AS_OF, FOURTH, PLANS, ev, history, meds, path
 
 STAYS = path(("jail-wm", 0), ("residential", 5), ("outpatient", 20))  # stage visits 1, 2 (day 5), 3 (day 20)
 
@@ -70,7 +69,9 @@ def test_pharmacotherapy_continued_180_days_without_a_break_longer_than_37_days(
 def test_180_days_is_not_measured_on_medication_lists_alone() -> None:
     """A pathway naming no MOUD fill or event has only lists at transitions: too sparse to judge a break."""
     fourth = {(FOURTH.pathway_id, FOURTH.version): FOURTH}
-    lists = [meds(1, "receiving", d, "buprenorphine") for d in (0, 100, 190)]
-    cohort = [history(1, path(("inpatient", 0)), lists=lists, plan=FOURTH)]
-    report = compute_measures(cohort, fourth, as_of=AS_OF, min_cell=1)
+    stays = path(("inpatient", 0), ("iop", 6))
+    lists = [meds(2, "sending", 6, "Buprenorphine"), *(meds(2, "receiving", d, "buprenorphine") for d in (6, 100, 190))]
+    report = compute_measures([history(1, stays, lists=lists, plan=FOURTH)], fourth, as_of=AS_OF, min_cell=1)
+    moves = report.result("moud.transitions")
+    assert (moves.numerator, moves.denominator) == (1, 1)  # the lists are read (class "moud" in any case)
     assert report.result("moud.180d").denominator == 0

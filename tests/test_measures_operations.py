@@ -5,8 +5,7 @@ hand-built cohort whose answer is worked out here (``min_cell=1``; suppression i
 from __future__ import annotations
 
 from engine.measures import compute_measures
-from tests.measures_data import PLANS, finding, handoff, history, path, raised
-from tests.test_measures_care import AS_OF
+from tests.measures_data import AS_OF, PLANS, finding, handoff, history, path, raised
 
 
 def test_handoff_loops_closed_and_median_times_per_receiving_program() -> None:
