@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import timedelta
 
-from engine.measures.cohort import HIGH_INTENSITY_LEVELS, Tally, Tick, View, day_end
+from engine.measures.cohort import HIGH_INTENSITY_LEVELS, Tally, View, day_end
 from engine.measures.report import Definition, Period
 
 __all__ = ["DEFINITIONS", "engagement", "follow_up", "reentry"]
@@ -31,7 +31,7 @@ DEFINITIONS: tuple[Definition, ...] = (
         Definition(
             id=f"follow-up.{n}d",
             family="Follow-up after high-intensity care",
-            title=f"Follow-up within {n} days of discharge from withdrawal management, residential or inpatient care",
+            title=f"Follow-up within {n} days after withdrawal management, residential or inpatient care",
             unit="rate",
             numerator=f"Discharges followed by {_VISIT} after the discharge and by the {n}th day after it",
             denominator=_FOLLOW_UP + ", whose 30-day window has closed (or whose episode ended)",
@@ -122,7 +122,7 @@ def follow_up(views: Iterable[View], period: Period) -> list[Tally]:
                 continue
             for tally, n in ((seven, 7), (thirty, 30)):
                 met = any(out < at < day_end(out.date() + timedelta(days=n)) for at in v.visits)
-                tally.ticks.append(Tick(v.id, met))
+                tally.add(v.id, met)
     return [seven, thirty]
 
 
@@ -143,8 +143,8 @@ def engagement(views: Iterable[View], period: Period) -> list[Tally]:
         if first is not None:
             day = first.date()
             more = len({at.date() for at in v.visits if day < at.date() <= day + timedelta(days=34)})
-        initiation.ticks.append(Tick(v.id, first is not None))
-        engaged.ticks.append(Tick(v.id, first is not None and more >= 2))
+        initiation.add(v.id, first is not None)
+        engaged.add(v.id, first is not None and more >= 2)
     return [initiation, engaged]
 
 
@@ -155,10 +155,10 @@ def reentry(views: Iterable[View], period: Period) -> list[Tally]:
         if released is None or released not in period:
             continue
         if v.judged(released + timedelta(hours=72)):
-            contact.ticks.append(Tick(v.id, any(released <= at <= released + timedelta(hours=72) for at in v.contacts)))
+            contact.add(v.id, any(released <= at <= released + timedelta(hours=72) for at in v.contacts))
         if v.plan.measures.moud_fills and v.judged(released + timedelta(days=7)):
-            fill.ticks.append(Tick(v.id, any(released <= at <= released + timedelta(days=7) for at in v.fills)))
+            fill.add(v.id, any(released <= at <= released + timedelta(days=7) for at in v.fills))
         if v.judged(released + timedelta(days=14)):
             days = {(at - released) // timedelta(days=1) for at in v.contacts if at >= released}
-            daily.ticks.append(Tick(v.id, all(k in days for k in range(14))))
+            daily.add(v.id, all(k in days for k in range(14)))
     return [contact, fill, daily]
