@@ -43,8 +43,8 @@ def test_an_event_named_only_by_the_measures_is_used() -> None:
         "  session.attended:\n    description: A counselling session was attended.\n  iop.completed:\n",
     )
     unused = [str(d) for d in load_pathway_text(text, "p.yaml").diagnostics if "never used" in d.message]
-    assert unused == [
-        "p.yaml:33:3: warning: $.events['session.attended']: event 'session.attended' is declared but never used"
+    assert [line.split(": ", 1)[1] for line in unused] == [
+        "warning: $.events['session.attended']: event 'session.attended' is declared but never used"
     ]
     with_key = load_pathway_text(text + "measures:\n  visits: [session.attended, handoff.visit-kept]\n", "p.yaml")
     assert with_key.ok and with_key.diagnostics == []
