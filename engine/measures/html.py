@@ -13,7 +13,7 @@ from html import escape
 from typing import Any
 
 from engine.measures.render import scope_lines, show_value
-from engine.measures.report import ALL, MeasureReport, Result
+from engine.measures.report import ALL, MeasureError, MeasureReport, Result
 
 __all__ = ["PLOTS", "render_html"]
 
@@ -66,11 +66,20 @@ def _plotted(r: Result) -> float | None:
     return 100 * r.value if r.unit == "rate" else r.value
 
 
-def _plot(title: str, labels: list[str], series: dict[str, list[float | None]], unit: str) -> str:
-    import matplotlib
-
+def _pyplot() -> Any:
+    """matplotlib's pyplot on the Agg backend (no display), imported on the first HTML report only."""
+    try:
+        import matplotlib
+    except ModuleNotFoundError as exc:  # a dependency of Carepath; missing only in a partial install
+        raise MeasureError("the HTML report needs matplotlib (pip install matplotlib)") from exc
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _plot(title: str, labels: list[str], series: dict[str, list[float | None]], unit: str) -> str:
+    plt = _pyplot()
 
     fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=96)
     width = 0.8 / max(len(series), 1)
