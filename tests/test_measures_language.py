@@ -36,18 +36,23 @@ def test_a_pathway_without_the_key_compiles_to_an_empty_vocabulary() -> None:
     assert compile_plan(loaded.spec).measures == MeasuresPlan()
 
 
-def test_an_event_named_only_by_the_measures_is_used() -> None:
-    """``screening.completed`` is declared and done_on of a task; ``session.attended`` only counts as a visit."""
-    text = MINIMAL.replace(
-        "  iop.completed:\n",
-        "  session.attended:\n    description: A counselling session was attended.\n  iop.completed:\n",
-    )
-    unused = [str(d) for d in load_pathway_text(text, "p.yaml").diagnostics if "never used" in d.message]
-    assert [line.split(": ", 1)[1] for line in unused] == [
-        "warning: $.events['session.attended']: event 'session.attended' is declared but never used"
+def test_an_event_only_the_measures_name_must_be_accepted_in_every_stage() -> None:
+    """``session.attended`` is declared but nothing ends on it: unused; named by the measures, it is used but every
+    episode would refuse it (a warning says how to fix it); ``record_anywhere`` makes it accepted, and clean."""
+
+    def warnings(text: str) -> list[str]:
+        return [f"{d.json_path}: {d.message}" for d in load_pathway_text(text, "p.yaml").diagnostics]
+
+    event = "  session.attended:\n    description: A counselling session was attended.\n"
+    text = MINIMAL.replace("  iop.completed:\n", event + "  iop.completed:\n")
+    assert warnings(text) == ["$.events['session.attended']: event 'session.attended' is declared but never used"]
+    counted = text + "measures:\n  visits: [session.attended, handoff.visit-kept]\n"
+    assert warnings(counted) == [
+        "$.measures.visits[0]: no move or work ends on 'session.attended', so episodes refuse it and the measures "
+        "never see it: give the event record_anywhere: true"
     ]
-    with_key = load_pathway_text(text + "measures:\n  visits: [session.attended, handoff.visit-kept]\n", "p.yaml")
-    assert with_key.ok and with_key.diagnostics == []
+    fixed = counted.replace(event, event + "    record_anywhere: true\n")
+    assert load_pathway_text(fixed, "p.yaml").ok and warnings(fixed) == []
 
 
 def test_no_histories_give_an_empty_report() -> None:

@@ -31,8 +31,8 @@ DEFINITIONS: tuple[Definition, ...] = (
         unit="rate",
         numerator="Transitions followed within 7 days of the move by MOUD on a receiving list, an MOUD fill or "
         "another MOUD event",
-        denominator="Moves into a stage visit whose sending medication list holds an MOUD, 7 days past (or the "
-        "episode ended)",
+        denominator="Moves into a stage visit whose sending medication list (recorded in that visit, as "
+        "reconciliation compares them) holds an MOUD, 7 days past (or the episode ended)",
         exclusions="Transitions with no sending list, or none holding an MOUD",
         source="Domain reference (shared/domain.md): MOUD dropped at a transition raises overdose risk; issue #13: "
         "no gap longer than 7 days across a transition",
@@ -61,7 +61,7 @@ DEFINITIONS: tuple[Definition, ...] = (
 def continuity(views: Iterable[View], period: Period) -> list[Tally]:
     moves, lasting = Tally("moud.transitions"), Tally("moud.180d")
     for v in views:
-        for stay in v.history.stays:
+        for stay in v.history.stays[1:]:  # the first stay is the enrollment, not a transition
             if stay.visit not in v.moud_sent:
                 continue
             at = stay.entered_at
