@@ -67,7 +67,8 @@ def continuity(views: Iterable[View], period: Period) -> list[Tally]:
             at = stay.entered_at
             if at not in period or not v.judged(at + TRANSITION_WINDOW):
                 continue
-            moves.add(v.id, any(at <= e <= at + TRANSITION_WINDOW for e in v.moud_received))
+            closes = at + TRANSITION_WINDOW
+            moves.add(v.id, any(at <= e <= closes for e in v.moud_received))
         if v.moud and (v.plan.measures.moud_fills or v.plan.measures.moud_events) and v.moud[0] in period:
             met = _continued(v)
             if met is not None:
