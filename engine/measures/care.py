@@ -115,13 +115,13 @@ def follow_up(views: Iterable[View], period: Period) -> list[Tally]:
             out = stay.left_at
             if out is None or out not in period:
                 continue
-            limit = day_end(out.date() + timedelta(days=30))
+            limit = day_end(out, 30)
             if any(out <= later.entered_at < limit for later in stays if later is not stay):
                 continue  # readmitted or transferred: only the last discharge counts
             if not v.judged(limit):
                 continue
             for tally, n in ((seven, 7), (thirty, 30)):
-                closes = day_end(out.date() + timedelta(days=n))
+                closes = day_end(out, n)
                 tally.add(v.id, any(out < at < closes for at in v.visits))
     return [seven, thirty]
 
@@ -136,9 +136,9 @@ def engagement(views: Iterable[View], period: Period) -> list[Tally]:
     for v in views:
         start = v.plan.measures.start
         index = v.first(start) if start else v.history.enrolled_at
-        if index is None or index not in period or not v.judged(day_end(index.date() + timedelta(days=47))):
+        if index is None or index not in period or not v.judged(day_end(index, 47)):
             continue
-        closes = day_end(index.date() + timedelta(days=13))
+        closes = day_end(index, 13)
         first = next((at for at in v.visits if index <= at < closes), None)
         more = 0
         if first is not None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import datetime, time, timedelta
 from functools import lru_cache
 
 from engine.episode.history import EpisodeHistory
@@ -51,9 +51,10 @@ def moud_terms(plan: Plan) -> tuple[str, ...]:
     return tuple(out)
 
 
-def day_end(day: date) -> datetime:
-    """The first moment after ``day`` (UTC): a window "through day N" has closed at ``day_end(N)``."""
-    return datetime.combine(day + timedelta(days=1), time(), tzinfo=UTC)
+def day_end(moment: datetime, days: int) -> datetime:
+    """The first moment after the ``days``-th day after ``moment``'s (UTC) day: when a window "through day N"
+    closes. Keeps ``moment``'s time zone (UTC as the histories give them)."""
+    return datetime.combine(moment.date() + timedelta(days=days + 1), time(), tzinfo=moment.tzinfo)
 
 
 @dataclass(frozen=True)
