@@ -113,7 +113,8 @@ def _latest(h: EpisodeHistory) -> datetime:
 def _label(value: object) -> str:
     if value is None:
         return NOT_SET
-    return str(value).lower() if isinstance(value, bool) else str(value)
+    text = str(value).lower() if isinstance(value, bool) else str(value)
+    return f"{text} (value)" if text == ALL else text  # never the total's name
 
 
 def _groups(views: list[View], fact: str) -> list[tuple[str, list[View]]]:
