@@ -28,14 +28,15 @@ LAYERS: dict[str, set[str]] = {
     "notify": {"language"},
     "app": {"language", "plan", "episode", "store", "notify"},
     "orchestration": {"language", "plan", "episode", "store", "notify", "app", "api"},
-    "cli": {"language", "plan", "episode", "store", "notify", "app", "orchestration", "api", "fhir"},
+    "cli": {"language", "plan", "episode", "store", "notify", "app", "orchestration", "api", "fhir", "measures"},
     "fhir": {"language", "plan", "episode", "store"},
     "api": {"language", "plan", "episode", "store", "notify", "app", "fhir", "web"},
     "web": {"language", "plan", "episode", "store", "notify", "app", "fhir"},
     "migrations": {"store"},
+    "measures": {"language", "plan", "episode"},
 }
 BOTTOM = {"errors", "clock", "process", "files"}
-PURE = {"language", "plan", "episode", "fhir"}
+PURE = {"language", "plan", "episode", "fhir", "measures"}
 #: What SQLAlchemy/SQLModel may lend outside the store: session and engine *types*, never a query.
 SQL_TYPES = {"Session", "Engine"}
 
