@@ -29,9 +29,9 @@ def _copy(value: Any) -> Any:
     if kind in _IMMUTABLE:
         return value
     if kind is list:
-        return [_copy(v) for v in value]
+        return [v if type(v) in _IMMUTABLE else _copy(v) for v in value]
     if kind is dict:
-        return {k: _copy(v) for k, v in value.items()}
+        return {k: v if type(v) in _IMMUTABLE else _copy(v) for k, v in value.items()}
     if kind is set:
         return {_copy(v) for v in value}
     if kind is tuple:
@@ -44,9 +44,10 @@ def _copy(value: Any) -> Any:
 
 def structural_copy(model: M) -> M:
     """A copy of ``model`` sharing nothing mutable with it (frozen models and immutable values are shared)."""
-    new = copy.copy(model)  # pydantic: a new instance with a shallow copy of its fields
-    fields = new.__dict__
-    for name, value in fields.items():
-        if type(value) not in _IMMUTABLE:
-            fields[name] = _copy(value)
+    new = model.__class__.__new__(model.__class__)
+    fields = {k: v if type(v) in _IMMUTABLE else _copy(v) for k, v in model.__dict__.items()}
+    object.__setattr__(new, "__dict__", fields)
+    object.__setattr__(new, "__pydantic_fields_set__", set(model.__pydantic_fields_set__))
+    object.__setattr__(new, "__pydantic_extra__", _copy(model.__pydantic_extra__))
+    object.__setattr__(new, "__pydantic_private__", _copy(model.__pydantic_private__))
     return new
