@@ -9,8 +9,9 @@ simulated on the same seed give the same person the same draws wherever their ev
 The default rule for an event the model does not name (README, *Simulating a cohort*):
 
 - the event a work item waits for (its ``done_on``) happens with chance ``work.p`` (0.9), uniformly between the
-  item's opening and 1.2 times its deadline, so about one in six of those done are late; a handoff's steps follow
-  one another (each from when the step before it was met); a reconciliation is the two medication lists;
+  item's opening and 1.2 times its deadline, so about one in six of those done are late; a handoff's steps and its
+  authorization follow one another in deadline order (each from when the one before it was met, so a missed step
+  stops the ones after it); a reconciliation is the two medication lists;
 - leaving a stage: the first event of the pathway's moves out of the stage happens, uniformly within the stage's
   ``expected_duration`` (``min`` to ``max``; twice ``min`` without ``max``, half ``max`` without ``min``; 7 to 28 days
   without either); other ways out happen only when the model names them (chance per stage visit, delay from entry).
@@ -39,6 +40,8 @@ __all__ = ["Action", "PersonResult", "PersonScript", "simulate_person"]
 
 _RUNG, _EVENT, _ACK = 0, 1, 2
 _SILENT = frozenset({"stay", "timeout", "alert"})
+#: A handoff's steps and its insurance authorization happen one after another, in deadline order.
+_CHAINED = frozenset({"handoff-step", "authorization"})
 _WEEK = 7 * 86400.0
 
 
@@ -255,7 +258,7 @@ class _Person:
             if draw.random() < ack.p and ack.after is not None:
                 self.push(esc.raised_at + ack.after.draw(draw), _ACK, "ack", esc.rung_id)
         for item in out.closed:
-            if item.kind == "handoff-step" and item.status == "done":
+            if item.kind in _CHAINED and item.status == "done":
                 nxt = self.next_step(item.handoff_id)
                 if nxt is not None:
                     self.plan_work(nxt, now)
@@ -263,13 +266,13 @@ class _Person:
             self.plan_exits(now)
 
     def next_step(self, handoff_id: str | None) -> WorkItem | None:
-        steps = [i for i in self.state.items if i.kind == "handoff-step" and i.handoff_id == handoff_id]
+        steps = [i for i in self.state.items if i.kind in _CHAINED and i.handoff_id == handoff_id]
         return min(steps, key=lambda i: (i.due_at, i.key)) if steps else None
 
     def plan_work(self, item: WorkItem, now: datetime) -> None:
         if item.kind in _SILENT or item.id in self.scheduled:
             return
-        first = self.next_step(item.handoff_id) if item.kind == "handoff-step" else None
+        first = self.next_step(item.handoff_id) if item.kind in _CHAINED else None
         if first is not None and first.id != item.id:
             return  # steps follow one another: this one is planned when the one before it is met
         self.scheduled.add(item.id)

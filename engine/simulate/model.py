@@ -11,7 +11,7 @@ import math
 import random
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
@@ -28,6 +28,7 @@ __all__ = [
     "Delay",
     "ModelError",
     "default_model",
+    "for_plan",
     "parse_delay",
     "parse_model",
 ]
@@ -138,6 +139,14 @@ class BehaviourModel:
     arrivals_over: timedelta = timedelta(days=30)
     #: the default rule's chance that a work item's event happens at all
     work_p: float = 0.9
+
+
+def for_plan(model: BehaviourModel, plan: Plan) -> BehaviourModel:
+    """``model`` for another version of its pathway: what names an event or fact ``plan`` lacks is left out."""
+    events = {name: b for name, b in model.events.items() if name in plan.events}
+    facts = {name: w for name, w in model.enrollment_facts.items() if name in plan.facts}
+    relapse = model.relapse_event if model.relapse_event in plan.events else None
+    return replace(model, events=events, enrollment_facts=facts, relapse_event=relapse)
 
 
 def default_model(plan: Plan) -> BehaviourModel:
