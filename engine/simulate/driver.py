@@ -108,7 +108,8 @@ class _Person:
         names = medication_names(plan)
         meds = self.rng("medications")
         self.moud = meds.choice(names) if names and meds.random() < model.on_moud else None
-        self.enrolled_at = start + timedelta(seconds=self.rng("arrival").uniform(0, model.arrivals_over.total_seconds()))
+        arrival = self.rng("arrival").uniform(0, model.arrivals_over.total_seconds())
+        self.enrolled_at = start + timedelta(minutes=int(arrival // 60))
         self.state: EpisodeState
 
     def rng(self, purpose: str) -> random.Random:

@@ -59,7 +59,7 @@ class Delay:
             seconds = rng.lognormvariate(math.log(self.a), self.b) if self.a > 0 else 0.0
         else:
             seconds = self.a
-        return timedelta(seconds=min(seconds, 3650 * 86400.0))
+        return timedelta(seconds=round(min(seconds, 3650 * 86400.0)))  # whole seconds: what every store keeps
 
     def __str__(self) -> str:
         show = _show
