@@ -216,7 +216,8 @@ class _Reader:
         for choice, weight in self.mapping(value, path, None).items():
             if allowed is not None and choice not in allowed:
                 shown = ", ".join(str(a).lower() if isinstance(a, bool) else str(a) for a in allowed)
-                self.problem((*path, choice), f"'{choice}' is not one of {shown}{hint(str(choice), map(str, allowed))}")
+                message = f"'{choice}' is not one of {shown}{hint(str(choice), map(str, allowed))}"
+                self.problem((*path, choice), message, key=True)
             elif isinstance(weight, bool) or not isinstance(weight, int | float) or weight < 0:
                 self.problem((*path, choice), f"weight {weight!r} is not a number >= 0")
             else:
@@ -233,6 +234,21 @@ class _Reader:
         return False
 
 
+def _rejoin(body: dict[str, Any]) -> dict[str, Any]:
+    """``{ p: 0.7, after: uniform(1d, 5d) }``: in a one-line mapping YAML ends a value at a comma, leaving
+    ``after: 'uniform(1d'`` and a key ``'5d)'`` with no value; put the two halves back together."""
+    after = body.get("after")
+    if not (isinstance(after, str) and "(" in after and ")" not in after):
+        return body
+    keys = list(body)
+    rest = keys[keys.index("after") + 1 :]
+    if rest and body[rest[0]] is None and str(rest[0]).endswith(")"):
+        joined = {k: v for k, v in body.items() if k != rest[0]}
+        joined["after"] = f"{after}, {rest[0]}"
+        return joined
+    return body
+
+
 def _allowed(declared: Mapping[str, Any]) -> list[Any] | None:
     kind = declared.get("type")
     if kind == "enum":
@@ -246,7 +262,7 @@ def _events(r: _Reader, value: Any) -> dict[str, Behaviour]:
         path: tuple[str | int, ...] = ("events", name)
         if not r.event_name(name, path, key=True):
             continue
-        body = r.mapping(entry, path, _KEYS["event"])
+        body = r.mapping(_rejoin(entry) if isinstance(entry, dict) else entry, path, _KEYS["event"])
         fields: Mapping[str, Any] = r.plan.events[name].get("payload") or {}
         data = {}
         for fname, weights in r.mapping(body.get("data", {}), (*path, "data"), None).items():
@@ -260,8 +276,18 @@ def _events(r: _Reader, value: Any) -> dict[str, Behaviour]:
     return out
 
 
+def _blank(source: str | bytes) -> bool:
+    try:
+        text = source.decode("utf-8-sig") if isinstance(source, bytes) else source
+    except UnicodeDecodeError:
+        return False
+    return len(text) < 100_000 and all(not line.strip() or line.strip().startswith("#") for line in text.splitlines())
+
+
 def parse_model(source: str | bytes, plan: Plan, *, file: str = "model.yaml") -> BehaviourModel:
     """Check a model's text against ``plan`` and build it; raises :class:`ModelError` with every problem found."""
+    if _blank(source):
+        return default_model(plan)  # an empty model (or only comments): every default
     parsed = parse_yaml(source)
     if parsed.problems:
         raise ModelError([Diagnostic(file, p.line, p.col, format_path(p.path), p.message) for p in parsed.problems])
@@ -270,7 +296,8 @@ def parse_model(source: str | bytes, plan: Plan, *, file: str = "model.yaml") ->
     top = r.mapping({} if parsed.value is None else parsed.value, (), _TOP)
     events = _events(r, top.get("events", {}))
     consent = r.mapping(top.get("consent", {}), ("consent",), _KEYS["consent"])
-    ack = r.mapping(top.get("acknowledge", {}), ("acknowledge",), _KEYS["acknowledge"])
+    ack_value = top.get("acknowledge", {})
+    ack = r.mapping(_rejoin(ack_value) if isinstance(ack_value, dict) else ack_value, ("acknowledge",), _KEYS["acknowledge"])
     relapse = r.mapping(top.get("return_to_use", {}), ("return_to_use",), _KEYS["return_to_use"])
     meds = r.mapping(top.get("medications", {}), ("medications",), _KEYS["medications"])
     arrivals = r.mapping(top.get("arrivals", {}), ("arrivals",), _KEYS["arrivals"])
