@@ -31,7 +31,17 @@ LAYERS: dict[str, set[str]] = {
     "app": {"language", "plan", "episode", "store", "notify", "measures", "simulate"},
     "orchestration": {"language", "plan", "episode", "store", "notify", "app", "api"},
     "cli": {
-        "language", "plan", "episode", "store", "notify", "app", "orchestration", "api", "fhir", "measures", "simulate"
+        "language",
+        "plan",
+        "episode",
+        "store",
+        "notify",
+        "app",
+        "orchestration",
+        "api",
+        "fhir",
+        "measures",
+        "simulate",
     },
     "fhir": {"language", "plan", "episode", "store"},
     "api": {"language", "plan", "episode", "store", "notify", "app", "fhir", "web"},

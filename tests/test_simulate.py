@@ -46,8 +46,7 @@ events:
 
 def _accepted_escalations(result: SimulationResult) -> list[list[tuple[int, str]]]:
     return [
-        sorted((r.rung, r.role) for r in h.escalations if r.item_key == "t0.handoff.accepted")
-        for h in result.histories
+        sorted((r.rung, r.role) for r in h.escalations if r.item_key == "t0.handoff.accepted") for h in result.histories
     ]
 
 
@@ -77,7 +76,9 @@ def test_no_acceptance_escalates_every_handoff_up_its_whole_ladder(v1: Plan) -> 
 def test_a_prompt_acceptance_escalates_nothing(v1: Plan) -> None:
     result = simulate(v1, model(v1, BASE + "  handoff.accepted: { p: 1, after: fixed(1h) }\n"), 30, 60, 1, START)
     assert _accepted_escalations(result) == [[]] * 30
-    assert all(h.handoffs[0].steps["accepted"] - h.handoffs[0].opened_at == timedelta(hours=1) for h in result.histories)
+    assert all(
+        h.handoffs[0].steps["accepted"] - h.handoffs[0].opened_at == timedelta(hours=1) for h in result.histories
+    )
 
 
 def test_no_consent_keeps_the_referral_waiting(v1: Plan) -> None:
@@ -99,7 +100,10 @@ def test_an_omitted_moud_raises_a_critical_alert_to_the_prescriber(v1: Plan) -> 
 
 
 def test_acknowledged_escalations_stop_their_ladder(v1: Plan) -> None:
-    text = BASE.replace("acknowledge: { p: 0 }", "acknowledge: { p: 1, after: fixed(1h) }") + "  handoff.accepted: { p: 0 }\n"
+    text = (
+        BASE.replace("acknowledge: { p: 0 }", "acknowledge: { p: 1, after: fixed(1h) }")
+        + "  handoff.accepted: { p: 0 }\n"
+    )
     result = simulate(v1, model(v1, text), 10, 30, 1, START)
     # the coordinator acknowledges the first rung an hour after it fires, so the supervisor is never alerted
     assert _accepted_escalations(result) == [[(0, "coordinator")]] * 10

@@ -157,7 +157,9 @@ class _Person:
         overdue = tuple(
             sorted(i.key for i in state.items if i.kind != "alert" and i.status == "open" and i.due_at < self.end)
         )
-        script = PersonScript(self.person, self.episode_id, self.plan.pathway_id, self.plan.version, tuple(self.actions))
+        script = PersonScript(
+            self.person, self.episode_id, self.plan.pathway_id, self.plan.version, tuple(self.actions)
+        )
         history = self.recorder.history()
         return PersonResult(history, script, state.stage, state.status, overdue, dict(self.refused))
 

@@ -184,7 +184,9 @@ class _Reader:
         if keys is not None:
             for k in value:
                 if k not in keys:
-                    self.problem((*path, k), f"unexpected key '{k}'{hint(k, keys)} (known: {', '.join(keys)})", key=True)
+                    self.problem(
+                        (*path, k), f"unexpected key '{k}'{hint(k, keys)} (known: {', '.join(keys)})", key=True
+                    )
         return value
 
     def chance(self, value: Any, path: tuple[str | int, ...], default: float) -> float:
@@ -272,7 +274,9 @@ def _events(r: _Reader, value: Any) -> dict[str, Behaviour]:
                           f"(fields: {known})", key=True)  # fmt: skip
                 continue
             data[fname] = r.weights(weights, (*path, "data", fname), _allowed(fields[fname]))
-        out[name] = Behaviour(r.chance(body.get("p"), (*path, "p"), 1.0), r.delay(body.get("after"), (*path, "after")), data)
+        out[name] = Behaviour(
+            r.chance(body.get("p"), (*path, "p"), 1.0), r.delay(body.get("after"), (*path, "after")), data
+        )
     return out
 
 
@@ -297,7 +301,9 @@ def parse_model(source: str | bytes, plan: Plan, *, file: str = "model.yaml") ->
     events = _events(r, top.get("events", {}))
     consent = r.mapping(top.get("consent", {}), ("consent",), _KEYS["consent"])
     ack_value = top.get("acknowledge", {})
-    ack = r.mapping(_rejoin(ack_value) if isinstance(ack_value, dict) else ack_value, ("acknowledge",), _KEYS["acknowledge"])
+    ack = r.mapping(
+        _rejoin(ack_value) if isinstance(ack_value, dict) else ack_value, ("acknowledge",), _KEYS["acknowledge"]
+    )
     relapse = r.mapping(top.get("return_to_use", {}), ("return_to_use",), _KEYS["return_to_use"])
     meds = r.mapping(top.get("medications", {}), ("medications",), _KEYS["medications"])
     arrivals = r.mapping(top.get("arrivals", {}), ("arrivals",), _KEYS["arrivals"])
@@ -306,7 +312,9 @@ def parse_model(source: str | bytes, plan: Plan, *, file: str = "model.yaml") ->
     for name, weights in r.mapping(top.get("enrollment_facts", {}), ("enrollment_facts",), None).items():
         if name not in plan.facts:
             known = ", ".join(plan.facts) or "none"
-            r.problem(("enrollment_facts", name), f"unknown fact '{name}'{hint(name, plan.facts)} (facts: {known})", key=True)
+            r.problem(
+                ("enrollment_facts", name), f"unknown fact '{name}'{hint(name, plan.facts)} (facts: {known})", key=True
+            )
             continue
         facts[name] = r.weights(weights, ("enrollment_facts", name), _allowed(plan.facts[name]))
     relapse_event = relapse.get("event", base.relapse_event)

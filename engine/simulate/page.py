@@ -3,6 +3,7 @@ escalation load per role, all inline SVG and CSS (no script, nothing fetched: it
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from html import escape
 
 from engine.simulate.report import Summary
@@ -15,12 +16,14 @@ td,th{border:1px solid #ccc;padding:3px 8px;text-align:left;font-size:13px}th{ba
 h1{font-size:20px}h2{font-size:16px;margin-top:28px}.num{text-align:right}"""
 
 
-def _table(head: list[str], rows: list[list[object]]) -> str:
+def _cell(value: object) -> str:
+    kind = "num" if isinstance(value, int | float) else ""
+    return f'<td class="{kind}">{escape(str(value))}</td>'
+
+
+def _table(head: list[str], rows: Sequence[Sequence[object]]) -> str:
     cells = "".join(f"<th>{escape(h)}</th>" for h in head)
-    body = "".join(
-        "<tr>" + "".join(f'<td class="{"num" if isinstance(v, int | float) else ""}">{escape(str(v))}</td>' for v in r) + "</tr>"
-        for r in rows
-    )  # fmt: skip
+    body = "".join("<tr>" + "".join(_cell(v) for v in r) + "</tr>" for r in rows)
     return f"<table><tr>{cells}</tr>{body}</table>"
 
 
@@ -31,7 +34,10 @@ def _load_svg(s: Summary, width: int = 1100, row: int = 90) -> str:
     peak = max(max(w) for w in s.load.values()) or 1
     height = row * len(s.load) + 20
     bar = (width - 200) / max(s.weeks, 1)
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="11">']
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" '
+        'font-size="11">'
+    ]
     for n, (role, weeks) in enumerate(s.load.items()):
         top = n * row + 10
         parts.append(f'<text x="0" y="{top + row / 2:.0f}">{escape(role)}</text>')

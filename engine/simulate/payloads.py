@@ -76,7 +76,7 @@ def synthetic_payload(
     for field, spec in fields.items():
         if field in data:
             continue
-        if field in weights and weights[field]:
+        if weights.get(field):
             data[field] = pick(rng, weights[field])
         elif field == "need" and event.get("builtin"):
             data[field] = rng.choice(sorted(plan.referrals)) if plan.referrals else "housing"

@@ -7,7 +7,7 @@ the next. A node's count is the number of stays at that position in that stage.
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
@@ -22,7 +22,8 @@ MAX_COLUMNS = 8
 
 @dataclass(frozen=True)
 class Flows:
-    """``nodes[(column, stage)]``: stays at that position; ``links[(column, from, to)]``: moves from column to column+1."""
+    """``nodes[(column, stage)]``: stays at that position; ``links[(column, from, to)]``: moves from ``column`` to the
+    next."""
 
     nodes: dict[tuple[int, str], int]
     links: dict[tuple[int, str, str], int]
@@ -47,7 +48,9 @@ _PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#
 def sankey_svg(f: Flows, stage_order: Sequence[str], *, width: int = 1100, height: int = 520) -> str:
     """The flows as an SVG element: columns left to right, stages in ``stage_order`` top to bottom."""
     if not f.nodes:
-        return '<svg xmlns="http://www.w3.org/2000/svg" width="200" height="40"><text x="4" y="24">no stays</text></svg>'
+        return (
+            '<svg xmlns="http://www.w3.org/2000/svg" width="200" height="40"><text x="4" y="24">no stays</text></svg>'
+        )
     columns = max(c for c, _ in f.nodes) + 1
     colour = {s: _PALETTE[n % len(_PALETTE)] for n, s in enumerate(stage_order)}
     order = {s: n for n, s in enumerate(stage_order)}
@@ -64,9 +67,11 @@ def sankey_svg(f: Flows, stage_order: Sequence[str], *, width: int = 1100, heigh
             h = max(f.nodes[(col, stage)] * scale, 1.5)
             place[(col, stage)] = (margin + col * step, y)
             y += h + gap
-    out_used: Counter[tuple[int, str]] = Counter()
-    in_used: Counter[tuple[int, str]] = Counter()
-    for (col, a, b), n in sorted(f.links.items(), key=lambda kv: (kv[0][0], order.get(kv[0][1], 99), order.get(kv[0][2], 99))):
+    out_used: dict[tuple[int, str], float] = defaultdict(float)
+    in_used: dict[tuple[int, str], float] = defaultdict(float)
+    for (col, a, b), n in sorted(
+        f.links.items(), key=lambda kv: (kv[0][0], order.get(kv[0][1], 99), order.get(kv[0][2], 99))
+    ):
         (x0, y0), (x1, y1) = place[(col, a)], place[(col + 1, b)]
         w = n * scale
         ya = y0 + out_used[(col, a)] + w / 2
