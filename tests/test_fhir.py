@@ -178,7 +178,7 @@ def test_care_plan_lists_the_stages_in_order_with_their_progress() -> None:
     ]
     assert [s for s, _ in stages] == list(seed_plan().stages)
     assert plan["activity"][-1] == {"reference": {"reference": f"ServiceRequest/{TASK_ID}"}}
-    assert (plan["status"], plan["intent"], plan["title"]) == ("active", "plan", "detox-to-aftercare v4")
+    assert (plan["status"], plan["intent"], plan["title"]) == ("active", "plan", "detox-to-aftercare v5")
     assert "end" not in plan["period"] and plan["id"] == EPISODE
 
 

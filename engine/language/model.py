@@ -6,7 +6,8 @@ examples written here are what a designer sees as hover help in an editor. The f
 :mod:`engine.language.fields`, the handoff step kinds and built-in events in :mod:`engine.language.builtins`.
 
 What a pathway declares (roles, parameters, facts, events) is :mod:`engine.language.declarations`; the guard
-grammar's classes are :mod:`engine.language.guard_specs`; both are re-exported here.
+grammar's classes are :mod:`engine.language.guard_specs`; the ``measures:`` key is
+:mod:`engine.language.measure_spec`; all are re-exported here.
 
 Semantics that span several parts (unknown references, reachability, ladders) live in
 :mod:`engine.language.semantics`, not here: this module only says what each part may contain.
@@ -23,6 +24,7 @@ from engine.language.continuity import LASTS_DESCRIPTION, Lasts, MedicationChang
 from engine.language.declarations import EventSpec, FactSpec, ParameterSpec, PayloadFieldSpec, RoleSpec
 from engine.language.fields import LEVEL_HELP, Duration, EventName, FactName, Id, Spec
 from engine.language.guard_specs import AllGuard, AnyGuard, FactGuard, Guard, NotGuard
+from engine.language.measure_spec import MeasuresSpec
 from engine.language.moments import Anchor, FactRef, SinceGuard
 from engine.language.triggers import TriggerSpec
 
@@ -43,6 +45,7 @@ __all__ = [
     "HandoffSpec",
     "HandoffStepSpec",
     "Ladder",
+    "MeasuresSpec",
     "MedicationChangeSpec",
     "MedicationsSpec",
     "NotGuard",
@@ -367,6 +370,9 @@ class PathwaySpec(Spec):
         Literal["housing", "transport", "employment", "legal", "benefits", "identification", "food"],
         SocialNeedSpec,
     ] = Field(default_factory=dict, description="Referral rules per social need.")
+    measures: MeasuresSpec | None = Field(
+        None, description="Which events the quality measures read as visits, release, contacts and MOUD evidence."
+    )
 
 
 TaskSpec.model_rebuild()

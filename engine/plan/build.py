@@ -72,6 +72,7 @@ def compile_plan(spec: PathwaySpec, params: dict[str, timedelta] | None = None) 
                 {"name": m.name, "class": m.medication_class, "rxnorm": list(m.rxnorm), "aliases": list(m.aliases)}
                 for m in (spec.medications.critical if spec.medications else [])
             ],
+            "measures": spec.measures.model_dump() if spec.measures else {},
         }
     )
 
@@ -129,8 +130,7 @@ def _bounds(low: float | None, high: float | None) -> dict[str, float]:
 Data = dict[str, Any]
 
 
-def _anchor(anchor: Anchor | None) -> Data:
-    """The plan fields of a deadline's ``from``: an event's name or a date fact's."""
+def _anchor(anchor: Anchor | None) -> Data:  # the plan fields of a deadline's ``from``: an event's or a date fact's
     return {"from_fact": anchor.fact} if isinstance(anchor, FactRef) else {"from_event": anchor} if anchor else {}
 
 

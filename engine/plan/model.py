@@ -26,6 +26,7 @@ __all__ = [
     "STAY_DONE_ON",
     "CheckInSeriesPlan",
     "HandoffPlan",
+    "MeasuresPlan",
     "MedicationChangePlan",
     "Plan",
     "RungPlan",
@@ -221,6 +222,17 @@ class TransitionPlan(_Frozen):
     requires_medication: tuple[str, ...] = ()
 
 
+class MeasuresPlan(_Frozen):
+    """The pathway's ``measures:`` key: which events the quality measures read as what (all optional)."""
+
+    start: str | None = None
+    visits: tuple[str, ...] = ()
+    release: str | None = None
+    contacts: tuple[str, ...] = ()
+    moud_fills: tuple[str, ...] = ()
+    moud_events: tuple[str, ...] = ()
+
+
 class Plan(_Frozen):
     """The whole compiled pathway; its ``schedule`` of a transition is the ordered work the move starts."""
 
@@ -236,6 +248,8 @@ class Plan(_Frozen):
     facts: dict[str, dict[str, Any]]
     referrals: dict[str, WorkPlan]
     critical_medications: tuple[dict[str, Any], ...]
+    #: What the quality measures read as a visit, the index event, a release, a contact, MOUD evidence.
+    measures: MeasuresPlan = MeasuresPlan()
 
     def transitions_on(self, stage: str, event: str) -> list[TransitionPlan]:
         """Transitions leaving ``stage`` on ``event``, in file order (the first whose guard holds wins)."""

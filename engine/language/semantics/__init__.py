@@ -6,12 +6,12 @@ as a :class:`engine.errors.Finding`, addressed by its path in the YAML document 
 places each finding in the file. Messages are short and lowercase, and name what a designer should fix.
 
 Checks, in the order they run: identities, ASAM level codes (:mod:`.levels`), references (:mod:`.references`:
-duplicate ids; stages, roles, tasks, parameters, events, facts, each with "did you mean"; ladder names:
-:mod:`.ladders`), time (:mod:`.timing`: ranges, parameter bounds, cadences, escalation ladders in increasing time),
-facts and guards, check-in series, parallel check-in tracks and medication rules of moves and stages
-(:mod:`.medications`), who hears (:mod:`.alerts`: warm handoffs, deadlines that would alert nobody), and the stage
-graph (:mod:`.graph`: reachability, ways out, terminal stages, transitions that can never fire, a decline move
-a handoff's fallback wins over). Where each kind of value appears is :mod:`.walk`'s.
+duplicate ids; stages, roles, tasks, parameters, events (the ``measures:`` key's too), facts, each with "did
+you mean"; ladder names: :mod:`.ladders`), time (:mod:`.timing`: ranges, parameter bounds, cadences, escalation
+ladders in increasing time), facts and guards, check-in series, parallel check-in tracks and medication rules of
+moves and stages (:mod:`.medications`), who hears (:mod:`.alerts`: warm handoffs, deadlines that would alert
+nobody), and the stage graph (:mod:`.graph`: reachability, ways out, terminal stages, transitions that can never
+fire, a decline move a handoff's fallback wins over). Where each kind of value appears is :mod:`.walk`'s.
 """
 
 from __future__ import annotations

@@ -25,6 +25,7 @@ __all__ = [
     "guards",
     "ladder_refs",
     "ladders",
+    "measure_events",
     "resolve",
     "role_refs",
     "show",
@@ -196,6 +197,19 @@ def event_uses(spec: PathwaySpec) -> Iterator[tuple[Path, str]]:
     for path, anchor in anchors(spec):
         if isinstance(anchor, str):
             yield path, anchor
+    yield from measure_events(spec)
+
+
+def measure_events(spec: PathwaySpec) -> Iterator[tuple[Path, str]]:
+    """The events the ``measures:`` key names (each must be declared or built in, like any other use)."""
+    if spec.measures is None:
+        return
+    for key in ("start", "release"):
+        if (name := getattr(spec.measures, key)) is not None:
+            yield ("measures", key), name
+    for key in ("visits", "contacts", "moud_fills", "moud_events"):
+        for k, name in enumerate(getattr(spec.measures, key)):
+            yield ("measures", key, k), name
 
 
 def sources(spec: PathwaySpec, i: int) -> Iterator[tuple[Path, str]]:
