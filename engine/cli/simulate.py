@@ -8,6 +8,7 @@ anything runs: one line per problem, ``file:line:col: error: $.path: message``.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from datetime import UTC, datetime
@@ -47,6 +48,8 @@ def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--start", default="2026-01-01", help="when the simulation starts (UTC date, default 2026-01-01)")
     p.add_argument("--html", metavar="OUT", help="also write the report as one self-contained HTML page")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--stratify", metavar="FACT", help="the measures per value of an enrollment fact")
+    p.add_argument("--no-measures", action="store_true", help="leave the quality measures out (faster)")
     p.add_argument("--workers", default=None, help="processes to use (default: the machine's cores, at most 2)")
 
 
@@ -96,10 +99,12 @@ def _start(text: str) -> datetime:
 
 @command("simulate", "simulate a synthetic cohort on a pathway: flows, stalls, escalation load", _args)
 def _simulate(args: argparse.Namespace) -> int:
+    from engine.measures import MeasureError, render_table
+    from engine.measures import render_json as measures_json
     from engine.simulate import simulate
     from engine.simulate.model import for_plan
     from engine.simulate.page import render_html
-    from engine.simulate.report import render_json, render_text, summarize
+    from engine.simulate.report import cohort_measures, measures_section, render_json, render_text, summarize
 
     people = _count(args.people, "people", 1, MAX_PEOPLE)
     days = _count(args.days, "days", 1, MAX_DAYS)
@@ -116,15 +121,28 @@ def _simulate(args: argparse.Namespace) -> int:
     other = _plan(args.against) if args.against else None
     if args.against and other is None:
         return 1
+    if args.stratify is not None and args.stratify not in plan.facts:
+        raise MeasureError(f"--stratify: {quote(args.stratify)} is not a fact of pathway {quote(plan.pathway_id)}")
     result = simulate(plan, model, people, days, seed, start, workers=workers)
-    summary = summarize(result)
-    against = None
-    if other is not None:
-        against = summarize(simulate(other, for_plan(model, other), people, days, seed, start, workers=workers))
-    print(render_json(summary, against) if args.json else render_text(summary, against))
+    second = simulate(other, for_plan(model, other), people, days, seed, start, workers=workers) if other else None
+    summary, against = summarize(result), summarize(second) if second else None
+    measured = [] if args.no_measures else [cohort_measures(r, args.stratify) for r in (result, second) if r]
+    if args.json:
+        found = [json.loads(measures_json(m)) for m in measured]
+        print(render_json(summary, against, found or None))
+    else:
+        print(render_text(summary, against))
+        for r, report in zip((result, second), measured, strict=False):
+            assert r is not None
+            print(f"\nquality measures: {r.plan.pathway_id} v{r.plan.version}\n{render_table(report)}", end="")
     if args.html:
+        sections = "".join(
+            measures_section(m, f"Quality measures: {r.plan.pathway_id} v{r.plan.version}")
+            for r, m in zip((result, second), measured, strict=False)
+            if r is not None
+        )
         order = list(plan.stages)
-        page = render_html(summary, order, against, list(other.stages) if other else None)
+        page = render_html(summary, order, against, list(other.stages) if other else None, sections)
         try:
             Path(args.html).write_text(page, encoding="utf-8")
         except OSError as exc:

@@ -12,10 +12,20 @@ from dataclasses import asdict, dataclass
 from datetime import timedelta
 from typing import Any
 
+from engine.measures import MeasureReport, compute_measures, render_html
 from engine.simulate.run import SimulationResult
 from engine.simulate.sankey import Flows, flows
 
-__all__ = ["Summary", "escalation_load", "render_json", "render_text", "stalls", "summarize"]
+__all__ = [
+    "Summary",
+    "cohort_measures",
+    "escalation_load",
+    "measures_section",
+    "render_json",
+    "render_text",
+    "stalls",
+    "summarize",
+]
 
 
 @dataclass(frozen=True)
@@ -166,3 +176,18 @@ def render_json(summary: Summary, against: Summary | None = None, measures: Any 
     if measures is not None:
         body["measures"] = measures
     return json.dumps(body, indent=2, default=str)
+
+
+def cohort_measures(result: SimulationResult, stratify: str | None = None) -> MeasureReport:
+    """The quality measures (:func:`engine.measures.compute_measures`) of the simulated cohort, judged as of the
+    simulation's end (a window still open then is not judged)."""
+    plans = {(result.plan.pathway_id, result.plan.version): result.plan}
+    return compute_measures(result.histories, plans, stratify=stratify, as_of=result.end)
+
+
+def measures_section(report: MeasureReport, title: str) -> str:
+    """The measures' own page (:func:`engine.measures.render_html`), its body only, to sit inside ours."""
+    page = render_html(report, title)
+    body = page[page.index("<body>") + len("<body>") : page.rindex("</body>")]
+    style = page[page.index("<style>") : page.index("</style>") + len("</style>")]
+    return f"<section>{style}{body}</section>"
