@@ -245,7 +245,7 @@ class _Person:
         b = self.model.events.get(name)
         return synthetic_payload(
             self.plan, name, self.rng(f"data:{name}"), weights=b.data if b else {}, facts=self.state.facts,
-            moud=self.moud, at=at, match=match,
+            moud=self.moud, at=at, since=self.enrolled_at, match=match,
         )  # fmt: skip
 
     def react(self, out: Outcome, now: datetime, event: Event | None) -> None:

@@ -2,7 +2,8 @@
 
 What :func:`engine.episode.payloads.check_payload` and :func:`engine.app.inputs.check_payload` refuse, this never
 writes: every required field gets a value of its declared type (an enum one of its values, the person's MOUD when it is
-one of them; a number inside ``min``/``max``), optional fields are left out unless the model weights them, and the
+one of them; a number inside ``min``/``max``, without either the whole days since enrollment, e.g. ``days_on_moud``),
+optional fields are left out unless the model weights them, and the
 built-in fields (``handoff``, ``to``) are left to the rules to infer.
 """
 
@@ -36,7 +37,7 @@ def medication_names(plan: Plan) -> list[str]:
 
 
 def _value(field: str, spec: Mapping[str, Any], rng: random.Random, facts: Mapping[str, Any], moud: str | None,
-           at: datetime) -> Any:  # fmt: skip
+           at: datetime, since: datetime) -> Any:  # fmt: skip
     kind = spec.get("type")
     if kind == "enum":
         values = list(spec.get("values") or [])
@@ -47,8 +48,10 @@ def _value(field: str, spec: Mapping[str, Any], rng: random.Random, facts: Mappi
         return rng.random() < 0.5
     if kind == "number":
         low, high = spec.get("min"), spec.get("max")
+        if low is None and high is None:
+            return max((at - since).days, 0)  # a count with no bounds (days_on_moud): the days in the episode so far
         lo = int(low) if low is not None else 0
-        hi = int(high) if high is not None else max(lo, 30)
+        hi = int(high) if high is not None else lo + 30
         return rng.randint(lo, max(lo, hi))
     if kind == "date":
         return at.date().isoformat()
@@ -66,6 +69,7 @@ def synthetic_payload(
     facts: Mapping[str, Any],
     moud: str | None,
     at: datetime,
+    since: datetime,
     match: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """A valid payload for event ``name``: ``match`` (what a work item waits for, e.g. ``need: housing``) first, then
@@ -81,5 +85,5 @@ def synthetic_payload(
         elif field == "need" and event.get("builtin"):
             data[field] = rng.choice(sorted(plan.referrals)) if plan.referrals else "housing"
         elif spec.get("required", True) and not (event.get("builtin") and field in ("handoff", "to")):
-            data[field] = _value(field, spec, rng, facts, moud, at)
+            data[field] = _value(field, spec, rng, facts, moud, at, since)
     return data

@@ -7,6 +7,7 @@ the same whatever ``workers`` is.
 from __future__ import annotations
 
 import multiprocessing
+import signal
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -42,6 +43,11 @@ class SimulationResult:
 _JOB: tuple[Plan, BehaviourModel, int, datetime, datetime] | None = None
 
 
+def _quiet() -> None:
+    """A worker ends like any process: the parent's SIGTERM handler (a CLI's clean exit) is not its own."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def _block(indices: Sequence[int]) -> list[PersonResult]:
     assert _JOB is not None
     plan, model, seed, start, end = _JOB
@@ -71,8 +77,10 @@ def simulate(
         else:
             size = -(-people // workers)
             blocks = [indices[i : i + size] for i in range(0, people, size)]
-            with multiprocessing.get_context("fork").Pool(workers) as pool:
+            with multiprocessing.get_context("fork").Pool(workers, initializer=_quiet) as pool:
                 results = [r for block in pool.map(_block, blocks) for r in block]
+                pool.close()  # let the workers end on their own (terminating them is a signal)
+                pool.join()
     finally:
         _JOB = None
     return SimulationResult(plan, start, end, seed, tuple(results))
