@@ -128,6 +128,8 @@ def test_arrivals_spread_over_the_models_window(v1: Plan) -> None:
     enrolled = [h.enrolled_at for h in result.histories]
     assert all(START <= t <= START + timedelta(days=10) for t in enrolled)
     assert max(enrolled) - min(enrolled) > timedelta(days=8)  # spread, not bunched
+    short = simulate(v1, model(v1, BASE.replace("over: 1d", "over: 30d")), 50, 5, 1, START)
+    assert all(START <= h.enrolled_at <= START + timedelta(days=5) for h in short.histories)  # within the run
 
 
 @pytest.mark.parametrize("pathway", ["detox-to-aftercare.yaml", "reentry.yaml", "pregnancy-postpartum.yaml"])

@@ -108,7 +108,8 @@ class _Person:
         names = medication_names(plan)
         meds = self.rng("medications")
         self.moud = meds.choice(names) if names and meds.random() < model.on_moud else None
-        arrival = self.rng("arrival").uniform(0, model.arrivals_over.total_seconds())
+        window = min(model.arrivals_over, end - start)  # everyone arrives within the simulation
+        arrival = self.rng("arrival").uniform(0, window.total_seconds())
         self.enrolled_at = start + timedelta(minutes=int(arrival // 60))
         self.state: EpisodeState
 
