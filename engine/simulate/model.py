@@ -2,7 +2,8 @@
 
 Checked against the pathway it drives, every problem reported as a :class:`~engine.errors.Diagnostic`
 (``model.yaml:3:22: error: $.events['handoff.acepted']: unknown event ... (did you mean 'handoff.accepted'?)``),
-never a traceback. What a model leaves out takes the documented defaults (:data:`DEFAULTS_TEXT`, README).
+never a traceback. What a model leaves out takes the defaults of :class:`BehaviourModel` and the default rule of
+:mod:`engine.simulate.driver` (both in the README, *Simulating a cohort*).
 """
 
 from __future__ import annotations
