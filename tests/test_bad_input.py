@@ -228,6 +228,9 @@ FILE_CASES: list[Case] = [
     case("simulate-people-zero", ["simulate", "pathways/reentry.yaml", "--people", "0"], "--people: 0 is outside"),
     case("simulate-people-words", ["simulate", "pathways/reentry.yaml", "--people", "many"], "--people: 'many' is not"),
     case("simulate-days-huge", ["simulate", "pathways/reentry.yaml", "--days", DIGITS], "--days"),
+    case(
+        "simulate-html-no-folder", ["simulate", "pathways/reentry.yaml", "--html", "{tmp}/no/x.html"], "no such folder"
+    ),
     case("simulate-start-words", ["simulate", "pathways/reentry.yaml", "--start", "soon"], "--start: 'soon' is not"),
     case("simulate-missing-pathway", ["simulate", "{tmp}/missing.yaml"], "missing.yaml:1:1: error: $: no such file"),
     case("simulate-model-missing", ["simulate", "pathways/reentry.yaml", "--model", "{tmp}/m.yaml"], "m.yaml:1:1"),

@@ -112,6 +112,8 @@ def _simulate(args: argparse.Namespace) -> int:
     cores = min(os.cpu_count() or 1, 2)
     workers = _count(args.workers, "workers", 1, 64) if args.workers is not None else cores
     start = _start(args.start)
+    if args.html and not Path(args.html).resolve().parent.is_dir():
+        raise CarepathError(f"--html: cannot write {quote(args.html)}: no such folder")
     plan = _plan(args.pathway)
     if plan is None:
         return 1
