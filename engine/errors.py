@@ -16,6 +16,8 @@ Exception tree (each says when it is raised)::
     │                             of work (a burst on SQLite); nothing was changed, the request can be repeated
     ├── RosterError               a roster file cannot be used (:mod:`engine.notify.roster`); carries every
     │                             Diagnostic of its first failing stage
+    ├── ModelError                a behaviour model for ``carepath simulate`` cannot be used
+    │                             (:mod:`engine.simulate.model`); carries every Diagnostic found
     └── OrchestrationError        Prefect could not be reached or refused a call
 
 A :class:`Finding` is a problem found by a pure check, addressed by its path in the document; the loader turns

@@ -26,17 +26,30 @@ LAYERS: dict[str, set[str]] = {
     "episode": {"language", "plan"},
     "store": {"language", "plan", "episode"},
     "notify": {"language"},
-    "app": {"language", "plan", "episode", "store", "notify", "measures"},
+    "measures": {"language", "plan", "episode"},
+    "simulate": {"language", "plan", "episode", "measures"},
+    "app": {"language", "plan", "episode", "store", "notify", "measures", "simulate"},
     "orchestration": {"language", "plan", "episode", "store", "notify", "app", "api"},
-    "cli": {"language", "plan", "episode", "store", "notify", "app", "orchestration", "api", "fhir", "measures"},
+    "cli": {
+        "language",
+        "plan",
+        "episode",
+        "store",
+        "notify",
+        "app",
+        "orchestration",
+        "api",
+        "fhir",
+        "measures",
+        "simulate",
+    },
     "fhir": {"language", "plan", "episode", "store"},
     "api": {"language", "plan", "episode", "store", "notify", "app", "fhir", "web"},
     "web": {"language", "plan", "episode", "store", "notify", "app", "fhir"},
     "migrations": {"store"},
-    "measures": {"language", "plan", "episode"},
 }
 BOTTOM = {"errors", "clock", "process", "files"}
-PURE = {"language", "plan", "episode", "fhir", "measures"}
+PURE = {"language", "plan", "episode", "fhir", "measures", "simulate"}
 #: What SQLAlchemy/SQLModel may lend outside the store: session and engine *types*, never a query.
 SQL_TYPES = {"Session", "Engine"}
 

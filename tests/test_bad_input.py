@@ -97,6 +97,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
             "huge_iso": _pathway_file(tmp, "huge-iso.yaml", SEED.replace("max: 90d", "max: P99999999999999999W")),
             "digits": _pathway_file(tmp, "digits.yaml", SEED.replace("max: 90d", f"max: {'9' * 5000}d")),
             "newline_key": _pathway_file(tmp, "newline-key.yaml", SEED + '"bad\\nkey": 1\n'),
+            "bad_model": _pathway_file(tmp, "bad-model.yaml", "events:\n  custody.relesed: { p: 2 }\n"),
         }
 
 
@@ -223,6 +224,23 @@ FILE_CASES: list[Case] = [
     case("validate-huge-iso-duration", ["validate", "{huge_iso}"], "is longer than ten years"),
     case("validate-5000-digit-duration", ["validate", "{digits}"], "is longer than ten years"),
     case("validate-newline-key", ["validate", "{newline_key}"], "unexpected field 'bad\\nkey'"),
+    # --------------------------------------------------------------------------------------------- simulate
+    case("simulate-people-zero", ["simulate", "pathways/reentry.yaml", "--people", "0"], "--people: 0 is outside"),
+    case("simulate-people-words", ["simulate", "pathways/reentry.yaml", "--people", "many"], "--people: 'many' is not"),
+    case("simulate-days-huge", ["simulate", "pathways/reentry.yaml", "--days", DIGITS], "--days"),
+    case(
+        "simulate-html-no-folder", ["simulate", "pathways/reentry.yaml", "--html", "{tmp}/no/x.html"], "no such folder"
+    ),
+    case("simulate-start-words", ["simulate", "pathways/reentry.yaml", "--start", "soon"], "--start: 'soon' is not"),
+    case("simulate-missing-pathway", ["simulate", "{tmp}/missing.yaml"], "missing.yaml:1:1: error: $: no such file"),
+    case("simulate-model-missing", ["simulate", "pathways/reentry.yaml", "--model", "{tmp}/m.yaml"], "m.yaml:1:1"),
+    case("simulate-model-fifo", ["simulate", "pathways/reentry.yaml", "--model", "{fifo}"], "not a regular file"),
+    case("simulate-model-binary", ["simulate", "pathways/reentry.yaml", "--model", "{junk}"], "UTF-8"),
+    case(
+        "simulate-model-misspelt-event",
+        ["simulate", "pathways/reentry.yaml", "--model", "{bad_model}"],
+        "bad-model.yaml:2:3: error: $.events['custody.relesed']: unknown event",
+    ),
     # ------------------------------------------------------------------------------------------------- plan
     case("plan-missing", ["plan", "{tmp}/missing.yaml"], "missing.yaml:1:1: error: $: no such file"),
     case("plan-fifo", ["plan", "{fifo}"], "not a regular file"),
@@ -704,6 +722,7 @@ def test_the_matrix_covers_every_command() -> None:
     commands = {c.argv[0] for c in FILE_CASES + CASES}
     assert commands == {
         "validate",
+        "simulate",
         "plan",
         "graph",
         "enroll",

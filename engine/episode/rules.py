@@ -3,9 +3,8 @@
 Each function takes the compiled :class:`~engine.plan.model.Plan`, the episode's current :class:`EpisodeState` (its open
 work only) and ``now``, and returns an :class:`Outcome` listing every change, so the service layer can persist it in one
 transaction and the orchestration layer can schedule or cancel exactly the timers that changed. Work item and rung ids
-are deterministic (episode, stage visit, plan key), which is what makes scheduling them idempotent.
+are deterministic (episode, stage visit, plan key), which is what makes scheduling them idempotent. Rules:
 
-Rules:
 - an event must be declared (or built in), carry a valid payload, and be *expected* now: it triggers a
   transition from the current stage, meets open work, or is a built-in with its own meaning; otherwise it is
   rejected and nothing changes;
@@ -26,6 +25,7 @@ from datetime import datetime
 from typing import Any
 
 from engine.episode import authorizations, timeouts
+from engine.episode.copying import structural_copy
 from engine.episode.lasting import outlives_stage
 from engine.episode.payloads import check_payload
 from engine.episode.referrals import handle_consent, handle_handoff_event, handle_medication_list, open_handoff
@@ -232,7 +232,7 @@ def apply_event(plan: Plan, state: EpisodeState, event: Event, now: datetime) ->
     happened = parse_moment(event.data.get(OCCURRED_AT)) or event.at
     if happened > now:
         raise EventRejected(f"event '{event.name}': '{OCCURRED_AT}' {happened.isoformat()} is in the future")
-    state = state.model_copy(deep=True)
+    state = structural_copy(state)
     out = Outcome(state=state)
     last = state.event_times.get(event.name)
     state.event_times[event.name] = happened if last is None else max(last, happened)
@@ -395,7 +395,7 @@ def _check_stay(plan: Plan, state: EpisodeState, now: datetime, out: Outcome) ->
 
 def fire_rung(plan: Plan, state: EpisodeState, rung_id: str, now: datetime) -> Outcome:
     """Escalate rung ``rung_id`` if its item is still open and it is due; otherwise change nothing."""
-    state = state.model_copy(deep=True)
+    state = structural_copy(state)
     out = Outcome(state=state)
     item = next((i for i in state.items if any(r.id == rung_id for r in i.rungs)), None)
     if item is None:

@@ -67,7 +67,7 @@ class WorkItem(BaseModel):
     opened_at: datetime
     due_at: datetime
     done_on: str
-    match: dict[str, str] = {}
+    match: dict[str, str] = Field(default_factory=dict)
     visit: int
     occurrence: int = 0
     handoff_id: str | None = None
@@ -77,7 +77,7 @@ class WorkItem(BaseModel):
     severity: Severity = "normal"
     #: Free text that goes with the work (a denial's reason): kept in the store, never shown in Prefect
     note: str | None = None
-    rungs: list[Rung] = []
+    rungs: list[Rung] = Field(default_factory=list)
 
 
 class Handoff(BaseModel):
@@ -95,7 +95,7 @@ class Handoff(BaseModel):
     status_reason: str | None = None
     consent_id: str | None = None
     appointment_at: datetime | None = None
-    steps_met: list[str] = []
+    steps_met: list[str] = Field(default_factory=list)
     outcome: str | None = None
     re_engage_within: timedelta | None = None
     fallback: str | None = None
@@ -177,27 +177,27 @@ class EpisodeState(BaseModel):
     id: str
     stage: str
     status: Literal["active", "completed"] = "active"
-    facts: dict[str, Any] = {}
+    facts: dict[str, Any] = Field(default_factory=dict)
     visit: int = 1
     stage_entered_at: datetime
-    items: list[WorkItem] = []
-    handoffs: list[Handoff] = []
+    items: list[WorkItem] = Field(default_factory=list)
+    handoffs: list[Handoff] = Field(default_factory=list)
     #: the person's program id and consents: consent gating happens here, in the pure layer
     person: str = ""
-    consents: list[Consent] = []
+    consents: list[Consent] = Field(default_factory=list)
     #: medication lists of the current stage visit, by side (sending, receiving)
-    medication_lists: dict[str, list[Medication]] = {}
+    medication_lists: dict[str, list[Medication]] = Field(default_factory=dict)
     #: reconciliation findings by stage visit, resolved ones included (``load_state`` loads the current visit's):
     #: a new comparison carries their marks over and resolves what it no longer finds
-    discrepancies: dict[int, list[Discrepancy]] = {}
+    discrepancies: dict[int, list[Discrepancy]] = Field(default_factory=dict)
     #: ids of the alert items raised, open or closed (``load_state`` loads the current visit's): an alert is
     #: raised once, however often what caused it is seen again
-    raised_alerts: set[str] = set()
+    raised_alerts: set[str] = Field(default_factory=set)
     #: insurance authorizations still followed (requested before a move, or of an open handoff)
-    authorizations: list[Authorization] = []
+    authorizations: list[Authorization] = Field(default_factory=list)
     #: when each event last happened (its ``occurred_at``, else when applied): what deadlines' ``from`` and time
     #: guards count from (``load_state`` derives it from the applied inbound events)
-    event_times: dict[str, datetime] = {}
+    event_times: dict[str, datetime] = Field(default_factory=dict)
 
 
 class Event(BaseModel):
@@ -205,7 +205,7 @@ class Event(BaseModel):
 
     id: str
     name: str
-    data: dict[str, Any] = {}
+    data: dict[str, Any] = Field(default_factory=dict)
     at: datetime
 
 
@@ -222,21 +222,21 @@ class Outcome(BaseModel):
     """Every change one call made; the caller persists and schedules from it."""
 
     state: EpisodeState
-    opened: list[WorkItem] = []
-    closed: list[WorkItem] = []
-    handoffs_opened: list[Handoff] = []
-    handoffs_changed: list[Handoff] = []
+    opened: list[WorkItem] = Field(default_factory=list)
+    closed: list[WorkItem] = Field(default_factory=list)
+    handoffs_opened: list[Handoff] = Field(default_factory=list)
+    handoffs_changed: list[Handoff] = Field(default_factory=list)
     #: authorizations opened or changed (saved by id)
-    authorizations: list[Authorization] = []
+    authorizations: list[Authorization] = Field(default_factory=list)
     #: the stage just left was shorter than its expected ``min`` (this one), flagged on its visit
     short_stay: timedelta | None = None
-    escalations: list[Escalation] = []
-    fired_rungs: list[str] = []
+    escalations: list[Escalation] = Field(default_factory=list)
+    fired_rungs: list[str] = Field(default_factory=list)
     moved: tuple[str, str] | None = None
-    disclosures: list[Disclosure] = []
-    medication_lists: dict[str, list[Medication]] = {}
+    disclosures: list[Disclosure] = Field(default_factory=list)
+    medication_lists: dict[str, list[Medication]] = Field(default_factory=dict)
     #: the visit's whole set of findings when ``compared`` (a comparison ran), resolved ones included
-    discrepancies: list[Discrepancy] = []
+    discrepancies: list[Discrepancy] = Field(default_factory=list)
     compared: bool = False
     audit: list[tuple[str, dict[str, Any]]] = Field(default_factory=list)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import timedelta
 
-from engine.measures.cohort import HIGH_INTENSITY_LEVELS, Tally, Tick, View, day_end
+from engine.measures.cohort import HIGH_INTENSITY_LEVELS, Tally, View, day_end
 from engine.measures.report import Definition, Period
 
 __all__ = ["DEFINITIONS", "engagement", "follow_up", "reentry"]
@@ -31,7 +31,7 @@ DEFINITIONS: tuple[Definition, ...] = (
         Definition(
             id=f"follow-up.{n}d",
             family="Follow-up after high-intensity care",
-            title=f"Follow-up within {n} days of discharge from withdrawal management, residential or inpatient care",
+            title=f"Follow-up within {n} days after withdrawal management, residential or inpatient care",
             unit="rate",
             numerator=f"Discharges followed by {_VISIT} after the discharge and by the {n}th day after it",
             denominator=_FOLLOW_UP + ", whose 30-day window has closed (or whose episode ended)",
@@ -115,14 +115,14 @@ def follow_up(views: Iterable[View], period: Period) -> list[Tally]:
             out = stay.left_at
             if out is None or out not in period:
                 continue
-            limit = day_end(out.date() + timedelta(days=30))
+            limit = day_end(out, 30)
             if any(out <= later.entered_at < limit for later in stays if later is not stay):
                 continue  # readmitted or transferred: only the last discharge counts
             if not v.judged(limit):
                 continue
             for tally, n in ((seven, 7), (thirty, 30)):
-                met = any(out < at < day_end(out.date() + timedelta(days=n)) for at in v.visits)
-                tally.ticks.append(Tick(v.id, met))
+                closes = day_end(out, n)
+                tally.add(v.id, any(out < at < closes for at in v.visits))
     return [seven, thirty]
 
 
@@ -136,29 +136,31 @@ def engagement(views: Iterable[View], period: Period) -> list[Tally]:
     for v in views:
         start = v.plan.measures.start
         index = v.first(start) if start else v.history.enrolled_at
-        if index is None or index not in period or not v.judged(day_end(index.date() + timedelta(days=47))):
+        if index is None or index not in period or not v.judged(day_end(index, 47)):
             continue
-        first = next((at for at in v.visits if at >= index and at < day_end(index.date() + timedelta(days=13))), None)
+        closes = day_end(index, 13)
+        first = next((at for at in v.visits if index <= at < closes), None)
         more = 0
         if first is not None:
-            day = first.date()
-            more = len({at.date() for at in v.visits if day < at.date() <= day + timedelta(days=34)})
-        initiation.ticks.append(Tick(v.id, first is not None))
-        engaged.ticks.append(Tick(v.id, first is not None and more >= 2))
+            day, last = first.date(), first.date() + timedelta(days=34)
+            more = len({d for at in v.visits if day < (d := at.date()) <= last})
+        initiation.add(v.id, first is not None)
+        engaged.add(v.id, first is not None and more >= 2)
     return [initiation, engaged]
 
 
 def reentry(views: Iterable[View], period: Period) -> list[Tally]:
     contact, fill, daily = Tally("reentry.contact-72h"), Tally("reentry.fill-7d"), Tally("reentry.daily-14d")
+    hours_72, days_7, days_14, day = timedelta(hours=72), timedelta(days=7), timedelta(days=14), timedelta(days=1)
     for v in views:
         released = v.first(v.plan.measures.release)
         if released is None or released not in period:
             continue
-        if v.judged(released + timedelta(hours=72)):
-            contact.ticks.append(Tick(v.id, any(released <= at <= released + timedelta(hours=72) for at in v.contacts)))
-        if v.plan.measures.moud_fills and v.judged(released + timedelta(days=7)):
-            fill.ticks.append(Tick(v.id, any(released <= at <= released + timedelta(days=7) for at in v.fills)))
-        if v.judged(released + timedelta(days=14)):
-            days = {(at - released) // timedelta(days=1) for at in v.contacts if at >= released}
-            daily.ticks.append(Tick(v.id, all(k in days for k in range(14))))
+        if v.judged(closes := released + hours_72):
+            contact.add(v.id, any(released <= at <= closes for at in v.contacts))
+        if v.plan.measures.moud_fills and v.judged(closes := released + days_7):
+            fill.add(v.id, any(released <= at <= closes for at in v.fills))
+        if v.judged(released + days_14):
+            days = {(at - released) // day for at in v.contacts if at >= released}
+            daily.add(v.id, all(k in days for k in range(14)))
     return [contact, fill, daily]

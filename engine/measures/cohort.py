@@ -13,15 +13,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import datetime, time, timedelta
+from functools import lru_cache
 
-from engine.episode.history import EpisodeHistory, MedList
+from engine.episode.history import EpisodeHistory
 from engine.plan.model import Plan
 
 __all__ = [
     "HIGH_INTENSITY_LEVELS",
     "Tally",
-    "Tick",
     "View",
     "day_end",
     "moud_terms",
@@ -36,6 +36,7 @@ HIGH_INTENSITY_LEVELS = frozenset(
 )
 
 
+@lru_cache(maxsize=8192)
 def _words(text: str) -> str:
     """`` suboxone 8 mg film ``: lowercase words, padded so a term matches whole words only."""
     return " " + " ".join(re.findall(r"[a-z0-9]+", text.casefold())) + " "
@@ -50,9 +51,10 @@ def moud_terms(plan: Plan) -> tuple[str, ...]:
     return tuple(out)
 
 
-def day_end(day: date) -> datetime:
-    """The first moment after ``day`` (UTC): a window "through day N" has closed at ``day_end(N)``."""
-    return datetime.combine(day + timedelta(days=1), time(), tzinfo=UTC)
+def day_end(moment: datetime, days: int) -> datetime:
+    """The first moment after the ``days``-th day after ``moment``'s (UTC) day: when a window "through day N"
+    closes. Keeps ``moment``'s time zone (UTC as the histories give them)."""
+    return datetime.combine(moment.date() + timedelta(days=days + 1), time(), tzinfo=moment.tzinfo)
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,8 @@ class View:
     moud: tuple[datetime, ...]
     #: MOUD on a receiving list, dispensed, or another MOUD event: evidence on the other side of a transition
     moud_received: tuple[datetime, ...]
-    terms: tuple[str, ...]
+    #: the stage visits whose sending list holds an MOUD (the transitions MOUD continuity follows)
+    moud_sent: frozenset[int]
 
     @property
     def id(self) -> str:
@@ -85,18 +88,15 @@ class View:
     def first(self, name: str | None) -> datetime | None:
         return next((e.at for e in self.history.events if e.name == name), None) if name else None
 
-    def has_moud(self, med_list: MedList) -> bool:
-        return any(term in _words(name) for name in med_list.names for term in self.terms)
-
 
 def _times(history: EpisodeHistory, names: tuple[str, ...]) -> list[datetime]:
     wanted = {n for n in names if not n.startswith("handoff.")}  # handoff steps are read from the tracks
     return [e.at for e in history.events if e.name in wanted]
 
 
-def view(history: EpisodeHistory, plan: Plan, as_of: datetime) -> View:
+def view(history: EpisodeHistory, plan: Plan, as_of: datetime, terms: tuple[str, ...]) -> View:
+    """``terms``: :func:`moud_terms` of ``plan`` (computed once per plan by the caller)."""
     vocab = plan.measures
-    terms = moud_terms(plan)
     kept = [h.steps["visit-kept"] for h in history.handoffs if "visit-kept" in h.steps]
     visits = sorted([*kept, *_times(history, vocab.visits)])
     fills = sorted(_times(history, vocab.moud_fills))
@@ -113,23 +113,23 @@ def view(history: EpisodeHistory, plan: Plan, as_of: datetime) -> View:
         fills=tuple(fills),
         moud=tuple(sorted([*fills, *events, *(m.at for m in lists)])),
         moud_received=tuple(sorted([*fills, *events, *(m.at for m in lists if m.side == "receiving")])),
-        terms=terms,
+        moud_sent=frozenset(m.visit for m in lists if m.side == "sending"),
     )
-
-
-@dataclass(frozen=True)
-class Tick:
-    """One thing a measure counts, for one episode: ``met`` for a rate, ``value`` for a median or percentile."""
-
-    episode: str
-    met: bool = False
-    value: float | None = None
 
 
 @dataclass
 class Tally:
-    """What a family found for one measure and subject in one group of episodes."""
+    """What a family found for one measure and subject in one group of episodes: per thing counted, its episode,
+    whether it was met (a rate) and its value (a median or percentile). Three flat lists, not an object per
+    thing: a cohort of 10,000 makes hundreds of thousands, and objects would keep the garbage collector busy."""
 
     measure: str
     subject: str = ""
-    ticks: list[Tick] = field(default_factory=list)
+    episodes: list[str] = field(default_factory=list)
+    met: list[bool] = field(default_factory=list)
+    values: list[float | None] = field(default_factory=list)
+
+    def add(self, episode: str, met: bool = False, value: float | None = None) -> None:
+        self.episodes.append(episode)
+        self.met.append(met)
+        self.values.append(value)

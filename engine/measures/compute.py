@@ -25,7 +25,7 @@ from datetime import datetime
 from engine.episode.history import EpisodeHistory
 from engine.language.suggest import hint
 from engine.measures import care, moud, operations
-from engine.measures.cohort import Tally, View, view
+from engine.measures.cohort import Tally, View, moud_terms, view
 from engine.measures.report import ALL, Definition, MeasureError, MeasureReport, Period, Result, Stratum
 from engine.plan.model import Plan
 
@@ -71,7 +71,9 @@ def compute_measures(
                 f"cannot stratify by '{stratify}': no pathway declares that fact{hint(stratify, declared)}"
             )
     horizon = as_of or max((_latest(h) for h in histories), default=None)
-    views = [view(h, plans[(h.pathway_id, h.pathway_version)], horizon) for h in histories] if horizon else []
+    terms = {key: moud_terms(plan) for key, plan in plans.items()}
+    keys = [(h.pathway_id, h.pathway_version) for h in histories]
+    views = [view(h, plans[k], horizon, terms[k]) for h, k in zip(histories, keys, strict=True)] if horizon else []
     window = period or Period()
     groups = [(ALL, views), *_groups(views, stratify)] if stratify else [(ALL, views)]
     found = [_tallies(members, window) for _, members in groups]
@@ -79,7 +81,8 @@ def compute_measures(
     shown = {s.value: not s.suppressed for s in strata}
     results: list[Result] = []
     for d in DEFINITIONS:
-        subjects = sorted({subject for tallies in found for (measure, subject) in tallies if measure == d.id} or {""})
+        seen = [subject for tallies in found for (measure, subject) in tallies if measure == d.id]
+        subjects = list(dict.fromkeys(seen)) or [""]  # in the order the families give them (the total's first)
         for subject in subjects:
             cells = [
                 _result(d, subject, name, tallies.get((d.id, subject), Tally(d.id, subject)), members, window)
@@ -110,7 +113,8 @@ def _latest(h: EpisodeHistory) -> datetime:
 def _label(value: object) -> str:
     if value is None:
         return NOT_SET
-    return str(value).lower() if isinstance(value, bool) else str(value)
+    text = str(value).lower() if isinstance(value, bool) else str(value)
+    return f"{text} (value)" if text == ALL else text  # never the total's name
 
 
 def _groups(views: list[View], fact: str) -> list[tuple[str, list[View]]]:
@@ -129,21 +133,21 @@ _Cell = tuple[Result, list[int]]
 
 
 def _result(d: Definition, subject: str, stratum: str, t: Tally, members: list[View], period: Period) -> _Cell:
-    people = {tick.episode for tick in t.ticks}
+    people = set(t.episodes)
     if d.unit == "rate":
-        met = sum(tick.met for tick in t.ticks)
-        numerator, denominator = met, len(t.ticks)
+        met = sum(t.met)
+        numerator, denominator = met, len(t.met)
         value = round(met / denominator, 4) if denominator else None
-        met_people = {tick.episode for tick in t.ticks if tick.met}
-        unmet_people = {tick.episode for tick in t.ticks if not tick.met}
+        met_people = {e for e, ok in zip(t.episodes, t.met, strict=True) if ok}
+        unmet_people = {e for e, ok in zip(t.episodes, t.met, strict=True) if not ok}
         counts = [len(people), len(met_people), len(unmet_people)]
     elif d.unit == "per-100-episodes":
         base = sum(operations.open_in(v, period) for v in members)
-        numerator, denominator = len(t.ticks), base
+        numerator, denominator = len(t.episodes), base
         value = round(100 * numerator / base, 2) if base else None
         counts = [base, len(people)]
     else:
-        values = sorted(tick.value for tick in t.ticks if tick.value is not None)
+        values = sorted(x for x in t.values if x is not None)
         numerator, denominator = None, len(values)
         value = round(_quantile(values, 0.9 if d.unit.startswith("p90") else 0.5), 2) if values else None
         counts = [len(people)]

@@ -13,7 +13,7 @@ from html import escape
 from typing import Any
 
 from engine.measures.render import scope_lines, show_value
-from engine.measures.report import ALL, MeasureReport, Result
+from engine.measures.report import ALL, MeasureError, MeasureReport, Result
 
 __all__ = ["PLOTS", "render_html"]
 
@@ -49,13 +49,14 @@ img { max-width: 100%; } .plots { display: grid; grid-template-columns: 1fr 1fr;
 
 
 def _bars(report: MeasureReport, measures: tuple[str, ...]) -> tuple[list[str], dict[str, list[float | None]]]:
-    """Bar labels (a measure, or a measure's subjects) and, per stratum, the shown values (None: no bar)."""
-    keys = [(r.measure, r.subject) for r in report.results if r.measure in measures and r.stratum == ALL]
+    """Bar labels (a measure, or a measure's subjects) and, per stratum, the shown values (None: no bar); labels
+    and strata with nothing shown are left out."""
     by_key = {(r.measure, r.subject, r.stratum): r for r in report.results}
-    series: dict[str, list[float | None]] = {}
-    for s in report.strata:
-        values = [_plotted(by_key[(m, subject, s.value)]) for m, subject in keys]
-        series[s.value] = values
+    keys = [(r.measure, r.subject) for r in report.results if r.measure in measures and r.stratum == ALL]
+    strata = [s.value for s in report.strata]
+    keys = [k for k in keys if any(_plotted(by_key[(*k, s)]) is not None for s in strata)]
+    series = {s: [_plotted(by_key[(*k, s)]) for k in keys] for s in strata}
+    series = {s: values for s, values in series.items() if any(v is not None for v in values)}
     return [subject or m for m, subject in keys], series
 
 
@@ -65,11 +66,20 @@ def _plotted(r: Result) -> float | None:
     return 100 * r.value if r.unit == "rate" else r.value
 
 
-def _plot(title: str, labels: list[str], series: dict[str, list[float | None]], unit: str) -> str:
-    import matplotlib
-
+def _pyplot() -> Any:
+    """matplotlib's pyplot on the Agg backend (no display), imported on the first HTML report only."""
+    try:
+        import matplotlib
+    except ModuleNotFoundError as exc:  # a dependency of Carepath; missing only in a partial install
+        raise MeasureError("the HTML report needs matplotlib (pip install matplotlib)") from exc
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _plot(title: str, labels: list[str], series: dict[str, list[float | None]], unit: str) -> str:
+    plt = _pyplot()
 
     fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=96)
     width = 0.8 / max(len(series), 1)
@@ -79,6 +89,8 @@ def _plot(title: str, labels: list[str], series: dict[str, list[float | None]], 
     ax.set_xticks([i + width * (len(series) - 1) / 2 for i in range(len(labels))], labels, rotation=30, ha="right")
     ax.set_title(title, fontsize=10)
     ax.set_ylabel(unit)
+    if unit == "%":
+        ax.set_ylim(0, 100)
     if len(series) > 1:
         ax.legend(fontsize=8)
     fig.tight_layout()
@@ -95,7 +107,7 @@ def _table(report: MeasureReport, family: str) -> str:
     by_key = {(r.measure, r.subject, r.stratum): r for r in report.results}
     rows = []
     for d in (d for d in report.definitions if d.family == family):
-        for subject in sorted({r.subject for r in report.results if r.measure == d.id}):
+        for subject in dict.fromkeys(r.subject for r in report.results if r.measure == d.id):
             cells = []
             for s in strata:
                 r = by_key[(d.id, subject, s)]
@@ -121,7 +133,7 @@ def render_html(report: MeasureReport, title: str) -> str:
     figures = []
     for plot_title, measures, unit in PLOTS:
         labels, series = _bars(report, measures)
-        if labels and any(v is not None for values in series.values() for v in values):
+        if labels and series:
             figures.append(_plot(plot_title, labels, series, unit))
     families = list(dict.fromkeys(d.family for d in report.definitions))
     scope = "".join(f"<li>{escape(line)}</li>" for line in scope_lines(report))

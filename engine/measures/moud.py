@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import timedelta
 
-from engine.measures.cohort import Tally, Tick, View
+from engine.measures.cohort import Tally, View
 from engine.measures.report import Definition, Period
 
 __all__ = ["DEFINITIONS", "MAX_GAP", "TRANSITION_WINDOW", "TREATMENT_DAYS", "continuity"]
@@ -31,8 +31,8 @@ DEFINITIONS: tuple[Definition, ...] = (
         unit="rate",
         numerator="Transitions followed within 7 days of the move by MOUD on a receiving list, an MOUD fill or "
         "another MOUD event",
-        denominator="Moves into a stage visit whose sending medication list holds an MOUD, 7 days past (or the "
-        "episode ended)",
+        denominator="Moves into a stage visit whose sending medication list (recorded in that visit, as "
+        "reconciliation compares them) holds an MOUD, 7 days past (or the episode ended)",
         exclusions="Transitions with no sending list, or none holding an MOUD",
         source="Domain reference (shared/domain.md): MOUD dropped at a transition raises overdose risk; issue #13: "
         "no gap longer than 7 days across a transition",
@@ -61,18 +61,18 @@ DEFINITIONS: tuple[Definition, ...] = (
 def continuity(views: Iterable[View], period: Period) -> list[Tally]:
     moves, lasting = Tally("moud.transitions"), Tally("moud.180d")
     for v in views:
-        for stay in v.history.stays:
-            sending = [m for m in v.history.medication_lists if m.visit == stay.visit and m.side == "sending"]
-            if not any(v.has_moud(m) for m in sending):
+        for stay in v.history.stays[1:]:  # the first stay is the enrollment, not a transition
+            if stay.visit not in v.moud_sent:
                 continue
             at = stay.entered_at
             if at not in period or not v.judged(at + TRANSITION_WINDOW):
                 continue
-            moves.ticks.append(Tick(v.id, any(at <= e <= at + TRANSITION_WINDOW for e in v.moud_received)))
+            closes = at + TRANSITION_WINDOW
+            moves.add(v.id, any(at <= e <= closes for e in v.moud_received))
         if v.moud and (v.plan.measures.moud_fills or v.plan.measures.moud_events) and v.moud[0] in period:
             met = _continued(v)
             if met is not None:
-                lasting.ticks.append(Tick(v.id, met))
+                lasting.add(v.id, met)
     return [moves, lasting]
 
 

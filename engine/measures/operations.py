@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from datetime import timedelta
 
 from engine.language.spans import add
-from engine.measures.cohort import Tally, Tick, View
+from engine.measures.cohort import Tally, View
 from engine.measures.report import Definition, Period, Unit
 
 __all__ = ["DEFINITIONS", "ENDINGS", "escalations", "handoffs", "open_in", "stays"]
@@ -153,47 +153,67 @@ DEFINITIONS: tuple[Definition, ...] = (
 )
 
 
+class _Rungs(dict[int, str]):
+    """``rung 1`` for rung index 0 (people count rungs from one), made once per index."""
+
+    def __missing__(self, rung: int) -> str:
+        self[rung] = f"rung {rung + 1}"
+        return self[rung]
+
+
+_RUNGS = _Rungs()
+
+
+def _tally(out: dict[tuple[str, str], Tally], measure: str, subject: str) -> Tally:
+    found = out.get((measure, subject))
+    if found is None:
+        found = out[(measure, subject)] = Tally(measure, subject)
+    return found
+
+
 def handoffs(views: Iterable[View], period: Period) -> list[Tally]:
     out: dict[tuple[str, str], Tally] = {}
 
     def tally(measure: str, program: str) -> Tally:
-        return out.setdefault((measure, program), Tally(measure, program))
+        return _tally(out, measure, program)
 
     for v in views:
         for h in v.history.handoffs:
             if h.opened_at not in period:
                 continue
             closed = "outcome-returned" in h.steps or h.status == "completed"
-            tally("handoffs.loop-closed", h.program).ticks.append(Tick(v.id, closed))
+            for measure in ("handoffs.accepted-hours", "handoffs.first-visit-days"):
+                tally(measure, h.program)  # every program has every row, with a value or none
+            tally("handoffs.loop-closed", h.program).add(v.id, closed)
             if "accepted" in h.steps:
                 hours = (h.steps["accepted"] - h.opened_at) / _HOUR
-                tally("handoffs.accepted-hours", h.program).ticks.append(Tick(v.id, value=hours))
+                tally("handoffs.accepted-hours", h.program).add(v.id, value=hours)
             if "visit-kept" in h.steps:
                 days = (h.steps["visit-kept"] - h.opened_at) / _DAY
-                tally("handoffs.first-visit-days", h.program).ticks.append(Tick(v.id, value=days))
-    return list(out.values())
+                tally("handoffs.first-visit-days", h.program).add(v.id, value=days)
+    return [out[key] for key in sorted(out)]
 
 
 def escalations(views: Iterable[View], period: Period) -> list[Tally]:
-    per_rung: dict[int, Tally] = {}
+    per_rung: dict[tuple[str, str], Tally] = {}
     acked, median = Tally("escalations.acknowledged"), Tally("escalations.ack-median-hours")
     found: dict[str, Tally] = {name: Tally("discrepancies.critical", name) for name in ENDINGS}
     for v in views:
         for r in v.history.escalations:
             if r.raised_at not in period:
                 continue
-            rung = per_rung.setdefault(r.rung, Tally("escalations.per-100", f"rung {r.rung + 1}"))
-            rung.ticks.append(Tick(v.id, True))
-            acked.ticks.append(Tick(v.id, r.acknowledged_at is not None))
+            _tally(per_rung, "escalations.per-100", _RUNGS[r.rung]).add(v.id, True)
+            acked.add(v.id, r.acknowledged_at is not None)
             if r.acknowledged_at is not None:
-                median.ticks.append(Tick(v.id, value=(r.acknowledged_at - r.raised_at) / _HOUR))
+                median.add(v.id, value=(r.acknowledged_at - r.raised_at) / _HOUR)
         entered = {s.visit: s.entered_at for s in v.history.stays}
         for f in v.history.findings:
             if f.critical and entered.get(f.visit, v.history.enrolled_at) in period:
                 for name, statuses in ENDINGS.items():
-                    found[name].ticks.append(Tick(v.id, f.status in statuses))
-    p90 = Tally("escalations.ack-p90-hours", ticks=list(median.ticks))
-    return [*(per_rung[k] for k in sorted(per_rung)), acked, median, p90, *found.values()]
+                    found[name].add(v.id, f.status in statuses)
+    p90 = Tally("escalations.ack-p90-hours", "", list(median.episodes), list(median.met), list(median.values))
+    rungs = sorted(per_rung.values(), key=lambda t: int(t.subject.split()[1]))
+    return [*rungs, acked, median, p90, *found.values()]
 
 
 def open_in(v: View, period: Period) -> bool:
@@ -215,11 +235,9 @@ def stays(views: Iterable[View], period: Period) -> list[Tally]:
                 continue
             subject = f"{v.plan.pathway_id}/{s.stage}"
             left = s.left_at
-            ticks = {"stays.median-days": Tick(v.id, value=(left - s.entered_at) / _DAY)}
+            _tally(out, "stays.median-days", subject).add(v.id, value=(left - s.entered_at) / _DAY)
             if stage.min_stay is not None:
-                ticks["stays.shorter-than-min"] = Tick(v.id, left < add(s.entered_at, stage.min_stay))
+                _tally(out, "stays.shorter-than-min", subject).add(v.id, left < add(s.entered_at, stage.min_stay))
             if stage.max_stay is not None:
-                ticks["stays.longer-than-max"] = Tick(v.id, left > add(s.entered_at, stage.max_stay))
-            for measure, tick in ticks.items():
-                out.setdefault((measure, subject), Tally(measure, subject)).ticks.append(tick)
-    return list(out.values())
+                _tally(out, "stays.longer-than-max", subject).add(v.id, left > add(s.entered_at, stage.max_stay))
+    return [out[key] for key in sorted(out)]

@@ -70,7 +70,7 @@ def render_table(report: MeasureReport) -> str:
     rows: list[list[str]] = []
     family = None
     for d in report.definitions:
-        subjects = sorted({r.subject for r in report.results if r.measure == d.id})
+        subjects = list(dict.fromkeys(r.subject for r in report.results if r.measure == d.id))
         for subject in subjects:
             if d.family != family:
                 family = d.family

@@ -44,6 +44,8 @@ class Period:
     end: date | None = None
 
     def __contains__(self, at: datetime) -> bool:
+        if self.start is None and self.end is None:
+            return True
         day = at.date()
         return (self.start is None or day >= self.start) and (self.end is None or day <= self.end)
 

@@ -6,12 +6,13 @@ as a :class:`engine.errors.Finding`, addressed by its path in the YAML document 
 places each finding in the file. Messages are short and lowercase, and name what a designer should fix.
 
 Checks, in the order they run: identities, ASAM level codes (:mod:`.levels`), references (:mod:`.references`:
-duplicate ids; stages, roles, tasks, parameters, events (the ``measures:`` key's too), facts, each with "did
-you mean"; ladder names: :mod:`.ladders`), time (:mod:`.timing`: ranges, parameter bounds, cadences, escalation
-ladders in increasing time), facts and guards, check-in series, parallel check-in tracks and medication rules of
-moves and stages (:mod:`.medications`), who hears (:mod:`.alerts`: warm handoffs, deadlines that would alert
-nobody), and the stage graph (:mod:`.graph`: reachability, ways out, terminal stages, transitions that can never
-fire, a decline move a handoff's fallback wins over). Where each kind of value appears is :mod:`.walk`'s.
+duplicate ids; stages, roles, tasks, parameters, events (the ``measures:`` key's too, and a warning for one of
+them no episode would accept: :mod:`.measures`), facts, each with "did you mean"; ladder names:
+:mod:`.ladders`), time (:mod:`.timing`: ranges, parameter bounds, cadences, escalation ladders in increasing
+time), facts and guards, check-in series, parallel check-in tracks and medication rules of moves and stages
+(:mod:`.medications`), who hears (:mod:`.alerts`: warm handoffs, deadlines that would alert nobody), and the
+stage graph (:mod:`.graph`: reachability, ways out, terminal stages, transitions that can never fire, a decline
+move a handoff's fallback wins over). Where each kind of value appears is :mod:`.walk`'s.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from engine.language.semantics.bounds import check_bounds
 from engine.language.semantics.graph import check_dead_transitions, check_declines_with_fallback, check_graph
 from engine.language.semantics.ladders import check_ladder_references
 from engine.language.semantics.levels import check_levels
+from engine.language.semantics.measures import check_measure_events
 from engine.language.semantics.medications import check_check_in_tracks, check_medication_rules
 from engine.language.semantics.references import (
     check_event_lists,
@@ -55,6 +57,7 @@ CHECKS: tuple[Callable[[PathwaySpec], Iterable[Finding]], ...] = (
     check_durations,
     check_events,
     check_event_lists,
+    check_measure_events,
     check_fact_moments,
     check_facts,
     check_bounds,
