@@ -664,6 +664,17 @@ CASES: list[Case] = [
     case("episodes-pathway-uppercase", ["episodes", "--pathway", "Reentry"], "pathway id"),
     case("episodes-stage-newline", ["episodes", "--stage", "pre\nrelease"], "stage id"),
     case("episodes-stage-100k", ["episodes", "--stage", LONG], "stage id"),
+    # --------------------------------------------------------------------------------------------- measures
+    case("measures-from-not-a-date", ["measures", "--from", "2026-13-01"], "--from: '2026-13-01' is not a date"),
+    case("measures-to-words", ["measures", "--to", "next week"], "--to: 'next week' is not a date"),
+    case("measures-to-100k", ["measures", "--to", DIGITS], "--to"),
+    case("measures-period-backwards", ["measures", "--from", "{today}", "--to", "{ten_days_ago}"], "period: ends"),
+    case("measures-unknown-pathway", ["measures", "--pathway", "reentri"], "did you mean 'reentry'"),
+    case("measures-pathway-newline", ["measures", "--pathway", "re\nentry"], "pathway id"),
+    case("measures-unknown-fact", ["measures", "--by", "insurence"], "cannot stratify by 'insurence'"),
+    case("measures-html-no-folder", ["measures", "--html", "/no/such/folder/report.html"], "--html"),
+    case("measures-html-a-folder", ["measures", "--html", "/tmp"], "--html: '/tmp' is a folder"),
+    case("measures-two-formats", ["measures", "--json", "--csv"], "not allowed with", code=2),
 ]
 
 
@@ -726,6 +737,7 @@ def test_the_matrix_covers_every_command() -> None:
         "ack",
         "status",
         "episodes",
+        "measures",
         "token",
         "fhir",
         "api",

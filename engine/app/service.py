@@ -121,6 +121,14 @@ class EpisodeService:
         params = tuple(sorted((k, float(v)) for k, v in (episode.params or {}).items()))
         return _plan_from_text(pinned.source_text, f"{episode.pathway_id}@v{episode.pathway_version}", params)
 
+    def version_plan(self, session: Session, pathway_id: str, version: int) -> Plan:
+        """The compiled plan of one registered pathway version, without an episode's parameters (what the quality
+        measures read a history with)."""
+        pinned = session.get(PathwayVersionRecord, (pathway_id, version))
+        if pinned is None:
+            raise EpisodeError(f"pathway {quote(pathway_id)} version {version} is not registered")
+        return _plan_from_text(pinned.source_text, f"{pathway_id}@v{version}", ())
+
     def plan_for(self, episode_id: str) -> Plan:
         """The compiled plan an episode runs on (its pinned pathway version and parameters)."""
         with Session(self.engine) as session:

@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 from typing import NoReturn
 
-from engine.cli import episodes, pathways, safety, simulate, tokens  # noqa: F401  (each registers its commands on import)
+from engine.cli import episodes, measures, pathways, safety, simulate, tokens  # noqa: F401  (each registers its commands on import)
 from engine.cli.registry import COMMANDS
 from engine.errors import one_line, printable
 from engine.process import run_entry_point

@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from engine.episode.state import EpisodeState, Event, Handoff, Outcome
+from engine.language.moments import OCCURRED_AT, parse_moment
 
 __all__ = [
     "EpisodeHistory",
@@ -29,6 +30,7 @@ __all__ = [
     "MedList",
     "Raised",
     "Stay",
+    "rung_index",
 ]
 
 
@@ -57,8 +59,9 @@ class Happening:
 @dataclass(frozen=True)
 class HandoffTrack:
     """A handoff to a receiving program, opened by the move into stage visit ``visit`` (the visit it serves: the
-    receiving stage's, or the sending stage's own for a handoff declared on it); ``steps`` maps each step kind met (``accepted``, ``scheduled``, ``visit-kept``, ``outcome-returned``) to when
-    the move that met it was applied; ``status``/``business_status`` are the final FHIR/BSeR states."""
+    receiving stage's, or the sending stage's own for a handoff declared on it); ``steps`` maps each step kind met
+    (``accepted``, ``scheduled``, ``visit-kept``, ``outcome-returned``) to when the move that met it was applied;
+    ``status``/``business_status`` are the final FHIR/BSeR states."""
 
     id: str
     program: str
@@ -100,8 +103,9 @@ class Finding:
 
 @dataclass(frozen=True)
 class MedList:
-    """A medication list recorded for stage visit ``visit`` on ``side`` (``sending`` or ``receiving``) at ``at``:
-    the medications' names as written (the measures match them against the pathway's MOUD names and aliases)."""
+    """The medication list of stage visit ``visit`` on ``side`` (``sending`` or ``receiving``) as last recorded, at
+    ``at`` (a list sent again replaces the older, as the store keeps it; every list sent is among the events): the
+    medications' names as written (the measures match them against the pathway's MOUD names and aliases)."""
 
     visit: int
     side: str
@@ -128,7 +132,7 @@ class EpisodeHistory:
     medication_lists: tuple[MedList, ...] = ()
 
 
-def _rung_index(rung_id: str) -> int:
+def rung_index(rung_id: str) -> int:
     """Rung ids end ``#r<n>`` (:func:`engine.episode.state.open_work`)."""
     return int(rung_id.rsplit("#r", 1)[1])
 
@@ -149,7 +153,8 @@ class HistoryRecorder:
         self._handoffs: dict[str, HandoffTrack] = {}
         self._raised: dict[str, Raised] = {}
         self._findings: dict[tuple[int, str], Finding] = {}
-        self._lists: list[MedList] = []
+        #: the latest list of each (visit, side): a list sent again replaces the older, as in the store
+        self._lists: dict[tuple[int, str], MedList] = {}
 
     def record(self, out: Outcome, now: datetime, event: Event | None = None) -> None:
         """Take one applied outcome: ``now`` is when it was applied, ``event`` the event applied (if one was)."""
@@ -161,7 +166,8 @@ class HistoryRecorder:
             self._stays[-1] = replace(self._stays[-1], left_at=now)
             self._stays.append(Stay(state.stage, state.visit, now, entered_by=event.name if event else None))
         if event is not None:
-            self._events.append(Happening(event.name, event.at, dict(event.data)))
+            happened = parse_moment(event.data.get(OCCURRED_AT)) or event.at  # as the rules count it
+            self._events.append(Happening(event.name, happened, dict(event.data)))
         for handoff in [*out.handoffs_opened, *out.handoffs_changed]:
             self._track(handoff, now)
         items = {i.id: i for i in [*state.items, *out.closed, *out.opened]}
@@ -171,13 +177,13 @@ class HistoryRecorder:
                 rung_id=esc.rung_id,
                 item_key=item.key if item else esc.item_id,
                 item_kind=item.kind if item else "",
-                rung=_rung_index(esc.rung_id),
+                rung=rung_index(esc.rung_id),
                 role=esc.role,
                 severity=item.severity if item else "normal",
                 raised_at=esc.raised_at,
             )
         for side, meds in out.medication_lists.items():
-            self._lists.append(MedList(state.visit, side, now, tuple(m.name for m in meds)))
+            self._lists[(state.visit, side)] = MedList(state.visit, side, now, tuple(m.name for m in meds))
         if out.compared:
             seen = {d.key for d in out.discrepancies}
             for (visit, key), old in list(self._findings.items()):
@@ -206,7 +212,8 @@ class HistoryRecorder:
         )
 
     def acknowledge(self, rung_id: str, at: datetime) -> None:
-        """Someone acknowledged the escalation of ``rung_id`` at ``at`` (the first acknowledgement counts)."""
+        """Someone acknowledged the escalation of ``rung_id`` at ``at`` (the first acknowledgement counts). The
+        driver also cancels the item's pending rungs in its state, as the service does (they never fire)."""
         raised = self._raised.get(rung_id)
         if raised is not None and raised.acknowledged_at is None:
             self._raised[rung_id] = replace(raised, acknowledged_at=at)
@@ -224,9 +231,9 @@ class HistoryRecorder:
             status=state.status,
             facts=dict(state.facts),
             stays=tuple(self._stays),
-            events=tuple(self._events),
+            events=tuple(sorted(self._events, key=lambda h: h.at)),  # stable: ties keep the order applied
             handoffs=tuple(sorted(self._handoffs.values(), key=lambda h: (h.opened_at, h.id))),
             escalations=tuple(sorted(self._raised.values(), key=lambda r: (r.raised_at, r.rung_id))),
             findings=tuple(sorted(self._findings.values(), key=lambda f: (f.visit, f.key))),
-            medication_lists=tuple(self._lists),
+            medication_lists=tuple(sorted(self._lists.values(), key=lambda m: m.at)),
         )
