@@ -84,6 +84,11 @@ def ev(name: str, days: float, hours: float = 0, **data: Any) -> Happening:
     return Happening(name, at(days, hours), dict(data))
 
 
+#: The JAIL plan's transition whose handoff goes to each program (Harbor asks acceptance only; Eastside acceptance
+#: and a kept first visit).
+TRANSITION = {"Harbor Residential": 0, "Eastside Clinic": 1}
+
+
 def handoff(program: str, opened: float, visit: int = 2, **steps: float) -> HandoffTrack:
     """A handoff opened on day ``opened``; ``steps`` maps a step (accepted, visit_kept, outcome_returned) to its day."""
     met = {kind.replace("_", "-"): at(day) for kind, day in steps.items()}
@@ -98,6 +103,7 @@ def handoff(program: str, opened: float, visit: int = 2, **steps: float) -> Hand
         business_status="7.0" if done else "2.0",
         steps=met,
         closed_at=met.get("outcome-returned"),
+        transition=TRANSITION.get(program, 0),
     )
 
 

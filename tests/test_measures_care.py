@@ -7,9 +7,10 @@ the reentry measures, each on a hand-built cohort whose answer is worked out her
 
 from __future__ import annotations
 
+from measures_data import AS_OF, FOURTH, PLANS, ev, handoff, history, path
+
 from engine.episode.history import EpisodeHistory
 from engine.measures import MeasureReport, compute_measures
-from tests.measures_data import AS_OF, FOURTH, PLANS, ev, handoff, history, path
 
 
 def rate(report: MeasureReport, measure: str) -> tuple[int | None, int | None]:

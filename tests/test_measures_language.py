@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from measures_data import FOURTH, JAIL
+
 from engine.language.loader import load_pathway_text
 from engine.measures import compute_measures
 from engine.plan.build import compile_plan
 from engine.plan.model import MeasuresPlan
-from tests.measures_data import FOURTH, JAIL
 
 ROOT = Path(__file__).resolve().parents[1]
 MINIMAL = (ROOT / "tests" / "data" / "valid" / "minimal.yaml").read_text(encoding="utf-8")

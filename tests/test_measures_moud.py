@@ -7,10 +7,11 @@ clonidine as critical but not MOUD; prescription.filled is its fill event, moud.
 
 from __future__ import annotations
 
+from measures_data import AS_OF, FOURTH, PLANS, ev, history, meds, path
+
 from engine.episode.history import EpisodeHistory, Stay
 from engine.measures import compute_measures
 from engine.measures.moud import MAX_GAP
-from tests.measures_data import AS_OF, FOURTH, PLANS, ev, history, meds, path
 
 STAYS = path(("jail-wm", 0), ("residential", 5), ("outpatient", 20))  # stage visits 1, 2 (day 5), 3 (day 20)
 

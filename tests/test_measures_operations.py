@@ -4,8 +4,9 @@ hand-built cohort whose answer is worked out here (``min_cell=1``; suppression i
 
 from __future__ import annotations
 
+from measures_data import AS_OF, PLANS, finding, handoff, history, path, raised
+
 from engine.measures import compute_measures
-from tests.measures_data import AS_OF, PLANS, finding, handoff, history, path, raised
 
 
 def test_handoff_loops_closed_and_median_times_per_receiving_program() -> None:
@@ -14,16 +15,20 @@ def test_handoff_loops_closed_and_median_times_per_receiving_program() -> None:
         history(2, handoffs=[handoff("Harbor Residential", 0, accepted=0.5, visit_kept=5)]),
         history(3, handoffs=[handoff("Harbor Residential", 0)]),
         history(4, handoffs=[handoff("Eastside Clinic", 1, accepted=2, outcome_returned=9)]),
+        history(5, handoffs=[handoff("Eastside Clinic", 1, accepted=2)]),
+        history(6, handoffs=[handoff("Eastside Clinic", 1, accepted=2, visit_kept=6)]),
     ]
     report = compute_measures(cohort, PLANS, as_of=AS_OF, min_cell=1)
     harbor = report.result("handoffs.loop-closed", "Harbor Residential")
-    assert (harbor.numerator, harbor.denominator) == (1, 3)
+    # Harbor asks acceptance only: 1 returned the outcome, 2 was accepted, 3 never was
+    assert (harbor.numerator, harbor.denominator) == (2, 3)
     assert report.result("handoffs.accepted-hours", "Harbor Residential").value == 9.0  # median of 6 h and 12 h
     assert report.result("handoffs.first-visit-days", "Harbor Residential").value == 4.0  # of 3 and 5 days
     eastside = report.result("handoffs.loop-closed", "Eastside Clinic")
-    assert (eastside.numerator, eastside.denominator) == (1, 1)
+    # Eastside asks acceptance and a kept first visit: 4 returned the outcome, 5 only accepted, 6 did both
+    assert (eastside.numerator, eastside.denominator) == (2, 3)
     assert report.result("handoffs.accepted-hours", "Eastside Clinic").value == 24.0
-    assert report.result("handoffs.first-visit-days", "Eastside Clinic").value is None
+    assert report.result("handoffs.first-visit-days", "Eastside Clinic").value == 5.0  # day 1 to day 6
 
 
 def test_escalations_per_100_episodes_by_rung_and_time_to_acknowledgement() -> None:

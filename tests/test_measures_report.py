@@ -12,6 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from measures_data import AS_OF, PLANS, T0, ev, handoff, history, path
 
 from engine.episode.history import EpisodeHistory
 from engine.language.loader import load_pathway
@@ -27,7 +28,6 @@ from engine.measures import (
 )
 from engine.measures.render import report_data
 from engine.plan.build import compile_plan
-from tests.measures_data import AS_OF, PLANS, T0, ev, handoff, history, path
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -7,12 +7,13 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+from measures_data import AS_OF, JAIL, PLANS, at
+
 from engine.episode.domain.consent import single_tpo_consent
 from engine.episode.history import EpisodeHistory, HistoryRecorder
 from engine.episode.rules import apply_event, enroll
 from engine.episode.state import Event
 from engine.measures import compute_measures
-from tests.measures_data import AS_OF, JAIL, PLANS, at
 
 
 def recorded(events: list[tuple[str, float, dict[str, Any]]]) -> EpisodeHistory:
@@ -60,7 +61,8 @@ def test_a_recorded_episode_gives_the_measures_its_events_imply() -> None:
     assert counts("initiation") == (1, 1) and counts("engagement") == (0, 1)  # day 22 is one more day, not two
     assert counts("reentry.contact-72h") == (1, 1) and counts("reentry.fill-7d") == (0, 1)
     assert counts("moud.transitions") == (1, 1)  # Suboxone sent into residential, buprenorphine received
-    assert counts("handoffs.loop-closed", "Harbor Residential") == (0, 1)
+    assert counts("handoffs.loop-closed", "Harbor Residential") == (1, 1)  # it asks acceptance only: met day 5.2
+    assert counts("handoffs.loop-closed", "Eastside Clinic") == (1, 1)  # accepted and first visit kept
     assert report.result("handoffs.accepted-hours", "Eastside Clinic").value == 12.0
     assert report.result("handoffs.first-visit-days", "Eastside Clinic").value == 2.0
     assert report.result("stays.median-days", "jail-detox-to-outpatient/residential").value == 15.0

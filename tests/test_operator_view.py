@@ -155,3 +155,41 @@ def test_a_deadline_met_in_time_ends_met(carepath: Harness) -> None:
     h.event(ep, "handoff.visit-kept")
     run = _run(rung.flow_run_id)
     assert (run.state.type.value, run.state.name) == ("COMPLETED", "Met")
+
+
+def test_the_daily_measures_deployment_publishes_counts_and_no_person(carepath: Harness) -> None:
+    """``carepath-measures/carepath`` is served with its daily schedule; a run of it (started as the UI's "Run"
+    does, in the serving process's child) publishes the ``quality-measures`` table: counts, never an id."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactCollectionFilter, ArtifactCollectionFilterKey
+
+    from engine.orchestration.deployments import MEASURES_CRON, MEASURES_DEPLOYMENT
+    from engine.orchestration.flows import MEASURES_ARTIFACT
+    from engine.orchestration.prefect_api import run_sync
+
+    h = carepath
+    episode = h.enroll("reentry", "P-OPS-MEASURES")
+
+    async def start() -> tuple[Any, str]:
+        async with get_client() as client:
+            deployment = await client.read_deployment_by_name(MEASURES_DEPLOYMENT)
+            run = await client.create_flow_run_from_deployment(deployment.id)
+            return deployment, str(run.id)
+
+    deployment, run_id = run_sync(start())
+    assert [s.schedule.cron for s in deployment.schedules] == [MEASURES_CRON]
+    run = _final(h, run_id, 120 + LOAD_ALLOWANCE)
+    assert run.state.type.value == "COMPLETED", run.state.message
+    assert run.name.startswith("measures · ")
+
+    async def artifact() -> Any:
+        async with get_client() as client:
+            wanted = ArtifactCollectionFilter(key=ArtifactCollectionFilterKey(any_=[MEASURES_ARTIFACT]))
+            [latest] = await client.read_latest_artifacts(artifact_filter=wanted)
+            return latest
+
+    latest = run_sync(artifact())
+    rows = latest.data if isinstance(latest.data, list) else __import__("json").loads(latest.data)
+    assert {r["measure"] for r in rows} >= {"follow-up.7d", "initiation", "reentry.contact-72h"}
+    text = str(latest.data) + str(latest.description)
+    assert episode not in text and "P-OPS" not in text

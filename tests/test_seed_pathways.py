@@ -401,7 +401,7 @@ def test_pregnancy_end_to_end_on_a_manual_clock() -> None:
     clock = ManualClock()
     state = enroll(plan, "ep-preg", clock.now()).state
     state.person = "P-TEST-1"
-    from tests.test_episode import tpo_consent
+    from test_episode import tpo_consent
 
     state.consents = [tpo_consent()]
     n = 0

@@ -61,7 +61,8 @@ class HandoffTrack:
     """A handoff to a receiving program, opened by the move into stage visit ``visit`` (the visit it serves: the
     receiving stage's, or the sending stage's own for a handoff declared on it); ``steps`` maps each step kind met
     (``accepted``, ``scheduled``, ``visit-kept``, ``outcome-returned``) to when the move that met it was applied;
-    ``status``/``business_status`` are the final FHIR/BSeR states."""
+    ``status``/``business_status`` are the final FHIR/BSeR states; ``transition`` is the plan's transition whose
+    handoff it is (its steps are what the pathway asked of the receiver)."""
 
     id: str
     program: str
@@ -73,6 +74,7 @@ class HandoffTrack:
     steps: dict[str, datetime] = field(default_factory=dict)
     closed_at: datetime | None = None
     outcome: str | None = None
+    transition: int = 0
 
 
 @dataclass(frozen=True)
@@ -209,6 +211,7 @@ class HistoryRecorder:
             steps=steps,
             closed_at=handoff.closed_at,
             outcome=handoff.outcome,
+            transition=handoff.transition_index,
         )
 
     def acknowledge(self, rung_id: str, at: datetime) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import timedelta
 
+from engine.episode.history import HandoffTrack
 from engine.language.spans import add
 from engine.measures.cohort import Tally, View
 from engine.measures.report import Definition, Period, Unit
@@ -46,9 +47,10 @@ DEFINITIONS: tuple[Definition, ...] = (
     _defn(
         "handoffs.loop-closed",
         "Handoff loops",
-        "Handoff loops closed (outcome returned or completed)",
+        "Handoff loops closed (every step asked of the receiver met, or the outcome returned)",
         "rate",
-        "Handoffs whose outcome was returned or that reached status completed",
+        "Handoffs whose receiver met every step the pathway asked of it (accepted, scheduled, visit kept, outcome "
+        "returned: those its transition declares), returned the outcome, or reached status completed",
         _HANDOFFS,
         source=_LOOPS,
         adaptation=_PROGRAM + "; a loop still open at the horizon counts as not closed",
@@ -171,6 +173,16 @@ def _tally(out: dict[tuple[str, str], Tally], measure: str, subject: str) -> Tal
     return found
 
 
+def _all_steps_met(v: View, h: HandoffTrack) -> bool:
+    """The receiver did all the pathway asked of it. A handoff whose steps were all met is closed from the
+    sender's side even when the person then moved on (the rules then end it ``cancelled``: no more is followed)."""
+    transitions = v.plan.transitions
+    if not 0 <= h.transition < len(transitions):
+        return False
+    asked = {w.done_on.removeprefix("handoff.") for w in transitions[h.transition].work if w.kind == "handoff-step"}
+    return bool(asked) and asked <= h.steps.keys()
+
+
 def handoffs(views: Iterable[View], period: Period) -> list[Tally]:
     out: dict[tuple[str, str], Tally] = {}
 
@@ -181,7 +193,7 @@ def handoffs(views: Iterable[View], period: Period) -> list[Tally]:
         for h in v.history.handoffs:
             if h.opened_at not in period:
                 continue
-            closed = "outcome-returned" in h.steps or h.status == "completed"
+            closed = "outcome-returned" in h.steps or h.status == "completed" or _all_steps_met(v, h)
             for measure in ("handoffs.accepted-hours", "handoffs.first-visit-days"):
                 tally(measure, h.program)  # every program has every row, with a value or none
             tally("handoffs.loop-closed", h.program).add(v.id, closed)

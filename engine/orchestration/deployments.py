@@ -6,6 +6,8 @@ run form offers the pathway's declared events (and the built-in ones) as a choic
 ``carepath-sweep/carepath`` deployment lets an operator run the safety net by hand; it has no schedule, because
 an interval schedule replays every missed interval after an outage (one process per interval, all at once):
 each serving process runs the sweep on its own timer instead (:func:`engine.app.sweep.sweep_tick`).
+``carepath-measures/carepath`` publishes the quality measures daily at 06:00 UTC (a cron schedule; a restart
+cancels the daily runs an outage left late, so they do not all start at once, see ``up``'s catch-up).
 """
 
 from __future__ import annotations
@@ -14,11 +16,21 @@ from prefect.deployments.runner import RunnerDeployment
 
 from engine.language.builtins import BUILTIN_EVENTS
 from engine.language.model import PathwaySpec
-from engine.orchestration.flows import FLOW_PURPOSES, flow_for, sweep_flow
+from engine.orchestration.flows import FLOW_PURPOSES, flow_for, measures_flow, sweep_flow
 
-__all__ = ["SWEEP_DEPLOYMENT", "compile_deployments", "sweep_deployment"]
+__all__ = [
+    "MEASURES_CRON",
+    "MEASURES_DEPLOYMENT",
+    "SWEEP_DEPLOYMENT",
+    "compile_deployments",
+    "measures_deployment",
+    "sweep_deployment",
+]
 
 SWEEP_DEPLOYMENT = "carepath-sweep/carepath"
+MEASURES_DEPLOYMENT = "carepath-measures/carepath"
+#: Daily, early morning UTC: before a program's day starts in the Americas and Europe.
+MEASURES_CRON = "0 6 * * *"
 
 
 def compile_deployments(spec: PathwaySpec) -> list[RunnerDeployment]:
@@ -54,4 +66,19 @@ def sweep_deployment() -> RunnerDeployment:
         "it every 10 s when there is work; run it here to sweep now.",
     )
     assert isinstance(deployment, RunnerDeployment)  # to_deployment is sync-compatible: called here it is sync
+    return deployment
+
+
+def measures_deployment() -> RunnerDeployment:
+    """The daily quality measures over the whole store, published as the ``quality-measures`` artifact."""
+    deployment = measures_flow.to_deployment(
+        name="carepath",
+        cron=MEASURES_CRON,
+        tags=["carepath", "measures"],
+        description="Computes the quality measures (follow-up after discharge, initiation and engagement, MOUD "
+        "continuity, reentry, handoff loops, escalations, stays) over every episode in the store and publishes "
+        "them as the `quality-measures` table artifact, counts under 11 suppressed. Daily at 06:00 UTC; run it "
+        "here for a report now. Definitions: the README's 'Quality measures'.",
+    )
+    assert isinstance(deployment, RunnerDeployment)
     return deployment

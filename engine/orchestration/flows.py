@@ -6,7 +6,9 @@ Four flows, compiled per pathway into deployments by :func:`engine.orchestration
 - ``<pathway>-event``: apply a stored inbound event once, then follow it up;
 - ``<pathway>-deadline``: one escalation rung at its due time; re-checks the store before acting;
 - ``carepath-sweep``: the safety net (lost runs, unscheduled rungs, undelivered escalations, stuck events, runs
-  left behind by crashes), run by each serving process's timer when a tick finds work, or by hand from the UI.
+  left behind by crashes), run by each serving process's timer when a tick finds work, or by hand from the UI;
+- ``carepath-measures``: the quality measures over the whole store, published as the ``quality-measures``
+  table artifact (daily, and by hand from the UI).
 
 How a run ends is what operators see first (:mod:`engine.orchestration.names`): a run that raised escalations
 ends ``Escalated`` (``Escalated: critical``), tagged ``escalated``, ``severity:<level>``, ``role:<role>``; a
@@ -21,6 +23,8 @@ The use cases are synchronous; each runs in a worker thread so the flow's event 
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 from dataclasses import asdict
 from typing import Any
 
@@ -38,7 +42,12 @@ from engine.orchestration.names import (
     refused_run_name,
     sweep_run_name,
 )
-from engine.orchestration.prefect_api import REJECTED, rename_current_flow_run, tag_current_flow_run
+from engine.orchestration.prefect_api import (
+    REJECTED,
+    publish_table_artifact,
+    rename_current_flow_run,
+    tag_current_flow_run,
+)
 from engine.orchestration.wiring import production_app
 
 __all__ = [
@@ -51,6 +60,7 @@ __all__ = [
     "event_flow",
     "flow_app",
     "flow_for",
+    "measures_flow",
     "sweep_flow",
 ]
 
@@ -120,6 +130,31 @@ async def sweep_flow() -> dict[str, Any]:
     report = await asyncio.to_thread(sweep, flow_app())
     await rename_current_flow_run(sweep_run_name(report))
     return asdict(report)
+
+
+#: The artifact the measures flow publishes (a new version each run; the UI shows the latest).
+MEASURES_ARTIFACT = "quality-measures"
+
+
+@flow(name="carepath-measures", description="Compute the quality measures from the store and publish them.")
+async def measures_flow() -> dict[str, Any]:
+    """Every measure over every episode in the store, as a table artifact (one row per measure and group).
+
+    Counts only, after small-cell suppression: no episode id or person reaches the artifact."""
+    from engine.app.measures import measures
+    from engine.measures import render_csv
+
+    report = await asyncio.to_thread(measures, flow_app())
+    rows = list(csv.DictReader(io.StringIO(render_csv(report))))
+    total = report.strata[0].episodes  # the whole cohort; None when it is itself under the smallest cell
+    episodes = f"{total} episodes" if total is not None else f"fewer than {report.min_cell} episodes"
+    description = (
+        f"Quality measures over {episodes} (cells under {report.min_cell} people suppressed). Definitions: the "
+        "README's 'Quality measures'; the same report on a terminal: `carepath measures`."
+    )
+    await publish_table_artifact(MEASURES_ARTIFACT, rows, description=description)
+    await rename_current_flow_run(f"measures · {episodes} · {len(rows)} rows")
+    return {"episodes": total, "rows": len(rows)}
 
 
 #: What each per-pathway flow does, for its deployment's description.

@@ -175,7 +175,7 @@ def catch_up(app: App, deployment_names: list[str], holder: str) -> SweepReport 
     the operators' automations exist (critical escalations, late deadline runs), then one sweep pass over
     everything the outage left due."""
     from engine.orchestration.adapters import prefect_api
-    from engine.orchestration.deployments import SWEEP_DEPLOYMENT
+    from engine.orchestration.deployments import MEASURES_DEPLOYMENT, SWEEP_DEPLOYMENT
     from engine.orchestration.prefect_api import (
         cancel_auto_scheduled_runs,
         ensure_operator_automations,
@@ -190,6 +190,8 @@ def catch_up(app: App, deployment_names: list[str], holder: str) -> SweepReport 
             wall_now = app.clock.wall_time(app.clock.now())
             run_sync(requeue_orphaned_runs(deployment_names, running_before=wall_now))
             run_sync(cancel_auto_scheduled_runs([SWEEP_DEPLOYMENT]))
+            late = "missed during an outage: the next daily run reports (or run it now)"
+            run_sync(cancel_auto_scheduled_runs([MEASURES_DEPLOYMENT], due_before=wall_now, message=late))
             run_sync(ensure_zombie_automation())
             run_sync(ensure_operator_automations())
     except CarepathError as exc:
@@ -311,11 +313,12 @@ def _serve(
 
     with prefect_api(app.settings) as url:
         # Prefect is imported only now that its API address is set
-        from engine.orchestration.deployments import compile_deployments, sweep_deployment
+        from engine.orchestration.deployments import compile_deployments, measures_deployment, sweep_deployment
         from engine.orchestration.prefect_api import serve_deployments
         from engine.orchestration.server import api_reachable
 
-        deployments = [d for spec in specs for d in compile_deployments(spec)] + [sweep_deployment()]
+        shared = [sweep_deployment(), measures_deployment()]
+        deployments = [d for spec in specs for d in compile_deployments(spec)] + shared
         timer = SweepTimer(app)
         catch_up(app, [d.full_name for d in deployments], timer.holder)
         timer.start()

@@ -258,11 +258,15 @@ async def end_flow_runs(run_ids: Iterable[UUID | str], reason: str = "its proces
     return done
 
 
-async def cancel_auto_scheduled_runs(deployment_names: Iterable[str]) -> int:
-    """Cancel runs of these deployments that their (former) schedule created and that have not started.
+async def cancel_auto_scheduled_runs(
+    deployment_names: Iterable[str], *, due_before: datetime | None = None, message: str = "replaced by the sweep timer"
+) -> int:
+    """Cancel runs of these deployments that their (former) schedule created and that have not started; with
+    ``due_before``, only those that were due before it (the late ones).
 
     Why: when a deployment loses its schedule, Prefect deletes its *future* auto-scheduled runs but keeps the
-    ones already late, which would all start at once (the sweep's interval runs after an outage).
+    ones already late, which would all start at once (the sweep's interval runs after an outage); a daily
+    schedule's runs missed during an outage would likewise all start at once, one process each.
     """
     from prefect.client.schemas.filters import (
         FlowRunFilter,
@@ -286,7 +290,8 @@ async def cancel_auto_scheduled_runs(deployment_names: Iterable[str]) -> int:
         )
         done = 0
         for run in runs:
-            if run.auto_scheduled:
-                await client.set_flow_run_state(run.id, Cancelled(message="replaced by the sweep timer"), force=True)
+            late = due_before is None or (run.expected_start_time is not None and run.expected_start_time < due_before)
+            if run.auto_scheduled and late:
+                await client.set_flow_run_state(run.id, Cancelled(message=message), force=True)
                 done += 1
         return done

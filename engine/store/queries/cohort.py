@@ -190,12 +190,23 @@ def _handoffs(
     H = HandoffRecord
     query = select(*_columns(
         H.episode_id, H.id, H.program, H.role, H.visit, H.opened_at, H.status, H.business_status, H.steps_met,
-        H.closed_at, H.outcome,
+        H.closed_at, H.outcome, H.transition_index,
     )).where(*_chosen(H.episode_id, pathway))  # fmt: skip
     out: dict[str, list[HandoffTrack]] = defaultdict(list)
-    for episode, hid, program, role, visit, opened_at, status, business, met, closed_at, outcome in session.execute(
-        query
-    ):
+    for (
+        episode,
+        hid,
+        program,
+        role,
+        visit,
+        opened_at,
+        status,
+        business,
+        met,
+        closed_at,
+        outcome,
+        transition,
+    ) in session.execute(query):
         when = steps.get(hid, {})
         out[episode].append(
             HandoffTrack(
@@ -209,6 +220,7 @@ def _handoffs(
                 steps={kind: when[kind] for kind in met or [] if kind in when},
                 closed_at=_when(closed_at),
                 outcome=outcome,
+                transition=int(transition),
             )
         )
     return out
