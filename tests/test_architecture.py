@@ -29,7 +29,7 @@ LAYERS: dict[str, set[str]] = {
     "measures": {"language", "plan", "episode"},
     "simulate": {"language", "plan", "episode", "measures"},
     "app": {"language", "plan", "episode", "store", "notify", "measures", "simulate"},
-    "orchestration": {"language", "plan", "episode", "store", "notify", "app", "api"},
+    "orchestration": {"language", "plan", "episode", "store", "notify", "app", "api", "measures"},
     "cli": {
         "language",
         "plan",
