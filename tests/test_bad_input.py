@@ -231,6 +231,8 @@ FILE_CASES: list[Case] = [
     case(
         "simulate-html-no-folder", ["simulate", "pathways/reentry.yaml", "--html", "{tmp}/no/x.html"], "no such folder"
     ),
+    case("simulate-min-cell-zero", ["simulate", "pathways/reentry.yaml", "--min-cell", "0"], "--min-cell: 0 is"),
+    case("simulate-by-unknown", ["simulate", "pathways/reentry.yaml", "--by", "insurence"], "--by: 'insurence'"),
     case("simulate-start-words", ["simulate", "pathways/reentry.yaml", "--start", "soon"], "--start: 'soon' is not"),
     case("simulate-missing-pathway", ["simulate", "{tmp}/missing.yaml"], "missing.yaml:1:1: error: $: no such file"),
     case("simulate-model-missing", ["simulate", "pathways/reentry.yaml", "--model", "{tmp}/m.yaml"], "m.yaml:1:1"),
@@ -672,6 +674,8 @@ CASES: list[Case] = [
     case("measures-unknown-pathway", ["measures", "--pathway", "reentri"], "did you mean 'reentry'"),
     case("measures-pathway-newline", ["measures", "--pathway", "re\nentry"], "pathway id"),
     case("measures-unknown-fact", ["measures", "--by", "insurence"], "cannot stratify by 'insurence'"),
+    case("measures-min-cell-zero", ["measures", "--min-cell", "0"], "--min-cell: 0 is outside 1..1,000"),
+    case("measures-min-cell-word", ["measures", "--min-cell", "eleven"], "--min-cell: 'eleven' is not a whole"),
     case("measures-html-no-folder", ["measures", "--html", "/no/such/folder/report.html"], "--html"),
     case("measures-html-a-folder", ["measures", "--html", "/tmp"], "--html: '/tmp' is a folder"),
     case("measures-two-formats", ["measures", "--json", "--csv"], "not allowed with", code=2),

@@ -122,3 +122,20 @@ def test_a_bad_model_file_prints_each_problem_and_runs_nothing(
         f"{model}:2:3: error: $.events['handoff.acepted']: unknown event 'handoff.acepted' "
         "(did you mean 'handoff.accepted'?): not an event of pathway 'sim-referral'\n"
     )
+
+
+def test_simulated_measures_hide_nothing_unless_asked_as_a_published_report_would(detox: Plan) -> None:
+    """Simulated people are nobody: a designer sees every number. With ``min_cell=11`` the same cohort shows what
+    a published report would suppress (here the follow-up rate, whose people not followed up are fewer than 11)."""
+    from engine.simulate.report import cohort_measures
+
+    result = simulate(detox, parse_model("", detox), 60, 120, 2, START)
+    seen = cohort_measures(result)
+    follow_up = seen.result("follow-up.30d")
+    assert not any(r.suppressed for r in seen.results)
+    assert follow_up.denominator and follow_up.numerator is not None
+    published = cohort_measures(result, min_cell=11)
+    assert published.min_cell == 11 and any(r.suppressed for r in published.results)
+    missed = follow_up.denominator - follow_up.numerator
+    small = [n for n in (follow_up.denominator, follow_up.numerator, missed) if 0 < n < 11]
+    assert published.result("follow-up.30d").suppressed == bool(small)

@@ -14,7 +14,7 @@ from engine.app import inputs
 from engine.app.context import App
 from engine.errors import InvalidInput, NotFound, quote
 from engine.language.suggest import hint
-from engine.measures import MeasureReport, Period, compute_measures
+from engine.measures import MIN_CELL, MeasureReport, Period, compute_measures
 from engine.plan.model import Plan
 from engine.store.queries.cohort import load_histories
 
@@ -28,6 +28,7 @@ def measures(
     period: Period | None = None,
     stratify: str | None = None,
     as_of: datetime | None = None,
+    min_cell: int = MIN_CELL,
 ) -> MeasureReport:
     """Every measure on the store's episodes (of ``pathway``, when given), judged at ``as_of`` (default: now).
 
@@ -50,4 +51,5 @@ def measures(
         wanted = {(h.pathway_id, h.pathway_version) for h in histories}
         wanted |= {(p, v.version) for p in chosen if (v := store.latest_pathway_version(session, p)) is not None}
         plans: dict[tuple[str, int], Plan] = {key: app.service.version_plan(session, *key) for key in sorted(wanted)}
-    return compute_measures(histories, plans, period=period, stratify=stratify, as_of=as_of or app.clock.now())
+    now = as_of or app.clock.now()
+    return compute_measures(histories, plans, period=period, stratify=stratify, as_of=now, min_cell=min_cell)

@@ -11,8 +11,9 @@ import os
 from datetime import date
 from pathlib import Path
 
-from engine.cli.registry import command
+from engine.cli.registry import command, whole_number
 from engine.errors import CarepathError, InvalidInput, one_line, quote
+from engine.measures.compute import MIN_CELL
 
 __all__ = ["parse_day"]
 
@@ -32,6 +33,13 @@ def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--from", dest="start", metavar="DATE", help="first day (UTC) whose index events count")
     p.add_argument("--to", dest="end", metavar="DATE", help="last day (UTC) whose index events count")
     p.add_argument("--by", metavar="FACT", help="stratify by an enrollment fact the pathway declares")
+    p.add_argument(
+        "--min-cell",
+        default=str(MIN_CELL),
+        metavar="N",
+        help=f"suppress cells resting on fewer than N people (default {MIN_CELL}, for anything published; "
+        "lower it only for internal review)",
+    )
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="print the report as JSON")
     out.add_argument("--csv", action="store_true", help="print the report as CSV (one row per cell)")
@@ -60,7 +68,8 @@ def _measures(args: argparse.Namespace) -> int:
     start, end = parse_day("--from", args.start), parse_day("--to", args.end)
     target = _check_writable(args.html) if args.html else None
     period = Period(start, end) if start or end else None
-    report = measures(cli_app(), pathway=args.pathway, period=period, stratify=args.by)
+    min_cell = whole_number("--min-cell", args.min_cell, 1, 1000)
+    report = measures(cli_app(), pathway=args.pathway, period=period, stratify=args.by, min_cell=min_cell)
     if target is not None:
         title = f"Quality measures: {args.pathway or 'every pathway'}"
         try:

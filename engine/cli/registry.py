@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-__all__ = ["COMMANDS", "Handler", "command"]
+from engine.errors import CarepathError, quote
+
+__all__ = ["COMMANDS", "Handler", "command", "whole_number"]
 
 Handler = Callable[[argparse.Namespace], int]
 Arguments = Callable[[argparse.ArgumentParser], None]
@@ -25,3 +27,14 @@ def command(name: str, help_text: str, arguments: Arguments = _no_arguments) -> 
         return handler
 
     return register
+
+
+def whole_number(option: str, text: str, low: int, high: int) -> int:
+    """An option's whole number in ``low..high``, or one line saying what is wrong with it."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise CarepathError(f"{option}: {quote(text)} is not a whole number") from None
+    if not low <= value <= high:
+        raise CarepathError(f"{option}: {value} is outside {low}..{high:,}")
+    return value

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from engine.cli.registry import command
+from engine.cli.registry import command, whole_number
 from engine.errors import CarepathError, Diagnostic, quote
 
 if TYPE_CHECKING:
@@ -29,13 +29,7 @@ MAX_PEOPLE, MAX_DAYS = 1_000_000, 3650
 
 
 def _count(text: str, name: str, low: int, high: int) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise CarepathError(f"--{name}: {quote(text)} is not a whole number") from None
-    if not low <= value <= high:
-        raise CarepathError(f"--{name}: {value} is outside {low}..{high:,}")
-    return value
+    return whole_number(f"--{name}", text, low, high)
 
 
 def _args(p: argparse.ArgumentParser) -> None:
@@ -48,7 +42,14 @@ def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--start", default="2026-01-01", help="when the simulation starts (UTC date, default 2026-01-01)")
     p.add_argument("--html", metavar="OUT", help="also write the report as one self-contained HTML page")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
-    p.add_argument("--stratify", metavar="FACT", help="the measures per value of an enrollment fact")
+    p.add_argument("--by", "--stratify", dest="stratify", metavar="FACT", help="the measures per value of a fact")
+    p.add_argument(
+        "--min-cell",
+        default="1",
+        metavar="N",
+        help="suppress measure cells resting on fewer than N simulated people (default 1: nobody to protect; "
+        "11 shows what a published report of such a cohort would hide)",
+    )
     p.add_argument("--no-measures", action="store_true", help="leave the quality measures out (faster)")
     p.add_argument("--workers", default=None, help="processes to use (default: the machine's cores, at most 2)")
 
@@ -124,11 +125,12 @@ def _simulate(args: argparse.Namespace) -> int:
     if args.against and other is None:
         return 1
     if args.stratify is not None and args.stratify not in plan.facts:
-        raise MeasureError(f"--stratify: {quote(args.stratify)} is not a fact of pathway {quote(plan.pathway_id)}")
+        raise MeasureError(f"--by: {quote(args.stratify)} is not a fact of pathway {quote(plan.pathway_id)}")
     result = simulate(plan, model, people, days, seed, start, workers=workers)
     second = simulate(other, for_plan(model, other), people, days, seed, start, workers=workers) if other else None
     summary, against = summarize(result), summarize(second) if second else None
-    measured = [] if args.no_measures else [cohort_measures(r, args.stratify) for r in (result, second) if r]
+    min_cell = _count(args.min_cell, "min-cell", 1, 1000)
+    measured = [] if args.no_measures else [cohort_measures(r, args.stratify, min_cell) for r in (result, second) if r]
     if args.json:
         found = [json.loads(measures_json(m)) for m in measured]
         print(render_json(summary, against, found or None))

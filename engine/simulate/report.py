@@ -178,11 +178,12 @@ def render_json(summary: Summary, against: Summary | None = None, measures: Any 
     return json.dumps(body, indent=2, default=str)
 
 
-def cohort_measures(result: SimulationResult, stratify: str | None = None) -> MeasureReport:
+def cohort_measures(result: SimulationResult, stratify: str | None = None, min_cell: int = 1) -> MeasureReport:
     """The quality measures (:func:`engine.measures.compute_measures`) of the simulated cohort, judged as of the
-    simulation's end (a window still open then is not judged)."""
+    simulation's end (a window still open then is not judged). Nothing is suppressed by default: simulated people
+    are nobody (``min_cell=11`` shows what a published report of the same cohort would hide)."""
     plans = {(result.plan.pathway_id, result.plan.version): result.plan}
-    return compute_measures(result.histories, plans, stratify=stratify, as_of=result.end)
+    return compute_measures(result.histories, plans, stratify=stratify, as_of=result.end, min_cell=min_cell)
 
 
 def measures_section(report: MeasureReport, title: str) -> str:
