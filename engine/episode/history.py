@@ -172,7 +172,7 @@ class HistoryRecorder:
             self._events.append(Happening(event.name, happened, dict(event.data)))
         for handoff in [*out.handoffs_opened, *out.handoffs_changed]:
             self._track(handoff, now)
-        items = {i.id: i for i in [*state.items, *out.closed, *out.opened]}
+        items = {i.id: i for i in [*state.items, *out.closed, *out.opened]} if out.escalations else {}
         for esc in out.escalations:
             item = items.get(esc.item_id)
             self._raised[esc.rung_id] = Raised(
