@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping
+from functools import lru_cache
 from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -181,6 +182,7 @@ def _words(text: str) -> list[str]:
     return re.findall(r"[a-z0-9%]+(?:\.[0-9]+)?", text.casefold())
 
 
+@lru_cache(maxsize=4096)  # a pathway's few names, compared on every reconciliation: the regex work once per name
 def _name_key(name: str) -> str:
     """Case, spacing, punctuation and dose tokens ignored: 'Atorvastatin 20 mg' -> 'atorvastatin'."""
     words = [w for w in _words(name) if w not in _UNITS and not any(ch.isdigit() for ch in w)]
