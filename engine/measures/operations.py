@@ -47,7 +47,7 @@ DEFINITIONS: tuple[Definition, ...] = (
     _defn(
         "handoffs.loop-closed",
         "Handoff loops",
-        "Handoff loops closed (every step asked of the receiver met, or the outcome returned)",
+        "Handoff loops closed (every step asked met, or the outcome returned)",
         "rate",
         "Handoffs whose receiver met every step the pathway asked of it (accepted, scheduled, visit kept, outcome "
         "returned: those its transition declares), returned the outcome, or reached status completed",

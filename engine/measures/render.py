@@ -13,7 +13,16 @@ from typing import Any
 
 from engine.measures.report import ALL, MeasureReport, Result
 
-__all__ = ["FORMAT", "render_csv", "render_json", "render_table", "report_data", "scope_lines", "show_value"]
+__all__ = [
+    "FORMAT",
+    "render_csv",
+    "render_json",
+    "render_table",
+    "report_data",
+    "scope_lines",
+    "show_value",
+    "suppression_note",
+]
 
 #: The JSON document's ``format``: raise the number when a key changes meaning or goes away.
 FORMAT = "carepath-measures/1"
@@ -59,7 +68,7 @@ def scope_lines(report: MeasureReport) -> list[str]:
         for s in report.strata
     )
     lines.append(f"Episodes ({'by ' + report.stratify if report.stratify else 'total'}): {strata}")
-    lines.append(f"Cells resting on fewer than {report.min_cell} people are suppressed.")
+    lines.append(suppression_note(report))
     return lines
 
 
@@ -120,3 +129,11 @@ def report_data(report: MeasureReport) -> dict[str, Any]:
 def render_json(report: MeasureReport) -> str:
     """The report as JSON: keys sorted, two-space indent, so two runs on the same data are byte-identical."""
     return json.dumps(report_data(report), indent=2, sort_keys=True) + "\n"
+
+
+def suppression_note(report: MeasureReport) -> str:
+    """What the report hides: cells under ``min_cell`` people, or nothing (``min_cell`` 1: internal review or a
+    simulated cohort, where nobody is real)."""
+    if report.min_cell <= 1:
+        return "Nothing is suppressed (minimum cell 1): not for publication."
+    return f"Cells resting on fewer than {report.min_cell} people are suppressed."
