@@ -41,77 +41,7 @@ from engine.plan.build import compile_plan
 from engine.plan.model import Plan
 from engine.store.queries.cohort import load_histories
 
-PATHWAY = """
-id: history-test
-version: 1
-title: Detox to outpatient care, for the history tests
-description: Written for tests/test_history.py.
-asam_edition: 3
-roles:
-  coordinator: { title: Coordinator }
-  supervisor: { title: Supervisor }
-  prescriber: { title: Prescriber }
-  detox-intake: { title: Detox intake }
-facts:
-  insurance: { type: enum, values: [medicaid, commercial], description: Payer at enrollment. }
-events:
-  intake.completed: { description: Intake done; detox chosen. }
-  detox.completed: { description: The detox unit discharges the person. }
-  iop.completed: { description: IOP ends. }
-  care.completed: { description: Outpatient care ends. }
-  contact.made: { description: A check-in contact. }
-stages:
-  - id: intake
-    name: Intake
-    level: "0.5"
-    on_entry:
-      - id: screen
-        title: Screening
-        owner: coordinator
-        within: 24h
-        done_on: contact.made
-        escalate: [{ after: 0h, to: coordinator }, { after: 12h, to: supervisor }]
-  - id: detox
-    name: Detox
-    level: 3.7-WM
-  - id: iop
-    name: Intensive outpatient
-    level: "2.1"
-  - id: outpatient
-    name: Outpatient
-    level: "1"
-    check_ins:
-      - every: 1w
-        window: 2d
-        owner: coordinator
-        done_on: contact.made
-        escalate: [{ after: 0h, to: coordinator }]
-  - { id: done, name: Done, terminal: true }
-transitions:
-  - from: intake
-    to: detox
-    event: intake.completed
-    handoff:
-      receiver: { program: Detox unit, role: detox-intake }
-      mode: warm
-      introduced_by: coordinator
-      consent_purpose: treatment
-      steps:
-        - kind: accepted
-          within: 4h
-          escalate: [{ after: 0h, to: coordinator }, { after: 4h, to: supervisor }]
-        - kind: visit-kept
-          within: 24h
-          escalate: [{ after: 0h, to: coordinator }]
-      fallback: iop
-    reconcile: { within: 24h, critical_to: [prescriber, supervisor] }
-  - { from: detox, to: outpatient, event: detox.completed }
-  - { from: iop, to: outpatient, event: iop.completed }
-  - { from: outpatient, to: done, event: care.completed }
-medications:
-  critical:
-    - { name: buprenorphine, class: MOUD, rxnorm: ["1819"], aliases: [Suboxone] }
-"""
+PATHWAY = (Path(__file__).resolve().parent / "data" / "history-test.yaml").read_text(encoding="utf-8")
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
