@@ -178,6 +178,29 @@ def test_the_daily_measures_deployment_publishes_counts_and_no_person(carepath: 
 
     deployment, run_id = run_sync(start())
     assert [s.schedule.cron for s in deployment.schedules] == [MEASURES_CRON]
+
+    async def upcoming() -> int:
+        from prefect.client.schemas.filters import (
+            DeploymentFilter,
+            DeploymentFilterId,
+            FlowRunFilter,
+            FlowRunFilterState,
+            FlowRunFilterStateType,
+        )
+        from prefect.client.schemas.objects import StateType
+
+        async with get_client() as client:
+            runs = await client.read_flow_runs(
+                deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment.id])),
+                flow_run_filter=FlowRunFilter(
+                    state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED]))
+                ),
+            )
+            return sum(1 for r in runs if r.auto_scheduled)
+
+    # the server makes the daily runs ahead, three of them (SCHEDULED_RUNS_AHEAD), not Prefect's hundred
+    h.wait_for("the daily measures runs to be scheduled", lambda: run_sync(upcoming()) > 0, 90 + LOAD_ALLOWANCE)
+    assert 0 < run_sync(upcoming()) <= 3
     run = _final(h, run_id, 120 + LOAD_ALLOWANCE)
     assert run.state.type.value == "COMPLETED", run.state.message
     assert run.name.startswith("measures · ")

@@ -59,6 +59,11 @@ OFFLINE_ENV: Mapping[str, str] = {
     "PREFECT_SERVER_UI_SHOW_PROMOTIONAL_CONTENT": "false",
 }
 
+#: How many runs of a scheduled deployment the server creates ahead (Prefect's default: 100). Carepath's one schedule
+#: is the daily measures; 100 days of waiting runs would crowd the operators' list of upcoming runs and be deleted
+#: and made again each time ``up`` registers the deployments. An operator's own setting wins.
+SCHEDULED_RUNS_AHEAD = 3
+
 _DEFAULT_STARTUP_TIMEOUT = 120.0
 _DEFAULT_GRACE = 10.0
 _LOG_TAIL_LINES = 15
@@ -95,6 +100,7 @@ def server_env(home: Path, *, database_url: str | None = None, base: Mapping[str
     env["PREFECT_HOME"] = str(home)
     env["PREFECT_PROFILES_PATH"] = str(home / "profiles.toml")
     env["PREFECT_API_DATABASE_CONNECTION_URL"] = database_url or f"sqlite+aiosqlite:///{home / 'prefect.db'}"
+    env.setdefault("PREFECT_SERVER_SERVICES_SCHEDULER_MAX_RUNS", str(SCHEDULED_RUNS_AHEAD))
     return env
 
 
