@@ -24,13 +24,10 @@ import argparse
 import os
 import platform
 import re
-import secrets
-import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -39,6 +36,7 @@ from sqlalchemy import Engine, Table, event, text
 from sqlmodel import Session, SQLModel, select
 
 from bench import pg
+from bench.timing import measure
 from engine import store
 from engine.store import records as _records  # noqa: F401  (the tables, registered on SQLModel.metadata)
 from engine.store.queries.cohort import load_histories
@@ -238,31 +236,6 @@ def fill(source: Engine, target: Engine, episodes: int, other: int) -> dict[str,
     return counts
 
 
-def measure(fn: Callable[[], object], repeat: int) -> float:
-    """Median wall time of ``fn`` in milliseconds, after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(times)
-
-
-@contextmanager
-def _pg_database() -> Iterator[str | None]:
-    admin = pg.admin_url()
-    if admin is None:
-        yield None
-        return
-    name = f"carepath_bench_{os.getpid()}_{secrets.token_hex(3)}"
-    url = pg.create_database(admin, name)
-    try:
-        yield url
-    finally:
-        pg.drop_database(admin, name)
-
-
 def run_backend(label: str, url: str, source: Engine, episodes: int, other: int, repeat: int) -> None:
     """Fill and time one backend; print its lines."""
     engine = store.make_engine(url)
@@ -319,7 +292,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             url = f"sqlite:///{Path(folder) / 'carepath.db'}"
             run_backend("sqlite", url, source, args.episodes, args.other, args.repeat)
         if args.backend in ("all", "postgresql"):
-            with _pg_database() as pg_url:
+            with pg.throwaway_database() as pg_url:
                 if pg_url is None:
                     print("postgresql: skipped (no server answers at 127.0.0.1:5432; set CAREPATH_BENCH_PG_URL)")
                 else:

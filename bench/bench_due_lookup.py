@@ -25,12 +25,10 @@ import os
 import platform
 import random
 import secrets
-import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -39,6 +37,7 @@ from sqlalchemy import Engine, text
 from sqlmodel import Session
 
 from bench import pg
+from bench.timing import measure
 from engine import store
 from engine.store import EpisodeRecord, PathwayVersionRecord, RungRecord, WorkItemRecord
 
@@ -144,17 +143,6 @@ def fill(engine: Engine, episodes: int) -> dict[str, int]:
     return counts
 
 
-def measure(fn: Callable[[], object], repeat: int) -> float:
-    """Median wall time of ``fn`` in milliseconds, after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(times)
-
-
 def _lookups(engine: Engine) -> dict[str, Callable[[], object]]:
     def due(now: datetime) -> Callable[[], object]:
         def run() -> object:
@@ -179,20 +167,6 @@ def _lookups(engine: Engine) -> dict[str, Callable[[], object]]:
         "due_pending_rungs(one episode)": one_episode,
         "unscheduled_timers(limit=500)": unscheduled,
     }
-
-
-@contextmanager
-def _pg_database() -> Iterator[str | None]:
-    admin = pg.admin_url()
-    if admin is None:
-        yield None
-        return
-    name = f"carepath_bench_{os.getpid()}_{secrets.token_hex(3)}"
-    url = pg.create_database(admin, name)
-    try:
-        yield url
-    finally:
-        pg.drop_database(admin, name)
 
 
 def run_backend(label: str, url: str, episodes: int, repeat: int) -> bool:
@@ -234,7 +208,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="carepath-bench-") as folder:
             ok = run_backend("sqlite", f"sqlite:///{Path(folder) / 'carepath.db'}", args.episodes, args.repeat) and ok
     if args.backend in ("all", "postgresql"):
-        with _pg_database() as url:
+        with pg.throwaway_database() as url:
             if url is None:
                 print("postgresql: skipped (no server answers at 127.0.0.1:5432; set CAREPATH_BENCH_PG_URL)")
             else:

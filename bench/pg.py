@@ -4,8 +4,11 @@ its ``test`` database, or ``CAREPATH_BENCH_PG_URL`` (a URL of a database whose u
 from __future__ import annotations
 
 import os
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-__all__ = ["admin_url", "create_database", "drop_database"]
+__all__ = ["admin_url", "create_database", "drop_database", "throwaway_database"]
 
 CANDIDATES = ("postgresql://postgres@127.0.0.1:5432/test", "postgresql://root@127.0.0.1:5432/test")
 
@@ -43,3 +46,18 @@ def drop_database(admin: str, name: str) -> None:
 
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@contextmanager
+def throwaway_database() -> Iterator[str | None]:
+    """A fresh empty database's URL for the block, dropped after it; None when no server answers."""
+    admin = admin_url()
+    if admin is None:
+        yield None
+        return
+    name = f"carepath_bench_{os.getpid()}_{secrets.token_hex(3)}"
+    url = create_database(admin, name)
+    try:
+        yield url
+    finally:
+        drop_database(admin, name)
