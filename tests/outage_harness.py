@@ -24,11 +24,12 @@ from pathlib import Path
 from typing import Any
 
 from http_receiver import HttpReceiver
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from engine import store
 from engine.app import App
 from engine.orchestration.server import _alive
+from engine.store import RungRecord
 
 __all__ = [
     "ROOT",
@@ -161,7 +162,7 @@ class Up:
 
 
 def unfinished_runs(app: App, episodes: Iterable[str]) -> list[Any]:
-    """Every flow run of these episodes (by its ``episode_id`` parameter) that is not final, on ``app``'s server."""
+    """Every flow run of these episodes (see :func:`runs_of`) that is not final, on ``app``'s server."""
     return runs_of(app, episodes, _NOT_FINAL)
 
 
@@ -171,7 +172,8 @@ def describe_runs(runs: Iterable[Any]) -> list[str]:
 
 
 def runs_of(app: App, episodes: Iterable[str], states: Iterable[str]) -> list[Any]:
-    """The flow runs of these episodes (by their ``episode_id`` parameter) in these state types."""
+    """The flow runs of these episodes in these state types: by their ``episode_id`` parameter, and the deadline runs
+    their rungs are linked to (a deadline run carries the rungs of every episode due in its minute)."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
     from prefect.client.schemas.objects import StateType
@@ -180,6 +182,9 @@ def runs_of(app: App, episodes: Iterable[str], states: Iterable[str]) -> list[An
     from engine.orchestration.prefect_api import run_sync
 
     wanted, wanted_states = set(episodes), list(states)
+    with Session(app.engine) as session:  # deadline runs carry no episode: they are the runs the rungs link to
+        query = select(RungRecord.flow_run_id).where(col(RungRecord.episode_id).in_(wanted))
+        linked = {str(run_id) for run_id in session.exec(query)}
 
     async def read() -> list[Any]:
         states = FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType(s) for s in wanted_states]))
@@ -191,7 +196,7 @@ def runs_of(app: App, episodes: Iterable[str], states: Iterable[str]) -> list[An
                 )
                 out += page
                 if len(page) < 200:
-                    return [r for r in out if (r.parameters or {}).get("episode_id") in wanted]
+                    return [r for r in out if (r.parameters or {}).get("episode_id") in wanted or str(r.id) in linked]
 
     with prefect_api(app.settings):
         return run_sync(read())
@@ -206,20 +211,19 @@ def runs_left_behind(app: App, episodes: Iterable[str]) -> list[str]:
     """
     runs = unfinished_runs(app, episodes)
     with Session(app.engine) as session:
-        rungs = store.rung_runs(session, [str((r.parameters or {}).get("rung_id")) for r in runs])
+        needs = store.run_needs(session, [str(r.id) for r in runs])
     now = datetime.now(UTC)
     left = []
     for run in runs:
         state = run.state
-        rung = rungs.get(str((run.parameters or {}).get("rung_id")))
-        live = rung is not None and rung.status == "pending" and rung.flow_run_id == str(run.id)
+        live = needs.get(str(run.id), False)
         since = state.timestamp if state and state.timestamp else now
         due = (state.state_details.scheduled_time if state else None) or run.expected_start_time or since
         recent = now - max(since, due) < IN_FLIGHT
         kind = state.type.value if state else "UNKNOWN"
         if (kind == "SCHEDULED" and live) or (kind in ("PENDING", "RUNNING") and recent):
             continue
-        left.append(f"{kind} {run.name} (rung {'pending' if live else rung.status if rung else '-'})")
+        left.append(f"{kind} {run.name} ({'a pending rung needs it' if live else 'no pending rung needs it'})")
     return left
 
 

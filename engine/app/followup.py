@@ -6,7 +6,8 @@ step (the sweep once raised escalations it never delivered). In order:
 1. fire at once every rung of the episode that is already due (an alert's rungs are due when raised, so every
    ``critical_to`` role is alerted in the same run that found the problem; a deadline found late fires now);
 2. deliver every escalation raised, concurrently, storing each contact's outcome;
-3. cancel the runs of rungs that closed or fired here (a deadline met in time ends ``Met``, see the Scheduler port);
+3. cancel the runs of rungs that closed or fired here, unless another pending rung still needs the run (a deadline
+   run carries every rung of its pathway due in its minute); a deadline met in time ends ``Met``;
 4. schedule the next rung of each open work item that has no run yet;
 5. publish the episode's artifacts (and the open-escalations table when escalations changed, the program overview
    when any work opened an escalation or closed).
@@ -33,7 +34,7 @@ from engine.clock import utc
 from engine.errors import CarepathError
 from engine.store.mapper import Changes
 
-__all__ = ["MAX_FIRED", "FollowUp", "follow_up", "schedule_timers"]
+__all__ = ["MAX_FIRED", "FollowUp", "follow_up", "schedule_timers", "unneeded_runs"]
 
 logger = logging.getLogger("carepath.followup")
 
@@ -66,8 +67,8 @@ def follow_up(app: App, episode_id: str, changes: Changes | None = None) -> Foll
             report.fired += 1
             everything.append(fired)
     raised = [rung for c in everything for rung, _role in c.escalations]
-    cancel = [run for c in everything for run in c.cancel_runs]
-    met = [run for c in everything for run in c.met_runs]
+    cancel = unneeded_runs(app, [run for c in everything for run in c.cancel_runs])
+    met = unneeded_runs(app, [run for c in everything for run in c.met_runs if run not in cancel])
     report.escalations = raised
     report.raised = [(c.severities.get(rung, "normal"), role) for c in everything for rung, role in c.escalations]
     if raised:
@@ -79,6 +80,16 @@ def follow_up(app: App, episode_id: str, changes: Changes | None = None) -> Foll
     _step(report, "publish", partial(publish_episode, app, episode_id, escalations_changed=bool(raised)))
     _step(report, "publish overview", lambda: publish_program_overview(app) if work_changed else None)
     return report
+
+
+def unneeded_runs(app: App, run_ids: list[str]) -> list[str]:
+    """Of these runs, those no pending rung needs any more: the ones to cancel. A deadline run carries every rung
+    of its pathway due in its minute, so one rung met or fired must not cancel the run the others wait for."""
+    if not run_ids:
+        return []
+    with Session(app.engine) as session:
+        needs = store.run_needs(session, run_ids)
+    return [run for run in dict.fromkeys(run_ids) if not needs.get(run, False)]
 
 
 def schedule_timers(app: App, episode_id: str | None = None, limit: int = 500) -> int:

@@ -12,11 +12,12 @@ from __future__ import annotations
 import itertools
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from engine.app.context import App
+from engine.app.deadlines import deadline_slot
 from engine.app.ports import RunState, RunView, Timer
 from engine.app.settings import Settings
 from engine.clock import Clock
@@ -50,10 +51,14 @@ class MemoryRun:
 
 
 class MemoryScheduler:
-    """Scheduled runs in memory, one per rung id (the same rung scheduled twice is the same run)."""
+    """Scheduled runs in memory, one per rung id (the same rung scheduled twice is the same run); ``runs`` maps each
+    rung id to its run. With ``shared``, as Prefect's: the rungs of a pathway due in the same wall minute share one
+    run, made for the minute's start, which a run already under way does not take (see ``run_due``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, shared: bool = False) -> None:
         self.runs: dict[str, MemoryRun] = {}
+        self.shared = shared
+        self._batches: dict[tuple[str, datetime], MemoryRun] = {}
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
 
@@ -63,16 +68,26 @@ class MemoryScheduler:
             for timer in timers:
                 run = self.runs.get(timer.rung_id)
                 if run is None:
-                    run = self.runs[timer.rung_id] = MemoryRun(f"run-{next(self._ids)}", timer)
+                    run = self.runs[timer.rung_id] = self._run_for(timer)
                 out[timer.rung_id] = run.id
         return out
+
+    def _run_for(self, timer: Timer) -> MemoryRun:
+        if not self.shared:
+            return MemoryRun(f"run-{next(self._ids)}", timer)
+        key = (timer.pathway_id, deadline_slot(timer.at))
+        run = self._batches.get(key)
+        if run is None or run.state != "scheduled":
+            slot = replace(timer, at=key[1])
+            run = self._batches[key] = MemoryRun(f"run-{next(self._ids)}", slot)
+        return run
 
     def cancel(self, run_ids: Sequence[str], *, met: bool = False) -> int:
         """A waiting run is cancelled (met or not); a picked-up one becomes ``cancelling`` (its serving process
         would stop it)."""
         wanted, done = set(run_ids), 0
         with self._lock:
-            for run in self.runs.values():
+            for run in self._all():
                 if run.id in wanted and run.state in ("scheduled", "pending", "cancelling"):
                     run.state = "cancelled" if run.state == "scheduled" else "cancelling"
                     done += 1
@@ -81,7 +96,7 @@ class MemoryScheduler:
     def unfinished(self, *, include_scheduled: bool, limit: int) -> list[RunView]:
         states = _UNFINISHED if include_scheduled else _UNFINISHED[1:]
         with self._lock:
-            runs = sorted((r for r in self.runs.values() if r.state in states), key=lambda r: r.timer.at)
+            runs = sorted((r for r in self._all() if r.state in states), key=lambda r: r.timer.at)
         return [self._view(r) for r in runs[:limit]]
 
     def requeue(self, run_ids: Sequence[str]) -> int:
@@ -93,7 +108,7 @@ class MemoryScheduler:
     def orphan(self, predicate: Callable[[MemoryRun], bool], state: RunState, since: datetime) -> int:
         """A serving process took matching waiting runs to ``state`` (picked up, or started) and died."""
         with self._lock:
-            runs = [r for r in self.runs.values() if r.state == "scheduled" and predicate(r)]
+            runs = [r for r in self._all() if r.state == "scheduled" and predicate(r)]
             for run in runs:
                 run.state, run.since = state, since
         return len(runs)
@@ -101,7 +116,7 @@ class MemoryScheduler:
     def _move(self, run_ids: Sequence[str], moves: dict[str, str]) -> int:
         wanted, done = set(run_ids), 0
         with self._lock:
-            for run in self.runs.values():
+            for run in self._all():
                 if run.id in wanted and run.state in moves:
                     run.state, done = moves[run.state], done + 1
         return done
@@ -109,11 +124,15 @@ class MemoryScheduler:
     @staticmethod
     def _view(run: MemoryRun) -> RunView:
         state: RunState = run.state  # type: ignore[assignment]
-        return RunView(run.id, run.timer.rung_id, state, run.since or run.timer.at, run.timer.at)
+        return RunView(run.id, state, run.since or run.timer.at, run.timer.at)
+
+    def _all(self) -> list[MemoryRun]:
+        """Each run once (a shared run is the run of several rungs)."""
+        return list({id(r): r for r in self.runs.values()}.values())
 
     def waiting(self) -> list[MemoryRun]:
         """Runs still scheduled, soonest first."""
-        return sorted((r for r in self.runs.values() if r.state == "scheduled"), key=lambda r: r.timer.at)
+        return sorted((r for r in self._all() if r.state == "scheduled"), key=lambda r: r.timer.at)
 
     def lose(self, predicate: Callable[[MemoryRun], bool] = lambda _run: True) -> int:
         """Lose scheduled runs (a server that dropped them): nothing will start them."""
@@ -124,6 +143,7 @@ class MemoryScheduler:
 
     def run_due(self, app: App, wall_now: datetime) -> int:
         """Start every scheduled run whose time has come (as Prefect would), oldest first; returns how many."""
+        from engine.app.deadlines import fire_due_of_run
         from engine.app.episodes import fire
 
         started = 0
@@ -133,8 +153,13 @@ class MemoryScheduler:
                 return started
             run = due[0]
             run.state = "completed"
-            fire(app, run.timer.rung_id)
             started += 1
+            if not self.shared:
+                fire(app, run.timer.rung_id)
+                continue
+            step = fire_due_of_run(app, run.id)  # Prefect's run loops until its last rung: it ends when that fired
+            if step.wait is not None:  # it waits for its next rung (counted again when that comes due)
+                run.state, run.timer = "scheduled", replace(run.timer, at=wall_now + timedelta(seconds=step.wait))
 
 
 @dataclass

@@ -1,8 +1,9 @@
 """What the use cases need from the outside world, as interfaces: each has a real implementation (Prefect,
 apprise) and an in-memory one (:mod:`engine.app.inline`) that runs the whole service in a test or a simulation.
 
-- :class:`Scheduler`: durable timers, one scheduled run per rung, cancelled when the deadline is met; it also
-  lists the runs not yet finished, so the sweep can reconcile them with the store after a crash;
+- :class:`Scheduler`: durable timers, a scheduled run per rung (Prefect's carries every rung of a pathway due in the
+  same minute), cancelled when no rung needs it any more; it also lists the runs not yet finished, so the sweep
+  can reconcile them with the store after a crash;
 - :class:`Notifier`: delivers an escalation to the contacts of a role, reporting an outcome per contact;
 - :class:`Publisher`: what operators see (an artifact per episode, the open-escalations table);
 - :class:`Dispatcher`: where a unit of work runs (an enrollment, an event, a sweep pass that found work): in a
@@ -44,7 +45,6 @@ class RunView:
     """A timer's run that is not final yet: ``since`` is the wall time it entered ``state``, ``at`` its time."""
 
     run_id: str
-    rung_id: str
     state: RunState
     since: datetime
     at: datetime | None
@@ -71,11 +71,13 @@ class SweepReport:
 
 class Scheduler(Protocol):
     def schedule(self, timers: Sequence[Timer]) -> dict[str, str]:
-        """Create a run per timer (idempotent by rung id); returns {rung id: run id} for those created."""
+        """Give each timer a run that starts by its time (idempotent); returns {rung id: run id}. Several rungs may
+        share one run: the run fires every rung linked to it as each comes due (:mod:`engine.app.deadlines`)."""
         ...
 
     def cancel(self, run_ids: Sequence[str], *, met: bool = False) -> int:
-        """Cancel runs that have not started; returns how many are cancelled (others are left alone). With
+        """Cancel runs that have not started (callers pass only runs no pending rung needs: see
+        :func:`engine.app.followup.unneeded_runs`); returns how many are cancelled (others are left alone). With
         ``met`` their deadline was met in time: a run still waiting for its time may end as such (``Met``)."""
         ...
 

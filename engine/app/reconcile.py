@@ -3,8 +3,8 @@
 The store is the truth; a timer's run only carries it out. Crashes leave two kinds of disagreement, and each
 would otherwise last for ever (or until a run due in days starts a process for nothing):
 
-- a run waits for a rung that is no longer pending: an event met the deadline, then its process died before
-  cancelling the run (or a later rung fired, or the episode ended). It is **cancelled**;
+- a run waits, but no rung linked to it is pending any more: an event met the deadline, then its process died
+  before cancelling the run (or a later rung fired, or the episode ended). It is **cancelled**;
 - a run no process will finish: picked up (``pending``) by a serving process or a server that died, being
   cancelled (``cancelling``) with no serving process left to do it, or ``running`` in a process that died. A
   picked-up run of a rung still pending is **requeued** (it runs again; the flow re-checks the store, so it
@@ -12,7 +12,7 @@ would otherwise last for ever (or until a run due in days starts a process for n
 
 A live serving process holds a picked-up run for up to its prefetch window plus a process start (a minute on a
 loaded 2-core machine), hence the bounds below; acting too early costs one wasted process, never a double alert.
-Runs of rungs this store does not know (another store's) are left alone.
+Runs no rung of this store is linked to (another store's, or one being linked right now) are left alone.
 """
 
 from __future__ import annotations
@@ -61,15 +61,12 @@ def plan(app: App, *, include_scheduled: bool, limit: int = LIMIT) -> ReconcileP
     if not runs:
         return ReconcilePlan()
     with Session(app.engine) as session:
-        rungs = store.rung_runs(session, (r.rung_id for r in runs))
+        needs = store.run_needs(session, (r.run_id for r in runs))
     wall_now = app.clock.wall_time(app.clock.now())
     out = _Builder()
     for run in runs:
-        rung = rungs.get(run.rung_id)
-        if rung is None:
-            continue
-        live = rung.status == "pending" and rung.flow_run_id in (None, run.run_id)
-        _decide(run, live, wall_now, out)
+        if run.run_id in needs:  # else another store's run, or one created a moment ago and not linked yet
+            _decide(run, needs[run.run_id], wall_now, out)
     return ReconcilePlan(tuple(out.cancel), tuple(out.requeue), tuple(out.end))
 
 

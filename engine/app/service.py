@@ -280,15 +280,6 @@ class EpisodeService:
         with Session(self.engine) as session:
             return [r.id for r in store.due_pending_rungs(session, episode_id, self.clock.now(), limit)]
 
-    def wall_seconds_until_due(self, rung_id: str) -> float:
-        """Wall seconds until a pending rung is due (<= 0 when due, unknown or no longer pending)."""
-        with Session(self.engine) as session:
-            found = store.rung_run(session, rung_id)
-        if found is None or found[0] != "pending":
-            return 0.0
-        now = self.clock.now()
-        return (self.clock.wall_time(utc(found[1])) - self.clock.wall_time(now)).total_seconds()
-
     def _wall(self, now: datetime) -> datetime:
         return self.clock.wall_time(now)
 

@@ -1,8 +1,8 @@
 """The ports' Prefect implementations: timers are scheduled deployment runs, artifacts are Prefect artifacts, and
 a coordinator's request runs as an in-process flow run operators can watch.
 
-- :class:`PrefectScheduler`: a pending rung becomes a run of its pathway's deadline deployment at the rung's wall
-  time, keyed by the rung id (scheduling twice makes one run); cancelling uses ``Cancelling`` (see
+- :class:`PrefectScheduler`: pending rungs become runs of their pathway's deadline deployment, one per pathway and
+  wall minute (scheduling twice joins the same run); cancelling uses ``Cancelling`` (see
   :func:`engine.orchestration.prefect_api.cancel_flow_run`); the runs not yet final are the runs tagged ``deadline``.
 - :class:`PrefectPublisher`: Markdown and table artifacts, linked to the current run when there is one.
 - :class:`PrefectDispatcher`: runs the pathway's enroll or event flow, or a sweep pass, in this process.
@@ -16,14 +16,16 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
+from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
+from engine.app.deadlines import deadline_slot
 from engine.app.ports import RunState, RunView, SweepReport, Timer
 from engine.app.settings import Settings
 from engine.clock import utc
 from engine.errors import OrchestrationError
 from engine.orchestration import prefect_api as prefect_ops
-from engine.orchestration.names import SWEEP_TAG
+from engine.orchestration.names import SWEEP_TAG, deadline_batch_title
 
 
 class FlowLookup(Protocol):
@@ -106,25 +108,37 @@ async def _batch(calls: Callable[[], list[Coroutine[Any, Any, T]]]) -> list[T]:
 
 
 class PrefectScheduler:
-    """Durable timers as scheduled deployment runs (the Scheduler port)."""
+    """Durable timers as scheduled deployment runs (the Scheduler port), one run per pathway and wall minute.
+
+    Every rung of a pathway due in the same wall minute joins one run of the pathway's deadline deployment, made at
+    the minute's start (keyed by pathway and minute; a run already under way is not joined, see
+    :func:`engine.orchestration.prefect_api.schedule_shared_run`): the run fires each rung as it comes due
+    (:mod:`engine.app.deadlines`), so a burst of deadlines costs one process start per pathway and minute, not
+    one per rung. Operators see the run named for its pathway and minute, and the rungs listed in its artifact.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
 
     def schedule(self, timers: Sequence[Timer]) -> dict[str, str]:
-        async def one(timer: Timer) -> tuple[str, str]:
-            run_id = await prefect_ops.schedule_deployment_run(
-                deployment_name(timer.pathway_id, "deadline"),
-                parameters={"episode_id": timer.episode_id, "rung_id": timer.rung_id},
-                at=timer.at,
-                idempotency_key=timer.rung_id,
-                flow_run_name=timer.name,
-                tags=list(timer.tags),
+        batches: dict[tuple[str, datetime], list[Timer]] = {}
+        for timer in timers:
+            batches.setdefault((timer.pathway_id, deadline_slot(timer.at)), []).append(timer)
+
+        async def one(pathway_id: str, slot: datetime, members: list[Timer]) -> list[tuple[str, str]]:
+            run_id = await prefect_ops.schedule_shared_run(
+                deployment_name(pathway_id, "deadline"),
+                parameters={"pathway_id": pathway_id, "minute": f"{slot:%Y-%m-%d %H:%M} UTC"},
+                at=slot,
+                idempotency_key=f"{pathway_id}@{slot:%Y%m%dT%H%MZ}",
+                flow_run_name=deadline_batch_title(pathway_id, slot),
+                tags=[f"pathway:{pathway_id}", DEADLINE_TAG],
             )
-            return timer.rung_id, str(run_id)
+            return [(timer.rung_id, str(run_id)) for timer in members]
 
         with prefect_api(self.settings):
-            return dict(prefect_ops.run_sync(_batch(lambda: [one(t) for t in timers])))
+            done = prefect_ops.run_sync(_batch(lambda: [one(p, slot, m) for (p, slot), m in batches.items()]))
+        return dict(pair for pairs in done for pair in pairs)
 
     def cancel(self, run_ids: Sequence[str], *, met: bool = False) -> int:
         with prefect_api(self.settings):
@@ -138,13 +152,12 @@ class PrefectScheduler:
         return [
             RunView(
                 run_id=str(run.run_id),
-                rung_id=str(run.parameters["rung_id"]),
                 state=_STATES[run.state_type],
                 since=utc(run.since or run.scheduled_time or run.start_time),  # type: ignore[arg-type]
                 at=utc(run.scheduled_time) if run.scheduled_time else None,
             )
             for run in runs
-            if run.state_type in _STATES and run.parameters.get("rung_id") and (run.since or run.scheduled_time)
+            if run.state_type in _STATES and (run.since or run.scheduled_time)
         ]
 
     def requeue(self, run_ids: Sequence[str]) -> int:

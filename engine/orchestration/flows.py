@@ -4,7 +4,8 @@ Four flows, compiled per pathway into deployments by :func:`engine.orchestration
 
 - ``<pathway>-enroll``: follow up a new episode (schedule its timers, publish its artifact);
 - ``<pathway>-event``: apply a stored inbound event once, then follow it up;
-- ``<pathway>-deadline``: one escalation rung at its due time; re-checks the store before acting;
+- ``<pathway>-deadline``: the escalation rungs of the pathway due in one wall minute, each at its time; re-checks
+  the store before acting;
 - ``carepath-sweep``: the safety net (lost runs, unscheduled rungs, undelivered escalations, stuck events, runs
   left behind by crashes), run by each serving process's timer when a tick finds work, or by hand from the UI;
 - ``carepath-measures``: the quality measures over the whole store, published as the ``quality-measures``
@@ -31,11 +32,13 @@ from typing import Any
 from prefect import flow
 from prefect.states import Completed, State
 
-from engine.app import App, fire, follow_up_enrollment, process_event, sweep
+from engine.app import App, FollowUp, follow_up_enrollment, process_event, sweep
 from engine.app.context import current_app
+from engine.app.deadlines import fire_due_of_run, run_listing
 from engine.app.settings import Settings
 from engine.orchestration.names import (
     REJECTED_TAG,
+    deadline_batch_name,
     describe_event,
     episode_run_name,
     escalation_outcome,
@@ -44,11 +47,13 @@ from engine.orchestration.names import (
 )
 from engine.orchestration.prefect_api import (
     REJECTED,
+    current_run_id,
     publish_table_artifact,
     rename_current_flow_run,
     tag_current_flow_run,
 )
 from engine.orchestration.wiring import production_app
+from engine.store.mapper import Changes
 
 __all__ = [
     "FLOWS",
@@ -64,7 +69,7 @@ __all__ = [
     "sweep_flow",
 ]
 
-#: A deadline run that starts up to this many seconds early waits for its time; earlier, the sweep takes over.
+#: A deadline run waits up to this many seconds for its next rung's time; a rung due later is left to the sweep.
 MAX_EARLY_WAIT = 120.0
 
 
@@ -92,24 +97,37 @@ async def event_flow(episode_id: str, event: str, inbound_id: str) -> Any:
     return await _ending(done.raised if done else [], message, {"escalations": len(done.escalations) if done else 0})
 
 
-@flow(name="carepath-deadline", description="Escalate one rung if its deadline is still unmet.")
-async def deadline_flow(episode_id: str, rung_id: str) -> Any:
-    """Re-check the store, escalate at most once, then follow up (deliver, schedule what comes next).
+@flow(
+    name="carepath-deadline",
+    description="Escalate, as each comes due, the rungs of one pathway due in one minute if still unmet.",
+)
+async def deadline_flow(pathway_id: str = "", minute: str = "", episode_id: str = "", rung_id: str = "") -> Any:
+    """Fire every rung linked to this run as it comes due (re-checking the store: at most one escalation per rung,
+    then each episode's follow-up), list them in a table artifact, and end named for what happened.
 
-    A runner may start a scheduled run a little early; the flow waits for the due time (a bounded wait) rather
-    than leaving the rung to the sweep.
+    The parameters only label the run: its rungs are the ones the store links to its id (``episode_id`` and
+    ``rung_id`` label runs scheduled one per rung by earlier versions, which run the same way). A runner may start
+    the run a little early; it waits for each rung's time (a bounded wait) rather than leave it to the sweep.
     """
     app = flow_app()
-    early = await asyncio.to_thread(app.service.wall_seconds_until_due, rung_id)
-    if 0 < early <= MAX_EARLY_WAIT:
-        await asyncio.sleep(early)
-    result = await asyncio.to_thread(fire, app, rung_id)
-    if result is None:  # a rung this store does not know (another deployment's store, or a deleted episode)
-        return Completed(message="unknown rung: nothing to do", data={"escalated": False, "known": False})
-    changes, done = result
-    data = {"escalated": bool(changes.escalations), "delivered": len(done.delivered)}
-    message = "escalated" if changes.escalations else "no escalation: the rung was met, acknowledged or already fired"
-    return await _ending(done.raised, message, data)
+    run_id = current_run_id()
+    fired: list[tuple[Changes, FollowUp]] = []
+    while True:
+        step = await asyncio.to_thread(fire_due_of_run, app, run_id)
+        fired += step.fired
+        if step.wait is None or step.wait > MAX_EARLY_WAIT:
+            break
+        await asyncio.sleep(max(step.wait, 0.05))
+    listing = await asyncio.to_thread(run_listing, app, run_id)
+    label = minute or (f"{episode_id} · {rung_id}" if rung_id else "")
+    await rename_current_flow_run(deadline_batch_name(pathway_id or "carepath", label, listing))
+    if listing:
+        await publish_table_artifact(None, listing, description="The rungs this deadline run fired or found closed.")
+    raised = [r for _changes, done in fired for r in done.raised]
+    escalated = sum(bool(changes.escalations) for changes, _done in fired)
+    data = {"rungs": len(listing), "escalated": escalated, "delivered": sum(len(d.delivered) for _c, d in fired)}
+    message = f"{escalated} of {len(listing)} rung(s) escalated" if listing else "no rung is linked to this run"
+    return await _ending(raised, message, data)
 
 
 async def _ending(raised: list[tuple[str, str]], message: str, data: dict[str, Any]) -> State[Any]:

@@ -3,7 +3,8 @@ words and codes only (never free text someone typed). The choices are pure funct
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 
 from engine.app.context import App
 from engine.app.ports import SweepReport
@@ -14,6 +15,8 @@ __all__ = [
     "ESCALATED_TAG",
     "REJECTED_TAG",
     "SWEEP_TAG",
+    "deadline_batch_name",
+    "deadline_batch_title",
     "describe_event",
     "episode_run_name",
     "escalation_outcome",
@@ -26,6 +29,24 @@ ESCALATED_TAG = "escalated"
 REJECTED_TAG = "rejected"
 SWEEP_TAG = "sweep"
 _SEVERITY_ORDER = ("critical", "high", "normal")
+
+
+def deadline_batch_title(pathway_id: str, slot: datetime) -> str:
+    """``reentry · deadlines 14:05 UTC``: a deadline run waiting for its minute (wall time, as the UI shows)."""
+    return f"{pathway_id} · deadlines {slot:%H:%M} UTC"
+
+
+def deadline_batch_name(pathway_id: str, minute: str, listing: Sequence[Mapping[str, str]]) -> str:
+    """``reentry · deadlines 14:05 UTC · 3 escalated · 5 closed before due``: what the run found, most first.
+
+    ``minute`` is the run's parameter (``2026-12-02 14:05 UTC``); the day is left out of the name."""
+    counts: dict[str, int] = {}
+    for row in listing:
+        word = row["outcome"].split(" (")[0]
+        counts[word] = counts.get(word, 0) + 1
+    what = "".join(f" · {n} {word}" for word, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+    label = minute.partition(" ")[2] or minute
+    return f"{pathway_id} · deadlines{f' {label}' if label else ''}{what or ' · no rungs'}"
 
 
 def describe_event(event: str, moved: tuple[str, str] | None, duplicate: bool, stage: str) -> str:

@@ -1,5 +1,5 @@
-"""What recovering from crashes needs from the store: a lease, so one serving process sweeps at a time, and the
-rungs' side of reconciling Prefect's runs with the store.
+"""What recovering from crashes needs from the store: a lease, so one serving process sweeps at a time (the rungs'
+side of reconciling Prefect's runs with the store is :func:`engine.store.queries.timers.run_needs`).
 
 A lease is a row of the ``setting`` table (``lease:<name>``: holder and expiry, wall time), taken in one write
 transaction: SQLite serialises writers (``BEGIN IMMEDIATE``), PostgreSQL locks the row (``FOR UPDATE``). A holder
@@ -8,18 +8,16 @@ that dies frees it when it expires. No new table, so no migration.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
 from engine.clock import utc
 from engine.store.db import dialect_insert, session_scope
-from engine.store.records import RungRecord, SettingRecord
+from engine.store.records import SettingRecord
 
-__all__ = ["RungRun", "acquire_lease", "lease_holder", "release_lease", "rung_runs"]
+__all__ = ["acquire_lease", "lease_holder", "release_lease"]
 
 
 def _key(name: str) -> str:
@@ -59,23 +57,3 @@ def lease_holder(engine: Engine, name: str, wall_now: datetime) -> str | None:
     if not held or utc(datetime.fromisoformat(held["until"])) <= utc(wall_now):
         return None
     return str(held["holder"])
-
-
-@dataclass(frozen=True)
-class RungRun:
-    """A rung's status and the run the store expects to fire it (None: not linked yet)."""
-
-    status: str
-    flow_run_id: str | None
-
-
-def rung_runs(session: Session, rung_ids: Iterable[str]) -> dict[str, RungRun]:
-    """The store's side of these rungs, by id (rungs it does not know are left out)."""
-    ids = list(dict.fromkeys(rung_ids))
-    out: dict[str, RungRun] = {}
-    for start in range(0, len(ids), 500):  # keep each IN list short
-        query = select(RungRecord.id, RungRecord.status, RungRecord.flow_run_id).where(
-            col(RungRecord.id).in_(ids[start : start + 500])
-        )
-        out.update({rung_id: RungRun(status, run_id) for rung_id, status, run_id in session.exec(query)})
-    return out

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from engine.clock import utc
+from engine.errors import OrchestrationError
 from engine.orchestration.prefect_api.calls import (
     _client,
     _deployment,
@@ -23,6 +24,7 @@ __all__ = [
     "RunStatus",
     "cancel_auto_scheduled_runs",
     "cancel_flow_run",
+    "current_run_id",
     "end_flow_runs",
     "get_run_state",
     "list_runs",
@@ -30,6 +32,7 @@ __all__ = [
     "requeue_flow_runs",
     "reschedule_flow_run",
     "schedule_deployment_run",
+    "schedule_shared_run",
 ]
 
 
@@ -81,21 +84,60 @@ async def schedule_deployment_run(
     run even after that run was cancelled: give every deadline instance its own key. Parameters are checked
     against the deployment's schema by the server.
     """
-    from prefect.states import Scheduled
+    async with _client(f"cannot schedule a run of {deployment_name!r}") as client:
+        run = await _create_scheduled(client, deployment_name, parameters, at, idempotency_key, flow_run_name, tags)
+        return run.id
+
+
+#: How many keys a shared run tries (``key``, ``key.1``, ...) before it takes a run already under way.
+_SHARED_ATTEMPTS = 8
+
+
+async def schedule_shared_run(
+    deployment_name: str,
+    parameters: Mapping[str, Any],
+    at: datetime,
+    idempotency_key: str,
+    flow_run_name: str | None = None,
+    tags: Iterable[str] = (),
+) -> UUID:
+    """A run of ``flow/deployment`` at ``at`` that several callers join by the same key, as long as it has not
+    started: a run already running or finished (or being cancelled) may not look at its work again, so the key's
+    next generation (``key.1``, ``key.2``...) is used instead. A run picked up (``Pending``) is joined: its process
+    reads its work from the store when it starts."""
+    from prefect.client.schemas.objects import StateType
 
     async with _client(f"cannot schedule a run of {deployment_name!r}") as client:
-        key = (str(client.api_url), deployment_name)
-        if key not in _DEPLOYMENT_IDS:  # a deployment keeps its id when re-served: look it up once per process
-            _DEPLOYMENT_IDS[key] = (await _deployment(client, deployment_name)).id
-        run = await client.create_flow_run_from_deployment(
-            _DEPLOYMENT_IDS[key],
-            parameters=dict(parameters),
-            state=Scheduled(scheduled_time=utc(at)),
-            name=flow_run_name,
-            tags=list(tags),
-            idempotency_key=idempotency_key,
-        )
+        for attempt in range(_SHARED_ATTEMPTS):
+            key = idempotency_key if attempt == 0 else f"{idempotency_key}.{attempt}"
+            run = await _create_scheduled(client, deployment_name, parameters, at, key, flow_run_name, tags)
+            if run.state is not None and run.state.type in {StateType.SCHEDULED, StateType.PENDING}:
+                break
         return run.id
+
+
+async def _create_scheduled(
+    client: Any,
+    deployment_name: str,
+    parameters: Mapping[str, Any],
+    at: datetime,
+    idempotency_key: str,
+    flow_run_name: str | None,
+    tags: Iterable[str],
+) -> Any:
+    from prefect.states import Scheduled
+
+    key = (str(client.api_url), deployment_name)
+    if key not in _DEPLOYMENT_IDS:  # a deployment keeps its id when re-served: look it up once per process
+        _DEPLOYMENT_IDS[key] = (await _deployment(client, deployment_name)).id
+    return await client.create_flow_run_from_deployment(
+        _DEPLOYMENT_IDS[key],
+        parameters=dict(parameters),
+        state=Scheduled(scheduled_time=utc(at)),
+        name=flow_run_name,
+        tags=list(tags),
+        idempotency_key=idempotency_key,
+    )
 
 
 async def cancel_flow_run(run_id: UUID | str, *, met: bool = False) -> bool:
@@ -153,6 +195,16 @@ async def reschedule_flow_run(run_id: UUID | str, at: datetime) -> bool:
             run_id, Scheduled(scheduled_time=utc(at)), force=True
         )
         return result.state is not None and result.state.type is StateType.SCHEDULED
+
+
+def current_run_id() -> str:
+    """The id of the flow run this code runs in; raises outside one."""
+    from prefect.context import FlowRunContext
+
+    context = FlowRunContext.get()
+    if context is None or context.flow_run is None:
+        raise OrchestrationError("not inside a flow run")
+    return str(context.flow_run.id)
 
 
 async def rename_current_flow_run(name: str) -> bool:

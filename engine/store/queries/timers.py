@@ -22,6 +22,7 @@ from engine.store.records import (
 
 __all__ = [
     "EscalationNotice",
+    "LinkedRung",
     "TimerRow",
     "claim_delivery",
     "due_pending_rungs",
@@ -29,7 +30,8 @@ __all__ = [
     "escalation_notices",
     "escalations_to_deliver",
     "finish_delivery",
-    "rung_run",
+    "linked_rungs",
+    "run_needs",
     "set_rung_runs",
     "stuck_inbound_events",
     "unscheduled_timers",
@@ -124,10 +126,49 @@ def set_rung_runs(session: Session, run_ids: Mapping[str, str], now: datetime) -
     return sum(set_rung_run(session, rung_id, run_id, now) for rung_id, run_id in run_ids.items())
 
 
-def rung_run(session: Session, rung_id: str) -> tuple[str, datetime] | None:
-    """A pending rung's (status, due time), or None if unknown."""
-    rung = session.get(RungRecord, rung_id)
-    return None if rung is None else (rung.status, rung.due_at)
+def run_needs(session: Session, run_ids: Iterable[str]) -> dict[str, bool]:
+    """For each of these runs some rung of this store is linked to: True if a pending rung still needs it.
+
+    A deadline run carries every rung of its pathway due in its minute: meeting one deadline must not cancel the
+    run the others wait for. Runs no rung here is linked to (another store's, or one just created) are left out.
+    """
+    ids = list(dict.fromkeys(run_ids))
+    out: dict[str, bool] = {}
+    for start in range(0, len(ids), 500):  # keep each IN list short
+        query = select(RungRecord.flow_run_id, RungRecord.status).where(
+            col(RungRecord.flow_run_id).in_(ids[start : start + 500])
+        )
+        for run_id, status in session.exec(query):
+            out[str(run_id)] = out.get(str(run_id), False) or status == "pending"
+    return out
+
+
+@dataclass(frozen=True)
+class LinkedRung:
+    """A rung linked to a deadline run, with what the run's listing shows of it."""
+
+    rung_id: str
+    episode_id: str
+    index: int
+    role: str
+    status: str
+    due_at: datetime
+    title: str
+    severity: str
+
+
+def linked_rungs(session: Session, run_id: str) -> list[LinkedRung]:
+    """Every rung linked to the deadline run ``run_id`` (any status), soonest due first."""
+    rows = session.exec(
+        select(RungRecord, WorkItemRecord.title, WorkItemRecord.severity)
+        .join(WorkItemRecord, col(WorkItemRecord.id) == col(RungRecord.work_item_id))
+        .where(RungRecord.flow_run_id == run_id)
+        .order_by(col(RungRecord.due_at), col(RungRecord.id))
+    )
+    return [
+        LinkedRung(r.id, r.episode_id, r.index, r.role, r.status, r.due_at, title, severity)
+        for r, title, severity in rows
+    ]
 
 
 @dataclass(frozen=True)

@@ -161,6 +161,7 @@ class RungRecord(SQLModel, table=True):
         fk(["work_item_id"], ["work_item.id"]),
         Index("ix_rung_status_due", "status", "due_at"),
         Index("ix_rung_unscheduled", "status", "flow_run_id", "due_at"),
+        Index("ix_rung_flow_run", "flow_run_id"),
         Index("ix_rung_work_item", "work_item_id"),
         Index("ix_rung_episode", "episode_id"),
     )

@@ -1,0 +1,82 @@
+"""A deadline run's body: fire every rung linked to the run as each comes due.
+
+One scheduled run carries every rung of a pathway that falls due in the same wall minute (see
+:class:`engine.orchestration.adapters.PrefectScheduler`): a thousand deadlines in a minute cost one process start,
+not a thousand. The run finds its rungs by its own id in the store (the store is the truth; a rung that joins the
+run while it is waiting is found too), fires those due, and is told how long to wait for the next. Each rung is
+fired by :func:`engine.app.episodes.fire`, exactly as a run of its own would: at most one escalation per rung, then
+the episode's follow-up. A rung the run never got to (its process died) is fired by the sweep.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlmodel import Session
+
+from engine import store
+from engine.app.context import App
+from engine.app.episodes import fire
+from engine.app.followup import FollowUp
+from engine.app.views import when
+from engine.clock import utc
+from engine.store.mapper import Changes
+
+__all__ = ["DEADLINE_SLOT", "OUTCOMES", "RunStep", "deadline_slot", "fire_due_of_run", "run_listing"]
+
+#: The wall time one deadline run covers: every rung of a pathway due in the same minute shares a run.
+DEADLINE_SLOT = timedelta(minutes=1)
+
+#: What the listing says of a rung, by its status once the run is done.
+OUTCOMES = {"fired": "escalated", "cancelled": "closed before due (met, acknowledged or ended)", "pending": "pending"}
+
+
+@dataclass
+class RunStep:
+    """What one pass over a run's rungs did, and how long (wall seconds) until the next of them is due (None: no
+    rung of the run is still waiting)."""
+
+    fired: list[tuple[Changes, FollowUp]] = field(default_factory=list)
+    wait: float | None = None
+
+
+def deadline_slot(at: datetime) -> datetime:
+    """The start of the wall minute ``at`` falls in (:data:`DEADLINE_SLOT`): when the run that fires it starts."""
+    return at.replace(second=0, microsecond=0)
+
+
+def fire_due_of_run(app: App, run_id: str) -> RunStep:
+    """Fire the run's pending rungs that are due now, oldest first; report when the next one is due."""
+    step = RunStep()
+    with Session(app.engine) as session:
+        pending = [r for r in store.linked_rungs(session, run_id) if r.status == "pending"]
+    now = app.clock.now()
+    for rung in pending:
+        if utc(rung.due_at) <= now:
+            result = fire(app, rung.rung_id)
+            if result is not None:
+                step.fired.append(result)
+    later = [utc(r.due_at) for r in pending if utc(r.due_at) > now]
+    if later:
+        clock = app.clock
+        step.wait = (clock.wall_time(min(later)) - clock.wall_time(clock.now())).total_seconds()
+    return step
+
+
+def run_listing(app: App, run_id: str) -> list[dict[str, str]]:
+    """The run's rungs as operators read them (opaque ids and the pathway's words): one row per rung."""
+    with Session(app.engine) as session:
+        rungs = store.linked_rungs(session, run_id)
+    return [
+        {
+            "episode": r.episode_id,
+            "work": r.title,
+            "rung": str(r.index + 1),
+            "role": r.role,
+            "severity": r.severity,
+            "due": when(app.clock, r.due_at),
+            "outcome": OUTCOMES.get(r.status, r.status),
+        }
+        for r in rungs
+    ]

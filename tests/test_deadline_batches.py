@@ -1,0 +1,153 @@
+"""Deadline runs shared by every rung of a pathway due in the same minute (issue 12), with in-memory ports.
+
+Prefect's scheduler makes one run per pathway and wall minute; :class:`MemoryScheduler` with ``shared=True`` does
+the same, so the follow-up, the reconciler and the sweep are checked here against shared runs in milliseconds:
+one run fires every rung of its minute once, meeting one deadline never cancels the run the others wait for, a
+run already under way is not joined, and a run whose rungs are all closed is cancelled. SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlmodel import Session
+from store_fixtures import BACKENDS, migrated_database_url
+from test_app import CONTACTS, PATHWAY, assert_every_escalation_reached_its_contacts, enrolled, escalations
+
+from engine import store
+from engine.app import App, Settings, follow_up, sweep
+from engine.app import reconcile as reconciler
+from engine.app.deadlines import deadline_slot, fire_due_of_run, run_listing
+from engine.app.inline import MemoryScheduler, RecordingNotifier, inline_app
+from engine.clock import ManualClock, utc
+from engine.language.loader import load_pathway_text
+from engine.orchestration.names import deadline_batch_name, deadline_batch_title
+from engine.store import RungRecord
+
+NALOXONE = "1/s.ed.task.naloxone"
+
+
+@pytest.fixture(params=BACKENDS)
+def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[App]:
+    with migrated_database_url(request.param, tmp_path) as url:
+        settings = Settings.from_env({"CAREPATH_HOME": str(tmp_path), "CAREPATH_DATABASE_URL": url})
+        app = inline_app(
+            settings, ManualClock(), notifier=RecordingNotifier(CONTACTS), scheduler=MemoryScheduler(shared=True)
+        )
+        result = load_pathway_text(PATHWAY, "bridge-test.yaml")
+        assert result.ok and result.spec is not None, result.diagnostics
+        app.service.register_pathway(result.spec, PATHWAY)
+        yield app
+        app.close()
+
+
+def clock(app: App) -> ManualClock:
+    assert isinstance(app.clock, ManualClock)
+    return app.clock
+
+
+def runs(app: App) -> MemoryScheduler:
+    assert isinstance(app.scheduler, MemoryScheduler)
+    return app.scheduler
+
+
+def rung(app: App, rung_id: str) -> RungRecord:
+    with Session(app.engine) as s:
+        found = s.get(RungRecord, rung_id)
+    assert found is not None
+    return found
+
+
+def naloxone(episode_id: str) -> str:
+    return f"{episode_id}/{NALOXONE}#r0"
+
+
+def test_rungs_due_in_the_same_minute_share_one_run_that_fires_each_once(app: App) -> None:
+    episodes = []
+    for _ in range(5):
+        episodes.append(enrolled(app))
+        clock(app).advance(timedelta(seconds=7))  # due 7 s apart: all within one wall minute (35 s)
+    rungs = [rung(app, naloxone(ep)) for ep in episodes]
+    assert len({deadline_slot(utc(r.due_at)) for r in rungs}) == 1, "the test's deadlines must share a minute"
+    assert len({r.flow_run_id for r in rungs}) == 1, "one run for the pathway's minute, not one per rung"
+    clock(app).set(max(utc(r.due_at) for r in rungs) + timedelta(seconds=1))
+    runs(app).run_due(app, clock(app).now())
+    assert sorted(e.rung_id for e in escalations(app)) == sorted(r.id for r in rungs)
+    assert_every_escalation_reached_its_contacts(app)
+    assert sweep(app).fired == 0, "nothing was left for the safety net"
+
+
+def test_the_shared_run_fires_each_rung_at_its_own_time_not_the_minutes_start(app: App) -> None:
+    first = enrolled(app)
+    clock(app).advance(timedelta(seconds=30))
+    second = enrolled(app)
+    run_id = rung(app, naloxone(first)).flow_run_id
+    assert run_id is not None and rung(app, naloxone(second)).flow_run_id == run_id
+    clock(app).set(utc(rung(app, naloxone(first)).due_at))
+    step = fire_due_of_run(app, run_id)
+    assert [changes.escalations[0][0] for changes, _done in step.fired] == [naloxone(first)]
+    assert step.wait == pytest.approx(30.0), "the run waits for the next rung rather than firing it early"
+    assert rung(app, naloxone(second)).status == "pending"
+    clock(app).advance(timedelta(seconds=30))
+    step = fire_due_of_run(app, run_id)
+    assert [changes.escalations[0][0] for changes, _done in step.fired] == [naloxone(second)]
+    outcomes = {(row["episode"], row["outcome"]) for row in run_listing(app, run_id)}
+    assert {(first, "escalated"), (second, "escalated")} <= outcomes
+
+
+def test_meeting_one_deadline_keeps_the_run_the_others_wait_for_and_the_last_one_cancels_it(app: App) -> None:
+    first, second = enrolled(app), enrolled(app)
+    shared = runs(app).runs[naloxone(first)]
+    assert runs(app).runs[naloxone(second)] is shared
+    follow_up(app, first, app.service.record_event(first, "naloxone.given"))
+    assert shared.state == "scheduled", "meeting one deadline cancelled the run another rung waits for"
+    follow_up(app, second, app.service.record_event(second, "naloxone.given"))
+    assert shared.state == "cancelled", "no rung needs the run: it must not start a process"
+    clock(app).advance(timedelta(hours=5))
+    runs(app).run_due(app, clock(app).now())
+    assert [e.rung_id for e in escalations(app) if e.rung_id.endswith(f"{NALOXONE}#r0")] == []
+
+
+def test_a_run_already_under_way_is_not_joined(app: App) -> None:
+    first = enrolled(app)
+    runs(app).orphan(lambda _r: True, "running", clock(app).now())  # its minute's run has started
+    second = enrolled(app)
+    slots = {deadline_slot(utc(rung(app, naloxone(ep)).due_at)) for ep in (first, second)}
+    assert len(slots) == 1, "both deadlines fall in the minute whose run is under way"
+    assert rung(app, naloxone(second)).flow_run_id != rung(app, naloxone(first)).flow_run_id
+    assert runs(app).runs[naloxone(second)].state == "scheduled"
+
+
+def test_the_reconciler_keeps_a_shared_run_while_any_rung_needs_it(app: App) -> None:
+    first, second = enrolled(app), enrolled(app)
+    shared = runs(app).runs[naloxone(first)]
+    app.service.record_event(first, "naloxone.given")  # committed; the process died before its follow-up
+    assert not reconciler.plan(app, include_scheduled=True), "the second rung still needs the run"
+    app.service.record_event(second, "naloxone.given")
+    assert reconciler.plan(app, include_scheduled=True).cancel == (shared.id,)
+    assert sweep(app).cancelled == 1 and shared.state == "cancelled"
+
+
+def test_run_needs_reads_every_run_a_rung_of_this_store_links_to(app: App) -> None:
+    first, second = enrolled(app), enrolled(app)
+    run_id = rung(app, naloxone(first)).flow_run_id
+    assert run_id is not None
+    app.service.record_event(first, "naloxone.given")
+    with Session(app.engine) as session:
+        assert store.run_needs(session, [run_id, "run-of-another-store"]) == {run_id: True}
+    app.service.record_event(second, "naloxone.given")
+    with Session(app.engine) as session:
+        assert store.run_needs(session, [run_id]) == {run_id: False}
+
+
+def test_names_say_the_pathway_the_minute_and_what_the_run_found() -> None:
+    slot = datetime(2026, 12, 2, 14, 5, tzinfo=UTC)
+    assert deadline_batch_title("reentry", slot) == "reentry · deadlines 14:05 UTC"
+    listing = [{"outcome": "escalated"}, {"outcome": "closed before due (met, acknowledged or ended)"}] * 2
+    listing.append({"outcome": "escalated"})
+    name = deadline_batch_name("reentry", "2026-12-02 14:05 UTC", listing)
+    assert name == "reentry · deadlines 14:05 UTC · 3 escalated · 2 closed before due"
+    assert deadline_batch_name("reentry", "", []) == "reentry · deadlines · no rungs"
