@@ -8,7 +8,7 @@ run already under way is not joined, and a run whose rungs are all closed is can
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -109,6 +109,29 @@ def test_meeting_one_deadline_keeps_the_run_the_others_wait_for_and_the_last_one
     clock(app).advance(timedelta(hours=5))
     runs(app).run_due(app, clock(app).now())
     assert [e.rung_id for e in escalations(app) if e.rung_id.endswith(f"{NALOXONE}#r0")] == []
+
+
+def test_a_rung_that_joins_a_run_while_it_is_cancelled_gets_a_run_of_its_own(app: App) -> None:
+    first, second = enrolled(app), enrolled(app)
+    shared = runs(app).runs[naloxone(first)]
+    with store.session_scope(app.engine) as session:  # the second rung is not linked yet when the first is met
+        session.get(RungRecord, naloxone(second)).flow_run_id = None  # type: ignore[union-attr]
+    cancel = runs(app).cancel
+
+    def joined_meanwhile(run_ids: Sequence[str], *, met: bool = False) -> int:
+        with store.session_scope(app.engine) as session:  # another follow-up links it between check and cancel
+            store.set_rung_runs(session, {naloxone(second): shared.id}, clock(app).now())
+        return cancel(run_ids, met=met)
+
+    runs(app).cancel = joined_meanwhile  # type: ignore[method-assign]
+    follow_up(app, first, app.service.record_event(first, "naloxone.given"))
+    assert shared.state == "cancelled"
+    fresh = rung(app, naloxone(second)).flow_run_id
+    assert fresh is not None and fresh != shared.id, "the rung stayed linked to a cancelled run"
+    assert runs(app).runs[naloxone(second)].state == "scheduled"
+    clock(app).set(utc(rung(app, naloxone(second)).due_at))
+    runs(app).run_due(app, clock(app).now())
+    assert [e.rung_id for e in escalations(app)] == [naloxone(second)], "it fired at its time, without the sweep"
 
 
 def test_a_run_already_under_way_is_not_joined(app: App) -> None:

@@ -19,7 +19,7 @@ from sqlmodel import Session
 from engine import store
 from engine.app import inputs
 from engine.app.context import App, bound
-from engine.app.followup import FollowUp, follow_up, unneeded_runs
+from engine.app.followup import FollowUp, follow_up, release_runs
 from engine.app.publish import publish_open_escalations, publish_program_overview
 from engine.errors import CarepathError, EpisodeError, EventRejected, quote
 from engine.store import InboundEventRecord
@@ -154,8 +154,7 @@ def acknowledge(app: App, escalation_id: int, by: str, *, actor: str | None = No
     inputs.check_id("staff id", by)
     stopped, runs = app.service.acknowledge(escalation_id, by, actor)
     try:  # best effort: a later rung's run finds its rung cancelled and does nothing
-        if runs := unneeded_runs(app, runs):
-            app.scheduler.cancel(runs)
+        release_runs(app, runs)
         publish_open_escalations(app)
         publish_program_overview(app)
     except CarepathError as exc:

@@ -34,7 +34,7 @@ from engine.clock import utc
 from engine.errors import CarepathError
 from engine.store.mapper import Changes
 
-__all__ = ["MAX_FIRED", "FollowUp", "follow_up", "schedule_timers", "unneeded_runs"]
+__all__ = ["MAX_FIRED", "FollowUp", "follow_up", "release_runs", "schedule_timers"]
 
 logger = logging.getLogger("carepath.followup")
 
@@ -67,14 +67,14 @@ def follow_up(app: App, episode_id: str, changes: Changes | None = None) -> Foll
             report.fired += 1
             everything.append(fired)
     raised = [rung for c in everything for rung, _role in c.escalations]
-    cancel = unneeded_runs(app, [run for c in everything for run in c.cancel_runs])
-    met = unneeded_runs(app, [run for c in everything for run in c.met_runs if run not in cancel])
+    cancel = [run for c in everything for run in c.cancel_runs]
+    met = [run for c in everything for run in c.met_runs if run not in cancel]
     report.escalations = raised
     report.raised = [(c.severities.get(rung, "normal"), role) for c in everything for rung, role in c.escalations]
     if raised:
         report.delivered = [r.summary() for r in deliver(app, raised)]
-    report.cancelled = _step(report, "cancel timers", lambda: app.scheduler.cancel(cancel) if cancel else 0)
-    report.cancelled += _step(report, "end met timers", lambda: app.scheduler.cancel(met, met=True) if met else 0)
+    report.cancelled = _step(report, "cancel timers", lambda: release_runs(app, cancel))
+    report.cancelled += _step(report, "end met timers", lambda: release_runs(app, met, met=True))
     report.scheduled = _step(report, "schedule timers", lambda: schedule_timers(app, episode_id))
     work_changed = bool(raised or cancel or met)
     _step(report, "publish", partial(publish_episode, app, episode_id, escalations_changed=bool(raised)))
@@ -82,14 +82,27 @@ def follow_up(app: App, episode_id: str, changes: Changes | None = None) -> Foll
     return report
 
 
-def unneeded_runs(app: App, run_ids: list[str]) -> list[str]:
-    """Of these runs, those no pending rung needs any more: the ones to cancel. A deadline run carries every rung
-    of its pathway due in its minute, so one rung met or fired must not cancel the run the others wait for."""
+def release_runs(app: App, run_ids: list[str], *, met: bool = False, checked: bool = False) -> int:
+    """Cancel those of these runs no pending rung needs any more; returns how many were cancelled.
+
+    A deadline run carries every rung of its pathway due in its minute, so one rung met or fired must not cancel
+    the run the others wait for (``checked``: the caller has just asked the store, as the reconciler does). A rung
+    may join a run between that check and the cancel: it is unlinked afterwards and gets a run of its own, rather
+    than wait for the sweep.
+    """
+    if not checked and run_ids:
+        with Session(app.engine) as session:
+            needs = store.run_needs(session, run_ids)
+        run_ids = [run for run in dict.fromkeys(run_ids) if not needs.get(run, False)]
     if not run_ids:
-        return []
-    with Session(app.engine) as session:
-        needs = store.run_needs(session, run_ids)
-    return [run for run in dict.fromkeys(run_ids) if not needs.get(run, False)]
+        return 0
+    cancelled = app.scheduler.cancel(run_ids, met=met)
+    with store.session_scope(app.engine) as session:
+        joined = store.unlink_pending_rungs(session, run_ids)
+    if joined:
+        logger.info("%d rung(s) joined a run as it was cancelled: scheduling them again", joined)
+        schedule_timers(app)
+    return cancelled
 
 
 def schedule_timers(app: App, episode_id: str | None = None, limit: int = 500) -> int:

@@ -67,7 +67,7 @@ class MemoryScheduler:
         with self._lock:
             for timer in timers:
                 run = self.runs.get(timer.rung_id)
-                if run is None:
+                if run is None or (self.shared and run.state != "scheduled"):
                     run = self.runs[timer.rung_id] = self._run_for(timer)
                 out[timer.rung_id] = run.id
         return out

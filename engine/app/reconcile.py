@@ -24,6 +24,7 @@ from sqlmodel import Session
 
 from engine import store
 from engine.app.context import App
+from engine.app.followup import release_runs
 from engine.app.ports import RunView
 
 __all__ = ["PICKED_UP_STUCK", "RUNNING_STUCK", "ReconcilePlan", "plan", "reconcile"]
@@ -89,7 +90,7 @@ def _decide(run: RunView, live: bool, wall_now: datetime, out: _Builder) -> None
 def reconcile(app: App, *, include_scheduled: bool, limit: int = LIMIT) -> tuple[int, int, int]:
     """Carry out :func:`plan`; returns how many runs were (cancelled, requeued, ended)."""
     todo = plan(app, include_scheduled=include_scheduled, limit=limit)
-    cancelled = app.scheduler.cancel(list(todo.cancel)) if todo.cancel else 0
+    cancelled = release_runs(app, list(todo.cancel), checked=True)
     requeued = app.scheduler.requeue(list(todo.requeue)) if todo.requeue else 0
     ended = app.scheduler.end(list(todo.end)) if todo.end else 0
     return cancelled, requeued, ended

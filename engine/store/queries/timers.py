@@ -34,6 +34,7 @@ __all__ = [
     "run_needs",
     "set_rung_runs",
     "stuck_inbound_events",
+    "unlink_pending_rungs",
     "unscheduled_timers",
 ]
 
@@ -141,6 +142,21 @@ def run_needs(session: Session, run_ids: Iterable[str]) -> dict[str, bool]:
         for run_id, status in session.exec(query):
             out[str(run_id)] = out.get(str(run_id), False) or status == "pending"
     return out
+
+
+def unlink_pending_rungs(session: Session, run_ids: Iterable[str]) -> int:
+    """Forget the run of every pending rung linked to one of these (cancelled) runs, so it is scheduled again."""
+    ids = list(dict.fromkeys(run_ids))
+    done = 0
+    for start in range(0, len(ids), 500):
+        result = session.execute(
+            update(RungRecord)
+            .where(col(RungRecord.status) == "pending", col(RungRecord.flow_run_id).in_(ids[start : start + 500]))
+            .values(flow_run_id=None, scheduled_at=None)
+            .execution_options(synchronize_session=False)
+        )
+        done += result.rowcount  # type: ignore[attr-defined]
+    return done
 
 
 @dataclass(frozen=True)
