@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from carepath_harness import LOAD_ALLOWANCE, Harness, running_carepath
+from sqlmodel import Session
 
+from engine import store
 from engine.errors import EventRejected
 from engine.store import RungRecord, WorkItemRecord
 
@@ -97,6 +99,8 @@ def test_an_escalating_deadline_run_ends_escalated_with_its_tags(carepath: Harne
     _item, rung = _step(h, ep, "accepted")
     assert rung.flow_run_id is not None
     run = _final(h, rung.flow_run_id, h.wall_seconds_until(rung.due_at))
+    if run.state.type.value == "CANCELLED" and run.start_time is None:  # the sweep fired the rung before it started
+        pytest.skip("the machine is too slow: the run had not started 20 s after the deadline")
     assert (run.state.type.value, run.state.name) == ("COMPLETED", "Escalated")
     assert {"escalated", "severity:normal", f"role:{rung.role}", "deadline"} <= set(run.tags)
 
@@ -145,14 +149,17 @@ def test_a_critical_alert_run_ends_escalated_critical_and_a_refused_event_ends_r
 
 def test_a_deadline_met_in_time_ends_met(carepath: Harness) -> None:
     h = carepath
+    h.retire_all()  # a deadline run carries every rung due in its minute: no other episode's may share this one
     ep = h.enroll("detox-to-aftercare", "P-OPS-003")
     h.drive(ep, [*ASSESSED, ("handoff.accepted", {})])
     _item, rung = _step(h, ep, "visit-kept")
     assert rung.flow_run_id is not None
-    ahead = h.wall_seconds_until(rung.due_at) - LOAD_ALLOWANCE
-    if ahead < 25:  # a run due within the prefetch window is held by a process: it is cancelled, not Met
-        pytest.skip(f"the machine is too slow: the run is due in {ahead:.0f} s")
+    waiting = _run(rung.flow_run_id)
+    if waiting.state.type.value != "SCHEDULED":  # picked up already: it is cancelled, not Met
+        pytest.skip(f"the machine is too slow: the run is {waiting.state.name} already")
     h.event(ep, "handoff.visit-kept")
+    with Session(h.app.engine) as session:
+        assert not store.run_needs(session, [rung.flow_run_id])[rung.flow_run_id], "another rung shares the minute"
     run = _run(rung.flow_run_id)
     assert (run.state.type.value, run.state.name) == ("COMPLETED", "Met")
 
