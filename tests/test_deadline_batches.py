@@ -74,10 +74,14 @@ def test_rungs_due_in_the_same_minute_share_one_run_that_fires_each_once(app: Ap
     assert len({deadline_slot(utc(r.due_at)) for r in rungs}) == 1, "the test's deadlines must share a minute"
     assert len({r.flow_run_id for r in rungs}) == 1, "one run for the pathway's minute, not one per rung"
     clock(app).set(max(utc(r.due_at) for r in rungs) + timedelta(seconds=1))
+    before = app.publisher.versions.get("open-escalations", 0)  # type: ignore[attr-defined]
     runs(app).run_due(app, clock(app).now())
     assert sorted(e.rung_id for e in escalations(app)) == sorted(r.id for r in rungs)
     assert_every_escalation_reached_its_contacts(app)
     assert sweep(app).fired == 0, "nothing was left for the safety net"
+    published = app.publisher.versions  # type: ignore[attr-defined]
+    assert published["open-escalations"] == before + 1, "the program's table once per run, not once per rung"
+    assert len(app.publisher.artifacts["open-escalations"]) == len(rungs)  # type: ignore[attr-defined]
 
 
 def test_the_shared_run_fires_each_rung_at_its_own_time_not_the_minutes_start(app: App) -> None:

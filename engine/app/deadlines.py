@@ -19,6 +19,7 @@ from engine import store
 from engine.app.context import App
 from engine.app.episodes import fire
 from engine.app.followup import FollowUp
+from engine.app.publish import publishing_once
 from engine.app.views import when
 from engine.clock import utc
 from engine.store.mapper import Changes
@@ -52,11 +53,12 @@ def fire_due_of_run(app: App, run_id: str) -> RunStep:
     with Session(app.engine) as session:
         pending = [r for r in store.linked_rungs(session, run_id) if r.status == "pending"]
     now = app.clock.now()
-    for rung in pending:
-        if utc(rung.due_at) <= now:
-            result = fire(app, rung.rung_id)
-            if result is not None:
-                step.fired.append(result)
+    with publishing_once(app):  # the program's tables once per pass, not once per rung
+        for rung in pending:
+            if utc(rung.due_at) <= now:
+                result = fire(app, rung.rung_id)
+                if result is not None:
+                    step.fired.append(result)
     later = [utc(r.due_at) for r in pending if utc(r.due_at) > now]
     if later:
         clock = app.clock

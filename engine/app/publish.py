@@ -11,7 +11,11 @@ the Markdown itself, and a table's is a summary of it (its rows are in the lates
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from collections import Counter
+from collections.abc import Iterator
+from contextvars import ContextVar
 from datetime import timedelta
 
 from engine.app.context import App
@@ -23,6 +27,7 @@ from engine.app.views import (
     program_overview_markdown,
     when,
 )
+from engine.errors import CarepathError
 from engine.store.readmodels import program_counts
 
 __all__ = [
@@ -31,7 +36,10 @@ __all__ = [
     "publish_episode",
     "publish_open_escalations",
     "publish_program_overview",
+    "publishing_once",
 ]
+
+logger = logging.getLogger("carepath.publish")
 
 ESCALATIONS_ARTIFACT = "open-escalations"
 OVERVIEW_ARTIFACT = "program-overview"
@@ -40,6 +48,39 @@ LOOPS_WINDOW = timedelta(days=7)
 #: What operators see of a reconciliation: the kind of each finding and where it stands. Drug names, doses and a
 #: clinician's reasons come from lists and people, so they stay behind ``carepath meds`` / ``carepath status``.
 _MEDS_SHOWN = ("kind", "critical", "status", "resolved")
+#: Inside :func:`publishing_once`: the program-wide artifacts asked for, published once when it ends.
+_DEFERRED: ContextVar[set[str] | None] = ContextVar("carepath_deferred_publish", default=None)
+
+
+@contextlib.contextmanager
+def publishing_once(app: App) -> Iterator[None]:
+    """Within, the program-wide artifacts (open escalations, program overview) are published once, at the end, however
+    many changes asked for them: a deadline run firing 500 rungs, or a sweep pass, would otherwise rebuild and send
+    the whole open-escalations table 500 times. Threads started inside (``asyncio.to_thread``) share it."""
+    if _DEFERRED.get() is not None:  # already inside one: the outer one publishes
+        yield
+        return
+    wanted: set[str] = set()
+    token = _DEFERRED.set(wanted)
+    try:
+        yield
+    finally:
+        _DEFERRED.reset(token)
+        try:
+            if ESCALATIONS_ARTIFACT in wanted:
+                publish_open_escalations(app)
+            if OVERVIEW_ARTIFACT in wanted:
+                publish_program_overview(app)
+        except CarepathError as exc:  # what operators see lags; the next change publishes again
+            logger.warning("program artifacts not published: %s", exc)
+
+
+def _deferred(key: str) -> bool:
+    wanted = _DEFERRED.get()
+    if wanted is None:
+        return False
+    wanted.add(key)
+    return True
 
 
 def publish_episode(app: App, episode_id: str, *, escalations_changed: bool) -> None:
@@ -64,6 +105,8 @@ def publish_episode(app: App, episode_id: str, *, escalations_changed: bool) -> 
 
 def publish_open_escalations(app: App) -> None:
     """The operators' table of unacknowledged escalations, most severe first, then the longest open first."""
+    if _deferred(ESCALATIONS_ARTIFACT):
+        return
     now = app.clock.now()
     rows = open_escalation_rows(app.engine, now, app.clock)
     levels = Counter(str(r["severity"]) for r in rows)
@@ -80,6 +123,8 @@ def publish_open_escalations(app: App) -> None:
 def publish_program_overview(app: App) -> None:
     """The program at a glance (one query): active episodes, overdue work, open and critical escalations,
     handoff loops closed in the last 7 days."""
+    if _deferred(OVERVIEW_ARTIFACT):
+        return
     now = app.clock.now()
     markdown = program_overview_markdown(program_counts(app.engine, now, now - LOOPS_WINDOW), now, app.clock)
     app.publisher.markdown(OVERVIEW_ARTIFACT, markdown, markdown)

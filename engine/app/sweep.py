@@ -31,7 +31,7 @@ from engine.app.delivery import CLAIM_STALE, deliver_pending
 from engine.app.episodes import process_event
 from engine.app.followup import follow_up, schedule_timers
 from engine.app.ports import SweepReport
-from engine.app.publish import publish_program_overview
+from engine.app.publish import publish_program_overview, publishing_once
 from engine.errors import CarepathError
 
 __all__ = [
@@ -75,22 +75,23 @@ def sweep(app: App, grace: timedelta = DEFAULT_GRACE, limit: int = 200, *, recon
         with Session(app.engine) as session:
             stuck = store.stuck_inbound_events(session, clock.pathway_time(wall_now - STUCK_AFTER), limit)
             late = store.episodes_with_due_rungs(session, clock.pathway_time(wall_now - grace), limit)
-        for inbound_id in stuck:
-            try:
-                _changes, done, refused = process_event(app, inbound_id)
-            except CarepathError as exc:  # one event the store could not take now must not stop the pass
-                report.problems.append(f"apply {inbound_id}: {exc}")
-                continue
-            report.applied += refused is None
-            report.problems += done.problems if done else []
-        for episode_id in late:
-            try:
-                done = follow_up(app, episode_id)
-            except CarepathError as exc:
-                report.problems.append(f"follow up {episode_id}: {exc}")
-                continue
-            report.fired += done.fired
-            report.problems += done.problems
+        with publishing_once(app):  # the program's tables once per batch, not once per episode
+            for inbound_id in stuck:
+                try:
+                    _changes, done, refused = process_event(app, inbound_id)
+                except CarepathError as exc:  # one event the store could not take now must not stop the pass
+                    report.problems.append(f"apply {inbound_id}: {exc}")
+                    continue
+                report.applied += refused is None
+                report.problems += done.problems if done else []
+            for episode_id in late:
+                try:
+                    done = follow_up(app, episode_id)
+                except CarepathError as exc:
+                    report.problems.append(f"follow up {episode_id}: {exc}")
+                    continue
+                report.fired += done.fired
+                report.problems += done.problems
         if len(stuck) < limit and len(late) < limit:
             break
     _schedule_all(app, limit, report)
