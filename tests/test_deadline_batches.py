@@ -8,7 +8,7 @@ run already under way is not joined, and a run whose rungs are all closed is can
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -22,10 +22,11 @@ from engine.app import App, Settings, follow_up, sweep
 from engine.app import reconcile as reconciler
 from engine.app.deadlines import deadline_slot, fire_due_of_run, run_listing
 from engine.app.inline import MemoryScheduler, RecordingNotifier, inline_app
+from engine.app.sweep import has_work
 from engine.clock import ManualClock, utc
 from engine.language.loader import load_pathway_text
 from engine.orchestration.names import deadline_batch_name, deadline_batch_title
-from engine.store import RungRecord
+from engine.store import ReleasedRunRecord, RungRecord
 
 NALOXONE = "1/s.ed.task.naloxone"
 
@@ -115,27 +116,56 @@ def test_meeting_one_deadline_keeps_the_run_the_others_wait_for_and_the_last_one
     assert [e.rung_id for e in escalations(app) if e.rung_id.endswith(f"{NALOXONE}#r0")] == []
 
 
-def test_a_rung_that_joins_a_run_while_it_is_cancelled_gets_a_run_of_its_own(app: App) -> None:
+def test_a_rung_scheduled_into_a_run_as_it_is_cancelled_is_refused_and_scheduled_again(app: App) -> None:
     first, second = enrolled(app), enrolled(app)
     shared = runs(app).runs[naloxone(first)]
     with store.session_scope(app.engine) as session:  # the second rung is not linked yet when the first is met
         session.get(RungRecord, naloxone(second)).flow_run_id = None  # type: ignore[union-attr]
     cancel = runs(app).cancel
+    refused: list[int] = []
 
     def joined_meanwhile(run_ids: Sequence[str], *, met: bool = False) -> int:
-        with store.session_scope(app.engine) as session:  # another follow-up links it between check and cancel
-            store.set_rung_runs(session, {naloxone(second): shared.id}, clock(app).now())
+        with store.session_scope(app.engine) as session:  # another process links it between check and cancel
+            refused.append(store.set_rung_runs(session, {naloxone(second): shared.id}, clock(app).now()))
         return cancel(run_ids, met=met)
 
     runs(app).cancel = joined_meanwhile  # type: ignore[method-assign]
     follow_up(app, first, app.service.record_event(first, "naloxone.given"))
-    assert shared.state == "cancelled"
-    fresh = rung(app, naloxone(second)).flow_run_id
-    assert fresh is not None and fresh != shared.id, "the rung stayed linked to a cancelled run"
-    assert runs(app).runs[naloxone(second)].state == "scheduled"
+    assert refused == [0], "a rung joined a run already being cancelled"
+    assert shared.state == "cancelled" and rung(app, naloxone(second)).flow_run_id is None
+    assert has_work(app, thorough=True), "the sweep schedules it (a quick tick, once it is due within 2 minutes)"
+    assert sweep(app).scheduled == 1
+    fresh = runs(app).runs[naloxone(second)]
+    assert fresh is not shared and fresh.state == "scheduled" and rung(app, naloxone(second)).flow_run_id == fresh.id
     clock(app).set(utc(rung(app, naloxone(second)).due_at))
     runs(app).run_due(app, clock(app).now())
-    assert [e.rung_id for e in escalations(app)] == [naloxone(second)], "it fired at its time, without the sweep"
+    assert [e.rung_id for e in escalations(app)] == [naloxone(second)], "it fired at its time, by its own run"
+
+
+def test_a_rung_linked_between_the_check_and_the_mark_keeps_the_run(app: App) -> None:
+    first, second = enrolled(app), enrolled(app)
+    shared = runs(app).runs[naloxone(first)]
+    with store.session_scope(app.engine) as session:
+        session.get(RungRecord, naloxone(second)).flow_run_id = None  # type: ignore[union-attr]
+    needs = store.run_needs
+    calls: list[int] = []
+
+    def linked_after_first_look(session: Session, run_ids: Iterable[str]) -> dict[str, bool]:
+        calls.append(1)
+        if len(calls) == 2:  # the second look, after the mark: the other process's link had committed first
+            with store.session_scope(app.engine) as other:
+                other.get(RungRecord, naloxone(second)).flow_run_id = shared.id  # type: ignore[union-attr]
+        return needs(session, run_ids)
+
+    store.run_needs = linked_after_first_look  # type: ignore[assignment]
+    try:
+        follow_up(app, first, app.service.record_event(first, "naloxone.given"))
+    finally:
+        store.run_needs = needs  # type: ignore[assignment]
+    assert shared.state == "scheduled", "the run was cancelled although a rung had joined it"
+    with store.session_scope(app.engine) as session:  # not released: rungs may join it again
+        assert store.set_rung_runs(session, {naloxone(first): shared.id}, clock(app).now()) == 0  # (not pending)
+        assert session.get(ReleasedRunRecord, shared.id) is None
 
 
 def test_a_run_already_under_way_is_not_joined(app: App) -> None:

@@ -86,23 +86,43 @@ def release_runs(app: App, run_ids: list[str], *, met: bool = False, checked: bo
     """Cancel those of these runs no pending rung needs any more; returns how many were cancelled.
 
     A deadline run carries every rung of its pathway due in its minute, so one rung met or fired must not cancel
-    the run the others wait for (``checked``: the caller has just asked the store, as the reconciler does). A rung
-    may join a run between that check and the cancel: it is unlinked afterwards and gets a run of its own, rather
-    than wait for the sweep.
+    the run the others wait for (``checked``: the caller has just asked the store, as the reconciler does). Another
+    process may schedule a rung into the run meanwhile, so the run is first marked released in the store (a rung can
+    no longer join it: it is scheduled again instead), then asked about once more, then cancelled; a rung linked in
+    between is unlinked and scheduled again rather than left for the sweep.
     """
+    run_ids = list(dict.fromkeys(run_ids))
     if not checked and run_ids:
-        with Session(app.engine) as session:
-            needs = store.run_needs(session, run_ids)
-        run_ids = [run for run in dict.fromkeys(run_ids) if not needs.get(run, False)]
+        run_ids = _unneeded(app, run_ids)
     if not run_ids:
         return 0
-    cancelled = app.scheduler.cancel(run_ids, met=met)
+    with store.session_scope(app.engine) as session:
+        store.release_runs(session, run_ids, app.clock.wall_time(app.clock.now()))
+    joined_before = set(run_ids) - set(_unneeded(app, run_ids))
+    if joined_before:
+        with store.session_scope(app.engine) as session:
+            store.forget_releases(session, joined_before)
+        run_ids = [run for run in run_ids if run not in joined_before]
+    if not run_ids:
+        return 0
+    try:
+        cancelled = app.scheduler.cancel(run_ids, met=met)
+    except CarepathError:  # not cancelled: rungs may join them again (the sweep's reconciler tries later)
+        with store.session_scope(app.engine) as session:
+            store.forget_releases(session, run_ids)
+        raise
     with store.session_scope(app.engine) as session:
         joined = store.unlink_pending_rungs(session, run_ids)
     if joined:
         logger.info("%d rung(s) joined a run as it was cancelled: scheduling them again", joined)
         schedule_timers(app)
     return cancelled
+
+
+def _unneeded(app: App, run_ids: list[str]) -> list[str]:
+    with Session(app.engine) as session:
+        needs = store.run_needs(session, run_ids)
+    return [run for run in run_ids if not needs.get(run, False)]
 
 
 def schedule_timers(app: App, episode_id: str | None = None, limit: int = 500) -> int:

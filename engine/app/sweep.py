@@ -58,6 +58,8 @@ LEASE = "sweep"
 LEASE_TTL = timedelta(minutes=5)
 #: A quick tick looks for rungs without a run only when they are due this soon (wall time).
 SCHEDULE_AHEAD = timedelta(minutes=2)
+#: How long the store remembers a deadline run it cancelled (no rung may join it meanwhile): its minute is long past.
+RELEASES_KEPT = timedelta(days=1)
 #: Batches one pass works through at most (each up to ``limit`` episodes): a bound, not a budget one expects to use.
 MAX_BATCHES = 50
 
@@ -100,6 +102,8 @@ def sweep(app: App, grace: timedelta = DEFAULT_GRACE, limit: int = 200, *, recon
         report.delivered += delivered
         if delivered < limit:
             break
+    with store.session_scope(app.engine) as session:
+        store.prune_releases(session, _wall_now(app) - RELEASES_KEPT)
     if reconcile:
         try:
             report.cancelled, report.requeued, report.ended = reconciler.reconcile(app, include_scheduled=True)

@@ -17,6 +17,7 @@ from engine.store.records import (
     HandoffRecord,
     PathwayVersionRecord,
     ProcessedEventRecord,
+    ReleasedRunRecord,
     RungRecord,
     SettingRecord,
     WorkItemRecord,
@@ -166,11 +167,16 @@ def pending_rungs(session: Session, episode_id: str) -> list[RungRecord]:
 
 
 def set_rung_run(session: Session, rung_id: str, flow_run_id: str, now: datetime) -> bool:
-    """Remember the Prefect run that will fire a pending rung; False if it already has one or is not pending."""
+    """Remember the Prefect run that will fire a pending rung; False if it already has one, is not pending, or the
+    run is being cancelled (released: the rung stays without a run and is scheduled again)."""
+    released = exists().where(col(ReleasedRunRecord.run_id) == flow_run_id)
     result = session.execute(
         update(RungRecord)
         .where(
-            col(RungRecord.id) == rung_id, col(RungRecord.status) == "pending", col(RungRecord.flow_run_id).is_(None)
+            col(RungRecord.id) == rung_id,
+            col(RungRecord.status) == "pending",
+            col(RungRecord.flow_run_id).is_(None),
+            ~released,
         )
         .values(flow_run_id=flow_run_id, scheduled_at=now)
         .execution_options(synchronize_session="fetch")

@@ -7,15 +7,17 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import exists, or_, update
+from sqlalchemy import delete, exists, or_, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
+from engine.store.db import dialect_insert
 from engine.store.queries.episodes import set_rung_run
 from engine.store.records import (
     EpisodeRecord,
     EscalationRecord,
     InboundEventRecord,
+    ReleasedRunRecord,
     RungRecord,
     WorkItemRecord,
 )
@@ -30,7 +32,10 @@ __all__ = [
     "escalation_notices",
     "escalations_to_deliver",
     "finish_delivery",
+    "forget_releases",
     "linked_rungs",
+    "prune_releases",
+    "release_runs",
     "run_needs",
     "set_rung_runs",
     "stuck_inbound_events",
@@ -142,6 +147,37 @@ def run_needs(session: Session, run_ids: Iterable[str]) -> dict[str, bool]:
         for run_id, status in session.exec(query):
             out[str(run_id)] = out.get(str(run_id), False) or status == "pending"
     return out
+
+
+def release_runs(session: Session, run_ids: Iterable[str], wall_now: datetime) -> None:
+    """Mark these runs as being cancelled: from now on no rung joins them (:func:`set_rung_run` refuses)."""
+    for run_id in dict.fromkeys(run_ids):
+        session.execute(
+            dialect_insert(session, ReleasedRunRecord)
+            .values(run_id=run_id, released_at=wall_now)
+            .on_conflict_do_nothing()
+        )
+
+
+def forget_releases(session: Session, run_ids: Iterable[str]) -> None:
+    """These runs are not cancelled after all (a rung joined before the mark): rungs may join them again."""
+    ids = list(dict.fromkeys(run_ids))
+    if ids:
+        session.execute(
+            delete(ReleasedRunRecord)
+            .where(col(ReleasedRunRecord.run_id).in_(ids))
+            .execution_options(synchronize_session=False)
+        )
+
+
+def prune_releases(session: Session, before: datetime) -> int:
+    """Forget marks older than ``before`` (wall time): their runs ended long ago and their minutes are past."""
+    result = session.execute(
+        delete(ReleasedRunRecord)
+        .where(col(ReleasedRunRecord.released_at) < before)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 def unlink_pending_rungs(session: Session, run_ids: Iterable[str]) -> int:

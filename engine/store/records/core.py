@@ -25,6 +25,7 @@ __all__ = [
     "InboundEventRecord",
     "PathwayVersionRecord",
     "ProcessedEventRecord",
+    "ReleasedRunRecord",
     "RungRecord",
     "SettingRecord",
     "StageVisitRecord",
@@ -259,6 +260,20 @@ class AuditRecord(SQLModel, table=True):
     action: str
     detail: dict[str, Any] | None = Field(default=None, sa_type=JSON)
     reason: str | None = None
+
+
+class ReleasedRunRecord(SQLModel, table=True):
+    """A deadline run Carepath is cancelling because no pending rung needed it: no rung may join it from then on.
+
+    Written before the cancel and checked by the join in one statement (:func:`engine.store.set_rung_run`), so a rung
+    scheduled into that run's minute at the same moment is refused and scheduled again, rather than left linked to
+    a cancelled run (where only the sweep would find it, late). Rows older than a day are pruned by the sweep."""
+
+    __tablename__ = "released_run"
+    __table_args__ = (Index("ix_released_run_at", "released_at"),)
+
+    run_id: str = Field(primary_key=True)
+    released_at: datetime = Field(sa_type=UTCDateTime)
 
 
 class SettingRecord(SQLModel, table=True):
