@@ -76,7 +76,11 @@ def test_rungs_due_in_the_same_minute_share_one_run_that_fires_each_once(app: Ap
     assert len({r.flow_run_id for r in rungs}) == 1, "one run for the pathway's minute, not one per rung"
     clock(app).set(max(utc(r.due_at) for r in rungs) + timedelta(seconds=1))
     before = app.publisher.versions.get("open-escalations", 0)  # type: ignore[attr-defined]
+    schedule, calls = runs(app).schedule, []
+    runs(app).schedule = lambda timers: calls.append(len(timers)) or schedule(timers)  # type: ignore[method-assign]
     runs(app).run_due(app, clock(app).now())
+    assert calls == [len(rungs)], "the next rungs of every episode fired are scheduled in one call, not one each"
+    assert all(rung(app, f"{ep}/{NALOXONE}#r1").flow_run_id for ep in episodes)
     assert sorted(e.rung_id for e in escalations(app)) == sorted(r.id for r in rungs)
     assert_every_escalation_reached_its_contacts(app)
     assert sweep(app).fired == 0, "nothing was left for the safety net"

@@ -18,8 +18,7 @@ from sqlmodel import Session
 from engine import store
 from engine.app.context import App
 from engine.app.episodes import fire
-from engine.app.followup import FollowUp
-from engine.app.publish import publishing_once
+from engine.app.followup import FollowUp, batched
 from engine.app.views import when
 from engine.clock import utc
 from engine.store.mapper import Changes
@@ -53,7 +52,7 @@ def fire_due_of_run(app: App, run_id: str) -> RunStep:
     with Session(app.engine) as session:
         pending = [r for r in store.linked_rungs(session, run_id) if r.status == "pending"]
     now = app.clock.now()
-    with publishing_once(app):  # the program's tables once per pass, not once per rung
+    with batched(app):  # scheduling and the program's tables once per pass, not once per rung
         for rung in pending:
             if utc(rung.due_at) <= now:
                 result = fire(app, rung.rung_id)

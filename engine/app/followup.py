@@ -17,8 +17,10 @@ A Prefect outage in steps 3-5 does not undo 1-2: it is logged, reported, and the
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -28,13 +30,13 @@ from engine import store
 from engine.app.context import App
 from engine.app.delivery import deliver
 from engine.app.ports import Timer
-from engine.app.publish import publish_episode, publish_program_overview
+from engine.app.publish import publish_episode, publish_program_overview, publishing_once
 from engine.app.views import when
 from engine.clock import utc
 from engine.errors import CarepathError
 from engine.store.mapper import Changes
 
-__all__ = ["MAX_FIRED", "FollowUp", "follow_up", "release_runs", "schedule_timers"]
+__all__ = ["MAX_FIRED", "FollowUp", "batched", "follow_up", "release_runs", "schedule_timers"]
 
 logger = logging.getLogger("carepath.followup")
 
@@ -75,7 +77,7 @@ def follow_up(app: App, episode_id: str, changes: Changes | None = None) -> Foll
         report.delivered = [r.summary() for r in deliver(app, raised)]
     report.cancelled = _step(report, "cancel timers", lambda: release_runs(app, cancel))
     report.cancelled += _step(report, "end met timers", lambda: release_runs(app, met, met=True))
-    report.scheduled = _step(report, "schedule timers", lambda: schedule_timers(app, episode_id))
+    report.scheduled = _step(report, "schedule timers", lambda: _schedule_or_defer(app, episode_id))
     work_changed = bool(raised or cancel or met)
     _step(report, "publish", partial(publish_episode, app, episode_id, escalations_changed=bool(raised)))
     _step(report, "publish overview", lambda: publish_program_overview(app) if work_changed else None)
@@ -125,10 +127,46 @@ def _unneeded(app: App, run_ids: list[str]) -> list[str]:
     return [run for run in run_ids if not needs.get(run, False)]
 
 
-def schedule_timers(app: App, episode_id: str | None = None, limit: int = 500) -> int:
-    """Give the next rung of each open item (of one episode, or all) a scheduled run; returns how many."""
+#: Inside :func:`batched`: the episodes whose timers are scheduled when it ends.
+_DEFERRED: ContextVar[set[str] | None] = ContextVar("carepath_deferred_scheduling", default=None)
+
+
+@contextlib.contextmanager
+def batched(app: App) -> Iterator[None]:
+    """Within, follow-ups leave scheduling their next timers to the end, where one call schedules them all (one
+    Prefect call per pathway and minute, not one per episode), and the program's artifacts are published once: what
+    a deadline run firing many rungs, or a sweep pass after an outage, does. A process that dies inside leaves rungs
+    without a run, which the sweep schedules (as after any crash between a commit and scheduling)."""
+    if _DEFERRED.get() is not None:  # already inside one: the outer one schedules
+        yield
+        return
+    episodes: set[str] = set()
+    token = _DEFERRED.set(episodes)
+    try:
+        with publishing_once(app):
+            yield
+    finally:
+        _DEFERRED.reset(token)
+        try:
+            if episodes:
+                schedule_timers(app, sorted(episodes))
+        except CarepathError as exc:
+            logger.warning("timers of %d episode(s) not scheduled (the sweep will): %s", len(episodes), exc)
+
+
+def _schedule_or_defer(app: App, episode_id: str) -> int:
+    deferred = _DEFERRED.get()
+    if deferred is None:
+        return schedule_timers(app, episode_id)
+    deferred.add(episode_id)
+    return 0
+
+
+def schedule_timers(app: App, episodes: str | Sequence[str] | None = None, limit: int = 500) -> int:
+    """Give the next rung of each open item (of one episode, of these episodes, or of all) a scheduled run; returns
+    how many."""
     with Session(app.engine) as session:
-        rows = store.unscheduled_timers(session, episode_id, limit)
+        rows = store.unscheduled_timers(session, episodes, limit)
     timers = [
         Timer(
             rung_id=row.rung_id,

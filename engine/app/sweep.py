@@ -29,9 +29,9 @@ from engine.app import reconcile as reconciler
 from engine.app.context import App, bound
 from engine.app.delivery import CLAIM_STALE, deliver_pending
 from engine.app.episodes import process_event
-from engine.app.followup import follow_up, schedule_timers
+from engine.app.followup import batched, follow_up, schedule_timers
 from engine.app.ports import SweepReport
-from engine.app.publish import publish_program_overview, publishing_once
+from engine.app.publish import publish_program_overview
 from engine.errors import CarepathError
 
 __all__ = [
@@ -77,7 +77,7 @@ def sweep(app: App, grace: timedelta = DEFAULT_GRACE, limit: int = 200, *, recon
         with Session(app.engine) as session:
             stuck = store.stuck_inbound_events(session, clock.pathway_time(wall_now - STUCK_AFTER), limit)
             late = store.episodes_with_due_rungs(session, clock.pathway_time(wall_now - grace), limit)
-        with publishing_once(app):  # the program's tables once per batch, not once per episode
+        with batched(app):  # scheduling and the program's tables once per batch, not once per episode
             for inbound_id in stuck:
                 try:
                     _changes, done, refused = process_event(app, inbound_id)

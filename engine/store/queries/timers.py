@@ -3,7 +3,7 @@ inbound events stuck before processing."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -87,9 +87,14 @@ class TimerRow:
 
 
 def unscheduled_timers(
-    session: Session, episode_id: str | None = None, limit: int = 500, *, due_before: datetime | None = None
+    session: Session,
+    episodes: str | Sequence[str] | None = None,
+    limit: int = 500,
+    *,
+    due_before: datetime | None = None,
 ) -> list[TimerRow]:
-    """The next pending rung of each open work item that has no Prefect run yet (of one episode, or of all).
+    """The next pending rung of each open work item that has no Prefect run yet (of one episode, of these, or of
+    all).
 
     Only the lowest pending rung of an item gets a run: the run that fires it schedules the next one. Most work is
     done before its first rung, so this halves the runs to create and to cancel. The lookup asks for exactly
@@ -116,8 +121,10 @@ def unscheduled_timers(
             ~has_lower,
         )
     )
-    if episode_id is not None:
-        query = query.where(RungRecord.episode_id == episode_id)
+    if isinstance(episodes, str):
+        query = query.where(RungRecord.episode_id == episodes)
+    elif episodes is not None:
+        query = query.where(col(RungRecord.episode_id).in_(list(episodes)))
     if due_before is not None:
         query = query.where(col(RungRecord.due_at) < due_before)
     rows = session.exec(query.order_by(col(RungRecord.due_at), col(RungRecord.id)).limit(limit))
