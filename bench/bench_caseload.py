@@ -31,10 +31,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import faulthandler
 import json
 import os
 import platform
 import resource
+import signal
 import subprocess
 import sys
 import tempfile
@@ -492,8 +494,6 @@ def _size(path: Path) -> int:
 
 
 def _kill_group(pid: int) -> None:
-    import signal
-
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)
 
@@ -597,8 +597,8 @@ def report(run: Run, coordinators: Coordinators, found: Reckoning, runs: dict[st
         "cpu_s": {
             "up_tree": round(up_cpu, 1),
             "bench": round(bench_cpu, 1),
-            "per_event": round((up_cpu + bench_cpu) / max(run.applied, 1), 3),
-            "per_fired_rung": round(up_cpu / max(run.fired, 1), 3),
+            "per_event": round((up_cpu + bench_cpu) / run.applied, 3) if run.applied else None,
+            "per_fired_rung": round(up_cpu / run.fired, 3) if run.fired else None,
         },
         "processes": dict(kinds),
         "peak_rss_mb": round(run.sampler.peak_rss / 2**20),
@@ -666,6 +666,7 @@ def plot(run: Run, found: Reckoning, path: Path) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _args(argv)
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # kill -USR1 <pid>: where is every thread?
     load = [round(x, 2) for x in os.getloadavg()]
     print(
         f"carepath bench: caseload of {args.episodes:,} episodes, {args.days:g} pathway days at {args.speed:g}x "
