@@ -33,6 +33,7 @@ import argparse
 import contextlib
 import faulthandler
 import json
+import logging
 import os
 import platform
 import resource
@@ -70,7 +71,7 @@ TARGET_DRAIN_S = 120.0
 def _args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="bench_caseload", description=__doc__.splitlines()[0])
     p.add_argument("--episodes", type=int, default=200, help="synthetic people, spread over the pathways (200)")
-    p.add_argument("--days", type=float, default=3, help="pathway days driven (3)")
+    p.add_argument("--days", type=float, default=2, help="pathway days driven (2)")
     p.add_argument("--speed", type=float, default=1440, help="pathway seconds per wall second (1440: a day in 60 s)")
     p.add_argument("--arrivals", type=float, default=0.5, help="people arrive within this many pathway days (0.5)")
     p.add_argument("--seed", type=int, default=12, help="the simulation's seed (12)")
@@ -85,8 +86,8 @@ def _args(argv: Sequence[str] | None) -> argparse.Namespace:
         type=float,
         help="a due rung not escalated this many wall s after due is lost (300; with a kill, the outage + 300)",
     )
-    p.add_argument("--lead", type=float, default=60, help="wall seconds from starting `up` to pathway start (60)")
-    p.add_argument("--settle", type=float, default=180, help="wall seconds to wait for runs to settle (180)")
+    p.add_argument("--lead", type=float, default=30, help="wall seconds from starting `up` to pathway start (30)")
+    p.add_argument("--settle", type=float, default=120, help="wall seconds to wait for runs to settle (120)")
     p.add_argument("--label", help="names the plot: caseload-<label>.png (default: <store>-<episodes>[-kill])")
     p.add_argument("--results", type=Path, default=RESULTS, help="where the JSON line and the plot go")
     p.add_argument("--keep", action="store_true", help="keep the data folder (its logs) and say where")
@@ -197,6 +198,10 @@ class Run:
         from engine.clock import CompressedClock
         from engine.orchestration.flows import dispatching_app
 
+        log = logging.FileHandler(self.home / "bench.log")  # Carepath's warnings in this process (outages)
+        log.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logging.getLogger("carepath").addHandler(log)
+        logging.getLogger("carepath").propagate = False
         self.databases()
         self.receiver = Receiver().start()
         self.stack.callback(self.receiver.stop)
@@ -574,6 +579,7 @@ def report(run: Run, coordinators: Coordinators, found: Reckoning, runs: dict[st
             "refused": sum(d.outcome == "refused" for d in done),
             "attempts_failed": sum(d.outcome == "failed" for d in done),
             "not_started": coordinators.not_started,
+            "unanswered_at_end": coordinators.unanswered,
             "reasons": dict(coordinators.reasons.most_common(8)),
         },
         "events_per_s": round(len(answered) / drive, 2),

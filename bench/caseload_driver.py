@@ -20,7 +20,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -30,6 +29,8 @@ __all__ = ["RETRY_SECONDS", "Coordinators", "Done", "Person", "Step", "caseload"
 
 #: A step that failed for want of an answer (Prefect or the store down) is sent again this many seconds later.
 RETRY_SECONDS = 5.0
+#: At the end of the drive, how long the steps in flight get to answer before they are counted as unanswered.
+GRACE = 60.0
 #: An acknowledgement of an escalation not raised yet is tried this many times (the escalation may be late).
 ACK_TRIES = 6
 
@@ -143,8 +144,10 @@ class Coordinators:
         self.to_wall = to_wall
         self.done: list[Done] = []
         self.reasons: Counter[str] = Counter()
-        self.in_flight = 0
         self.not_started = 0
+        self.unanswered = 0
+        self._busy: set[int] = set()
+        self._closed = False
         self._apps: queue.Queue[Any] = queue.Queue()
         for app in apps:
             self._apps.put(app)
@@ -156,29 +159,49 @@ class Coordinators:
     # ------------------------------------------------------------------------------------------- running
 
     def run(self) -> None:
-        """Drive until ``until``; returns once the steps in flight have answered."""
+        """Drive until ``until``; then wait up to :data:`GRACE` s for the steps in flight to answer (a call that
+        hangs, e.g. on a server that died under it, is left behind and counted as ``unanswered``)."""
+        work: queue.Queue[tuple[int, float] | None] = queue.Queue()
+        for n in range(self._threads):  # daemon threads: a hung call cannot hold the bench at exit
+            threading.Thread(target=self._worker, args=(work,), name=f"coordinator-{n}", daemon=True).start()
         with self._lock:
             for index, person in enumerate(self.people):
                 self._push(index, self.to_wall(person.steps[0].at))
-        with ThreadPoolExecutor(self._threads, thread_name_prefix="coordinator") as pool:
-            while True:
-                with self._lock:
-                    now = time.time()
-                    if now >= self.until:
-                        break
-                    if not self._heap or self.in_flight >= self._threads:
-                        self._lock.wait(0.2)
-                        continue
-                    due, index = self._heap[0]
-                    if due > now:
-                        self._lock.wait(min(due - now, 0.2))
-                        continue
-                    heapq.heappop(self._heap)
-                    self.in_flight += 1
-                pool.submit(self._one, index, due)
+        while True:
+            with self._lock:
+                now = time.time()
+                if now >= self.until:
+                    break
+                if not self._heap or len(self._busy) >= self._threads:
+                    self._lock.wait(0.2)
+                    continue
+                due, index = self._heap[0]
+                if due > now:
+                    self._lock.wait(min(due - now, 0.2))
+                    continue
+                heapq.heappop(self._heap)
+                self._busy.add(index)
+            work.put((index, due))
+        deadline = time.time() + GRACE
         with self._lock:
-            self.not_started = sum(len(self.people[i].steps) - self.people[i].next for _, i in self._heap)
+            while self._busy and time.time() < deadline:
+                self._lock.wait(0.5)
+            self._closed = True
+            self.unanswered = len(self._busy)
+            waiting = [i for _, i in self._heap] + list(self._busy)
+            self.not_started = sum(len(self.people[i].steps) - self.people[i].next for i in waiting)
+            self.not_started -= self.unanswered  # a step in flight was started
+        for _ in range(self._threads):
+            work.put(None)
         self._finished.set()
+
+    def _worker(self, work: queue.Queue[tuple[int, float] | None]) -> None:
+        while (item := work.get()) is not None:
+            self._one(*item)
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._busy)
 
     def finished(self) -> bool:
         return self._finished.is_set()
@@ -210,7 +233,10 @@ class Coordinators:
             self._apps.put(app)
         took = time.time() - started
         with self._lock:
-            self.in_flight -= 1
+            if self._closed:  # answered after the drive gave up on it: not counted
+                return
+            self._busy.discard(index)
+            self._lock.notify_all()
             self.done.append(Done(step.kind, outcome, due, started, took, reason))
             if reason:
                 self.reasons[f"{step.kind} {outcome}: {reason}"] += 1
