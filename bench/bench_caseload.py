@@ -54,7 +54,16 @@ from bench import pg
 from bench.caseload_driver import Coordinators, Done, caseload
 from bench.caseload_procs import Sampler
 from bench.caseload_stats import Escalation, Reckoning, Rung, api_calls, leftover_runs, reckon, summary
-from bench.caseload_up import ROOT, Receiver, UpChild, flow_run_counts, log_lines, non_final_runs, wait_until
+from bench.caseload_up import (
+    ROOT,
+    HealthProbe,
+    Receiver,
+    UpChild,
+    flow_run_counts,
+    log_lines,
+    non_final_runs,
+    wait_until,
+)
 from bench.transition_support import Stopper
 
 __all__ = ["main"]
@@ -71,9 +80,9 @@ TARGET_DRAIN_S = 120.0
 def _args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="bench_caseload", description=__doc__.splitlines()[0])
     p.add_argument("--episodes", type=int, default=200, help="synthetic people, spread over the pathways (200)")
-    p.add_argument("--days", type=float, default=2, help="pathway days driven (2)")
-    p.add_argument("--speed", type=float, default=1440, help="pathway seconds per wall second (1440: a day in 60 s)")
-    p.add_argument("--arrivals", type=float, default=0.5, help="people arrive within this many pathway days (0.5)")
+    p.add_argument("--days", type=float, default=3, help="pathway days driven (3)")
+    p.add_argument("--speed", type=float, default=2880, help="pathway seconds per wall second (2880: a day in 30 s)")
+    p.add_argument("--arrivals", type=float, default=1, help="people arrive within this many pathway days (1)")
     p.add_argument("--seed", type=int, default=12, help="the simulation's seed (12)")
     p.add_argument("--coordinators", type=int, default=4, help="threads recording actions at once (4)")
     p.add_argument("--postgres", action="store_true", help="the store and the Prefect server on PostgreSQL")
@@ -242,6 +251,8 @@ class Run:
         self.up.start()
         self.sampler = Sampler(self._roots).start()
         self.stack.callback(self.sampler.stop)
+        self.probe = HealthProbe(self.settings.api_url).start()
+        self.stack.callback(self.probe.stop)
         self.up.wait_served(self.settings, self.pathway_ids, datetime.now(UTC), timeout=300)
         self.marks["served"] = time.time()
         print(f"`carepath up` serving after {self.marks['served'] - self.marks['up_started']:.1f} s", flush=True)
@@ -306,7 +317,8 @@ class Run:
             f"failed {sum(d.outcome == 'failed' for d in done)}, "
             f"lag p95 {summary(recent)['p95'] or 0:.1f} s) | escalations {raised:,}, rungs fired {fired:,}"
             f" | up tree CPU {self.sampler.cpu():.0f} s, RSS {(sample.rss if sample else 0) / 2**20:.0f} MB, "
-            f"flow-run processes {kinds.get('flow-run', 0)} | load {os.getloadavg()[0]:.1f}",
+            f"flow-run processes {kinds.get('flow-run', 0)} | load {os.getloadavg()[0]:.1f}"
+            + (" | PREFECT NOT ANSWERING" if self.probe.unanswered(since=time.time() - 5)["total_s"] else ""),
             flush=True,
         )
 
@@ -459,6 +471,17 @@ class Run:
             print(f"draining: {found.pending} due rungs not escalated or delivered yet", flush=True)
             time.sleep(5)
 
+    def fired_timeouts(self) -> int:
+        """Rungs fired that escalate nobody (``timeout`` items move the episode): fired, with no escalation row."""
+        from sqlalchemy import func, select
+
+        from engine.store import RungRecord, WorkItemRecord
+
+        r, w = RungRecord.__table__, WorkItemRecord.__table__  # type: ignore[attr-defined]
+        with self.app.engine.connect() as conn:
+            query = select(func.count()).select_from(r.join(w, w.c.id == r.c.work_item_id))
+            return int(conn.execute(query.where(r.c.status == "fired", w.c.kind == "timeout")).scalar_one())
+
     def flush(self) -> None:
         _flush(self.settings)
 
@@ -523,6 +546,13 @@ def _backlog(run: Run, rungs: list[Rung], escalations: list[Escalation]) -> dict
     }
 
 
+def _outside(run: Run, rungs: list[Rung], found: Reckoning) -> list[float]:
+    """Lateness of the rungs that did not come due while Carepath was down (between the kill and the restart)."""
+    due = {r.id: r.due for r in rungs}
+    down = (run.marks["killed"], run.marks["restarted"])
+    return [v for k, v in found.lateness.items() if not down[0] <= due.get(k, 0.0) <= down[1]]
+
+
 def _locked(run: Run, coordinators: Coordinators) -> dict[str, int]:
     """``database is locked`` errors: of the Carepath store (in ``up``'s log, its flow runs' included, and in the
     coordinators' failed attempts) and of the Prefect server's own database (each error once: the server logs the
@@ -550,6 +580,7 @@ def report(run: Run, coordinators: Coordinators, found: Reckoning, runs: dict[st
     backlog = _backlog(run, rungs, escalations)
     answer = summary([d.took for d in answered if d.kind in ("event", "consent")], 2)
     counts = flow_run_counts(run.settings.api_url() or "")
+    fired = sum(1 for r in rungs if r.id in {e.rung_id for e in escalations}) + run.fired_timeouts()
     record: dict[str, Any] = {
         "label": args.label,
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -598,6 +629,7 @@ def report(run: Run, coordinators: Coordinators, found: Reckoning, runs: dict[st
             "messages_received": run.receiver.received,
         },
         "lateness_s": summary(lateness),
+        "lateness_outside_outage_s": None if backlog is None else summary(_outside(run, rungs, found)),
         "delivery_lateness_s": summary(list(found.delivery_lateness.values())),
         "transitions": {"enrolled": run.episodes, "events_applied": run.applied, "rungs_fired": run.fired},
         "cpu_s": {
@@ -607,6 +639,7 @@ def report(run: Run, coordinators: Coordinators, found: Reckoning, runs: dict[st
             "per_fired_rung": round(up_cpu / run.fired, 3) if run.fired else None,
         },
         "processes": dict(kinds),
+        "flow_run_processes_per_fired_rung": round(kinds.get("flow-run", 0) / fired, 2) if fired else None,
         "peak_rss_mb": round(run.sampler.peak_rss / 2**20),
         "prefect_api": {
             "calls": total_calls,
@@ -616,17 +649,19 @@ def report(run: Run, coordinators: Coordinators, found: Reckoning, runs: dict[st
         },
         "flow_runs_ended": counts,
         "kill": backlog,
+        "prefect_unanswered": run.probe.unanswered(since=marks["served"]),
         "database_locked": _locked(run, coordinators),
         "runs_non_final": {k: len(v) for k, v in runs.items()},
         "runs_left_examples": runs["left"][:5],
         "problems": run.problems,
     }
-    record["targets"] = {
-        "lateness_p99_le_30s": (record["lateness_s"]["p99"] or 0) <= TARGET_P99_S,
+    p99 = record["lateness_s"]["p99"]
+    record["targets"] = {  # None: this run could not tell (nothing escalated, no event answered, no kill)
+        "lateness_p99_le_30s": None if p99 is None else p99 <= TARGET_P99_S,
         "none_lost": not found.lost,
         "none_doubled": not found.doubled,
         "no_run_left": not runs["left"],
-        "event_answer_p95_le_1s": (answer["p95"] or 0) <= TARGET_ANSWER_P95_S,
+        "event_answer_p95_le_1s": None if answer["p95"] is None else answer["p95"] <= TARGET_ANSWER_P95_S,
         "drain_le_120s": None if backlog is None else (backlog["drain_s"] or 1e9) <= TARGET_DRAIN_S,
         "no_store_lock_errors": record["database_locked"]["store"] == 0,
     }

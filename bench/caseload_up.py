@@ -25,7 +25,16 @@ from typing import Any
 
 from bench.caseload_stats import RunRow
 
-__all__ = ["ROOT", "Receiver", "UpChild", "flow_run_counts", "log_lines", "non_final_runs", "wait_until"]
+__all__ = [
+    "ROOT",
+    "HealthProbe",
+    "Receiver",
+    "UpChild",
+    "flow_run_counts",
+    "log_lines",
+    "non_final_runs",
+    "wait_until",
+]
 
 ROOT = Path(__file__).resolve().parents[1]
 _NOT_FINAL = ("SCHEDULED", "PENDING", "RUNNING", "CANCELLING", "PAUSED")
@@ -219,6 +228,51 @@ class Receiver:
                 self.counts[(rung, path)] += 1
 
 
+@dataclass
+class HealthProbe:
+    """Asks the Prefect server's ``/health`` every ``every`` s (``timeout`` s to answer) in a daemon thread, and
+    keeps the spells it did not answer: a server wedged under load (seen: SQLite busy for minutes) shows here."""
+
+    url: Any  # () -> the API URL, or None while none is known
+    every: float = 2.0
+    timeout: float = 5.0
+    spells: list[tuple[float, float]] = field(default_factory=list)
+    _down_since: float | None = None
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def start(self) -> HealthProbe:
+        threading.Thread(target=self._loop, name="health-probe", daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._close(time.time())
+
+    def unanswered(self, since: float = 0.0) -> dict[str, float]:
+        """Seconds without an answer since ``since``: in all, and the longest spell."""
+        spells = [(max(a, since), b) for a, b in self.spells if b > since]
+        if self._down_since is not None:
+            spells.append((max(self._down_since, since), time.time()))
+        lengths = [b - a for a, b in spells]
+        return {"total_s": round(sum(lengths), 1), "longest_s": round(max(lengths, default=0.0), 1)}
+
+    def _close(self, now: float) -> None:
+        if self._down_since is not None:
+            self.spells.append((self._down_since, now))
+            self._down_since = None
+
+    def _loop(self) -> None:
+        from engine.orchestration.server import api_reachable
+
+        while not self._stop.wait(self.every):
+            url = self.url()
+            asked = time.time()
+            if url and api_reachable(url, timeout=self.timeout):
+                self._close(asked)
+            elif self._down_since is None:
+                self._down_since = asked
+
+
 def non_final_runs(settings: Any) -> list[RunRow]:
     """Every flow run on the server not in a final state (deployment runs and in-process ones alike)."""
     from engine.orchestration.adapters import prefect_api
@@ -258,15 +312,18 @@ def non_final_runs(settings: Any) -> list[RunRow]:
         return run_sync(read())
 
 
-def flow_run_counts(api_url: str) -> dict[str, int]:
-    """Flow runs that ended, of deployments (``deployment``: each a process Prefect started for a timer) and
-    in-process ones (``in_process``: coordinators' requests, sweeps), read with the server's count endpoint."""
+def flow_run_counts(api_url: str) -> dict[str, dict[str, int]]:
+    """Flow runs in each final state, of deployments (``deployment``: timers; a run that completed, failed or
+    crashed had a process, a cancelled one mostly never started) and in-process ones (``in_process``:
+    coordinators' requests, sweeps), read with the server's count endpoint."""
     import httpx
 
-    out = {}
+    out: dict[str, dict[str, int]] = {}
     for kind, is_null in (("deployment", False), ("in_process", True)):
-        body = {"flow_runs": {"deployment_id": {"is_null_": is_null}, "state": {"type": {"any_": list(_FINAL)}}}}
-        response = httpx.post(f"{api_url.rstrip('/')}/flow_runs/count", json=body, timeout=60)
-        response.raise_for_status()
-        out[kind] = int(response.json())
+        out[kind] = {}
+        for state in _FINAL:
+            body = {"flow_runs": {"deployment_id": {"is_null_": is_null}, "state": {"type": {"any_": [state]}}}}
+            response = httpx.post(f"{api_url.rstrip('/')}/flow_runs/count", json=body, timeout=60)
+            response.raise_for_status()
+            out[kind][state.lower()] = int(response.json())
     return out
