@@ -298,7 +298,7 @@ class Run:
                 last = time.time()
                 self.progress(coordinators, start, end)
         self.marks["drive_end"] = time.time()
-        self._window_close(coordinators)
+        self.horizon = START + timedelta(days=self.args.days)  # rungs due by the end of the drive are judged
         for app in apps:
             app.close()
         return coordinators
@@ -316,7 +316,7 @@ class Run:
             f" | actions {len(done):,}/{total:,} ({coordinators.behind()} due, not started; "
             f"failed {sum(d.outcome == 'failed' for d in done)}, "
             f"lag p95 {summary(recent)['p95'] or 0:.1f} s) | escalations {raised:,}, rungs fired {fired:,}"
-            f" | up tree CPU {self.sampler.cpu():.0f} s, RSS {(sample.rss if sample else 0) / 2**20:.0f} MB, "
+            f" | up tree CPU {self.sampler.cpu():.0f} s, memory {(sample.rss if sample else 0) / 2**20:.0f} MB, "
             f"flow-run processes {kinds.get('flow-run', 0)} | load {os.getloadavg()[0]:.1f}"
             + (" | PREFECT NOT ANSWERING" if self.probe.unanswered(since=time.time() - 5)["total_s"] else ""),
             flush=True,
@@ -339,13 +339,15 @@ class Run:
         self.bench_cpu0 = _own_cpu()
         self.log0 = _size(self.server_log)
 
-    def _window_close(self, coordinators: Coordinators) -> None:
+    def _window_close(self) -> None:
+        """The end of what the per-unit figures divide: the drive and the drain that finished its work."""
         from sqlalchemy import func, select
 
         from engine.store import EpisodeRecord, InboundEventRecord
 
         self.sampler.sample()
         self.cpu1 = self.sampler.cpu()
+        self.kinds1 = self.sampler.kinds()
         self.bench_cpu1 = _own_cpu()
         self.log1 = _size(self.server_log)
         with self.app.engine.connect() as conn:
@@ -356,7 +358,6 @@ class Run:
                 ).scalar_one()
             )
         _raised, self.fired = self._counts()
-        self.horizon = START + timedelta(days=self.args.days)  # rungs due by the end of the drive are judged
 
     # ------------------------------------------------------------------------------------------- crash
 
@@ -462,6 +463,7 @@ class Run:
             self.stopper.check()
             if found.pending == 0:
                 self.marks["drained"] = time.time()
+                self._window_close()
                 print(
                     f"drained {time.time() - t0:.0f} s after the drive: {found.expected} due, {found.raised} "
                     f"escalated, {found.delivered} delivered, {len(found.lost)} lost",
@@ -471,17 +473,6 @@ class Run:
             print(f"draining: {found.pending} due rungs not escalated or delivered yet", flush=True)
             time.sleep(5)
 
-    def fired_timeouts(self) -> int:
-        """Rungs fired that escalate nobody (``timeout`` items move the episode): fired, with no escalation row."""
-        from sqlalchemy import func, select
-
-        from engine.store import RungRecord, WorkItemRecord
-
-        r, w = RungRecord.__table__, WorkItemRecord.__table__  # type: ignore[attr-defined]
-        with self.app.engine.connect() as conn:
-            query = select(func.count()).select_from(r.join(w, w.c.id == r.c.work_item_id))
-            return int(conn.execute(query.where(r.c.status == "fired", w.c.kind == "timeout")).scalar_one())
-
     def flush(self) -> None:
         _flush(self.settings)
 
@@ -489,7 +480,7 @@ class Run:
         """Wait (up to ``--settle``) for no Prefect run to be left non-final but the future timers."""
         deadline = time.monotonic() + self.args.settle
         while True:
-            found = leftover_runs(non_final_runs(self.settings), time.time())
+            found = leftover_runs(non_final_runs(self.settings), time.time(), horizon=self._to_wall(self.horizon))
             if not found["left"] or time.monotonic() > deadline:
                 return found
             print(f"settling: {len(found['left'])} runs left behind, {len(found['in_flight'])} in flight", flush=True)
@@ -580,7 +571,6 @@ def report(run: Run, coordinators: Coordinators, found: Reckoning, runs: dict[st
     backlog = _backlog(run, rungs, escalations)
     answer = summary([d.took for d in answered if d.kind in ("event", "consent")], 2)
     counts = flow_run_counts(run.settings.api_url() or "")
-    fired = sum(1 for r in rungs if r.id in {e.rung_id for e in escalations}) + run.fired_timeouts()
     record: dict[str, Any] = {
         "label": args.label,
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -639,8 +629,10 @@ def report(run: Run, coordinators: Coordinators, found: Reckoning, runs: dict[st
             "per_fired_rung": round(up_cpu / run.fired, 3) if run.fired else None,
         },
         "processes": dict(kinds),
-        "flow_run_processes_per_fired_rung": round(kinds.get("flow-run", 0) / fired, 2) if fired else None,
-        "peak_rss_mb": round(run.sampler.peak_rss / 2**20),
+        "flow_run_processes_per_fired_rung": (
+            round(run.kinds1.get("flow-run", 0) / run.fired, 2) if run.fired else None
+        ),
+        "peak_memory_mb": round(run.sampler.peak_rss / 2**20),
         "prefect_api": {
             "calls": total_calls,
             "per_transition": round(total_calls / max(transitions, 1), 1),

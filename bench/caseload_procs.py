@@ -5,7 +5,8 @@ the processes it started, for :mod:`bench.bench_caseload`.
   their reaped children's (``cutime``/``cstime``): a flow-run process that ended and was waited for by its
   parent (the serving process) is counted through that parent. Orphans (re-parented to init after a kill -9) leave
   the tree; the bench adds a tree's last sample before it kills it (:meth:`Sampler.retire`).
-- **Memory**: the sum of the live processes' resident set, sampled; the peak is kept.
+- **Memory**: the sum of the live processes' proportional set size (PSS: a page shared by forked processes
+  counted once in all), sampled; the peak is kept.
 - **Processes started**: every pid seen in the tree, by kind from its command line (``flow-run`` for
   ``python -m prefect.engine``, Prefect's process per deployment run). Sampling every ``every`` seconds misses only
   processes that live less than that; a flow-run process imports Prefect first (over a second).
@@ -41,7 +42,15 @@ def _stat(pid: int) -> tuple[int, float, float] | None:
     return ppid, own, reaped
 
 
-def _rss(pid: int) -> int:
+def _memory(pid: int) -> int:
+    """Bytes ``pid`` holds: its proportional set size (shared pages split between their sharers, so forked
+    processes are not counted twice), else its resident set."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, IndexError, ValueError):
+        pass
     try:
         return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * _PAGE
     except (OSError, IndexError, ValueError):
@@ -133,7 +142,7 @@ class Sampler:
             self._thread.join(timeout=10)
 
     def sample(self) -> Sample:
-        """Take one sample now (also called by the thread)."""
+        """Take one sample now (also called by the thread); the roots themselves are counted as started too."""
         children = _children()
         per_root: dict[int, float] = {}
         rss = count = 0
@@ -144,10 +153,11 @@ class Sampler:
                 if stat is None:
                     continue
                 cpu += stat[1] + stat[2]
-                rss += _rss(pid)
+                rss += _memory(pid)
                 count += 1
-                if pid not in self.started:
-                    self.started[pid] = classify(_cmdline(pid))
+                known = self.started.get(pid)
+                if known is None or (pid != root and known in ("carepath-up", "other")):
+                    self.started[pid] = classify(_cmdline(pid))  # a fork shows its parent's command until exec
             per_root[root] = cpu
         with self._lock:
             self._last = {root: max(cpu, self._last.get(root, 0.0)) for root, cpu in per_root.items()}

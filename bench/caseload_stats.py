@@ -193,14 +193,18 @@ class RunRow:
     deployment: bool
 
 
-def leftover_runs(runs: Iterable[RunRow], now: float, in_flight: float = 60.0) -> dict[str, list[str]]:
-    """Sort non-final runs into ``timers`` (Scheduled for a time still ahead: a rung of an open episode, or the daily
-    measures), ``in_flight`` (picked up, running or cancelling for under ``in_flight`` seconds, or due within it)
-    and ``left`` (anything else: late, stuck, orphaned), each a list of ``state name`` descriptions."""
+def leftover_runs(
+    runs: Iterable[RunRow], now: float, *, horizon: float | None = None, in_flight: float = 60.0
+) -> dict[str, list[str]]:
+    """Sort non-final runs into ``timers`` (Scheduled for a time still ahead, or after ``horizon``, the end of the
+    measured drive: a later rung of an open episode, or the daily measures), ``in_flight`` (picked up, running or
+    cancelling for under ``in_flight`` seconds, or due within it) and ``left`` (anything else: late, stuck,
+    orphaned), each a list of ``state name`` descriptions."""
     out: dict[str, list[str]] = {"timers": [], "in_flight": [], "left": []}
+    ahead = now if horizon is None else min(now, horizon)
     for run in runs:
         label = f"{run.state} {run.name}"
-        if run.state == "SCHEDULED" and run.scheduled is not None and run.scheduled > now:
+        if run.state == "SCHEDULED" and run.scheduled is not None and run.scheduled > ahead:
             out["timers"].append(label)
         elif now - max(run.since, run.scheduled or run.since) < in_flight:
             out["in_flight"].append(label)

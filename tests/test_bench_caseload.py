@@ -122,3 +122,14 @@ def test_future_timers_and_runs_in_flight_are_excused_and_the_rest_is_left_behin
     assert found["timers"] == ["SCHEDULED timer"]
     assert found["in_flight"] == ["PENDING starting"]
     assert found["left"] == ["SCHEDULED late", "PENDING stuck", "CANCELLING cancelling"]
+
+
+def test_runs_for_rungs_due_after_the_drive_are_timers_even_when_late() -> None:
+    now, end = 10_000.0, 9_000.0
+    runs = [
+        cs.RunRow("after the drive", "SCHEDULED", scheduled=9_500.0, since=8_000.0, deployment=True),
+        cs.RunRow("during the drive", "SCHEDULED", scheduled=8_500.0, since=8_000.0, deployment=True),
+    ]
+    found = cs.leftover_runs(runs, now, horizon=end)
+    assert found["timers"] == ["SCHEDULED after the drive"]
+    assert found["left"] == ["SCHEDULED during the drive"]
