@@ -678,6 +678,12 @@ def plot(run: Run, found: Reckoning, path: Path) -> None:
         )
     if points:
         ax.scatter([x for x, _ in points], [y for _, y in points], s=6, color="tab:blue", alpha=0.7, label="escalated")
+    lost = [rungs[k].due - t0 for k in found.lost if k in rungs]
+    if lost:
+        top = max([run.args.bound] + [y for _, y in points + delivered])
+        ax.scatter(lost, [top] * len(lost), s=30, marker="x", color="red", label=f"lost ({len(lost)})")
+    for n, (a, b) in enumerate(run.probe.spells):
+        ax.axvspan(a - t0, b - t0, color="grey", alpha=0.15, label="Prefect not answering" if n == 0 else None)
     ax.axhline(TARGET_P99_S, color="grey", linestyle=":", linewidth=1, label=f"target p99 ({TARGET_P99_S:.0f} s)")
     ax.axvline(run._to_wall(run.horizon) - t0, color="black", linewidth=1, label="drive ends")
     for mark, colour in (("killed", "red"), ("restarted", "green")):
@@ -690,7 +696,7 @@ def plot(run: Run, found: Reckoning, path: Path) -> None:
         f"carepath caseload: {run.args.episodes:,} episodes, {run.args.days:g} days at {run.args.speed:g}x, {store}",
         fontsize=10,
     )
-    ax.legend(fontsize=8, loc="upper left")
+    ax.legend(fontsize=8, loc="best")
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path)
