@@ -122,15 +122,21 @@ def _args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def _commit() -> str:
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "engine", "flows"], cwd=ROOT, capture_output=True, text=True
-        )
-        return head.stdout.strip() + ("+changes" if dirty.stdout.strip() else "")
-    except OSError:
-        return "unknown"
+def _commit() -> dict[str, str]:
+    """This checkout's commit (``+changes`` when ``engine/`` or ``flows/`` differ from it) and the last commit that
+    changed ``engine/`` or ``flows/``: what was measured, whatever the bench's own commits."""
+
+    def git(*argv: str) -> str:
+        try:
+            return subprocess.run(["git", *argv], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+        except OSError:
+            return "unknown"
+
+    dirty = "+changes" if git("status", "--porcelain", "--", "engine", "flows") else ""
+    return {
+        "head": git("rev-parse", "--short", "HEAD") + dirty,
+        "engine": git("log", "-1", "--format=%h", "--", "engine", "flows"),
+    }
 
 
 def _configure(home: Path, port: int) -> dict[str, str]:
@@ -476,13 +482,16 @@ class Run:
     def flush(self) -> None:
         _flush(self.settings)
 
-    def settle_runs(self) -> dict[str, list[str]]:
-        """Wait (up to ``--settle``) for no Prefect run to be left non-final but the future timers."""
+    def settle_runs(self) -> tuple[dict[str, list[str]], int]:
+        """Wait (up to ``--settle``) for no Prefect run to be left non-final but the timers of later rungs (runs to
+        start after the drive's end, or still ahead); also returns how many runs start after that (counted only)."""
         deadline = time.monotonic() + self.args.settle
         while True:
-            found = leftover_runs(non_final_runs(self.settings), time.time(), horizon=self._to_wall(self.horizon))
+            now, end = time.time(), self._to_wall(self.horizon)
+            rows, later = non_final_runs(self.settings, min(now, end))
+            found = leftover_runs(rows, now, horizon=end)
             if not found["left"] or time.monotonic() > deadline:
-                return found
+                return found, later
             print(f"settling: {len(found['left'])} runs left behind, {len(found['in_flight'])} in flight", flush=True)
             time.sleep(10)
 
@@ -556,7 +565,9 @@ def _locked(run: Run, coordinators: Coordinators) -> dict[str, int]:
     return {"store": store, "prefect_server": errors(log_lines(run.server_log))}
 
 
-def report(run: Run, coordinators: Coordinators, found: Reckoning, runs: dict[str, list[str]]) -> dict[str, Any]:
+def report(
+    run: Run, coordinators: Coordinators, found: Reckoning, runs: dict[str, list[str]], later: int
+) -> dict[str, Any]:
     args, marks = run.args, run.marks
     rungs, escalations = run.rows()
     done: list[Done] = coordinators.snapshot()
@@ -643,7 +654,11 @@ def report(run: Run, coordinators: Coordinators, found: Reckoning, runs: dict[st
         "kill": backlog,
         "prefect_unanswered": run.probe.unanswered(since=marks["served"]),
         "database_locked": _locked(run, coordinators),
-        "runs_non_final": {k: len(v) for k, v in runs.items()},
+        "runs_non_final": {
+            "timers": len(runs["timers"]) + later,
+            "in_flight": len(runs["in_flight"]),
+            "left": len(runs["left"]),
+        },
         "runs_left_examples": runs["left"][:5],
         "problems": run.problems,
     }
@@ -721,8 +736,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         run.prepare()
         coordinators = run.drive()
         found = run.drain()
-        runs = run.settle_runs()
-        record = report(run, coordinators, found, runs)
+        runs, later = run.settle_runs()
+        record = report(run, coordinators, found, runs, later)
         run.flush()
         args.results.mkdir(parents=True, exist_ok=True)
         with (args.results / "caseload.jsonl").open("a") as out:

@@ -273,23 +273,44 @@ class HealthProbe:
                 self._down_since = asked
 
 
-def non_final_runs(settings: Any) -> list[RunRow]:
-    """Every flow run on the server not in a final state (deployment runs and in-process ones alike)."""
+def non_final_runs(settings: Any, before: float) -> tuple[list[RunRow], int]:
+    """The flow runs on the server not in a final state that were to start by ``before`` (wall, epoch s), deployment
+    runs and in-process ones alike; and how many more are to start after it (counted by the server: with
+    thousands of episodes most runs wait for later rungs, and reading each would take minutes)."""
+    import httpx
+
     from engine.orchestration.adapters import prefect_api
     from engine.orchestration.prefect_api import run_sync
 
+    cut = datetime.fromtimestamp(before, UTC)
+    api = (settings.api_url() or "").rstrip("/")
+    body = {
+        "flow_runs": {
+            "state": {"type": {"any_": list(_NOT_FINAL)}},
+            "expected_start_time": {"after_": cut.isoformat()},
+        }
+    }
+    later = httpx.post(f"{api}/flow_runs/count", json=body, timeout=120)
+    later.raise_for_status()
+
     async def read() -> list[RunRow]:
         from prefect.client.orchestration import get_client
-        from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
+        from prefect.client.schemas.filters import (
+            FlowRunFilter,
+            FlowRunFilterExpectedStartTime,
+            FlowRunFilterState,
+            FlowRunFilterStateType,
+        )
         from prefect.client.schemas.objects import StateType
 
         states = FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType(s) for s in _NOT_FINAL]))
+        by = FlowRunFilterExpectedStartTime(before_=cut)
         out: list[RunRow] = []
         async with get_client() as client:
             offset = 0
             while True:
                 page = await client.read_flow_runs(
-                    flow_run_filter=FlowRunFilter(state=states), limit=200, offset=offset
+                    flow_run_filter=FlowRunFilter(state=states, expected_start_time=by), limit=200, offset=offset
                 )
                 offset += len(page)
                 for run in page:
@@ -309,7 +330,7 @@ def non_final_runs(settings: Any) -> list[RunRow]:
                     return out
 
     with prefect_api(settings):
-        return run_sync(read())
+        return run_sync(read()), int(later.json())
 
 
 def flow_run_counts(api_url: str) -> dict[str, dict[str, int]]:
