@@ -408,6 +408,8 @@ class Run:
         else:
             wait_until("the Prefect server to answer again", lambda: api_reachable(self.settings.api_url() or ""), 600)
         self.marks["served_again"] = time.time()
+        if self.marks["restarted"] > self._to_wall(START + timedelta(days=self.args.days)):
+            self.problems.append("the restart came after the drive ended: the backlog counts rungs due by its end")
         print(
             f"restarted after {outage:.0f} s down; serving again "
             f"{self.marks['served_again'] - self.marks['restarted']:.1f} s later",
@@ -527,12 +529,14 @@ def _kill_group(pid: int) -> None:
 
 
 def _backlog(run: Run, rungs: list[Rung], escalations: list[Escalation]) -> dict[str, Any] | None:
-    """After a restart: the rungs that came due (unmet) before it, and how long until the last was delivered."""
+    """After a restart: the rungs that came due (unmet) before it, and how long until the last was delivered. Only
+    rungs due by the end of the drive count (what the drain waited for), should the restart come after it."""
     if "restarted" not in run.marks:
         return None
     restart = run.marks["restarted"]
+    cut = min(restart, run._to_wall(run.horizon))
     by_rung = {e.rung_id: e for e in escalations}
-    due = [r for r in rungs if r.kind != "timeout" and r.due <= restart and (r.stopped is None or r.stopped >= r.due)]
+    due = [r for r in rungs if r.kind != "timeout" and r.due <= cut and (r.stopped is None or r.stopped >= r.due)]
     missed = [r for r in due if r.id not in by_rung and (r.stopped is None or r.stopped > restart)]
     done = [by_rung[r.id].delivered or by_rung[r.id].raised for r in due if r.id in by_rung]
     during = [r for r in due if r.due >= run.marks["killed"]]
@@ -541,7 +545,7 @@ def _backlog(run: Run, rungs: list[Rung], escalations: list[Escalation]) -> dict
         "outage_s": round(restart - run.marks["killed"], 1),
         "served_after_restart_s": round(run.marks["served_again"] - restart, 1),
         "came_due_while_down": len(during),
-        "drain_s": round(max(done) - restart, 1) if done and not missed else None,
+        "drain_s": round(max(max(done) - restart, 0.0), 1) if done and not missed else None,
         "not_escalated": len(missed),
     }
 
@@ -697,7 +701,9 @@ def plot(run: Run, found: Reckoning, path: Path) -> None:
     if lost:
         top = max([run.args.bound] + [y for _, y in points + delivered])
         ax.scatter(lost, [top] * len(lost), s=30, marker="x", color="red", label=f"lost ({len(lost)})")
-    for n, (a, b) in enumerate(run.probe.spells):
+    served = run.marks["served"]
+    spells = [(max(a, served), b) for a, b in run.probe.spells if b > served]
+    for n, (a, b) in enumerate(spells):
         ax.axvspan(a - t0, b - t0, color="grey", alpha=0.15, label="Prefect not answering" if n == 0 else None)
     ax.axhline(TARGET_P99_S, color="grey", linestyle=":", linewidth=1, label=f"target p99 ({TARGET_P99_S:.0f} s)")
     ax.axvline(run._to_wall(run.horizon) - t0, color="black", linewidth=1, label="drive ends")
