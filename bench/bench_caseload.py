@@ -700,7 +700,9 @@ def plot(run: Run, found: Reckoning, path: Path) -> None:
     lost = [rungs[k].due - t0 for k in found.lost if k in rungs]
     if lost:
         top = max([run.args.bound] + [y for _, y in points + delivered])
-        ax.scatter(lost, [top] * len(lost), s=30, marker="x", color="red", label=f"lost ({len(lost)})")
+        ax.scatter(
+            lost, [top] * len(lost), s=30, marker="x", color="red", label=f"lost ({len(lost)}; drawn at the bound)"
+        )
     served = run.marks["served"]
     spells = [(max(a, served), b) for a, b in run.probe.spells if b > served]
     for n, (a, b) in enumerate(spells):
