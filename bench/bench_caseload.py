@@ -23,8 +23,9 @@ lost or doubled or a Prefect run was left non-final.
 
 Run from the repository root::
 
-    .venv/bin/python -m bench.bench_caseload --episodes 200                     # SQLite, about 5 minutes
-    .venv/bin/python -m bench.bench_caseload --episodes 10000 --postgres --days 30 --speed 2880
+    .venv/bin/python -m bench.bench_caseload                              # 200 episodes, SQLite: 6-9 minutes
+    .venv/bin/python -m bench.bench_caseload --postgres --kill --outage 60
+    .venv/bin/python -m bench.bench_caseload --episodes 10000 --postgres --days 30 --speed 1440 --coordinators 8
 """
 
 from __future__ import annotations
