@@ -32,6 +32,7 @@ from engine.orchestration.prefect_api import (
     reschedule_flow_run,
     run_sync,
     schedule_deployment_run,
+    schedule_shared_run,
     wait_for_deployments,
 )
 from engine.orchestration.server import api_reachable, free_port, start_local_server
@@ -142,6 +143,28 @@ def test_the_same_idempotency_key_makes_one_run(echo: Echo) -> None:
     echo.wait_for(episode)
     echo.wait_for(sentinel)
     assert len(echo.records(episode)) == 1
+
+
+def test_a_shared_run_is_joined_while_waiting_and_never_once_it_ended_however_often(echo: Echo) -> None:
+    """A minute's deadline run: callers join it by key while it waits; once it is cancelled or done (every rung in it
+    met, again and again in a busy minute), each caller gets a run that has not started, never an ended one."""
+    key, at = f"shared-{uuid.uuid4().hex[:8]}", datetime.now(UTC) + timedelta(minutes=30)
+
+    def shared() -> uuid.UUID:
+        return run_sync(schedule_shared_run(DEPLOYMENT, {"episode_id": "ep-shared"}, at=at, idempotency_key=key))
+
+    run_id = shared()
+    assert shared() == run_id, "a waiting run is joined"
+    seen = {run_id}
+    for _ in range(12):  # more ends than the generations a key tries
+        assert run_sync(cancel_flow_run(run_id)) is True
+        run_id = shared()
+        assert run_id not in seen, "an ended run was handed out again"
+        assert run_sync(get_run_state(run_id)).state_type == "SCHEDULED"
+        assert shared() == run_id, "the new run is joined in turn"
+        seen.add(run_id)
+    for run in seen:  # nothing left to start a process for
+        run_sync(cancel_flow_run(run))
 
 
 def test_a_cancelled_run_never_runs_whether_scheduled_or_already_picked_up(echo: Echo) -> None:

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from engine.clock import utc
 from engine.errors import OrchestrationError
@@ -89,8 +89,10 @@ async def schedule_deployment_run(
         return run.id
 
 
-#: How many keys a shared run tries (``key``, ``key.1``, ...) before it takes a run already under way.
+#: How many generations of a shared run's key are tried (``key``, ``key.1``, ...) before a key of its own is used.
 _SHARED_ATTEMPTS = 8
+#: The newest generation this process found joinable, per server, deployment and key: where the next look starts.
+_GENERATION: dict[tuple[str, str, str], int] = {}
 
 
 async def schedule_shared_run(
@@ -103,15 +105,26 @@ async def schedule_shared_run(
 ) -> UUID:
     """A run of ``flow/deployment`` at ``at`` that several callers join by the same key, as long as it has not
     started: a run already running or finished (or being cancelled) may not look at its work again, so the key's
-    next generation (``key.1``, ``key.2``...) is used instead. A run picked up (``Pending``) is joined: its process
-    reads its work from the store when it starts."""
+    next generation (``key.1``, ``key.2``...) is used instead, and after a few a key of its own (a minute whose runs
+    keep ending early: every rung in it met one after another). A run picked up (``Pending``) is joined: its process
+    reads its work from the store when it starts. Always returns a run that had not started."""
     from prefect.client.schemas.objects import StateType
 
     async with _client(f"cannot schedule a run of {deployment_name!r}") as client:
-        for attempt in range(_SHARED_ATTEMPTS):
-            key = idempotency_key if attempt == 0 else f"{idempotency_key}.{attempt}"
+        cache = (str(client.api_url), deployment_name, idempotency_key)
+        first = _GENERATION.get(cache, 0)
+        for generation in [*range(first, first + _SHARED_ATTEMPTS), None]:
+            key = (
+                f"{idempotency_key}.{uuid4().hex[:12]}"
+                if generation is None
+                else idempotency_key + (f".{generation}" if generation else "")
+            )
             run = await _create_scheduled(client, deployment_name, parameters, at, key, flow_run_name, tags)
             if run.state is not None and run.state.type in {StateType.SCHEDULED, StateType.PENDING}:
+                if generation is not None:
+                    if len(_GENERATION) > 10_000:  # minutes long past: start over rather than grow for ever
+                        _GENERATION.clear()
+                    _GENERATION[cache] = generation
                 break
         return run.id
 
