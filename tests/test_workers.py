@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SLEEPER = """
 import os, signal, subprocess, sys, time
 if sys.argv[1:] == ["stubborn"]:
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 run = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
 print(os.getpid(), run.pid, flush=True)
 time.sleep(600)
@@ -113,7 +113,9 @@ def test_a_killed_serving_process_is_replaced_and_stopping_ends_every_one_with_i
     wait_until("the serving processes and their runs gone", lambda: not any(_alive(pid) for pid in left), 5)
 
 
-def test_a_serving_process_that_ignores_sigterm_is_killed_after_the_grace(made: Callable[..., ServingWorkers]) -> None:
+def test_a_serving_process_that_does_not_stop_when_asked_is_killed_after_the_grace(
+    made: Callable[..., ServingWorkers],
+) -> None:
     workers = made(SLEEPER, 1, "stubborn", grace=1.0)
     workers.start()
     wait_until("serving", lambda: pids_said(workers, 2))

@@ -5,12 +5,16 @@ runs of every deployment go to whichever serving process polls first (Prefect's 
 assigns work). They are told they serve beside others (``CAREPATH_SERVING_SHARED=1``), so a restarting one does
 not take back the runs a live sibling holds. Supervision:
 
-- **they die with ``up``**, even a kill -9 of it: each asks the kernel for SIGTERM when the thread that started it
-  ends (:func:`~engine.orchestration.server.die_with_parent`), and a slot's thread lives as long as ``up`` serves;
+- **they die with ``up``**, even a kill -9 of it: each asks the kernel for SIGKILL when the thread that started it
+  ends (:func:`~engine.orchestration.server.die_with_parent`; a slot's thread lives as long as ``up`` serves). Not
+  SIGTERM: Prefect's runner answers SIGTERM with ``sys.exit`` from inside its event loop, which can leave an idle
+  worker thread that the interpreter then waits for at exit, for ever (seen here). The runs a killed serving
+  process had started are processes of their own and finish; the ones it had only picked up are requeued by the
+  sweep's reconciler;
 - **one that exits is started again**, after a delay that grows while it keeps failing (:class:`Backoff`: 1 s
   doubling to 60 s, back to 1 s once it ran a minute);
-- **stopping ``up`` stops them**: SIGTERM (a serving process lets the runs in flight finish), then SIGKILL of its
-  process group (its run processes included) after a grace period.
+- **stopping ``up`` stops them**: SIGINT, as Ctrl-C would (the serving loop ends cleanly and the runs in flight
+  finish), then SIGKILL of its process group (its run processes included) after a grace period.
 
 Each writes to ``<data folder>/serve-<k>.log`` (``up`` itself is serving process 1).
 """
@@ -121,13 +125,13 @@ class ServingWorkers:
             return self._starts[slot]
 
     def stop(self) -> None:
-        """SIGTERM every serving process, wait up to ``grace`` s for them together, then kill what is left."""
+        """SIGINT every serving process, wait up to ``grace`` s for them together, then kill what is left."""
         with self._lock:
             self._stopping.set()
             processes = list(self._processes.values())
         for process in processes:
             with contextlib.suppress(ProcessLookupError):
-                process.send_signal(signal.SIGTERM)  # the leader only: its runs in flight may finish
+                process.send_signal(signal.SIGINT)  # the leader only, as Ctrl-C: its runs in flight may finish
         deadline = time.monotonic() + self.grace
         for process in processes:
             with contextlib.suppress(subprocess.TimeoutExpired):
@@ -179,7 +183,7 @@ class ServingWorkers:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,  # its own group: stopping it stops its run processes too
-                preexec_fn=die_with_parent(),
+                preexec_fn=die_with_parent(signal.SIGKILL),
             )
 
     def _last_line(self, slot: int) -> str:
