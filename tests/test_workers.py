@@ -227,3 +227,47 @@ def test_a_restarting_serving_process_takes_back_runs_only_when_it_serves_alone(
         assert states == [StateType.PENDING.value, StateType.RUNNING.value], "a live sibling's runs were taken"
     else:
         assert states == [StateType.SCHEDULED.value, StateType.CRASHED.value], "a dead predecessor's runs stay stuck"
+
+
+@pytest.mark.postgres
+def test_serving_processes_started_together_on_an_empty_store_each_register_the_pathways(tmp_path: Path) -> None:
+    """Containers start at once (deploy/compose.yaml): each pins the same pathway versions; none may fail on the
+    row another pinned a moment before (PostgreSQL answers that with a duplicate key)."""
+    import threading
+
+    from sqlmodel import Session, select
+    from store_fixtures import pg_admin_url, pg_unavailable_reason, temporary_pg_database
+
+    from engine.app.pathways import register_pathways
+    from engine.orchestration.flows import dispatching_app
+    from engine.store import PathwayVersionRecord
+
+    if pg_admin_url() is None:
+        pytest.skip(pg_unavailable_reason())
+    with temporary_pg_database("carepath_together") as url:
+        apps = [dispatching_app(Settings.from_env({"CAREPATH_HOME": str(tmp_path), "CAREPATH_DATABASE_URL": url}))]
+        apps[0].engine  # noqa: B018 - the schema first: migrating is already safe when processes start at once
+        apps += [dispatching_app(apps[0].settings) for _ in range(5)]
+        start, failures = threading.Barrier(len(apps)), []
+
+        def register(app: Any) -> None:
+            app.engine  # noqa: B018
+            start.wait()
+            try:
+                register_pathways(app, ROOT / "pathways")
+            except Exception as exc:  # what a serving process would die of
+                failures.append(f"{type(exc).__name__}: {exc}")
+
+        threads = [threading.Thread(target=register, args=(app,)) for app in apps]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        try:
+            assert failures == []
+            with Session(apps[0].engine) as session:
+                pinned = [(r.pathway_id, r.version) for r in session.exec(select(PathwayVersionRecord))]
+            assert len(pinned) == len(set(pinned)) == len(list((ROOT / "pathways").glob("*.yaml")))
+        finally:
+            for app in apps:
+                app.close()
