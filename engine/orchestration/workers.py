@@ -96,7 +96,7 @@ class ServingWorkers:
         self.log_dir = log_dir
         self.grace = grace
         self._backoff = backoff
-        self._say = say or (lambda line: print(line, flush=True))
+        self._print = say or (lambda line: print(line, flush=True))
         self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._processes: dict[int, subprocess.Popen[bytes]] = {}
@@ -169,6 +169,11 @@ class ServingWorkers:
                     f"starting it again in {backoff.next_delay():g} s"
                 )
             backoff.wait()
+
+    def _say(self, line: str) -> None:
+        """Tell the operator; a closed terminal must not end the supervision (the slot's thread holds its process)."""
+        with contextlib.suppress(OSError, ValueError):
+            self._print(line)
 
     def _pause(self, seconds: float) -> None:
         """The backoff's sleep: a stop ends it at once."""
