@@ -41,7 +41,7 @@ from engine import store
 from engine.store import records as _records  # noqa: F401  (the tables, registered on SQLModel.metadata)
 from engine.store.queries.cohort import load_histories
 
-__all__ = ["fill", "main", "template"]
+__all__ = ["fill", "main", "run_script", "template"]
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 CHUNK = 2_000
@@ -105,6 +105,15 @@ UNTIL = T0 + timedelta(days=30)
 
 def template(folder: Path) -> Engine:
     """Run the template cohort through the service into a SQLite store in ``folder``; returns its engine."""
+    url = f"sqlite:///{folder / 'template.db'}"
+    store.migrate(store.make_engine(url))
+    run_script(url, folder)
+    return store.make_engine(url)
+
+
+def run_script(url: str, folder: Path, people: str = "P-SIM", until: datetime = UNTIL) -> list[str]:
+    """The template cohort's script through the service on the store at ``url`` (migrated) up to ``until``, its
+    people named ``<people>-000001``...; the pathway is registered when it is not yet. Returns the episode ids."""
     from engine.app import Settings, acknowledge, enroll, record_event
     from engine.app.inline import MemoryScheduler, inline_app
     from engine.app.safety import record_consent
@@ -114,8 +123,6 @@ def template(folder: Path) -> Engine:
     from engine.language.loader import load_pathway_text
     from engine.store import EscalationRecord
 
-    url = f"sqlite:///{folder / 'template.db'}"
-    store.migrate(store.make_engine(url))
     clock = ManualClock(T0)
     app = inline_app(Settings.from_env({"CAREPATH_HOME": str(folder), "CAREPATH_DATABASE_URL": url}), clock)
     scheduler = app.scheduler
@@ -132,8 +139,10 @@ def template(folder: Path) -> Engine:
 
     episodes: dict[int, str] = {}
     for hours, person, what, arg in SCRIPT:
+        if T0 + timedelta(hours=hours) > until:
+            break
         advance(T0 + timedelta(hours=hours))
-        ref = f"P-SIM-{person + 1:06d}"
+        ref = f"{people}-{person + 1:06d}"
         try:
             if what == "enroll":
                 episodes[person] = enroll(app, "bench-cohort", ref, facts=arg)
@@ -153,9 +162,9 @@ def template(folder: Path) -> Engine:
                 record_event(app, episodes[person], what, arg)
         except EventRejected:
             pass
-    advance(UNTIL)
+    advance(until)
     app.close()
-    return store.make_engine(url)
+    return list(episodes.values())
 
 
 #: What is copied, parents first; ``None``: the table's autoincrement id is left to the target database.

@@ -637,6 +637,9 @@ CASES: list[Case] = [
     case("fhir-episode-100k", ["fhir", "export", LONG], "episode id"),
     case("fhir-what-unknown", ["fhir", "import", "ep-00000000"], "invalid choice", code=2),
     case("api-port-words", ["api", "--api-port", "eighty"], "--api-port", code=2),
+    case("up-workers-zero", ["up", "--workers", "0"], "--workers: 0 is outside 1..32"),
+    case("up-workers-many", ["up", "--workers", "33"], "--workers: 33 is outside 1..32"),
+    case("up-workers-words", ["up", "--workers", "three"], "--workers: 'three' is not a whole number"),
     # ------------------------------------------------------------------------------------------------ token
     case("token-role-unknown", ["token", "create", "--role", "admin"], "role: 'admin' is not one of"),
     case("token-role-missing", ["token", "create"], "--role", code=2),
@@ -745,5 +748,6 @@ def test_the_matrix_covers_every_command() -> None:
         "token",
         "fhir",
         "api",
+        "up",
     }
     assert len(FILE_CASES + CASES) > 144

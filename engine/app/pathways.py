@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from engine.app.context import App
-from engine.errors import PathwayError
+from engine.errors import CarepathError, PathwayError
 from engine.language.model import PathwaySpec
 
 __all__ = ["register_pathways"]
@@ -26,5 +26,10 @@ def register_pathways(app: App, folder: str | Path) -> list[PathwaySpec]:
     if errors:
         raise PathwayError(errors)
     for spec, text in loaded:
-        app.service.register_pathway(spec, text)
+        try:
+            app.service.register_pathway(spec, text)
+        except CarepathError:
+            raise
+        except Exception:  # serving processes started together: another pinned it first (a duplicate key)
+            app.service.register_pathway(spec, text)  # found now; other content is still refused
     return [spec for spec, _text in loaded]

@@ -4,7 +4,8 @@
 - store: ``CAREPATH_DATABASE_URL`` or SQLite in the data folder;
 - roster: ``CAREPATH_ROSTER`` or ``<home>/roster.yaml`` when it exists;
 - Prefect: ``PREFECT_API_URL``, else the address ``carepath up`` recorded in the data folder;
-- pathways folder: ``CAREPATH_PATHWAYS`` or ``pathways``.
+- pathways folder: ``CAREPATH_PATHWAYS`` or ``pathways``;
+- serving beside other serving processes: ``CAREPATH_SERVING_SHARED`` (``1``/``true``; default false).
 
 Nothing else in Carepath reads the environment (apart from ``${NAME}`` references in a roster, resolved against
 :attr:`Settings.env`), and nothing writes it.
@@ -17,10 +18,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-__all__ = ["API_FILE", "Settings"]
+from engine.errors import CarepathError, quote
+
+__all__ = ["API_FILE", "SERVING_SHARED_ENV", "Settings"]
 
 #: Where ``carepath up`` records the address of the Prefect server it started, for other commands.
 API_FILE = "prefect-api-url"
+#: Set on a serving process that serves the deployments beside others (``carepath up --workers``' extra processes,
+#: every serving container of a multi-host install).
+SERVING_SHARED_ENV = "CAREPATH_SERVING_SHARED"
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
 
 
 @dataclass(frozen=True)
@@ -32,6 +39,10 @@ class Settings:
     pathways: Path = Path("pathways")
     roster: Path | None = None
     prefect_api_url: str | None = None
+    #: This process serves the deployments beside other serving processes: at (re)start it must not take back the
+    #: runs that look orphaned (a live sibling may hold them); the sweep's reconciler requeues runs stuck picked
+    #: up past a bound, whoever held them. False: the only serving process (``carepath up``, one ``flows.serve``).
+    serving_shared: bool = False
     env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -47,6 +58,7 @@ class Settings:
             pathways=Path(values.get("CAREPATH_PATHWAYS") or "pathways"),
             roster=Path(roster) if roster else None,
             prefect_api_url=values.get("PREFECT_API_URL") or None,
+            serving_shared=_flag(SERVING_SHARED_ENV, values.get(SERVING_SHARED_ENV, "")),
             env=values,
         )
 
@@ -78,3 +90,11 @@ class Settings:
     def child_env(self, **extra: str) -> dict[str, str]:
         """The environment for a child process of Carepath: this one's, telemetry off, plus ``extra``."""
         return {**self.env, "DO_NOT_TRACK": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false", **extra}
+
+
+def _flag(name: str, text: str) -> bool:
+    """An on/off setting: ``1``/``true``/``yes``/``on`` or ``0``/``false``/``no``/``off`` (or empty)."""
+    value = text.strip().lower()
+    if value in _TRUE or value in _FALSE:
+        return value in _TRUE
+    raise CarepathError(f"{name}: {quote(text)} is not true or false (use 1 or 0)")

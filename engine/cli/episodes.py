@@ -10,7 +10,7 @@ import argparse
 from typing import Any
 
 from engine.cli.pathways import parse_params
-from engine.cli.registry import command
+from engine.cli.registry import command, whole_number
 from engine.errors import CarepathError, quote
 from engine.language.builtins import HANDOFF_STEPS
 
@@ -74,6 +74,13 @@ def _up_args(p: argparse.ArgumentParser) -> None:
         help="run pathway time N times faster than the wall (stored in the data folder, e.g. 900: one pathway "
         "hour every 4 s) to rehearse a pathway end to end",
     )
+    p.add_argument(
+        "--workers",
+        default="1",
+        metavar="N",
+        help="serving processes in all, this one included (default 1; at most 32): the others share the runs "
+        "(see the README's 'Running at scale')",
+    )
     api_args(p, off_switch=True)
 
 
@@ -91,7 +98,9 @@ def _up(args: argparse.Namespace) -> int:
 
     from engine.app import Settings
     from engine.orchestration.up import serve_forever
+    from engine.orchestration.workers import MAX_WORKERS
 
+    workers = whole_number("--workers", args.workers, 1, MAX_WORKERS)
     settings = Settings.from_env()
     if args.pathways:
         settings = settings.with_changes(pathways=Path(args.pathways))
@@ -101,13 +110,14 @@ def _up(args: argparse.Namespace) -> int:
     api = None if args.no_api else (args.api_host, args.api_port)
 
     def ready(specs: list[Any], ui: str) -> None:
-        print(f"Carepath is serving {len(specs)} pathways ({', '.join(s.id for s in specs)}).")
+        processes = f" from {workers} processes" if workers > 1 else ""
+        print(f"Carepath is serving {len(specs)} pathways ({', '.join(s.id for s in specs)}){processes}.")
         clock = f"; clock {args.speed:g}x" if args.speed else ""
         if api is not None:
             print(f"HTTP API: http://{args.api_host}:{args.api_port}/api/v1  (FHIR: /fhir/R4, docs: /docs)")
         print(f"Prefect UI: {ui}   (data: {settings.home}{clock}; Ctrl-C stops everything)", flush=True)
 
-    serve_forever(settings, port=args.port, speed=args.speed, ready=ready, api=api)
+    serve_forever(settings, port=args.port, speed=args.speed, ready=ready, api=api, workers=workers)
     return 0
 
 

@@ -5,11 +5,13 @@ The local server runs in its own process group, dies with this process (even a k
 :mod:`engine.orchestration.server`) and is stopped on the way out; its address is recorded in the data folder for the
 other commands, and its pid for a restart to take over. Deadline runs are started by Prefect as child processes
 of this one; they find the server through Prefect's settings (passed down by Prefect) and the data folder through
-the same environment.
+the same environment. With ``--workers N``, N-1 more serving processes share the runs
+(:mod:`engine.orchestration.workers`).
 
 Surviving the crashes of other processes:
 
-- **a restart catches up first**: before serving, runs the dead predecessor had picked up are put back, and one
+- **a restart catches up first**: before serving, runs the dead predecessor had picked up are put back (only by
+  the one serving process, or ``up`` before it starts its workers: never a run a live sibling holds), and one
   sweep pass fires and delivers everything that came due during the outage (cancelling the runs it made
   redundant, so Prefect does not start a process for each late one);
 - **the sweep is this process's timer** (every 10 s; a flow run only when a tick finds work; a store lease when
@@ -30,7 +32,8 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -42,6 +45,7 @@ from engine.app.sweep import LEASE, SWEEP_EVERY, sweep_tick
 from engine.clock import CompressedClock
 from engine.errors import CarepathError, one_line
 from engine.language.model import PathwaySpec
+from engine.orchestration.backoff import Backoff
 from engine.orchestration.flows import dispatching_app
 from engine.orchestration.wiring import production_app
 
@@ -69,36 +73,8 @@ PID_FILE = "prefect-server.pid"
 THOROUGH_EVERY = 30
 #: How often a process waiting for the Prefect server asks whether it answers again (a cheap health check).
 _RETRY_SECONDS = 2.0
-
-
-@dataclass
-class Backoff:
-    """The delays between failed attempts at something that keeps failing (serving, restarting the server):
-    ``first`` s, doubling each time up to ``most`` s; an attempt that ran ``healthy_after`` s before it failed
-    (serving worked for a while) starts the delays over. ``sleep`` and ``clock`` are injected for tests."""
-
-    first: float = 1.0
-    most: float = 60.0
-    healthy_after: float = 60.0
-    sleep: Callable[[float], None] = field(default=time.sleep, repr=False)
-    clock: Callable[[], float] = field(default=time.monotonic, repr=False)
-    failures: int = 0
-
-    def next_delay(self) -> float:
-        """The delay :meth:`wait` would sleep now."""
-        return float(min(self.most, self.first * 2 ** min(self.failures, 32)))
-
-    def wait(self) -> float:
-        """Sleep the next delay after a failure (and lengthen the one after); returns the delay slept."""
-        delay = self.next_delay()
-        self.failures += 1
-        self.sleep(delay)
-        return delay
-
-    def ran_for(self, seconds: float) -> None:
-        """An attempt ran this long before it failed: long enough, and the next delay is ``first`` again."""
-        if seconds >= self.healthy_after:
-            self.failures = 0
+#: How long a serving process starting up waits for another one to finish checking Prefect's automations.
+_SETUP_TTL = timedelta(seconds=60)
 
 
 def check_roster(app: App) -> str:
@@ -168,18 +144,21 @@ def free_dead_lease(app: App) -> bool:
         return False
 
 
-def catch_up(app: App, deployment_names: list[str], holder: str) -> SweepReport | None:
-    """What a (re)starting serving process does before serving: take back runs a dead predecessor had picked up
-    (this process assumes it is the only one serving these deployments), drop the late runs of the sweep's old
-    interval schedule, make sure runs whose process dies get marked Crashed (an automation on heartbeats) and that
-    the operators' automations exist (critical escalations, late deadline runs), then one sweep pass over
-    everything the outage left due."""
+def catch_up(app: App, deployment_names: list[str], holder: str, *, alone: bool = True) -> SweepReport | None:
+    """What a (re)starting serving process does before serving: when it is ``alone`` (the only process serving
+    these deployments), take back runs a dead predecessor had picked up and drop the late runs of the sweep's old
+    interval schedule and of the daily measures; make sure runs whose process dies get marked Crashed (an
+    automation on heartbeats) and that the operators' automations exist; then one sweep pass over everything the
+    outage left due.
+
+    Not ``alone`` (one of several serving processes: ``Settings.serving_shared``), a run picked up or running may be
+    a live sibling's, so none is touched: the sweep's reconciler requeues runs stuck picked up past
+    :data:`~engine.app.reconcile.PICKED_UP_STUCK` whoever held them, the crashed-run automation ends runs whose
+    process died, and the sweep fires any rung whose run is late meanwhile."""
     from engine.orchestration.adapters import prefect_api
     from engine.orchestration.deployments import MEASURES_DEPLOYMENT, SWEEP_DEPLOYMENT
     from engine.orchestration.prefect_api import (
         cancel_auto_scheduled_runs,
-        ensure_operator_automations,
-        ensure_zombie_automation,
         requeue_orphaned_runs,
         run_sync,
     )
@@ -188,12 +167,12 @@ def catch_up(app: App, deployment_names: list[str], holder: str) -> SweepReport 
     try:
         with prefect_api(app.settings):
             wall_now = app.clock.wall_time(app.clock.now())
-            run_sync(requeue_orphaned_runs(deployment_names, running_before=wall_now))
-            run_sync(cancel_auto_scheduled_runs([SWEEP_DEPLOYMENT]))
-            late = "missed during an outage: the next daily run reports (or run it now)"
-            run_sync(cancel_auto_scheduled_runs([MEASURES_DEPLOYMENT], due_before=wall_now, message=late))
-            run_sync(ensure_zombie_automation())
-            run_sync(ensure_operator_automations())
+            if alone:
+                run_sync(requeue_orphaned_runs(deployment_names, running_before=wall_now))
+                run_sync(cancel_auto_scheduled_runs([SWEEP_DEPLOYMENT]))
+                late = "missed during an outage: the next daily run reports (or run it now)"
+                run_sync(cancel_auto_scheduled_runs([MEASURES_DEPLOYMENT], due_before=wall_now, message=late))
+            _ensure_automations(app, holder)
     except CarepathError as exc:
         logger.warning("could not take back orphaned runs: %s", exc)
     if free_dead_lease(app):
@@ -206,6 +185,28 @@ def catch_up(app: App, deployment_names: list[str], holder: str) -> SweepReport 
     return report
 
 
+#: The store lease under which one starting serving process at a time checks Prefect's automations: serving
+#: processes started together (containers) would otherwise each find one missing and create it, twice.
+SETUP_LEASE = "serving-setup"
+
+
+def _ensure_automations(app: App, holder: str, wait: float = _SETUP_TTL.total_seconds()) -> None:
+    """The crashed-run and operators' automations (found by name, created if missing), one process at a time."""
+    from engine.orchestration.prefect_api import ensure_operator_automations, ensure_zombie_automation, run_sync
+
+    deadline = time.monotonic() + wait
+    now = lambda: app.clock.wall_time(app.clock.now())  # noqa: E731
+    while not store.acquire_lease(app.engine, SETUP_LEASE, holder, now(), _SETUP_TTL):
+        if time.monotonic() > deadline:  # its holder died mid-setup: the next start checks again
+            return
+        time.sleep(0.5)
+    try:
+        run_sync(ensure_zombie_automation())
+        run_sync(ensure_operator_automations())
+    finally:
+        store.release_lease(app.engine, SETUP_LEASE, holder)
+
+
 def serve_forever(
     settings: Settings,
     *,
@@ -213,11 +214,13 @@ def serve_forever(
     speed: float | None = None,
     ready: Callable[[list[PathwaySpec], str], None] | None = None,
     api: tuple[str, int] | None = None,
+    workers: int = 1,
 ) -> None:
     """Register, start Prefect if needed, catch up, and serve until interrupted; ``ready(specs, ui_url)`` once
     serving. ``speed`` keeps a compressed clock already stored with the same factor (a restart continues it).
     ``api`` (host, port): also serve the HTTP API there, on its own App (its requests run as in-process flow
-    runs, like the CLI's)."""
+    runs, like the CLI's). ``workers``: serving processes in all, this one included (the others are started
+    once this one has caught up, see :mod:`engine.orchestration.workers`)."""
     from engine.api.serving import ApiServer
     from engine.orchestration.server import spawn_local_server
 
@@ -239,7 +242,7 @@ def serve_forever(
         serving = dispatching_app(settings)
         if api is not None:
             api_server = _start_api(ApiServer(dispatching_app(settings), *api))
-        _serve(serving, specs, ready, local)
+        _serve(serving, specs, ready, local, workers)
     finally:
         if api_server is not None:
             api_server.stop()
@@ -308,8 +311,10 @@ def _serve(
     specs: list[PathwaySpec],
     ready: Callable[[list[PathwaySpec], str], None] | None,
     local: _Local,
+    workers: int = 1,
 ) -> None:
     from engine.orchestration.adapters import prefect_api
+    from engine.orchestration.workers import start_workers
 
     with prefect_api(app.settings) as url:
         # Prefect is imported only now that its API address is set
@@ -320,23 +325,29 @@ def _serve(
         shared = [sweep_deployment(), measures_deployment()]
         deployments = [d for spec in specs for d in compile_deployments(spec)] + shared
         timer = SweepTimer(app)
-        catch_up(app, [d.full_name for d in deployments], timer.holder)
+        # the extra serving processes start once this one has caught up: until then no sibling holds a run
+        catch_up(app, [d.full_name for d in deployments], timer.holder, alone=not app.settings.serving_shared)
+        alone = workers == 1 and not app.settings.serving_shared
         timer.start()
-        if ready is not None:
-            ready(specs, url.removesuffix("/api"))
-        backoff = Backoff()
-
-        def serve(first: bool) -> None:  # after the first time, runs the stopped runner had picked up are orphans
-            serve_deployments(
-                *deployments,
-                requeue_orphans=not first,
-                healthy=lambda: api_reachable(url),
-                gone=lambda: local.server is not None and not local.server.running(),
-            )
-
+        extra = None
         try:
+            extra = start_workers(app.settings, workers - 1, url)
+            if ready is not None:
+                ready(specs, url.removesuffix("/api"))
+            backoff = Backoff()
+
+            def serve(first: bool) -> None:  # after the first time, runs the stopped runner picked up are orphans
+                serve_deployments(
+                    *deployments,
+                    requeue_orphans=not first and alone,  # with siblings, the reconciler takes them back
+                    healthy=lambda: api_reachable(url),
+                    gone=lambda: local.server is not None and not local.server.running(),
+                )
+
             _serve_with_retries(serve, lambda: _wait_for_server(app.settings, local, backoff), backoff)
         finally:
+            if extra is not None:
+                extra.stop()
             timer.stop()
 
 
