@@ -158,10 +158,13 @@ def test_a_deadline_met_in_time_ends_met(carepath: Harness) -> None:
     if waiting.state.type.value != "SCHEDULED":  # picked up already: it is cancelled, not Met
         pytest.skip(f"the machine is too slow: the run is {waiting.state.name} already")
     h.event(ep, "handoff.visit-kept")
-    with Session(h.app.engine) as session:
-        assert not store.run_needs(session, [rung.flow_run_id])[rung.flow_run_id], "another rung shares the minute"
+    with Session(h.app.engine) as session:  # the episode's other work due in the same minute shares the run
+        others = store.run_needs(session, [rung.flow_run_id])[rung.flow_run_id]
     run = _run(rung.flow_run_id)
-    assert (run.state.type.value, run.state.name) == ("COMPLETED", "Met")
+    if others:  # meeting one deadline leaves the run the others wait for
+        assert (run.state.type.value, run.state.name) == ("SCHEDULED", "Scheduled")
+    else:  # every deadline of the run met in time: it ends Met, not a grey Cancelled
+        assert (run.state.type.value, run.state.name) == ("COMPLETED", "Met")
 
 
 def test_the_daily_measures_deployment_publishes_counts_and_no_person(carepath: Harness) -> None:

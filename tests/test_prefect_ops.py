@@ -167,6 +167,20 @@ def test_a_shared_run_is_joined_while_waiting_and_never_once_it_ended_however_of
         run_sync(cancel_flow_run(run))
 
 
+def test_a_run_whose_deadlines_were_met_ends_met_while_waiting_and_cancelled_once_picked_up(echo: Echo) -> None:
+    far, near = _episode(), _episode()
+    now = datetime.now(UTC)
+    far_run = _schedule(far, now + timedelta(seconds=DEFAULT_PREFETCH_SECONDS + 60))
+    near_run = _schedule(near, now + timedelta(seconds=4))
+    _poll(lambda: run_sync(get_run_state(near_run)).state_type == "PENDING", 10, "the near run was not picked up")
+    assert run_sync(cancel_flow_run(far_run, met=True)) is True
+    assert (s := run_sync(get_run_state(far_run))) and (s.state_type, s.state_name) == ("COMPLETED", "Met")
+    assert run_sync(cancel_flow_run(near_run, met=True)) is True  # its process waits: only Cancelling stops it
+    _poll(lambda: run_sync(get_run_state(near_run)).state_type == "CANCELLED", 30, "the picked-up run was not stopped")
+    time.sleep(6)  # past the near run's time: it must not have run
+    assert echo.records(near) == [] and echo.records(far) == []
+
+
 def test_a_cancelled_run_never_runs_whether_scheduled_or_already_picked_up(echo: Echo) -> None:
     far, near, sentinel = _episode(), _episode(), _episode()
     now = datetime.now(UTC)
