@@ -198,9 +198,10 @@ def test_a_restarting_serving_process_takes_back_runs_only_when_it_serves_alone(
     from engine.orchestration.prefect_api import cancel_flow_run, get_run_state, run_sync
     from engine.orchestration.up import catch_up, lease_holder_id
 
-    deployment = echo.to_deployment(name="held-by-a-sibling", tags=["carepath-test"])
-
     async def held_runs() -> list[Any]:
+        # the async spelling: a test before this one may leave this thread in an async context, where Prefect's
+        # sync-compatible ``to_deployment`` would return a coroutine
+        deployment = await echo.ato_deployment(name="held-by-a-sibling", tags=["carepath-test"])
         deployment_id = await deployment.aapply()
         async with get_client() as client:
             picked = await client.create_flow_run_from_deployment(
@@ -218,7 +219,7 @@ def test_a_restarting_serving_process_takes_back_runs_only_when_it_serves_alone(
     app = dispatching_app(settings)
     try:
         picked, running = run_sync(held_runs())
-        catch_up(app, [deployment.full_name], lease_holder_id(), alone=not app.settings.serving_shared)
+        catch_up(app, [f"{echo.name}/held-by-a-sibling"], lease_holder_id(), alone=not app.settings.serving_shared)
         states = [run_sync(get_run_state(run)).state_type for run in (picked, running)]
         run_sync(cancel_flow_run(picked))
     finally:
