@@ -196,17 +196,21 @@ class Run:
 
     def start_server(self) -> None:
         """--postgres: a Prefect server of the bench's own on PostgreSQL, on the port ``up`` is told about."""
+        self.server = self._own_server()
+        self.stopper.cleanups.append(lambda: self.server.stop())
+        self.stack.callback(lambda: self.server.stop())
+
+    def _own_server(self) -> Any:
+        """The bench's own Prefect server on PostgreSQL (started anew after a kill), logging every request."""
         from engine.orchestration.server import start_local_server
 
-        self.server = start_local_server(
+        return start_local_server(
             self.home / "prefect-own",
             self.port,
             log_path=self.server_log,
             database_url=self.prefect_db,
             extra_env={"PREFECT_SERVER_LOGGING_LEVEL": "INFO"},
         )
-        self.stopper.cleanups.append(lambda: self.server.stop())
-        self.stack.callback(lambda: self.server.stop())
 
     def prepare(self) -> None:
         from engine.app import Settings
@@ -370,7 +374,7 @@ class Run:
 
     def crash(self) -> None:
         """kill -9 of ``up`` and/or the Prefect server, ``--outage`` s down, the same command again."""
-        from engine.orchestration.server import api_reachable, start_local_server
+        from engine.orchestration.server import api_reachable
 
         args, kill = self.args, {}
         embedded_server = self.up.server_pid() if not args.postgres else None
@@ -396,13 +400,7 @@ class Run:
         time.sleep(outage)  # an embedded server killed alone is restarted by `up` itself: no outage of ours
         self.marks["restarted"] = time.time()
         if args.kill_server and self.server is not None:
-            self.server = start_local_server(
-                self.home / "prefect-own",
-                self.port,
-                log_path=self.server_log,
-                database_url=self.prefect_db,
-                extra_env={"PREFECT_SERVER_LOGGING_LEVEL": "INFO"},
-            )
+            self.server = self._own_server()
         if args.kill:
             self.up.start()
             self.up.wait_served(self.settings, self.pathway_ids, datetime.now(UTC), timeout=600)

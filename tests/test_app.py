@@ -8,6 +8,7 @@ or "no contact for this role"). Runs on SQLite and PostgreSQL, with a pathway wr
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -75,16 +76,23 @@ medications:
 CONTACTS = {"coordinator": ["coord-desk"], "supervisor": ["sup-1", "sup-2"], "prescriber": ["rx-on-call"]}
 
 
-@pytest.fixture(params=BACKENDS)
-def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[App]:
-    with migrated_database_url(request.param, tmp_path) as url:
-        settings = Settings.from_env({"CAREPATH_HOME": str(tmp_path), "CAREPATH_DATABASE_URL": url})
-        app = inline_app(settings, ManualClock(), notifier=RecordingNotifier(CONTACTS))
+@contextmanager
+def bridge_app(backend: str, folder: Path, scheduler: MemoryScheduler | None = None) -> Iterator[App]:
+    """The service on in-memory ports and a manual clock, on a fresh ``backend`` store, with the bridge pathway."""
+    with migrated_database_url(backend, folder) as url:
+        settings = Settings.from_env({"CAREPATH_HOME": str(folder), "CAREPATH_DATABASE_URL": url})
+        app = inline_app(settings, ManualClock(), notifier=RecordingNotifier(CONTACTS), scheduler=scheduler)
         result = load_pathway_text(PATHWAY, "bridge-test.yaml")
         assert result.ok and result.spec is not None, result.diagnostics
         app.service.register_pathway(result.spec, PATHWAY)
         yield app
         app.close()
+
+
+@pytest.fixture(params=BACKENDS)
+def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[App]:
+    with bridge_app(request.param, tmp_path) as app:
+        yield app
 
 
 def scheduler(app: App) -> MemoryScheduler:

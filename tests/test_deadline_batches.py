@@ -14,17 +14,16 @@ from pathlib import Path
 
 import pytest
 from sqlmodel import Session
-from store_fixtures import BACKENDS, migrated_database_url
-from test_app import CONTACTS, PATHWAY, assert_every_escalation_reached_its_contacts, enrolled, escalations
+from store_fixtures import BACKENDS
+from test_app import assert_every_escalation_reached_its_contacts, bridge_app, enrolled, escalations
 
 from engine import store
-from engine.app import App, Settings, follow_up, sweep
+from engine.app import App, follow_up, sweep
 from engine.app import reconcile as reconciler
 from engine.app.deadlines import deadline_slot, fire_due_of_run, run_listing
-from engine.app.inline import MemoryScheduler, RecordingNotifier, inline_app
+from engine.app.inline import MemoryScheduler
 from engine.app.sweep import has_work
 from engine.clock import ManualClock, utc
-from engine.language.loader import load_pathway_text
 from engine.orchestration.names import deadline_batch_name, deadline_batch_title
 from engine.store import ReleasedRunRecord, RungRecord
 
@@ -33,16 +32,8 @@ NALOXONE = "1/s.ed.task.naloxone"
 
 @pytest.fixture(params=BACKENDS)
 def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[App]:
-    with migrated_database_url(request.param, tmp_path) as url:
-        settings = Settings.from_env({"CAREPATH_HOME": str(tmp_path), "CAREPATH_DATABASE_URL": url})
-        app = inline_app(
-            settings, ManualClock(), notifier=RecordingNotifier(CONTACTS), scheduler=MemoryScheduler(shared=True)
-        )
-        result = load_pathway_text(PATHWAY, "bridge-test.yaml")
-        assert result.ok and result.spec is not None, result.diagnostics
-        app.service.register_pathway(result.spec, PATHWAY)
+    with bridge_app(request.param, tmp_path, MemoryScheduler(shared=True)) as app:
         yield app
-        app.close()
 
 
 def clock(app: App) -> ManualClock:
