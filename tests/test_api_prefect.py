@@ -107,6 +107,11 @@ def test_a_loop_opened_over_the_api_and_closed_over_fhir_runs_on_prefect(carepat
 
 def _runs_of(carepath: Harness, episode: str) -> list[Any]:
     """Every flow run of ``episode`` on the Prefect server (found by its parameters)."""
+    return [r for r in _all_runs(carepath) if (r.parameters or {}).get("episode_id") == episode]
+
+
+def _all_runs(carepath: Harness) -> list[Any]:
+    """Every flow run on the Prefect server."""
     from prefect.client.orchestration import get_client
 
     from engine.orchestration.adapters import prefect_api
@@ -119,7 +124,47 @@ def _runs_of(carepath: Harness, episode: str) -> list[Any]:
                 page = await client.read_flow_runs(limit=200, offset=len(out))
                 out += page
                 if len(page) < 200:
-                    return [r for r in out if (r.parameters or {}).get("episode_id") == episode]
+                    return out
 
     with prefect_api(carepath.app.settings):
         return list(run_sync(read()))
+
+
+def test_the_api_answers_from_the_store_and_follows_requests_up_after_in_batches(carepath: Harness) -> None:
+    """As `carepath up --api` serves it: each answer comes from the store, the follow-ups run after it on the API's
+    own thread, several requests in one ``carepath-requests`` run when they come faster than a run takes; every
+    episode is followed up exactly once and every timer is scheduled on the server."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sqlmodel import Session
+
+    from engine import store
+    from engine.orchestration.flows import dispatching_app
+
+    app = dispatching_app(carepath.app.settings, deferred=True)
+    app.set_clock(carepath.app.clock)
+    coordinator = {"Authorization": f"Bearer {create_token(app, 'coordinator', label='desk-batch')[1]}"}
+    server = ApiServer(app, "127.0.0.1", 0)
+    server.start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=120) as http, ThreadPoolExecutor(4) as pool:
+            people = [f"P-APIPF-5{n:02d}" for n in range(12)]
+            body = [{"pathway": "reentry", "person": p} for p in people]
+            answers = list(pool.map(lambda b: http.post("/api/v1/episodes", headers=coordinator, json=b), body))
+    finally:
+        server.stop()  # waits for the follow-ups handed over
+    assert [a.status_code for a in answers] == [201] * 12, [a.text for a in answers]
+    episodes = [a.json()["episode_id"] for a in answers]
+    assert app.dispatcher.flush(0)
+    with Session(app.engine) as session:
+        assert store.unscheduled_timers(session, episodes, 100) == []
+    runs = _all_runs(carepath)
+    batches = [r for r in runs if any(q["episode_id"] in episodes for q in (r.parameters or {}).get("requests", []))]
+    singles = [r for r in runs if (r.parameters or {}).get("episode_id") in episodes]
+    followed = [q["episode_id"] for r in batches for q in r.parameters["requests"]]
+    followed += [r.parameters["episode_id"] for r in singles]
+    assert sorted(followed) == sorted(episodes)  # each exactly once
+    assert batches and len(batches) + len(singles) < len(episodes)
+    assert all(r.state_type.value == "COMPLETED" for r in batches + singles)
+    assert all(r.name.startswith(f"requests · {len(r.parameters['requests'])} followed up · ") for r in batches)
+    assert all(p not in r.name and p not in str(r.parameters) for r in batches + singles for p in people)

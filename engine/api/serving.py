@@ -18,12 +18,17 @@ __all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "ApiServer"]
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8400
+#: On stopping, how long the requests answered but not yet followed up get to be followed up (the sweep does the
+#: rest: they are in the store).
+FLUSH_ON_STOP = 30.0
 
 
 class ApiServer:
-    """One uvicorn server for ``app``'s API on ``host:port``."""
+    """One uvicorn server for ``app``'s API on ``host:port``. Give it an App whose dispatcher defers follow-ups
+    (``dispatching_app(settings, deferred=True)``): a request is answered from the store, not after Prefect."""
 
     def __init__(self, app: App, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> None:
+        self.app = app
         config = uvicorn.Config(
             create_api(app), host=host, port=port, access_log=False, log_level="warning", lifespan="off"
         )
@@ -34,6 +39,7 @@ class ApiServer:
     def run(self) -> None:
         """Serve in this thread until stopped (Ctrl-C)."""
         self.server.run()
+        self.app.dispatcher.flush(FLUSH_ON_STOP)
         if not self.server.started:
             raise CarepathError(f"the API could not listen on {self.url} (is the port in use? see --api-port)")
 
@@ -52,3 +58,4 @@ class ApiServer:
         self.server.should_exit = True
         if self._thread is not None:
             self._thread.join(10)
+        self.app.dispatcher.flush(FLUSH_ON_STOP)

@@ -1,15 +1,20 @@
 """The use cases of an episode's life: enroll, record what happened, fire a deadline, acknowledge an escalation.
 
 Each face (CLI, flows, API, demo) calls these, never the service or the store directly, so every change ends in
-the one follow-up (:func:`engine.app.followup.follow_up`). A coordinator's request goes through the dispatcher
-(in production a Prefect flow run operators can watch); the flow body is :func:`process_event` /
-:func:`follow_up_enrollment`, which the inline dispatcher calls directly.
+the one follow-up (:func:`engine.app.followup.follow_up`). A coordinator's request is answered from the store: the
+change is committed in the request, and its follow-up goes through the dispatcher (in production a Prefect flow run
+operators can watch, which a long-lived process such as the API runs after answering); the flow body is
+:func:`process_event` / :func:`follow_up_enrollment`, which the inline dispatcher calls directly. A process that
+dies between the two leaves the follow-up to the sweep (rungs without a run, undelivered escalations, runs no
+rung needs), as after any crash between a commit and Prefect.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,23 +24,32 @@ from sqlmodel import Session
 from engine import store
 from engine.app import inputs
 from engine.app.context import App, bound
-from engine.app.followup import FollowUp, follow_up, release_runs
+from engine.app.followup import FollowUp, batched, follow_up, release_runs
 from engine.app.publish import publish_open_escalations, publish_program_overview
 from engine.errors import CarepathError, EpisodeError, EventRejected, quote
-from engine.store import InboundEventRecord
+from engine.store import EpisodeRecord
 from engine.store.mapper import Changes
 
 __all__ = [
     "EventResult",
+    "FollowedRequest",
     "acknowledge",
     "enroll",
     "fire",
     "follow_up_enrollment",
+    "follow_up_requests",
     "process_event",
     "record_event",
 ]
 
 logger = logging.getLogger("carepath.episodes")
+
+#: Events applied (or refused) in a request, by inbound id, until their follow-up in this process takes what they
+#: changed (the runs to cancel, the escalations to deliver; a refusal's code). Bounded: a follow-up that never comes
+#: (the process died, the dispatch failed) is the sweep's, which finds the same work in the store.
+_APPLIED: OrderedDict[str, Changes | EventRejected] = OrderedDict()
+_APPLIED_KEPT = 10_000
+_APPLIED_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -76,8 +90,7 @@ def enroll(
     app.dispatcher.ready()
     changes = app.service.enroll(pathway_id, person_ref, at=when, params=durations, facts=known, actor=actor)
     episode = app.service.episode(changes.episode_id)
-    with bound(app):
-        app.dispatcher.enroll(episode.pathway_id, episode.pathway_version, episode.id)
+    _dispatch(app, episode.id, lambda: app.dispatcher.enroll(episode.pathway_id, episode.pathway_version, episode.id))
     return episode.id
 
 
@@ -95,7 +108,8 @@ def record_event(
     event_id: str | None = None,
     actor: str = "coordinator",
 ) -> EventResult:
-    """Record an event: stored with its payload first, then applied and followed up by the dispatcher.
+    """Record an event: stored with its payload first, applied in the request (what the answer says), then
+    followed up by the dispatcher (which may answer first and follow up after, see the module docstring).
 
     Checked first, changing nothing when refused: the ids, the event and its payload against the pathway's
     declarations (:func:`engine.app.inputs.check_payload`; values become their declared type), and an event id
@@ -112,28 +126,93 @@ def record_event(
         app.service.check_event_id(episode_id, event_id, name, payload)
     app.dispatcher.ready()  # before anything is stored: a request Prefect cannot take changes nothing
     inbound_id = app.service.receive_event(episode_id, name, payload, event_id=event_id, actor=actor)
-    with bound(app):
-        app.dispatcher.event(episode.pathway_id, episode.pathway_version, episode_id, name, inbound_id)
+    try:
+        changes = app.service.apply_inbound(inbound_id)
+    except EventRejected as exc:
+        _hand_over(inbound_id, exc)
+        _follow_up_event(app, episode, name, inbound_id)  # operators see the refused event's run
+        raise
+    except CarepathError:
+        raise
+    except Exception as exc:  # the store failed under it: the event is kept, the sweep applies it
+        logger.warning("event %s stored, not applied yet (the sweep will): %s", inbound_id, type(exc).__name__)
+        raise EpisodeError(f"event {quote(name)} was received but not applied yet; it will be") from exc
+    _hand_over(inbound_id, changes)
     with Session(app.engine) as session:
-        inbound = session.get(InboundEventRecord, inbound_id)
         after = store.get_episode(session, episode_id)
-    assert inbound is not None
-    if inbound.status == "rejected":
-        raise EventRejected(inbound.detail or f"event {quote(name)} was refused")
-    if inbound.status == "received":  # the run failed before applying it: the sweep applies it later
-        raise EpisodeError(f"event {quote(name)} was received but not applied yet; it will be (see the run's log)")
+    _follow_up_event(app, episode, name, inbound_id)
     moved = (episode.stage, after.stage) if after.stage != episode.stage else None
-    return EventResult(episode_id, name, inbound.status, after.stage, after.status, moved)
+    status = "duplicate" if changes.duplicate else "applied"
+    return EventResult(episode_id, name, status, after.stage, after.status, moved)
+
+
+def _hand_over(inbound_id: str, outcome: Changes | EventRejected) -> None:
+    with _APPLIED_LOCK:
+        _APPLIED[inbound_id] = outcome
+        while len(_APPLIED) > _APPLIED_KEPT:
+            _APPLIED.popitem(last=False)
+
+
+def _follow_up_event(app: App, episode: EpisodeRecord, name: str, inbound_id: str) -> None:
+    _dispatch(
+        app,
+        inbound_id,
+        lambda: app.dispatcher.event(episode.pathway_id, episode.pathway_version, episode.id, name, inbound_id),
+    )
+
+
+def _dispatch(app: App, what: str, call: Callable[[], None]) -> None:
+    """Hand a committed change's follow-up to the dispatcher. A failure there is logged, not raised: the change
+    is in the store and the coordinator's answer stands (asked again, they would enroll twice); the sweep finds
+    the follow-up's work in the store."""
+    try:
+        with bound(app):
+            call()
+    except CarepathError as exc:
+        logger.warning("%s committed; its follow-up is left to the sweep: %s", what, exc)
 
 
 def process_event(app: App, inbound_id: str) -> tuple[Changes | None, FollowUp | None, str | None]:
     """The body of an event's run: apply the stored event, then follow up. Returns (changes, follow-up, refusal):
     a refused event returns its ``code`` as refusal and changes nothing."""
+    with _APPLIED_LOCK:
+        applied = _APPLIED.pop(inbound_id, None)
     try:
-        changes = app.service.apply_inbound(inbound_id)
+        if isinstance(applied, EventRejected):
+            raise applied
+        changes = applied or app.service.apply_inbound(inbound_id)
     except EventRejected as exc:
         return None, None, exc.code
     return changes, follow_up(app, changes.episode_id, changes), None
+
+
+@dataclass(frozen=True)
+class FollowedRequest:
+    """One request of :func:`follow_up_requests` and what its follow-up did: ``refused`` is a refused event's code;
+    ``changes`` is None for an enrollment and a refused event."""
+
+    kind: str
+    episode_id: str
+    event: str
+    changes: Changes | None
+    done: FollowUp | None
+    refused: str | None = None
+
+
+def follow_up_requests(app: App, requests: Sequence[Mapping[str, str]]) -> list[FollowedRequest]:
+    """The body of a batch of requests' run (``kind`` ``enroll`` with ``episode_id``; ``event`` with ``episode_id``,
+    ``event``, ``inbound_id``): each followed up as its own run would, their timers scheduled together at the end
+    (one Prefect call per pathway and minute) and the program's artifacts published once."""
+    out: list[FollowedRequest] = []
+    with batched(app):
+        for request in requests:
+            episode_id = request["episode_id"]
+            if request["kind"] == "enroll":
+                out.append(FollowedRequest("enroll", episode_id, "", None, follow_up_enrollment(app, episode_id)))
+                continue
+            changes, done, refused = process_event(app, request["inbound_id"])
+            out.append(FollowedRequest("event", episode_id, request["event"], changes, done, refused))
+    return out
 
 
 def fire(app: App, rung_id: str) -> tuple[Changes, FollowUp] | None:

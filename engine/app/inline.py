@@ -253,6 +253,9 @@ class InlineDispatcher:
         assert self.app is not None
         process_event(self.app, inbound_id)
 
+    def flush(self, timeout: float | None = None) -> bool:
+        return True  # nothing waits: each follow-up ran in its caller's thread
+
     def sweep(self) -> SweepReport:
         from engine.app.sweep import sweep
 

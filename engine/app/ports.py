@@ -130,7 +130,11 @@ class Dispatcher(Protocol):
         ...
 
     def event(self, pathway_id: str, version: int, episode_id: str, event: str, inbound_id: str) -> None:
-        """Apply the stored inbound event ``inbound_id`` and follow it up."""
+        """Follow up the inbound event ``inbound_id`` (applying it first if the request has not)."""
+        ...
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait for follow-ups handed over but not run yet (a dispatcher that defers them); True when none is left."""
         ...
 
     def sweep(self) -> SweepReport:

@@ -39,6 +39,11 @@ class _LazyFlows:
 
         return FLOWS.sweep()
 
+    def requests(self) -> Any:
+        from engine.orchestration.flows import FLOWS
+
+        return FLOWS.requests()
+
 
 def parse_data(pairs: list[str]) -> dict[str, str]:
     """``["insurance=medicaid", "dose=16 mg"]`` -> ``{"insurance": "medicaid", "dose": "16 mg"}``: text as typed;
@@ -127,7 +132,7 @@ def _api(args: argparse.Namespace) -> int:
     from engine.app import Settings
     from engine.orchestration.flows import dispatching_app
 
-    server = ApiServer(dispatching_app(Settings.from_env()), args.api_host, args.api_port)
+    server = ApiServer(dispatching_app(Settings.from_env(), deferred=True), args.api_host, args.api_port)
     print(f"HTTP API: {server.url}/api/v1  (FHIR: /fhir/R4, docs: /docs; Ctrl-C stops it)", flush=True)
     server.run()
     return 0

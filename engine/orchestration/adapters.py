@@ -5,7 +5,9 @@ a coordinator's request runs as an in-process flow run operators can watch.
   wall minute (scheduling twice joins the same run); cancelling uses ``Cancelling`` (see
   :func:`engine.orchestration.prefect_api.cancel_flow_run`); the runs not yet final are the runs tagged ``deadline``.
 - :class:`PrefectPublisher`: Markdown and table artifacts, linked to the current run when there is one.
-- :class:`PrefectDispatcher`: runs the pathway's enroll or event flow, or a sweep pass, in this process.
+- :class:`PrefectDispatcher`: runs the pathway's enroll or event flow, or a sweep pass, in this process; in a
+  long-lived process (the API) it follows requests up after they are answered, on a thread of its own, several
+  at once in one ``carepath-requests`` run when they arrive faster than runs finish.
 
 Every Prefect call runs inside :func:`prefect_api`, which points Prefect at the configured server for that call
 only (no environment variable is written). What reaches Prefect: episode ids, rung ids, inbound event ids,
@@ -15,6 +17,11 @@ pathway, stage and role ids, and the pathway's own work titles.
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import logging
+import queue
+import threading
+import time
 from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
@@ -40,6 +47,10 @@ class FlowLookup(Protocol):
         """The ``carepath-sweep`` flow."""
         ...
 
+    def requests(self) -> Any:
+        """The ``carepath-requests`` flow (several requests' follow-ups in one run)."""
+        ...
+
 
 __all__ = [
     "FlowLookup",
@@ -50,6 +61,8 @@ __all__ = [
     "prefect_api",
     "require_api",
 ]
+
+logger = logging.getLogger("carepath.dispatch")
 
 #: Prefect API calls in flight at once when (un)scheduling (a SQLite Prefect server answers 503 beyond that).
 CONCURRENCY = 3
@@ -184,23 +197,53 @@ class PrefectPublisher:
             prefect_ops.run_sync(prefect_ops.publish_table_artifact(key, rows, description))
 
 
-class PrefectDispatcher:
-    """A coordinator's request as an in-process flow run of the pathway's flow (the Dispatcher port)."""
+#: A deferring dispatcher follows up at most this many requests in one run.
+MAX_REQUESTS = 50
+#: How long a successful health check of the Prefect API stands for a deferring dispatcher (seconds).
+HEALTHY_FOR = 5.0
 
-    def __init__(self, settings: Settings, flow_for: FlowLookup | None) -> None:
+
+class PrefectDispatcher:
+    """A coordinator's request as an in-process flow run of the pathway's flow (the Dispatcher port).
+
+    ``deferred`` (a long-lived process: the API server): :meth:`enroll` and :meth:`event` return at once (the
+    request was answered from the store) and one thread of this dispatcher runs the follow-ups in order, one
+    run per request, or one ``carepath-requests`` run for all that queued while the previous run was busy, so a
+    burst costs a run per batch, not a run per request. A process that dies with requests queued leaves their
+    follow-up to the sweep, which finds the same work in the store. :meth:`flush` waits for the queue.
+    """
+
+    def __init__(self, settings: Settings, flow_for: FlowLookup | None, *, deferred: bool = False) -> None:
         self.settings = settings
         self.flow_for = flow_for
+        self.deferred = deferred
+        self._queue: queue.Queue[tuple[str, int, str, dict[str, Any], contextvars.Context]] = queue.Queue()
+        self._worker: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._healthy_until = 0.0
 
     def ready(self) -> None:
         if self.flow_for is None:
             raise OrchestrationError("this command does not run flows (no flows were given to its dispatcher)")
+        if self.deferred and time.monotonic() < self._healthy_until:
+            return
         require_api(self.settings)
+        self._healthy_until = time.monotonic() + HEALTHY_FOR
 
     def enroll(self, pathway_id: str, version: int, episode_id: str) -> None:
-        self._run(pathway_id, version, "enroll", episode_id=episode_id)
+        self._submit(pathway_id, version, "enroll", {"episode_id": episode_id})
 
     def event(self, pathway_id: str, version: int, episode_id: str, event: str, inbound_id: str) -> None:
-        self._run(pathway_id, version, "event", episode_id=episode_id, event=event, inbound_id=inbound_id)
+        self._submit(pathway_id, version, "event", {"episode_id": episode_id, "event": event, "inbound_id": inbound_id})
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every deferred follow-up has run (or ``timeout`` seconds); True when none is left."""
+        end = None if timeout is None else time.monotonic() + timeout
+        while self._queue.unfinished_tasks:
+            if end is not None and time.monotonic() >= end:
+                return False
+            time.sleep(0.05)
+        return True
 
     def sweep(self) -> SweepReport:
         """A sweep pass as a ``carepath-sweep`` flow run named for what it did; raises if it could not run."""
@@ -220,6 +263,42 @@ class PrefectDispatcher:
                 return dict(await state.aresult())
 
             return SweepReport(**prefect_ops.run_sync(run()))
+
+    def _submit(self, pathway_id: str, version: int, kind: str, parameters: dict[str, Any]) -> None:
+        if not self.deferred:
+            self._run(pathway_id, version, kind, **parameters)
+            return
+        # the caller's context goes with the request: the App it bound (engine.app.context.bound) runs the follow-up
+        self._queue.put((pathway_id, version, kind, parameters, contextvars.copy_context()))
+        with self._lock:
+            if self._worker is None or not self._worker.is_alive():
+                self._worker = threading.Thread(target=self._follow_ups, name="carepath-follow-ups", daemon=True)
+                self._worker.start()
+
+    def _follow_ups(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            while len(batch) < MAX_REQUESTS:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                pathway_id, version, kind, parameters, context = batch[0]
+                if len(batch) == 1:
+                    context.run(self._run, pathway_id, version, kind, **parameters)
+                else:
+                    context.run(self._run_requests, [{"kind": item[2], **item[3]} for item in batch])
+            except Exception:  # the follow-up is the sweep's now; this thread must go on
+                logger.exception("%d request(s) not followed up (the sweep will)", len(batch))
+            finally:
+                for _ in batch:
+                    self._queue.task_done()
+
+    def _run_requests(self, requests: list[dict[str, Any]]) -> None:
+        assert self.flow_for is not None  # ready() said so before the request was stored
+        with prefect_api(self.settings):
+            prefect_ops.run_sync(self.flow_for.requests()(requests=requests, return_state=True))
 
     def _run(self, pathway_id: str, version: int, kind: str, **parameters: Any) -> None:
         require_api(self.settings)

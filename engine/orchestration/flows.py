@@ -3,7 +3,9 @@
 Four flows, compiled per pathway into deployments by :func:`engine.orchestration.deployments.compile_deployments`:
 
 - ``<pathway>-enroll``: follow up a new episode (schedule its timers, publish its artifact);
-- ``<pathway>-event``: apply a stored inbound event once, then follow it up;
+- ``<pathway>-event``: apply a stored inbound event once (the request normally has), then follow it up;
+- ``carepath-requests``: the follow-ups of several requests a long-lived process (the API) answered while its
+  previous run was busy, in one run: each listed in its table artifact, their timers scheduled together;
 - ``<pathway>-deadline``: the escalation rungs of the pathway due in one wall minute, each at its time; re-checks
   the store before acting;
 - ``carepath-sweep``: the safety net (lost runs, unscheduled rungs, undelivered escalations, stuck events, runs
@@ -35,6 +37,7 @@ from prefect.states import Completed, State
 from engine.app import App, FollowUp, follow_up_enrollment, process_event, sweep
 from engine.app.context import current_app
 from engine.app.deadlines import fire_due_of_run, run_listing
+from engine.app.episodes import FollowedRequest, follow_up_requests
 from engine.app.settings import Settings
 from engine.orchestration.names import (
     REJECTED_TAG,
@@ -43,6 +46,7 @@ from engine.orchestration.names import (
     episode_run_name,
     escalation_outcome,
     refused_run_name,
+    requests_run_name,
     sweep_run_name,
 )
 from engine.orchestration.prefect_api import (
@@ -66,6 +70,7 @@ __all__ = [
     "flow_app",
     "flow_for",
     "measures_flow",
+    "requests_flow",
     "sweep_flow",
 ]
 
@@ -95,6 +100,39 @@ async def event_flow(episode_id: str, event: str, inbound_id: str) -> Any:
     await rename_current_flow_run(await asyncio.to_thread(episode_run_name, app, episode_id, what))
     message = "duplicate event: nothing changed" if changes.duplicate else "applied"
     return await _ending(done.raised if done else [], message, {"escalations": len(done.escalations) if done else 0})
+
+
+@flow(
+    name="carepath-requests",
+    description="Follow up several coordinators' requests (enrollments, events) answered while another run was busy.",
+)
+async def requests_flow(requests: list[dict[str, str]]) -> Any:
+    """Follow up each request as its own run would (:func:`engine.app.episodes.follow_up_requests`), list them in a
+    table artifact, and end named for what happened. ``requests`` holds ids and event names only."""
+    app = flow_app()
+    followed = await asyncio.to_thread(follow_up_requests, app, requests)
+    rows = [_request_row(one) for one in followed]
+    await rename_current_flow_run(requests_run_name(rows))
+    await publish_table_artifact(None, rows, description="The requests this run followed up.")
+    raised = [r for one in followed if one.done for r in one.done.raised]
+    return await _ending(raised, f"{len(rows)} request(s) followed up", {"requests": len(rows)})
+
+
+def _request_row(one: FollowedRequest) -> dict[str, str]:
+    """A row of a requests run's table: the episode, what happened, and what its follow-up did."""
+    if one.kind == "enroll":
+        what = "enrolled"
+    elif one.refused is not None or one.changes is None:
+        what = f"refused {one.event} ({one.refused or 'refused'})"
+    else:
+        what = describe_event(one.event, one.changes.moved, one.changes.duplicate, one.changes.stage)
+    done = one.done
+    return {
+        "episode": one.episode_id,
+        "request": what,
+        "escalations": str(len(done.escalations) if done else 0),
+        "problems": "; ".join(done.problems) if done else "",
+    }
 
 
 @flow(
@@ -202,13 +240,17 @@ class _Flows:
     def sweep(self) -> Any:
         return sweep_flow
 
+    def requests(self) -> Any:
+        return requests_flow
+
 
 FLOWS = _Flows()
 
 
-def dispatching_app(settings: Settings) -> App:
-    """The App of a process that runs requests and sweeps as in-process flow runs (the CLI, ``up``, the demo)."""
-    return production_app(settings, FLOWS)
+def dispatching_app(settings: Settings, *, deferred: bool = False) -> App:
+    """The App of a process that runs requests and sweeps as in-process flow runs (the CLI, ``up``, the demo);
+    ``deferred``: a long-lived process (the API) that answers a request first and follows it up after."""
+    return production_app(settings, FLOWS, deferred=deferred)
 
 
 def flow_app() -> App:

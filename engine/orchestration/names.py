@@ -21,6 +21,7 @@ __all__ = [
     "episode_run_name",
     "escalation_outcome",
     "refused_run_name",
+    "requests_run_name",
     "sweep_run_name",
 ]
 
@@ -56,6 +57,14 @@ def describe_event(event: str, moved: tuple[str, str] | None, duplicate: bool, s
     if moved:
         return f"{event}: {moved[0]} → {moved[1]}"
     return f"{event} in {stage}"
+
+
+def requests_run_name(rows: Sequence[Mapping[str, str]]) -> str:
+    """``requests · 12 followed up · 2 enrolled · 1 refused``: a run that followed up several requests."""
+    enrolled = sum(row["request"] == "enrolled" for row in rows)
+    refused = sum(row["request"].startswith("refused ") for row in rows)
+    extra = "".join(f" · {n} {word}" for word, n in (("enrolled", enrolled), ("refused", refused)) if n)
+    return f"requests · {len(rows)} followed up{extra}"
 
 
 def refused_run_name(episode_id: str, event: str, code: str | None) -> str:

@@ -241,7 +241,7 @@ def serve_forever(
             settings = settings.with_changes(prefect_api_url=local.server.api_url)
         serving = dispatching_app(settings)
         if api is not None:
-            api_server = _start_api(ApiServer(dispatching_app(settings), *api))
+            api_server = _start_api(ApiServer(dispatching_app(settings, deferred=True), *api))
         _serve(serving, specs, ready, local, workers)
     finally:
         if api_server is not None:

@@ -12,14 +12,15 @@ from engine.orchestration.adapters import FlowLookup, PrefectDispatcher, Prefect
 __all__ = ["production_app"]
 
 
-def production_app(settings: Settings, flow_for: FlowLookup | None = None) -> App:
+def production_app(settings: Settings, flow_for: FlowLookup | None = None, *, deferred: bool = False) -> App:
     """The App of a Carepath process configured by ``settings``. Requests run as in-process flow runs looked up by
     ``flow_for`` (:func:`engine.orchestration.flows.dispatching_app` passes it); without it the App reads, fires
-    deadlines and sweeps, but refuses to dispatch a coordinator's request."""
+    deadlines and sweeps, but refuses to dispatch a coordinator's request. ``deferred``: requests are followed up
+    after they are answered (a long-lived process: see :class:`PrefectDispatcher`)."""
     return App(
         settings=settings,
         scheduler=PrefectScheduler(settings),
         notifier=RosterNotifier(settings.roster_file, settings.env),
         publisher=PrefectPublisher(settings),
-        dispatcher=PrefectDispatcher(settings, flow_for),
+        dispatcher=PrefectDispatcher(settings, flow_for, deferred=deferred),
     )
