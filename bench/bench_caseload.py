@@ -52,7 +52,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import pg
-from bench.caseload_driver import Coordinators, Done, caseload
+from bench.caseload_driver import GRACE, Coordinators, Done, caseload
 from bench.caseload_procs import Sampler
 from bench.caseload_stats import Escalation, Reckoning, Rung, api_calls, leftover_runs, reckon, summary
 from bench.caseload_up import (
@@ -283,9 +283,11 @@ class Run:
         from engine.app import Settings
         from engine.orchestration.flows import dispatching_app
 
-        apps = [dispatching_app(Settings.from_env(self.env)) for _ in range(self.args.coordinators)]
-        for app in apps:  # warm each (store, clock, service) before the threads share nothing but the pool
-            _ = app.engine, app.clock, app.service
+        # the coordinators' desk is one long-lived process, as the API is: one App shared by the threads, answering
+        # from the store and following up on its dispatcher's own thread (several requests per run when busy)
+        desk = dispatching_app(Settings.from_env(self.env), deferred=True)
+        _ = desk.engine, desk.clock, desk.service  # warmed before the threads start
+        apps = [desk] * self.args.coordinators
         start = self._to_wall(START)
         end = self._to_wall(START + timedelta(days=self.args.days))
         if time.time() > start:
@@ -310,8 +312,9 @@ class Run:
                 self.progress(coordinators, start, end)
         self.marks["drive_end"] = time.time()
         self.horizon = START + timedelta(days=self.args.days)  # rungs due by the end of the drive are judged
-        for app in apps:
-            app.close()
+        if not desk.dispatcher.flush(GRACE):
+            self.problems.append(f"follow-ups still queued {GRACE:.0f} s after the drive (left to the sweep)")
+        desk.close()
         return coordinators
 
     def progress(self, coordinators: Coordinators, start: float, end: float) -> None:

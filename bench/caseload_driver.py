@@ -5,8 +5,8 @@ recording each person's actions when their pathway time comes, through the same 
   default behaviour model: work done on time, late or never; a fixed seed) and turns each person's script into
   :class:`Step` s: enroll, a signed consent (with its ``consent.recorded``), events, acknowledgements.
 - :class:`Coordinators` runs them: each person's steps in order, one at a time, each no earlier than its wall
-  time (the store's clock), over ``threads`` threads each with its own App (a coordinator's ``carepath event`` is
-  a process with its own App; here a thread: the in-process flow run is the same). A step the service refuses
+  time (the store's clock), over one thread per App given (the bench gives one App many times: the coordinators'
+  desk, a long-lived process like the API, answering from the store and following up after). A step the service refuses
   (an event no longer expected: the person moved on) is counted, not retried; a step that failed because Carepath
   or Prefect did not answer is tried again every :data:`RETRY_SECONDS` with the same event id, as a coordinator
   sends a command again. Steps not started when the drive ends are counted as not started.
@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-__all__ = ["RETRY_SECONDS", "Coordinators", "Done", "Person", "Step", "caseload"]
+__all__ = ["GRACE", "RETRY_SECONDS", "Coordinators", "Done", "Person", "Step", "caseload"]
 
 #: A step that failed for want of an answer (Prefect or the store down) is sent again this many seconds later.
 RETRY_SECONDS = 5.0
