@@ -8,16 +8,16 @@ In-memory ports and a manual clock, on SQLite and PostgreSQL, with the bridge pa
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
 from sqlmodel import Session, select
 from store_fixtures import BACKENDS
-from test_app import bridge_app, scheduler
+from test_app import advance, bridge_app, escalations, scheduler
 
 from engine import store
-from engine.app import App, enroll, record_event, sweep
+from engine.app import App, acknowledge, enroll, record_event, sweep
 from engine.app.episodes import follow_up_requests
 from engine.app.inline import InlineDispatcher, MemoryScheduler
 from engine.app.ports import Timer
@@ -39,6 +39,10 @@ class Deferring(InlineDispatcher):
 
     def event(self, pathway_id: str, version: int, episode_id: str, event: str, inbound_id: str) -> None:
         self._hand_over({"kind": "event", "episode_id": episode_id, "event": event, "inbound_id": inbound_id})
+
+    def acknowledged(self, episode_id: str, escalation_id: int, run_ids: list[str]) -> None:
+        request = {"episode_id": episode_id, "escalation": str(escalation_id), "run_ids": ",".join(run_ids)}
+        self._hand_over({"kind": "acknowledge", **request})
 
     def _hand_over(self, request: dict[str, str]) -> None:
         if self.fail:
@@ -132,6 +136,34 @@ def test_a_follow_up_that_never_comes_is_finished_by_the_sweep_and_the_answer_st
     report = sweep(app)
     assert report.scheduled == 1 and report.cancelled == 1 and naloxone_run.state == "cancelled"
     assert unscheduled(app, [ep]) == []
+
+
+def test_an_acknowledgement_is_answered_from_the_store_and_releases_the_later_rungs_run_after(app: App) -> None:
+    ep = enroll(app, "bridge-test", "P-ANS-003")
+    followed_up(app)()
+    advance(app, timedelta(hours=4, minutes=1))  # naloxone not given: its first rung escalates, the next waits
+    [raised] = escalations(app)
+    [later] = [run for run in scheduler(app).waiting() if run.timer.episode_id == ep]
+
+    assert acknowledge(app, raised.id or 0, "staff-ans") == 1  # answered: the later rung is stopped in the store
+
+    assert later.state == "scheduled"  # its run is released by the follow-up, after the answer
+    [done] = follow_up_requests(app, dispatcher(app).queued)
+    assert (done.kind, done.episode_id, done.event) == ("acknowledge", ep, str(raised.id))
+    assert later.state == "cancelled"
+
+
+def test_an_acknowledgement_whose_follow_up_never_comes_stands_and_the_sweep_releases_its_run(app: App) -> None:
+    ep = enroll(app, "bridge-test", "P-ANS-004")
+    followed_up(app)()
+    advance(app, timedelta(hours=4, minutes=1))
+    [raised] = escalations(app)
+    [later] = [run for run in scheduler(app).waiting() if run.timer.episode_id == ep]
+    dispatcher(app).fail = True
+
+    assert acknowledge(app, raised.id or 0, "staff-ans") == 1
+
+    assert sweep(app).cancelled == 1 and later.state == "cancelled"
 
 
 def scheduler_calls(app: App) -> int:

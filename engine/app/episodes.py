@@ -27,7 +27,7 @@ from engine.app.context import App, bound
 from engine.app.followup import FollowUp, batched, follow_up, release_runs
 from engine.app.publish import publish_open_escalations, publish_program_overview
 from engine.errors import CarepathError, EpisodeError, EventRejected, quote
-from engine.store import EpisodeRecord
+from engine.store import EpisodeRecord, EscalationRecord
 from engine.store.mapper import Changes
 
 __all__ = [
@@ -36,6 +36,7 @@ __all__ = [
     "acknowledge",
     "enroll",
     "fire",
+    "follow_up_acknowledgement",
     "follow_up_enrollment",
     "follow_up_requests",
     "process_event",
@@ -188,8 +189,9 @@ def process_event(app: App, inbound_id: str) -> tuple[Changes | None, FollowUp |
 
 @dataclass(frozen=True)
 class FollowedRequest:
-    """One request of :func:`follow_up_requests` and what its follow-up did: ``refused`` is a refused event's code;
-    ``changes`` is None for an enrollment and a refused event."""
+    """One request of :func:`follow_up_requests` and what its follow-up did: ``event`` is the event's name (an
+    acknowledgement's escalation id); ``refused`` is a refused event's code; ``changes`` is None but for an event
+    applied."""
 
     kind: str
     episode_id: str
@@ -201,12 +203,18 @@ class FollowedRequest:
 
 def follow_up_requests(app: App, requests: Sequence[Mapping[str, str]]) -> list[FollowedRequest]:
     """The body of a batch of requests' run (``kind`` ``enroll`` with ``episode_id``; ``event`` with ``episode_id``,
-    ``event``, ``inbound_id``): each followed up as its own run would, their timers scheduled together at the end
-    (one Prefect call per pathway and minute) and the program's artifacts published once."""
+    ``event``, ``inbound_id``; ``acknowledge`` with ``escalation`` and ``run_ids``, comma-separated): each followed
+    up as its own run would, their timers scheduled together at the end (one Prefect call per pathway and minute)
+    and the program's artifacts published once."""
     out: list[FollowedRequest] = []
     with batched(app):
         for request in requests:
-            episode_id = request["episode_id"]
+            episode_id = request.get("episode_id", "")
+            if request["kind"] == "acknowledge":
+                runs = [run for run in request.get("run_ids", "").split(",") if run]
+                follow_up_acknowledgement(app, runs)
+                out.append(FollowedRequest("acknowledge", episode_id, request["escalation"], None, None))
+                continue
             if request["kind"] == "enroll":
                 out.append(FollowedRequest("enroll", episode_id, "", None, follow_up_enrollment(app, episode_id)))
                 continue
@@ -228,14 +236,28 @@ def fire(app: App, rung_id: str) -> tuple[Changes, FollowUp] | None:
 
 def acknowledge(app: App, escalation_id: int, by: str, *, actor: str | None = None) -> int:
     """Someone (``by``) took an escalation on: its later rungs never fire. Returns how many later rungs were
-    stopped. ``actor`` is who recorded it, when not ``by`` (an API token's label)."""
+    stopped. ``actor`` is who recorded it, when not ``by`` (an API token's label). Answered from the store: the
+    stopped rungs' runs are released and the tables republished by the dispatcher (after the answer, for a deferring
+    one); a later rung's run that starts meanwhile finds its rung cancelled and does nothing."""
     inputs.check_escalation(escalation_id)
     inputs.check_id("staff id", by)
     stopped, runs = app.service.acknowledge(escalation_id, by, actor)
-    try:  # best effort: a later rung's run finds its rung cancelled and does nothing
-        release_runs(app, runs)
+    with Session(app.engine) as session:
+        escalation = session.get(EscalationRecord, escalation_id)
+    episode_id = escalation.episode_id if escalation is not None else ""
+    _dispatch(app, f"escalation {escalation_id}", lambda: app.dispatcher.acknowledged(episode_id, escalation_id, runs))
+    return stopped
+
+
+def follow_up_acknowledgement(app: App, run_ids: Sequence[str]) -> int:
+    """The follow-up of an acknowledgement: release the runs of the rungs it stopped (those no other rung needs)
+    and republish the operators' tables; returns how many runs were cancelled. Best effort: the reconciler cancels
+    a run no rung needs, and the next change republishes."""
+    try:
+        released = release_runs(app, list(run_ids))
         publish_open_escalations(app)
         publish_program_overview(app)
     except CarepathError as exc:
-        logger.warning("escalation %s acknowledged; Prefect not updated: %s", escalation_id, exc)
-    return stopped
+        logger.warning("an acknowledgement's runs or tables not updated in Prefect: %s", exc)
+        return 0
+    return released

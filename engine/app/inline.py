@@ -253,6 +253,12 @@ class InlineDispatcher:
         assert self.app is not None
         process_event(self.app, inbound_id)
 
+    def acknowledged(self, episode_id: str, escalation_id: int, run_ids: list[str]) -> None:
+        from engine.app.episodes import follow_up_acknowledgement
+
+        assert self.app is not None
+        follow_up_acknowledgement(self.app, run_ids)
+
     def flush(self, timeout: float | None = None) -> bool:
         return True  # nothing waits: each follow-up ran in its caller's thread
 

@@ -133,6 +133,10 @@ class Dispatcher(Protocol):
         """Follow up the inbound event ``inbound_id`` (applying it first if the request has not)."""
         ...
 
+    def acknowledged(self, episode_id: str, escalation_id: int, run_ids: list[str]) -> None:
+        """Follow up an acknowledgement: release the stopped rungs' runs ``run_ids``, republish the tables."""
+        ...
+
     def flush(self, timeout: float | None = None) -> bool:
         """Wait for follow-ups handed over but not run yet (a dispatcher that defers them); True when none is left."""
         ...

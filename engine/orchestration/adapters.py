@@ -236,6 +236,12 @@ class PrefectDispatcher:
     def event(self, pathway_id: str, version: int, episode_id: str, event: str, inbound_id: str) -> None:
         self._submit(pathway_id, version, "event", {"episode_id": episode_id, "event": event, "inbound_id": inbound_id})
 
+    def acknowledged(self, episode_id: str, escalation_id: int, run_ids: list[str]) -> None:
+        """Release the stopped rungs' runs and republish, in a ``carepath-requests`` run (the pathway has no flow of
+        its own for it); deferred like the others."""
+        request = {"episode_id": episode_id, "escalation": str(escalation_id), "run_ids": ",".join(run_ids)}
+        self._submit("", 0, "acknowledge", request)
+
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every deferred follow-up has run (or ``timeout`` seconds); True when none is left."""
         end = None if timeout is None else time.monotonic() + timeout
@@ -266,7 +272,7 @@ class PrefectDispatcher:
 
     def _submit(self, pathway_id: str, version: int, kind: str, parameters: dict[str, Any]) -> None:
         if not self.deferred:
-            self._run(pathway_id, version, kind, **parameters)
+            self._follow_up([(pathway_id, version, kind, parameters)])
             return
         # the caller's context goes with the request: the App it bound (engine.app.context.bound) runs the follow-up
         self._queue.put((pathway_id, version, kind, parameters, contextvars.copy_context()))
@@ -284,19 +290,23 @@ class PrefectDispatcher:
                 except queue.Empty:
                     break
             try:
-                pathway_id, version, kind, parameters, context = batch[0]
-                if len(batch) == 1:
-                    context.run(self._run, pathway_id, version, kind, **parameters)
-                else:
-                    context.run(self._run_requests, [{"kind": item[2], **item[3]} for item in batch])
+                batch[0][4].run(self._follow_up, [item[:4] for item in batch])
             except Exception:  # the follow-up is the sweep's now; this thread must go on
                 logger.exception("%d request(s) not followed up (the sweep will)", len(batch))
             finally:
                 for _ in batch:
                     self._queue.task_done()
 
-    def _run_requests(self, requests: list[dict[str, Any]]) -> None:
-        assert self.flow_for is not None  # ready() said so before the request was stored
+    def _follow_up(self, work: list[tuple[str, int, str, dict[str, Any]]]) -> None:
+        """One request as its pathway's flow run; several, or an acknowledgement, as one ``carepath-requests``."""
+        if len(work) == 1 and work[0][2] != "acknowledge":
+            pathway_id, version, kind, parameters = work[0]
+            self._run(pathway_id, version, kind, **parameters)
+            return
+        if self.flow_for is None:
+            raise OrchestrationError("this process does not run flows (no flows were given to its dispatcher)")
+        require_api(self.settings)
+        requests = [{"kind": kind, **parameters} for _pathway, _version, kind, parameters in work]
         with prefect_api(self.settings):
             prefect_ops.run_sync(self.flow_for.requests()(requests=requests, return_state=True))
 

@@ -122,6 +122,8 @@ def _request_row(one: FollowedRequest) -> dict[str, str]:
     """A row of a requests run's table: the episode, what happened, and what its follow-up did."""
     if one.kind == "enroll":
         what = "enrolled"
+    elif one.kind == "acknowledge":
+        what = f"acknowledged escalation {one.event}"
     elif one.refused is not None or one.changes is None:
         what = f"refused {one.event} ({one.refused or 'refused'})"
     else:

@@ -60,10 +60,10 @@ def describe_event(event: str, moved: tuple[str, str] | None, duplicate: bool, s
 
 
 def requests_run_name(rows: Sequence[Mapping[str, str]]) -> str:
-    """``requests · 12 followed up · 2 enrolled · 1 refused``: a run that followed up several requests."""
-    enrolled = sum(row["request"] == "enrolled" for row in rows)
-    refused = sum(row["request"].startswith("refused ") for row in rows)
-    extra = "".join(f" · {n} {word}" for word, n in (("enrolled", enrolled), ("refused", refused)) if n)
+    """``requests · 12 followed up · 2 enrolled · 1 acknowledged · 1 refused``: a run that followed up requests."""
+    words = ("enrolled", "acknowledged", "refused")
+    counts = {word: sum(row["request"].split(" ")[0] == word for row in rows) for word in words}
+    extra = "".join(f" · {counts[word]} {word}" for word in words if counts[word])
     return f"requests · {len(rows)} followed up{extra}"
 
 
