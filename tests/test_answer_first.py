@@ -18,7 +18,7 @@ from test_app import advance, bridge_app, escalations, scheduler
 
 from engine import store
 from engine.app import App, acknowledge, enroll, record_event, sweep
-from engine.app.episodes import follow_up_requests
+from engine.app.episodes import acknowledgement_request, follow_up_requests
 from engine.app.inline import InlineDispatcher, MemoryScheduler
 from engine.app.ports import Timer
 from engine.episode.domain.consent import Consent, single_tpo_consent
@@ -41,8 +41,7 @@ class Deferring(InlineDispatcher):
         self._hand_over({"kind": "event", "episode_id": episode_id, "event": event, "inbound_id": inbound_id})
 
     def acknowledged(self, episode_id: str, escalation_id: int, run_ids: list[str]) -> None:
-        request = {"episode_id": episode_id, "escalation": str(escalation_id), "run_ids": ",".join(run_ids)}
-        self._hand_over({"kind": "acknowledge", **request})
+        self._hand_over(acknowledgement_request(episode_id, escalation_id, run_ids))
 
     def _hand_over(self, request: dict[str, str]) -> None:
         if self.fail:

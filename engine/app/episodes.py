@@ -27,13 +27,14 @@ from engine.app.context import App, bound
 from engine.app.followup import FollowUp, batched, follow_up, release_runs
 from engine.app.publish import publish_open_escalations, publish_program_overview
 from engine.errors import CarepathError, EpisodeError, EventRejected, quote
-from engine.store import EpisodeRecord, EscalationRecord
+from engine.store import EpisodeRecord
 from engine.store.mapper import Changes
 
 __all__ = [
     "EventResult",
     "FollowedRequest",
     "acknowledge",
+    "acknowledgement_request",
     "enroll",
     "fire",
     "follow_up_acknowledgement",
@@ -241,12 +242,19 @@ def acknowledge(app: App, escalation_id: int, by: str, *, actor: str | None = No
     one); a later rung's run that starts meanwhile finds its rung cancelled and does nothing."""
     inputs.check_escalation(escalation_id)
     inputs.check_id("staff id", by)
-    stopped, runs = app.service.acknowledge(escalation_id, by, actor)
-    with Session(app.engine) as session:
-        escalation = session.get(EscalationRecord, escalation_id)
-    episode_id = escalation.episode_id if escalation is not None else ""
+    episode_id, stopped, runs = app.service.acknowledge(escalation_id, by, actor)
     _dispatch(app, f"escalation {escalation_id}", lambda: app.dispatcher.acknowledged(episode_id, escalation_id, runs))
     return stopped
+
+
+def acknowledgement_request(episode_id: str, escalation_id: int, run_ids: Sequence[str]) -> dict[str, str]:
+    """An acknowledgement as a request of :func:`follow_up_requests` (text only: it is a flow run's parameter)."""
+    return {
+        "kind": "acknowledge",
+        "episode_id": episode_id,
+        "escalation": str(escalation_id),
+        "run_ids": ",".join(run_ids),
+    }
 
 
 def follow_up_acknowledgement(app: App, run_ids: Sequence[str]) -> int:

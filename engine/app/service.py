@@ -308,9 +308,10 @@ class EpisodeService:
                 store.audit(session, episode_id, now, actor, "consent.revoked", {"consent": consent_id})
         return episodes
 
-    def acknowledge(self, escalation_id: int, by: str, actor: str | None = None) -> tuple[int, list[str]]:
+    def acknowledge(self, escalation_id: int, by: str, actor: str | None = None) -> tuple[str, int, list[str]]:
         """Acknowledge an escalation for staff member ``by`` (recorded by ``actor``, when another: an API token's
-        label): its later rungs never fire. Returns how many were stopped, and the Prefect runs to cancel."""
+        label): its later rungs never fire. Returns its episode, how many rungs were stopped, and their Prefect runs
+        to cancel."""
         now = self.clock.now()
         with store.session_scope(self.engine) as session:
             escalation = session.get(EscalationRecord, escalation_id)
@@ -326,7 +327,7 @@ class EpisodeService:
                     runs += [rung.flow_run_id] if rung.flow_run_id else []
             detail = {"id": escalation_id, "by": by}
             store.audit(session, escalation.episode_id, now, actor or by, "escalation.acknowledged", detail)
-            return stopped, runs
+            return escalation.episode_id, stopped, runs
 
     def mark_intentional(self, discrepancy_id: str, reason: str, by: str, actor: str | None = None) -> None:
         """A clinician (``by``) documents a medication discrepancy as intentional (it stops counting as an error);

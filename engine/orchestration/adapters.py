@@ -27,6 +27,7 @@ from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 from engine.app.deadlines import deadline_slot
+from engine.app.episodes import acknowledgement_request
 from engine.app.ports import RunState, RunView, SweepReport, Timer
 from engine.app.settings import Settings
 from engine.clock import utc
@@ -239,8 +240,8 @@ class PrefectDispatcher:
     def acknowledged(self, episode_id: str, escalation_id: int, run_ids: list[str]) -> None:
         """Release the stopped rungs' runs and republish, in a ``carepath-requests`` run (the pathway has no flow of
         its own for it); deferred like the others."""
-        request = {"episode_id": episode_id, "escalation": str(escalation_id), "run_ids": ",".join(run_ids)}
-        self._submit("", 0, "acknowledge", request)
+        request = acknowledgement_request(episode_id, escalation_id, run_ids)
+        self._submit("", 0, request.pop("kind"), request)
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every deferred follow-up has run (or ``timeout`` seconds); True when none is left."""
