@@ -28,6 +28,7 @@ from sqlmodel import Session, col, select
 
 from engine import store
 from engine.app import App
+from engine.errors import OrchestrationError
 from engine.orchestration.server import _alive
 from engine.store import RungRecord
 
@@ -51,12 +52,23 @@ def wait_until(
     what: str, check: Callable[[], Any], timeout: float, every: float = 0.5, detail: Callable[[], Any] | None = None
 ) -> Any:
     """Poll ``check`` until it returns something truthy (returned); fail after ``timeout`` seconds, saying
-    ``detail()`` (what is still wrong) when given."""
+    ``detail()`` (what is still wrong) when given. A Prefect server that does not answer one poll (a restarted or
+    loaded one is slow to) is a state still to wait out, not a failure: the last such error is in the message."""
     deadline = time.monotonic() + timeout
-    while not (value := check()):
+    unanswered: list[OrchestrationError] = []
+
+    def poll() -> Any:
+        try:
+            return check()
+        except OrchestrationError as exc:
+            unanswered[:] = [exc]
+            return None
+
+    while not (value := poll()):
         if time.monotonic() > deadline:
             still = f"; still: {detail()}" if detail else ""
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}{still}")
+            last = f"; last Prefect error: {unanswered[0]}" if unanswered else ""
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}{still}{last}")
         time.sleep(every)
     return value
 

@@ -161,8 +161,8 @@ def test_a_deadline_met_in_time_ends_met(carepath: Harness) -> None:
     with Session(h.app.engine) as session:  # the episode's other work due in the same minute shares the run
         others = store.run_needs(session, [rung.flow_run_id])[rung.flow_run_id]
     run = _run(rung.flow_run_id)
-    if others:  # meeting one deadline leaves the run the others wait for
-        assert (run.state.type.value, run.state.name) == ("SCHEDULED", "Scheduled")
+    if others:  # meeting one deadline leaves the run the others wait for: not cancelled, not ended Met
+        assert run.state.type.value in ("SCHEDULED", "PENDING", "RUNNING"), (run.state.type.value, run.state.name)
     else:  # every deadline of the run met in time: it ends Met, not a grey Cancelled
         assert (run.state.type.value, run.state.name) == ("COMPLETED", "Met")
 
