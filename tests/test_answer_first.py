@@ -19,7 +19,7 @@ from test_app import advance, bridge_app, escalations, scheduler
 from engine import store
 from engine.app import App, acknowledge, enroll, record_event, sweep
 from engine.app.episodes import acknowledgement_request, follow_up_requests
-from engine.app.inline import InlineDispatcher, MemoryScheduler
+from engine.app.inline import InlineDispatcher, MemoryPublisher, MemoryScheduler
 from engine.app.ports import Timer
 from engine.episode.domain.consent import Consent, single_tpo_consent
 from engine.errors import EventRejected, OrchestrationError
@@ -75,6 +75,11 @@ def dispatcher(app: App) -> Deferring:
     return app.dispatcher
 
 
+def publisher(app: App) -> MemoryPublisher:
+    assert isinstance(app.publisher, MemoryPublisher)
+    return app.publisher
+
+
 def unscheduled(app: App, episodes: list[str]) -> list[str]:
     with Session(app.engine) as session:
         return [row.rung_id for row in store.unscheduled_timers(session, episodes, 100)]
@@ -110,13 +115,15 @@ def test_requests_answered_together_are_followed_up_in_one_batch_with_one_schedu
     episodes = [enroll(app, "bridge-test", f"P-ANS-1{n}") for n in range(5)]
     with pytest.raises(EventRejected):
         record_event(app, episodes[0], "clinic.completed")  # refused: listed in the batch, changes nothing
-    calls = scheduler_calls(app)
+    calls, published = scheduler_calls(app), publisher(app).calls
 
     done = follow_up_requests(app, dispatcher(app).queued)
 
     assert [(d.kind, d.episode_id) for d in done] == [("enroll", ep) for ep in episodes] + [("event", episodes[0])]
     assert done[-1].refused == "not-expected" and done[-1].changes is None
     assert scheduler_calls(app) == calls + 1 and unscheduled(app, episodes) == []
+    assert publisher(app).calls == published + 1, "every episode's artifact in one call, not one each"
+    assert all(publisher(app).versions[f"episode-{ep}".lower()] == 1 for ep in episodes)
 
 
 def test_a_follow_up_that_never_comes_is_finished_by_the_sweep_and_the_answer_stands(app: App) -> None:

@@ -67,6 +67,7 @@ def test_rungs_due_in_the_same_minute_share_one_run_that_fires_each_once(app: Ap
     assert len({r.flow_run_id for r in rungs}) == 1, "one run for the pathway's minute, not one per rung"
     clock(app).set(max(utc(r.due_at) for r in rungs) + timedelta(seconds=1))
     before = app.publisher.versions.get("open-escalations", 0)  # type: ignore[attr-defined]
+    calls_before = app.publisher.calls  # type: ignore[attr-defined]
     schedule, calls = runs(app).schedule, []
     runs(app).schedule = lambda timers: calls.append(len(timers)) or schedule(timers)  # type: ignore[method-assign]
     runs(app).run_due(app, clock(app).now())
@@ -78,6 +79,8 @@ def test_rungs_due_in_the_same_minute_share_one_run_that_fires_each_once(app: Ap
     published = app.publisher.versions  # type: ignore[attr-defined]
     assert published["open-escalations"] == before + 1, "the program's table once per run, not once per rung"
     assert len(app.publisher.artifacts["open-escalations"]) == len(rungs)  # type: ignore[attr-defined]
+    assert app.publisher.calls == calls_before + 1, "every episode's artifact and the table in one call"  # type: ignore[attr-defined]
+    assert all(published[f"episode-{ep}".lower()] >= 2 for ep in episodes)  # enrolled, then fired
 
 
 def test_the_shared_run_fires_each_rung_at_its_own_time_not_the_minutes_start(app: App) -> None:

@@ -27,6 +27,7 @@ from engine.orchestration.prefect_api import (
     cancel_flow_run,
     ensure_zombie_automation,
     get_run_state,
+    publish_artifacts,
     publish_markdown_artifact,
     publish_table_artifact,
     reschedule_flow_run,
@@ -289,6 +290,26 @@ def test_artifacts_publish_new_versions_under_one_key(prefect_server: str) -> No
     assert [a["data"] for a in latest.json()] == ["# ep-1\nstage: residential"]
     with pytest.raises(OrchestrationError, match="artifact key 'Episode_1'"):
         run_sync(publish_markdown_artifact("Episode_1", "x"))
+
+
+def test_a_batch_of_artifacts_is_published_each_whatever_another_does(prefect_server: str) -> None:
+    episode = f"ep-{uuid.uuid4().hex[:8]}"
+    batch = [
+        (f"episode-{episode}", f"# {episode}\nstage: detox", "Episode"),
+        ("Not_A_Key", "refused", None),
+        (f"meds-{episode}", [{"kind": "omission", "critical": True}], "Meds"),
+    ]
+    failed = run_sync(publish_artifacts(batch, 3))
+
+    assert len(failed) == 1 and "artifact key 'Not_A_Key'" in failed[0]
+    keys = [f"episode-{episode}", f"meds-{episode}"]
+    latest = httpx.post(f"{prefect_server}/artifacts/latest/filter", json={"artifacts": {"key": {"any_": keys}}})
+    latest.raise_for_status()
+    found = {a["key"]: (a["type"], a["data"]) for a in latest.json()}
+    assert found == {
+        keys[0]: ("markdown", f"# {episode}\nstage: detox"),
+        keys[1]: ("table", json.dumps([{"kind": "omission", "critical": True}])),
+    }
 
 
 def test_calls_without_a_server_fail_with_a_clear_message(prefect_server: str) -> None:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.app.context import App
 from engine.app.deadlines import deadline_slot
-from engine.app.ports import RunState, RunView, Timer
+from engine.app.ports import Artifact, RunState, RunView, Timer
 from engine.app.settings import Settings
 from engine.clock import Clock
 from engine.notify.delivery import DeliveryOutcome, DeliveryReport, Notification
@@ -214,20 +214,18 @@ class RecordingNotifier:
 
 @dataclass
 class MemoryPublisher:
-    """The latest version of each artifact, by key."""
+    """The latest version of each artifact, by key; ``calls`` counts the publishing calls (a batch is one)."""
 
     artifacts: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, int] = field(default_factory=dict)
+    calls: int = 0
 
-    def markdown(self, key: str, markdown: str, description: str) -> None:
-        self._put(key, markdown)
-
-    def table(self, key: str, rows: Sequence[Mapping[str, Any]], description: str) -> None:
-        self._put(key, [dict(r) for r in rows])
-
-    def _put(self, key: str, value: Any) -> None:
-        self.artifacts[key] = value
-        self.versions[key] = self.versions.get(key, 0) + 1
+    def publish(self, artifacts: Sequence[Artifact]) -> None:
+        self.calls += 1
+        for artifact in artifacts:
+            content = artifact.content
+            self.artifacts[artifact.key] = content if isinstance(content, str) else [dict(r) for r in content]
+            self.versions[artifact.key] = self.versions.get(artifact.key, 0) + 1
 
 
 class InlineDispatcher:

@@ -21,7 +21,17 @@ from typing import Any, Literal, Protocol
 
 from engine.notify.delivery import DeliveryOutcome, DeliveryReport, Notification
 
-__all__ = ["Dispatcher", "Notifier", "Publisher", "RunState", "RunView", "Scheduler", "SweepReport", "Timer"]
+__all__ = [
+    "Artifact",
+    "Dispatcher",
+    "Notifier",
+    "Publisher",
+    "RunState",
+    "RunView",
+    "Scheduler",
+    "SweepReport",
+    "Timer",
+]
 
 #: Where a timer's run stands before it is final: waiting for its time, picked up by a serving process (which
 #: starts a process for it), running, or being cancelled by the serving process that holds it.
@@ -38,6 +48,15 @@ class Timer:
     at: datetime
     name: str
     tags: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A new version of the artifact ``key``: Markdown when ``content`` is text, else a table of rows."""
+
+    key: str
+    content: str | Sequence[Mapping[str, Any]]
+    description: str
 
 
 @dataclass(frozen=True)
@@ -110,12 +129,10 @@ class Notifier(Protocol):
 
 
 class Publisher(Protocol):
-    def markdown(self, key: str, markdown: str, description: str) -> None:
-        """Publish a new version of a Markdown artifact."""
-        ...
-
-    def table(self, key: str, rows: Sequence[Mapping[str, Any]], description: str) -> None:
-        """Publish a new version of a table artifact."""
+    def publish(self, artifacts: Sequence[Artifact]) -> None:
+        """Publish a new version of each artifact, all of them whatever fails (one connection for a batch: a
+        deadline run or a batch of requests publishes its episodes' artifacts in one call); raise
+        :class:`~engine.errors.OrchestrationError` naming what was not published."""
         ...
 
 

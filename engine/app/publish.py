@@ -16,9 +16,11 @@ import logging
 from collections import Counter
 from collections.abc import Iterator
 from contextvars import ContextVar
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from engine.app.context import App
+from engine.app.ports import Artifact
 from engine.app.views import (
     discrepancy_rows,
     episode_markdown,
@@ -48,70 +50,101 @@ LOOPS_WINDOW = timedelta(days=7)
 #: What operators see of a reconciliation: the kind of each finding and where it stands. Drug names, doses and a
 #: clinician's reasons come from lists and people, so they stay behind ``carepath meds`` / ``carepath status``.
 _MEDS_SHOWN = ("kind", "critical", "status", "resolved")
-#: Inside :func:`publishing_once`: the program-wide artifacts asked for, published once when it ends.
-_DEFERRED: ContextVar[set[str] | None] = ContextVar("carepath_deferred_publish", default=None)
+#: Inside :func:`publishing_once`: the episodes and program-wide artifacts asked for, published when it ends.
+_DEFERRED: ContextVar[_Wanted | None] = ContextVar("carepath_deferred_publish", default=None)
+
+
+@dataclass
+class _Wanted:
+    episodes: set[str] = field(default_factory=set)
+    program: set[str] = field(default_factory=set)
 
 
 @contextlib.contextmanager
 def publishing_once(app: App) -> Iterator[None]:
-    """Within, the program-wide artifacts (open escalations, program overview) are published once, at the end, however
-    many changes asked for them: a deadline run firing 500 rungs, or a sweep pass, would otherwise rebuild and send
-    the whole open-escalations table 500 times. Threads started inside (``asyncio.to_thread``) share it."""
+    """Within, artifacts are published once, at the end, in one call to the publisher, however many changes asked
+    for them: a deadline run firing 500 rungs, a sweep pass or a batch of requests would otherwise send the
+    open-escalations table 500 times, and each episode's artifacts over a connection of their own. Each is built
+    from the store as it stands at the end. Threads started inside (``asyncio.to_thread``) share it."""
     if _DEFERRED.get() is not None:  # already inside one: the outer one publishes
         yield
         return
-    wanted: set[str] = set()
+    wanted = _Wanted()
     token = _DEFERRED.set(wanted)
     try:
         yield
     finally:
         _DEFERRED.reset(token)
         try:
-            if ESCALATIONS_ARTIFACT in wanted:
-                publish_open_escalations(app)
-            if OVERVIEW_ARTIFACT in wanted:
-                publish_program_overview(app)
+            artifacts = [a for episode_id in sorted(wanted.episodes) for a in _episode_artifacts(app, episode_id)]
+            if ESCALATIONS_ARTIFACT in wanted.program:
+                artifacts.append(_open_escalations(app))
+            if OVERVIEW_ARTIFACT in wanted.program:
+                artifacts.append(_program_overview(app))
+            if artifacts:
+                app.publisher.publish(artifacts)
         except CarepathError as exc:  # what operators see lags; the next change publishes again
-            logger.warning("program artifacts not published: %s", exc)
-
-
-def _deferred(key: str) -> bool:
-    wanted = _DEFERRED.get()
-    if wanted is None:
-        return False
-    wanted.add(key)
-    return True
+            logger.warning("artifacts not all published: %s", exc)
 
 
 def publish_episode(app: App, episode_id: str, *, escalations_changed: bool) -> None:
     """Refresh the episode's artifacts (and the operators' escalation table if escalations changed)."""
-    status = episode_status(app.engine, episode_id)
-    markdown = episode_markdown(status, app.clock.now())
-    app.publisher.markdown(f"episode-{episode_id}".lower(), markdown, markdown)
-    meds = discrepancy_rows(app.engine, episode_id)
-    if meds:
-        rows = [{k: v for k, v in row.items() if k in _MEDS_SHOWN} for row in meds]
-        open_ = sum(1 for r in rows if not r["resolved"])
-        critical = sum(1 for r in rows if r["critical"] and not r["resolved"])
-        app.publisher.table(
-            f"meds-{episode_id}".lower(),
-            rows,
-            f"**{episode_id}**: medication reconciliation of the current stage visit: {len(rows)} finding(s), "
-            f"{open_} unresolved, {critical} critical (details: `carepath meds`).",
-        )
+    wanted = _DEFERRED.get()
+    if wanted is not None:
+        wanted.episodes.add(episode_id)
+    else:
+        app.publisher.publish(_episode_artifacts(app, episode_id))
     if escalations_changed:
         publish_open_escalations(app)
 
 
 def publish_open_escalations(app: App) -> None:
     """The operators' table of unacknowledged escalations, most severe first, then the longest open first."""
-    if _deferred(ESCALATIONS_ARTIFACT):
-        return
+    if not _deferred(ESCALATIONS_ARTIFACT):
+        app.publisher.publish([_open_escalations(app)])
+
+
+def publish_program_overview(app: App) -> None:
+    """The program at a glance (one query): active episodes, overdue work, open and critical escalations,
+    handoff loops closed in the last 7 days."""
+    if not _deferred(OVERVIEW_ARTIFACT):
+        app.publisher.publish([_program_overview(app)])
+
+
+def _deferred(key: str) -> bool:
+    wanted = _DEFERRED.get()
+    if wanted is None:
+        return False
+    wanted.program.add(key)
+    return True
+
+
+def _episode_artifacts(app: App, episode_id: str) -> list[Artifact]:
+    status = episode_status(app.engine, episode_id)
+    markdown = episode_markdown(status, app.clock.now())
+    artifacts = [Artifact(f"episode-{episode_id}".lower(), markdown, markdown)]
+    meds = discrepancy_rows(app.engine, episode_id)
+    if meds:
+        rows = [{k: v for k, v in row.items() if k in _MEDS_SHOWN} for row in meds]
+        open_ = sum(1 for r in rows if not r["resolved"])
+        critical = sum(1 for r in rows if r["critical"] and not r["resolved"])
+        artifacts.append(
+            Artifact(
+                f"meds-{episode_id}".lower(),
+                rows,
+                f"**{episode_id}**: medication reconciliation of the current stage visit: {len(rows)} finding(s), "
+                f"{open_} unresolved, {critical} critical (details: `carepath meds`).",
+            )
+        )
+    return artifacts
+
+
+def _open_escalations(app: App) -> Artifact:
     now = app.clock.now()
     rows = open_escalation_rows(app.engine, now, app.clock)
     levels = Counter(str(r["severity"]) for r in rows)
     summary = ", ".join(f"{levels[level]} {level}" for level in ("critical", "high", "normal") if levels[level])
-    app.publisher.table(
+    return Artifact(
         ESCALATIONS_ARTIFACT,
         rows,
         f"**{len(rows)} open (unacknowledged) escalation(s)**{': ' + summary if summary else ''} · as of "
@@ -120,11 +153,7 @@ def publish_open_escalations(app: App) -> None:
     )
 
 
-def publish_program_overview(app: App) -> None:
-    """The program at a glance (one query): active episodes, overdue work, open and critical escalations,
-    handoff loops closed in the last 7 days."""
-    if _deferred(OVERVIEW_ARTIFACT):
-        return
+def _program_overview(app: App) -> Artifact:
     now = app.clock.now()
     markdown = program_overview_markdown(program_counts(app.engine, now, now - LOOPS_WINDOW), now, app.clock)
-    app.publisher.markdown(OVERVIEW_ARTIFACT, markdown, markdown)
+    return Artifact(OVERVIEW_ARTIFACT, markdown, markdown)

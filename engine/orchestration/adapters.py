@@ -22,13 +22,13 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 from engine.app.deadlines import deadline_slot
 from engine.app.episodes import acknowledgement_request
-from engine.app.ports import RunState, RunView, SweepReport, Timer
+from engine.app.ports import Artifact, RunState, RunView, SweepReport, Timer
 from engine.app.settings import Settings
 from engine.clock import utc
 from engine.errors import OrchestrationError
@@ -189,13 +189,12 @@ class PrefectPublisher:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
 
-    def markdown(self, key: str, markdown: str, description: str) -> None:
+    def publish(self, artifacts: Sequence[Artifact]) -> None:
+        versions = [(a.key, a.content, a.description) for a in artifacts]
         with prefect_api(self.settings):
-            prefect_ops.run_sync(prefect_ops.publish_markdown_artifact(key, markdown, description))
-
-    def table(self, key: str, rows: Sequence[Mapping[str, Any]], description: str) -> None:
-        with prefect_api(self.settings):
-            prefect_ops.run_sync(prefect_ops.publish_table_artifact(key, rows, description))
+            failed = prefect_ops.run_sync(prefect_ops.publish_artifacts(versions, CONCURRENCY))
+        if failed:
+            raise OrchestrationError(f"{len(failed)} of {len(versions)} artifact(s) not published: {failed[0]}")
 
 
 #: A deferring dispatcher follows up at most this many requests in one run.

@@ -5,18 +5,13 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from uuid import UUID
 
 from engine.errors import OrchestrationError
-from engine.orchestration.prefect_api.calls import (
-    _client,
-)
+from engine.orchestration.prefect_api.calls import _client, gather_limited, shared_client
 
-if TYPE_CHECKING:
-    pass
-
-__all__ = ["publish_markdown_artifact", "publish_table_artifact"]
+__all__ = ["publish_artifacts", "publish_markdown_artifact", "publish_table_artifact"]
 
 
 _ARTIFACT_KEY = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
@@ -36,6 +31,30 @@ async def publish_table_artifact(
     """Publish a new version of the table artifact ``key``: one row per mapping, columns from the keys. Without a
     key the table belongs to the current run only (its Artifacts tab), with no history across runs."""
     return await _publish("table", key, json.dumps([dict(row) for row in rows], default=str), description)
+
+
+async def publish_artifacts(
+    versions: Sequence[tuple[str, str | Sequence[Mapping[str, Any]], str | None]], limit: int
+) -> list[str]:
+    """Publish each ``(key, Markdown text or table rows, description)`` over one client, at most ``limit`` at a
+    time, every one whatever another's fate; returns a line for each that was not published.
+
+    Why one client: opening one costs a CSRF-token round trip and a connection, more than the artifact itself; a
+    batch of follow-ups publishing an artifact per episode, each over its own client, fell behind under load."""
+
+    async def one(key: str, content: str | Sequence[Mapping[str, Any]], description: str | None) -> str | None:
+        try:
+            if isinstance(content, str):
+                await publish_markdown_artifact(key, content, description)
+            else:
+                await publish_table_artifact(key, content, description)
+        except OrchestrationError as exc:
+            return str(exc)
+        return None
+
+    async with shared_client():
+        outcomes = await gather_limited([one(*version) for version in versions], limit)
+    return [outcome for outcome in outcomes if outcome]
 
 
 async def _publish(kind: str, key: str | None, data: str, description: str | None) -> UUID:
