@@ -51,6 +51,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from bench import pg
 from bench.caseload_driver import GRACE, Coordinators, Done, caseload
 from bench.caseload_procs import Sampler
@@ -66,6 +68,7 @@ from bench.caseload_up import (
     wait_until,
 )
 from bench.transition_support import Stopper
+from engine.errors import CarepathError
 
 __all__ = ["main"]
 
@@ -430,7 +433,7 @@ class Run:
         r, w, e = RungRecord.__table__, WorkItemRecord.__table__, EscalationRecord.__table__  # type: ignore[attr-defined]
         with self.app.engine.connect() as conn:
             rung_rows = conn.execute(
-                select(r.c.id, r.c.work_item_id, r.c.due_at, w.c.kind, w.c.closed_at).join(
+                select(r.c.id, r.c.work_item_id, r.c.due_at, r.c.scheduled_at, w.c.kind, w.c.closed_at).join(
                     w, w.c.id == r.c.work_item_id
                 )
             ).all()
@@ -445,9 +448,9 @@ class Run:
         rungs = []
         for row in rung_rows:
             stops = [utc(t) for t in (row.closed_at, acked.get(row.work_item_id)) if t is not None]
-            rungs.append(
-                Rung(row.id, row.kind, self._to_wall(utc(row.due_at)), self._to_wall(min(stops)) if stops else None)
-            )
+            scheduled = self._to_wall(utc(row.scheduled_at)) if row.scheduled_at is not None else None
+            stopped = self._to_wall(min(stops)) if stops else None
+            rungs.append(Rung(row.id, row.kind, self._to_wall(utc(row.due_at)), stopped, scheduled))
         escalations = [
             Escalation(
                 row.rung_id,
@@ -492,7 +495,15 @@ class Run:
         deadline = time.monotonic() + self.args.settle
         while True:
             now, end = time.time(), self._to_wall(self.horizon)
-            rows, later = non_final_runs(self.settings, min(now, end))
+            try:
+                rows, later = non_final_runs(self.settings, min(now, end))
+            except (httpx.HTTPError, CarepathError) as exc:  # a stalled SQLite server answers 500: ask again
+                if time.monotonic() > deadline:
+                    self.problems.append(f"runs not read after the drain: {type(exc).__name__}")
+                    return {"timers": [], "in_flight": [], "left": ["(not read: Prefect did not answer)"]}, 0
+                print(f"settling: Prefect did not answer ({type(exc).__name__}); asking again", flush=True)
+                time.sleep(10)
+                continue
             found = leftover_runs(rows, now, horizon=end)
             if not found["left"] or time.monotonic() > deadline:
                 return found, later
@@ -637,6 +648,10 @@ def report(
             "messages_received": run.receiver.received,
         },
         "lateness_s": summary(lateness),
+        "lateness_by_timer_s": {  # a follow-up that scheduled the rung's run late, or a run that fired it late
+            "run_made_after_due": summary([v for r, v in found.lateness.items() if r in found.timer_after_due]),
+            "run_waiting_in_time": summary([v for r, v in found.lateness.items() if r not in found.timer_after_due]),
+        },
         "lateness_outside_outage_s": None if backlog is None else summary(_outside(run, rungs, found)),
         "delivery_lateness_s": summary(list(found.delivery_lateness.values())),
         "transitions": {"enrolled": run.episodes, "events_applied": run.applied, "rungs_fired": run.fired},

@@ -61,12 +61,14 @@ def summary(values: Sequence[float], digits: int = 1) -> dict[str, float | int |
 @dataclass(frozen=True)
 class Rung:
     """One rung as the store has it: its item's kind, when it was due and when it stopped being able to fire
-    (``stopped``: its item closed, or an earlier rung of the item was acknowledged; None while it can)."""
+    (``stopped``: its item closed, or an earlier rung of the item was acknowledged; None while it can), and when it
+    last got a Prefect run (``scheduled``; None: never)."""
 
     id: str
     kind: str
     due: float
     stopped: float | None = None
+    scheduled: float | None = None
 
 
 @dataclass(frozen=True)
@@ -89,7 +91,9 @@ class Reckoning:
     - ``lost``: came due and were neither escalated within ``bound`` nor stopped within it, or were escalated
       without a delivery outcome (rung id -> why);
     - ``doubled``: a rung escalated more than once, or a contact that got more than one message for one rung;
-    - ``lateness`` / ``delivery_lateness``: per escalated expected rung, seconds from due to raised / delivered.
+    - ``lateness`` / ``delivery_lateness``: per escalated expected rung, seconds from due to raised / delivered;
+    - ``timer_after_due``: the escalated ones whose run was made only after they were due, or never (their
+      follow-up came late, and a run or the sweep fired them late), as against a run that was waiting in time.
     """
 
     expected: int = 0
@@ -101,6 +105,7 @@ class Reckoning:
     doubled: dict[str, str] = field(default_factory=dict)
     lateness: dict[str, float] = field(default_factory=dict)
     delivery_lateness: dict[str, float] = field(default_factory=dict)
+    timer_after_due: set[str] = field(default_factory=set)
     unexpected: int = 0
 
 
@@ -139,6 +144,8 @@ def reckon(
             first = min(raised, key=lambda e: e.raised)
             out.raised += 1
             out.lateness[rung.id] = first.raised - rung.due
+            if rung.scheduled is None or rung.scheduled > rung.due:
+                out.timer_after_due.add(rung.id)
             if first.delivered is not None:
                 out.delivered += 1
                 out.delivery_lateness[rung.id] = first.delivered - rung.due

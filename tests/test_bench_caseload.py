@@ -49,6 +49,19 @@ def test_an_escalated_and_delivered_rung_counts_once_with_its_lateness() -> None
     assert not found.lost and not found.doubled
 
 
+def test_a_rung_whose_run_was_made_after_it_was_due_is_told_apart_from_one_whose_run_waited() -> None:
+    found = judge(
+        [
+            cs.Rung("waited", "task", due=100.0, scheduled=40.0),
+            cs.Rung("made-late", "task", due=100.0, scheduled=130.0),
+            cs.Rung("never-made", "task", due=100.0),  # fired by the sweep without a run of its own
+        ],
+        [cs.Escalation(r, raised=150.0, delivered=151.0) for r in ("waited", "made-late", "never-made")],
+    )
+    assert found.timer_after_due == {"made-late", "never-made"}
+    assert found.lateness == {"waited": 50.0, "made-late": 50.0, "never-made": 50.0}
+
+
 def test_rungs_that_could_not_fire_are_not_expected() -> None:
     found = judge(
         [
