@@ -8,9 +8,11 @@ run already under way is not joined, and a run whose rungs are all closed is can
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlmodel import Session
@@ -21,9 +23,10 @@ from engine import store
 from engine.app import App, follow_up, sweep
 from engine.app import reconcile as reconciler
 from engine.app.deadlines import deadline_slot, fire_due_of_run, run_listing
-from engine.app.inline import MemoryScheduler
+from engine.app.inline import MemoryScheduler, RecordingNotifier
 from engine.app.sweep import has_work
 from engine.clock import ManualClock, utc
+from engine.notify.delivery import DeliveryReport, Notification
 from engine.orchestration.names import deadline_batch_name, deadline_batch_title
 from engine.store import ReleasedRunRecord, RungRecord
 
@@ -81,6 +84,47 @@ def test_rungs_due_in_the_same_minute_share_one_run_that_fires_each_once(app: Ap
     assert len(app.publisher.artifacts["open-escalations"]) == len(rungs)  # type: ignore[attr-defined]
     assert app.publisher.calls == calls_before + 1, "every episode's artifact and the table in one call"  # type: ignore[attr-defined]
     assert all(published[f"episode-{ep}".lower()] >= 2 for ep in episodes)  # enrolled, then fired
+
+
+class SlowFirstContact(RecordingNotifier):
+    """The first delivery asked for waits until another escalation has been delivered: a contact whose webhook
+    hangs, or is being retried, while the rest of the minute's escalations are due too."""
+
+    def __init__(self, contacts: Mapping[str, Sequence[str]]) -> None:
+        super().__init__(contacts)
+        self.first: str | None = None
+        self.another_delivered = threading.Event()
+        self.waited_for_another: bool | None = None
+
+    def deliver(self, notification: Notification, **kwargs: Any) -> DeliveryReport:
+        with self._lock:
+            first = self.first is None
+            self.first = self.first or notification.rung_id
+        if first:  # a failure, not a wall-clock bound: one at a time, nothing else is delivered meanwhile
+            self.waited_for_another = self.another_delivered.wait(timeout=30)
+            return super().deliver(notification, **kwargs)
+        report = super().deliver(notification, **kwargs)
+        self.another_delivered.set()
+        return report
+
+
+def test_a_slow_contact_does_not_hold_the_other_escalations_of_the_run(app: App) -> None:
+    assert isinstance(app.notifier, RecordingNotifier)
+    slow = SlowFirstContact(app.notifier.contacts)
+    app.notifier = slow
+    episodes = []
+    for _ in range(3):
+        episodes.append(enrolled(app))
+        clock(app).advance(timedelta(seconds=5))
+    rungs = [rung(app, naloxone(ep)) for ep in episodes]
+    assert len({r.flow_run_id for r in rungs}) == 1, "the test's rungs must share a run"
+    clock(app).set(max(utc(r.due_at) for r in rungs) + timedelta(seconds=1))
+
+    runs(app).run_due(app, clock(app).now())
+
+    assert slow.waited_for_another is True, "the others were delivered while the first contact was slow"
+    assert sorted(e.rung_id for e in escalations(app)) == sorted(r.id for r in rungs)
+    assert_every_escalation_reached_its_contacts(app)
 
 
 def test_the_shared_run_fires_each_rung_at_its_own_time_not_the_minutes_start(app: App) -> None:

@@ -10,8 +10,12 @@ the episode's follow-up. A rung the run never got to (its process died) is fired
 
 from __future__ import annotations
 
+import contextvars
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from sqlmodel import Session
 
@@ -23,10 +27,16 @@ from engine.app.views import when
 from engine.clock import utc
 from engine.store.mapper import Changes
 
-__all__ = ["DEADLINE_SLOT", "OUTCOMES", "RunStep", "deadline_slot", "fire_due_of_run", "run_listing"]
+__all__ = ["DEADLINE_SLOT", "FIRING_AT_ONCE", "OUTCOMES", "RunStep", "deadline_slot", "fire_due_of_run", "run_listing"]
+
+T = TypeVar("T")
 
 #: The wall time one deadline run covers: every rung of a pathway due in the same minute shares a run.
 DEADLINE_SLOT = timedelta(minutes=1)
+
+#: At most this many episodes' due rungs are fired at once by one pass of a run (each firing mostly waits on its
+#: contacts' delivery and on the store).
+FIRING_AT_ONCE = 4
 
 #: What the listing says of a rung, by its status once the run is done.
 OUTCOMES = {"fired": "escalated", "cancelled": "closed before due (met, acknowledged or ended)", "pending": "pending"}
@@ -47,22 +57,37 @@ def deadline_slot(at: datetime) -> datetime:
 
 
 def fire_due_of_run(app: App, run_id: str) -> RunStep:
-    """Fire the run's pending rungs that are due now, oldest first; report when the next one is due."""
+    """Fire the run's pending rungs that are due now, oldest first within an episode; report when the next one is
+    due. Episodes are fired side by side (at most :data:`FIRING_AT_ONCE`): each firing waits on its contacts'
+    delivery, and one slow or retried contact must not hold every other escalation of the minute, nor a run
+    carrying hundreds of rungs fall behind them."""
     step = RunStep()
     with Session(app.engine) as session:
         pending = [r for r in store.linked_rungs(session, run_id) if r.status == "pending"]
     now = app.clock.now()
+    by_episode: dict[str, list[str]] = {}
+    for rung in pending:
+        if utc(rung.due_at) <= now:
+            by_episode.setdefault(rung.episode_id, []).append(rung.rung_id)
     with batched(app):  # scheduling and the program's tables once per pass, not once per rung
-        for rung in pending:
-            if utc(rung.due_at) <= now:
-                result = fire(app, rung.rung_id)
-                if result is not None:
-                    step.fired.append(result)
+        for fired in _side_by_side(lambda rungs: [fire(app, rung_id) for rung_id in rungs], by_episode.values()):
+            step.fired.extend(result for result in fired if result is not None)
     later = [utc(r.due_at) for r in pending if utc(r.due_at) > now]
     if later:
         clock = app.clock
         step.wait = (clock.wall_time(min(later)) - clock.wall_time(clock.now())).total_seconds()
     return step
+
+
+def _side_by_side(work: Callable[[list[str]], T], groups: Iterable[list[str]]) -> list[T]:
+    """``work`` on each group, at most :data:`FIRING_AT_ONCE` at a time, each thread in a copy of the caller's
+    context (the run's Prefect context and the pass's deferred scheduling and publishing); results in order."""
+    groups = list(groups)
+    if len(groups) <= 1:
+        return [work(group) for group in groups]
+    with ThreadPoolExecutor(max_workers=min(FIRING_AT_ONCE, len(groups)), thread_name_prefix="fire") as pool:
+        futures = [pool.submit(contextvars.copy_context().run, work, group) for group in groups]
+        return [future.result() for future in futures]
 
 
 def run_listing(app: App, run_id: str) -> list[dict[str, str]]:
