@@ -59,8 +59,7 @@ def deadline_slot(at: datetime) -> datetime:
 def fire_due_of_run(app: App, run_id: str) -> RunStep:
     """Fire the run's pending rungs that are due now, oldest first within an episode; report when the next one is
     due. Episodes are fired side by side (at most :data:`FIRING_AT_ONCE`): each firing waits on its contacts'
-    delivery, and one slow or retried contact must not hold every other escalation of the minute, nor a run
-    carrying hundreds of rungs fall behind them."""
+    delivery, and one slow or retried contact must not hold every other escalation of the minute."""
     step = RunStep()
     with Session(app.engine) as session:
         pending = [r for r in store.linked_rungs(session, run_id) if r.status == "pending"]
