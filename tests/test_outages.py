@@ -142,18 +142,20 @@ def _retire(app: App, episodes: list[str]) -> None:
     """Close the episodes; an event the pathway no longer expects ends an episode's closing, a Prefect server
     that does not answer yet is waited for (the request changed nothing; it is asked again)."""
 
-    def recorded(episode_id: str, name: str) -> bool:
+    def recorded(episode_id: str, name: str) -> str | None:
         try:
             record_event(app, episode_id, name, {})
         except OrchestrationError:
-            return False
+            return None
         except CarepathError:
-            pass
-        return True
+            return "refused"
+        return "recorded"
 
     for episode_id in episodes:
         for name in ("contact.lost", "outreach.closed"):
-            wait_until(f"{name} recorded", lambda e=episode_id, n=name: recorded(e, n), 60 + LOAD_ALLOWANCE)
+            answer = wait_until(f"{name} answered", lambda e=episode_id, n=name: recorded(e, n), 60 + LOAD_ALLOWANCE)
+            if answer == "refused":
+                break
 
 
 def _assert_nothing_doubled(receiver: HttpReceiver, app: App, episodes: list[str]) -> None:
