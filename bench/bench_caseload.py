@@ -56,7 +56,16 @@ import httpx
 from bench import pg
 from bench.caseload_driver import GRACE, Coordinators, Done, caseload
 from bench.caseload_procs import Sampler
-from bench.caseload_stats import Escalation, Reckoning, Rung, api_calls, leftover_runs, reckon, summary
+from bench.caseload_stats import (
+    Escalation,
+    Reckoning,
+    Rung,
+    api_calls,
+    leftover_runs,
+    reckon,
+    run_start_split,
+    summary,
+)
 from bench.caseload_up import (
     ROOT,
     HealthProbe,
@@ -65,6 +74,7 @@ from bench.caseload_up import (
     flow_run_counts,
     log_lines,
     non_final_runs,
+    run_starts,
     wait_until,
 )
 from bench.transition_support import Stopper
@@ -433,9 +443,9 @@ class Run:
         r, w, e = RungRecord.__table__, WorkItemRecord.__table__, EscalationRecord.__table__  # type: ignore[attr-defined]
         with self.app.engine.connect() as conn:
             rung_rows = conn.execute(
-                select(r.c.id, r.c.work_item_id, r.c.due_at, r.c.scheduled_at, w.c.kind, w.c.closed_at).join(
-                    w, w.c.id == r.c.work_item_id
-                )
+                select(
+                    r.c.id, r.c.work_item_id, r.c.due_at, r.c.scheduled_at, r.c.flow_run_id, w.c.kind, w.c.closed_at
+                ).join(w, w.c.id == r.c.work_item_id)
             ).all()
             esc_rows = conn.execute(
                 select(e.c.rung_id, e.c.work_item_id, e.c.raised_at, e.c.acknowledged_at, e.c.delivery_done_at)
@@ -450,7 +460,7 @@ class Run:
             stops = [utc(t) for t in (row.closed_at, acked.get(row.work_item_id)) if t is not None]
             scheduled = self._to_wall(utc(row.scheduled_at)) if row.scheduled_at is not None else None
             stopped = self._to_wall(min(stops)) if stops else None
-            rungs.append(Rung(row.id, row.kind, self._to_wall(utc(row.due_at)), stopped, scheduled))
+            rungs.append(Rung(row.id, row.kind, self._to_wall(utc(row.due_at)), stopped, scheduled, row.flow_run_id))
         escalations = [
             Escalation(
                 row.rung_id,
@@ -599,6 +609,7 @@ def report(
     backlog = _backlog(run, rungs, escalations)
     answer = summary([d.took for d in answered if d.kind in ("event", "consent")], 2)
     counts = flow_run_counts(run.settings.api_url() or "")
+    started, start_lags = run_starts(run.settings, "deadline")
     record: dict[str, Any] = {
         "label": args.label,
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -652,6 +663,8 @@ def report(
             "run_made_after_due": summary([v for r, v in found.lateness.items() if r in found.timer_after_due]),
             "run_waiting_in_time": summary([v for r, v in found.lateness.items() if r not in found.timer_after_due]),
         },
+        "lateness_by_run_start_s": {k: summary(v) for k, v in run_start_split(rungs, found.lateness, started).items()},
+        "deadline_run_start_lag_s": summary(start_lags),
         "lateness_outside_outage_s": None if backlog is None else summary(_outside(run, rungs, found)),
         "delivery_lateness_s": summary(list(found.delivery_lateness.values())),
         "transitions": {"enrolled": run.episodes, "events_applied": run.applied, "rungs_fired": run.fired},

@@ -25,6 +25,7 @@ __all__ = [
     "leftover_runs",
     "percentile",
     "reckon",
+    "run_start_split",
     "summary",
 ]
 
@@ -62,13 +63,14 @@ def summary(values: Sequence[float], digits: int = 1) -> dict[str, float | int |
 class Rung:
     """One rung as the store has it: its item's kind, when it was due and when it stopped being able to fire
     (``stopped``: its item closed, or an earlier rung of the item was acknowledged; None while it can), and when it
-    last got a Prefect run (``scheduled``; None: never)."""
+    last got a Prefect run (``scheduled``; None: never) and which run that is (``run``: its Prefect id)."""
 
     id: str
     kind: str
     due: float
     stopped: float | None = None
     scheduled: float | None = None
+    run: str | None = None
 
 
 @dataclass(frozen=True)
@@ -162,6 +164,24 @@ def reckon(
         else:
             out.pending += 1
     out.unexpected = sum(1 for rung_id in by_rung if rung_id not in expected_ids)
+    return out
+
+
+def run_start_split(
+    rungs: Iterable[Rung], lateness: Mapping[str, float], started: Mapping[str, float]
+) -> dict[str, list[float]]:
+    """Where an escalated rung's lateness went, for those whose run is known to have started (``started``: run id
+    -> wall time it went Running): ``before_run_started`` (its run's process was not running yet when it came due:
+    the start lag past the due time) and ``after_run_started`` (the rest: the run was running but fired it late)."""
+    out: dict[str, list[float]] = {"before_run_started": [], "after_run_started": []}
+    for rung in rungs:
+        late = lateness.get(rung.id)
+        start = started.get(rung.run) if rung.run is not None else None
+        if late is None or start is None:
+            continue
+        waited = min(max(0.0, start - rung.due), max(0.0, late))
+        out["before_run_started"].append(waited)
+        out["after_run_started"].append(late - waited)
     return out
 
 

@@ -33,6 +33,7 @@ __all__ = [
     "flow_run_counts",
     "log_lines",
     "non_final_runs",
+    "run_starts",
     "wait_until",
 ]
 
@@ -331,6 +332,37 @@ def non_final_runs(settings: Any, before: float) -> tuple[list[RunRow], int]:
 
     with prefect_api(settings):
         return run_sync(read()), int(later.json())
+
+
+def run_starts(settings: Any, tag: str) -> tuple[dict[str, float], list[float]]:
+    """The runs tagged ``tag`` that went Running: run id -> when (wall, epoch s), and each one's start lag (seconds
+    from its expected start to Running; a prefetched run that Prefect holds until its time starts at about 0)."""
+    from engine.orchestration.adapters import prefect_api
+    from engine.orchestration.prefect_api import run_sync
+
+    async def read() -> tuple[dict[str, float], list[float]]:
+        from prefect.client.orchestration import get_client
+        from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterStartTime, FlowRunFilterTags
+
+        started: dict[str, float] = {}
+        lags: list[float] = []
+        wanted = FlowRunFilter(tags=FlowRunFilterTags(all_=[tag]), start_time=FlowRunFilterStartTime(is_null_=False))
+        async with get_client() as client:
+            offset = 0
+            while True:
+                page = await client.read_flow_runs(flow_run_filter=wanted, limit=200, offset=offset)
+                offset += len(page)
+                for run in page:
+                    if run.start_time is None:
+                        continue
+                    started[str(run.id)] = run.start_time.timestamp()
+                    if run.expected_start_time is not None:
+                        lags.append((run.start_time - run.expected_start_time).total_seconds())
+                if len(page) < 200:
+                    return started, lags
+
+    with prefect_api(settings):
+        return run_sync(read())
 
 
 def flow_run_counts(api_url: str) -> dict[str, dict[str, int]]:

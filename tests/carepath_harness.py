@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -145,10 +145,12 @@ def running_carepath(
     home: Path,
     *,
     setup: Callable[[Path], None] | None = None,
+    extra_env: Mapping[str, str] | None = None,
 ) -> Iterator[Harness]:
-    """Carepath on ``database`` (sqlite or postgresql) with ``home`` as its data folder; ``setup`` runs first."""
+    """Carepath on ``database`` (sqlite or postgresql) with ``home`` as its data folder; ``setup`` runs first;
+    ``extra_env`` is added to the serving process's environment (and the harness's)."""
     with ExitStack() as stack:
-        env = {"CAREPATH_HOME": str(home), "PREFECT_API_URL": prefect_server}
+        env = {"CAREPATH_HOME": str(home), "PREFECT_API_URL": prefect_server, **(extra_env or {})}
         if database == "postgresql":
             if pg_admin_url() is None:
                 pytest.skip(pg_unavailable_reason())

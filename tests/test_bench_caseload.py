@@ -62,6 +62,19 @@ def test_a_rung_whose_run_was_made_after_it_was_due_is_told_apart_from_one_whose
     assert found.lateness == {"waited": 50.0, "made-late": 50.0, "never-made": 50.0}
 
 
+def test_lateness_is_split_into_waiting_for_the_run_to_start_and_firing_after_it_started() -> None:
+    rungs = [
+        cs.Rung("run-late", "task", due=100.0, run="A"),  # its run started 30 s after it was due
+        cs.Rung("run-early", "task", due=100.0, run="B"),  # its run was running before it was due
+        cs.Rung("started-after-firing", "task", due=100.0, run="C"),  # cannot wait longer than it was late
+        cs.Rung("run-unknown", "task", due=100.0, run="Z"),
+        cs.Rung("not-escalated", "task", due=100.0, run="A"),
+    ]
+    lateness = {"run-late": 45.0, "run-early": 12.0, "started-after-firing": 5.0, "run-unknown": 9.0}
+    split = cs.run_start_split(rungs, lateness, {"A": 130.0, "B": 60.0, "C": 120.0})
+    assert split == {"before_run_started": [30.0, 0.0, 5.0], "after_run_started": [15.0, 12.0, 0.0]}
+
+
 def test_rungs_that_could_not_fire_are_not_expected() -> None:
     found = judge(
         [

@@ -6,9 +6,11 @@ to 105 wall seconds after its enrollment on a 60x clock; episodes are enrolled s
 few seconds apart for two wall minutes. Midway one of the extra serving processes is killed -9: ``up`` starts it
 again, and the new one must not take back the runs its live siblings hold.
 
-Which process ran a run is read from the machine, not from Carepath: Prefect starts each deployment run as a child
-process of the serving process that picked it up, with the run's id in its environment; a sampler maps each such
-child to its parent. What must hold, measured on the store and at a real HTTP receiver on loopback:
+Which process ran a run is read from the machine and from Prefect's record of the run: a serving process runs the
+deadline runs it claims itself and records its ``host:pid`` as the run's infrastructure pid (checked against the
+live serving processes); a run Prefect's runner started instead is a child process of the serving process that
+picked it up, with the run's id in its environment, which a sampler maps to its parent. What must hold, measured
+on the store and at a real HTTP receiver on loopback:
 
 - work is shared: runs of the pathway's deployments ran under more than one serving process;
 - every rung (all are due, none met) escalated, each at most once (one EscalationRecord);
@@ -25,6 +27,7 @@ import glob
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -34,7 +37,6 @@ from collections.abc import Iterator
 from contextlib import nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 from carepath_harness import LOAD_ALLOWANCE, tpo_consent
@@ -305,34 +307,29 @@ def _print_lateness(app: App, episodes: list[str], rungs: list[RungRecord]) -> N
 
 
 def _runs_of_the_pathway(app: App, parent_of: dict[str, int]) -> dict[str, int]:
-    """Of the runs the sampler saw, those of this pathway's deployments that finished: run id -> serving pid."""
+    """This pathway's deployment runs that finished, each with the serving process that ran it: run id -> pid."""
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName, FlowRunFilter, FlowRunFilterId
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
 
     from engine.orchestration.adapters import prefect_api
     from engine.orchestration.prefect_api import run_sync
 
     async def read() -> dict[str, int]:
         async with get_client() as client:
-            runs = await client.read_flow_runs(
-                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=list(parent_of))), limit=len(parent_of) or 1
-            )
-            names: dict[Any, str] = {}
-            for run in runs:
-                if run.deployment_id is not None and run.deployment_id not in names:
-                    names[run.deployment_id] = (await client.read_deployment(run.deployment_id)).name
             everything = await client.read_flow_runs(
                 deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=[PATHWAY]))
             )
         print(f"\nthe pathway's runs by state: {dict(Counter(r.state_name for r in everything))}")
-        return {
-            str(run.id): parent_of[str(run.id)]
-            for run in runs
-            if run.deployment_id is not None
-            and names[run.deployment_id] == PATHWAY
-            and run.state is not None
-            and run.state.is_final()
-        }
+        host = f"{socket.gethostname()}:"
+        out = {}
+        for run in everything:
+            if run.state is None or not run.state.is_final():
+                continue
+            if str(run.id) in parent_of:  # started in a process of its own
+                out[str(run.id)] = parent_of[str(run.id)]
+            elif run.infrastructure_pid and run.infrastructure_pid.startswith(host):  # run by a serving process
+                out[str(run.id)] = int(run.infrastructure_pid.removeprefix(host))
+        return out
 
     with prefect_api(app.settings):
         return run_sync(read())

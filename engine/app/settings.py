@@ -20,13 +20,15 @@ from pathlib import Path
 
 from engine.errors import CarepathError, quote
 
-__all__ = ["API_FILE", "SERVING_SHARED_ENV", "Settings"]
+__all__ = ["API_FILE", "DEADLINE_PROCESSES_ENV", "SERVING_SHARED_ENV", "Settings"]
 
 #: Where ``carepath up`` records the address of the Prefect server it started, for other commands.
 API_FILE = "prefect-api-url"
 #: Set on a serving process that serves the deployments beside others (``carepath up --workers``' extra processes,
 #: every serving container of a multi-host install).
 SERVING_SHARED_ENV = "CAREPATH_SERVING_SHARED"
+#: Set to run every deadline run in a process of its own (Prefect's runner) instead of in the serving process.
+DEADLINE_PROCESSES_ENV = "CAREPATH_DEADLINE_PROCESSES"
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
 
 
@@ -43,6 +45,9 @@ class Settings:
     #: runs that look orphaned (a live sibling may hold them); the sweep's reconciler requeues runs stuck picked
     #: up past a bound, whoever held them. False: the only serving process (``carepath up``, one ``flows.serve``).
     serving_shared: bool = False
+    #: Deadline runs each start a process of their own (Prefect's runner), as before issue 12; default False: the
+    #: serving process runs them itself (:mod:`engine.orchestration.in_process`).
+    deadline_processes: bool = False
     env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -59,6 +64,7 @@ class Settings:
             roster=Path(roster) if roster else None,
             prefect_api_url=values.get("PREFECT_API_URL") or None,
             serving_shared=_flag(SERVING_SHARED_ENV, values.get(SERVING_SHARED_ENV, "")),
+            deadline_processes=_flag(DEADLINE_PROCESSES_ENV, values.get(DEADLINE_PROCESSES_ENV, "")),
             env=values,
         )
 

@@ -15,9 +15,9 @@ section "Running on Prefect"):
   at any time, for runs stuck past a bound.
 
 Split by concern: :mod:`.calls` (errors, clients, sync callers), :mod:`.runs` (timers and their repair),
-:mod:`.artifacts`, :mod:`.operators` (named final states, tags, the operators' automations) and
-:mod:`.serving`. All functions are coroutines; :func:`run_sync` runs one from synchronous
-code (a CLI command, a sync flow).
+:mod:`.artifacts`, :mod:`.claims` (due runs run in this process), :mod:`.operators` (named final states, tags,
+the operators' automations) and :mod:`.serving`. All functions are coroutines; :func:`run_sync` runs one from
+synchronous code (a CLI command, a sync flow).
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ from engine.orchestration.prefect_api.artifacts import *  # noqa: F403
 from engine.orchestration.prefect_api.artifacts import __all__ as _artifacts
 from engine.orchestration.prefect_api.calls import *  # noqa: F403
 from engine.orchestration.prefect_api.calls import __all__ as _calls
+from engine.orchestration.prefect_api.claims import *  # noqa: F403
+from engine.orchestration.prefect_api.claims import __all__ as _claims
 from engine.orchestration.prefect_api.operators import *  # noqa: F403
 from engine.orchestration.prefect_api.operators import __all__ as _operators
 from engine.orchestration.prefect_api.runs import *  # noqa: F403
@@ -33,4 +35,4 @@ from engine.orchestration.prefect_api.runs import __all__ as _runs
 from engine.orchestration.prefect_api.serving import *  # noqa: F403
 from engine.orchestration.prefect_api.serving import __all__ as _serving
 
-__all__ = [name for name in (*_artifacts, *_calls, *_operators, *_runs, *_serving) if name != "T"]
+__all__ = [name for name in (*_artifacts, *_calls, *_claims, *_operators, *_runs, *_serving) if name != "T"]

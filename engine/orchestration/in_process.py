@@ -1,0 +1,121 @@
+"""A serving process runs the deadline runs that come due itself, in its own warm interpreter.
+
+Prefect's runner starts every deployment run in a new Python process, which imports Prefect and Carepath before it
+does anything: about 2 s of CPU on an idle machine, and up to a minute or two of wall time at a load of 20 (bench:
+``deadline_run_start_lag_s``, p50 49 s at 1,000 episodes). A deadline run's work is small (fire the minute's due
+rungs), so under load escalations waited for their run's process (issue 12). Each serving process therefore claims
+the deadline runs due within :data:`LEAD` seconds and runs each one here, as the same flow run (its id, name,
+parameters, logs and artifact): an operator sees the same runs, without a process each.
+
+- The claim is Prefect's (:func:`~engine.orchestration.prefect_api.claim_due_runs`: one ``Pending`` proposal wins),
+  so with several serving processes each run is run once, by whichever claimed it.
+- :data:`LEAD` is longer than the runner's prefetch, so these runs are claimed here before the runner would start
+  a process for them; a run not claimed here in time (every slot busy, this thread stalled) is still started by the
+  runner, which keeps serving the deadline deployments as before.
+- A claimed run waits in its slot until its time; one cancelled meanwhile (its deadlines were met) is ended
+  ``Cancelled`` (:func:`~engine.orchestration.prefect_api.run_claimed`).
+- A serving process that dies takes its runs with it: the sweep fires their due rungs (each rung escalates once
+  whoever fires it) and the reconciler ends the runs, as for a run whose own process died.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import threading
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from engine.app.context import App, bound
+from engine.errors import one_line
+from engine.orchestration import prefect_api as prefect_ops
+from engine.orchestration.adapters import prefect_api
+from engine.orchestration.prefect_api import DEFAULT_PREFETCH_SECONDS
+
+__all__ = ["AT_ONCE", "EVERY", "LEAD", "InProcessDeadlines"]
+
+logger = logging.getLogger("carepath.deadlines")
+
+#: How far ahead a due run is claimed (seconds): beyond the runner's prefetch, so it is claimed here first.
+LEAD = DEFAULT_PREFETCH_SECONDS + 5.0
+#: How often the serving process looks for due runs (seconds).
+EVERY = 1.0
+#: Deadline runs one serving process runs at once (each waits for its minute's rungs, mostly on the store).
+AT_ONCE = 8
+
+
+class InProcessDeadlines:
+    """Claims due runs of ``flows``' deployments (``flow/deployment`` name -> the flow each runs) every ``every``
+    seconds and runs them in a pool of ``at_once`` threads, each bound to ``app``, until :meth:`stop`."""
+
+    def __init__(
+        self,
+        app: App,
+        flows: Mapping[str, Any],
+        *,
+        lead: float = LEAD,
+        every: float = EVERY,
+        at_once: int = AT_ONCE,
+    ) -> None:
+        self.app = app
+        self.flows = dict(flows)
+        self.lead = lead
+        self.every = every
+        self.at_once = at_once
+        self.ran = 0
+        self._ids: dict[str, UUID] = {}
+        self._busy = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._pool = ThreadPoolExecutor(max_workers=at_once, thread_name_prefix="carepath-deadline")
+        self._thread = threading.Thread(target=self._loop, name="carepath-deadline-claims", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Claim nothing more; runs under way finish (their rungs are in the store either way)."""
+        self._stop.set()
+        self._thread.join(timeout=30)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def tick(self) -> int:
+        """Claim what is due and free slots allow; returns how many runs were claimed."""
+        with self._lock:
+            free = self.at_once - self._busy
+        if free < 1:
+            return 0
+        with prefect_api(self.app.settings):
+            if len(self._ids) < len(self.flows):  # registered by the runner once serving starts
+                self._ids = prefect_ops.run_sync(prefect_ops.deployment_ids(self.flows))
+            by_id = {deployment_id: self.flows[name] for name, deployment_id in self._ids.items()}
+            before = datetime.now(UTC) + timedelta(seconds=self.lead)
+            claimed = prefect_ops.run_sync(prefect_ops.claim_due_runs(list(by_id), before, free))
+        for run in claimed:
+            with self._lock:
+                self._busy += 1
+            context = contextvars.copy_context()  # the serving process's Prefect settings
+            self._pool.submit(context.run, self._run, by_id[run.deployment_id], run)
+        return len(claimed)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.every):
+            try:
+                self.tick()
+            except Exception as exc:  # an outage: the runner and the sweep still cover, and the next tick retries
+                logger.warning("claiming due deadline runs failed: %s: %s", type(exc).__name__, one_line(str(exc)))
+
+    def _run(self, flow: Any, run: Any) -> None:
+        try:
+            with bound(self.app), prefect_api(self.app.settings):
+                ended = prefect_ops.run_sync(prefect_ops.run_claimed(flow, run))
+            logger.debug("deadline run %s ended %s", run.id, ended)
+        except Exception as exc:  # its rungs are the sweep's now
+            logger.warning("deadline run %s failed here: %s: %s", run.id, type(exc).__name__, one_line(str(exc)))
+        finally:
+            with self._lock:
+                self._busy -= 1
+                self.ran += 1
