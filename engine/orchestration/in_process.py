@@ -43,8 +43,9 @@ logger = logging.getLogger("carepath.deadlines")
 LEAD = DEFAULT_PREFETCH_SECONDS + 5.0
 #: How often the serving process looks for due runs (seconds).
 EVERY = 1.0
-#: Deadline runs one serving process runs at once (each waits for its minute's rungs, mostly on the store).
-AT_ONCE = 8
+#: Deadline runs one serving process holds at once: each waits in its slot from its claim (LEAD early) to its minute's
+#: last rung, so a slot per pathway is not enough; firing is bounded inside each run (``FIRING_AT_ONCE``).
+AT_ONCE = 32
 
 
 class InProcessDeadlines:
