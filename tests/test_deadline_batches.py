@@ -8,8 +8,9 @@ run already under way is not joined, and a run whose rungs are all closed is can
 
 from __future__ import annotations
 
+import contextvars
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from test_app import assert_every_escalation_reached_its_contacts, bridge_app, e
 from engine import store
 from engine.app import App, follow_up, sweep
 from engine.app import reconcile as reconciler
-from engine.app.deadlines import deadline_slot, fire_due_of_run, run_listing
+from engine.app.deadlines import Behind, deadline_slot, fire_due_of_run, run_listing
 from engine.app.inline import MemoryScheduler, RecordingNotifier
 from engine.app.sweep import has_work
 from engine.clock import ManualClock, utc
@@ -143,6 +144,45 @@ def test_the_shared_run_fires_each_rung_at_its_own_time_not_the_minutes_start(ap
     assert [changes.escalations[0][0] for changes, _done in step.fired] == [naloxone(second)]
     outcomes = {(row["episode"], row["outcome"]) for row in run_listing(app, run_id)}
     assert {(first, "escalated"), (second, "escalated")} <= outcomes
+
+
+def test_a_pass_hands_its_scheduling_then_its_publishing_over_and_fires_before_they_are_done(app: App) -> None:
+    episodes = [enrolled(app)]
+    clock(app).advance(timedelta(seconds=20))
+    episodes.append(enrolled(app))
+    run_id = rung(app, naloxone(episodes[0])).flow_run_id
+    assert run_id is not None and rung(app, naloxone(episodes[1])).flow_run_id == run_id
+    handed: list[Callable[[], None]] = []
+    calls = app.publisher.calls  # type: ignore[attr-defined]
+
+    clock(app).set(utc(rung(app, naloxone(episodes[0])).due_at))
+    first = fire_due_of_run(app, run_id, later=handed.append)
+    clock(app).set(utc(rung(app, naloxone(episodes[1])).due_at))
+    second = fire_due_of_run(app, run_id, later=handed.append)  # the first pass's follow-through is not done yet
+
+    assert [len(step.fired) for step in (first, second)] == [1, 1]
+    assert len(handed) == 4, "each pass hands over its timers and its artifacts"
+    assert rung(app, f"{episodes[0]}/{NALOXONE}#r1").flow_run_id is None, "nothing scheduled until handed work runs"
+    assert app.publisher.calls == calls  # type: ignore[attr-defined]
+    handed[0]()  # the first pass's timers, before its artifacts: the next rungs' runs matter more
+    assert rung(app, f"{episodes[0]}/{NALOXONE}#r1").flow_run_id is not None
+    assert app.publisher.calls == calls  # type: ignore[attr-defined]
+    for work in handed[1:]:
+        work()
+    assert rung(app, f"{episodes[1]}/{NALOXONE}#r1").flow_run_id is not None
+    assert app.publisher.calls == calls + 2  # type: ignore[attr-defined]
+    assert sorted(e.rung_id for e in escalations(app)) == sorted(naloxone(ep) for ep in episodes)
+
+
+def test_behind_does_the_handed_work_in_order_in_the_context_it_was_handed_in() -> None:
+    label: contextvars.ContextVar[str] = contextvars.ContextVar("label", default="none")
+    behind, seen = Behind(), []
+    for n in range(3):
+        label.set(f"pass {n}")
+        behind(lambda: seen.append(label.get()))
+    behind(lambda: 1 / 0)  # a failure is logged, not raised into the run
+    behind.close()
+    assert seen == ["pass 0", "pass 1", "pass 2"]
 
 
 def test_meeting_one_deadline_keeps_the_run_the_others_wait_for_and_the_last_one_cancels_it(app: App) -> None:

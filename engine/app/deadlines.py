@@ -11,8 +11,9 @@ the episode's follow-up. A rung the run never got to (its process died) is fired
 from __future__ import annotations
 
 import contextvars
+import logging
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TypeVar
@@ -23,13 +24,24 @@ from engine import store
 from engine.app.context import App
 from engine.app.episodes import fire
 from engine.app.followup import FollowUp, batched
+from engine.app.publish import Later
 from engine.app.views import when
 from engine.clock import utc
 from engine.store.mapper import Changes
 
-__all__ = ["DEADLINE_SLOT", "FIRING_AT_ONCE", "OUTCOMES", "RunStep", "deadline_slot", "fire_due_of_run", "run_listing"]
+__all__ = [
+    "DEADLINE_SLOT",
+    "FIRING_AT_ONCE",
+    "OUTCOMES",
+    "Behind",
+    "RunStep",
+    "deadline_slot",
+    "fire_due_of_run",
+    "run_listing",
+]
 
 T = TypeVar("T")
+logger = logging.getLogger("carepath.deadlines")
 
 #: The wall time one deadline run covers: every rung of a pathway due in the same minute shares a run.
 DEADLINE_SLOT = timedelta(minutes=1)
@@ -56,10 +68,12 @@ def deadline_slot(at: datetime) -> datetime:
     return at.replace(second=0, microsecond=0)
 
 
-def fire_due_of_run(app: App, run_id: str) -> RunStep:
+def fire_due_of_run(app: App, run_id: str, *, later: Later | None = None) -> RunStep:
     """Fire the run's pending rungs that are due now, oldest first within an episode; report when the next one is
     due. Episodes are fired side by side (at most :data:`FIRING_AT_ONCE`): each firing waits on its contacts'
-    delivery, and one slow or retried contact must not hold every other escalation of the minute."""
+    delivery, and one slow or retried contact must not hold every other escalation of the minute. The pass's
+    scheduling and publishing go to ``later`` when given (see :func:`engine.app.followup.batched`), so the run can
+    fire the rungs that come due meanwhile."""
     step = RunStep()
     with Session(app.engine) as session:
         pending = [r for r in store.linked_rungs(session, run_id) if r.status == "pending"]
@@ -68,14 +82,33 @@ def fire_due_of_run(app: App, run_id: str) -> RunStep:
     for rung in pending:
         if utc(rung.due_at) <= now:
             by_episode.setdefault(rung.episode_id, []).append(rung.rung_id)
-    with batched(app):  # scheduling and the program's tables once per pass, not once per rung
+    with batched(app, later=later):  # scheduling and the program's tables once per pass, not once per rung
         for fired in _side_by_side(lambda rungs: [fire(app, rung_id) for rung_id in rungs], by_episode.values()):
             step.fired.extend(result for result in fired if result is not None)
-    later = [utc(r.due_at) for r in pending if utc(r.due_at) > now]
-    if later:
+    ahead = [utc(r.due_at) for r in pending if utc(r.due_at) > now]
+    if ahead:
         clock = app.clock
-        step.wait = (clock.wall_time(min(later)) - clock.wall_time(clock.now())).total_seconds()
+        step.wait = (clock.wall_time(min(ahead)) - clock.wall_time(clock.now())).total_seconds()
     return step
+
+
+class Behind:
+    """A run's follow-through behind its firing: one thread that does each pass's scheduling and publishing (handed
+    over as :data:`~engine.app.publish.Later`) in order, each in a copy of the context it was handed over in (the
+    run's Prefect context: the artifacts are linked to the run). :meth:`close` waits for all of it."""
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="carepath-behind")
+        self._done: list[Future[None]] = []
+
+    def __call__(self, work: Callable[[], None]) -> None:
+        self._done.append(self._pool.submit(contextvars.copy_context().run, work))
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        for future in self._done:
+            if (exc := future.exception()) is not None:  # the sweep schedules and publishes what this left
+                logger.error("a deadline run's follow-through failed: %s: %s", type(exc).__name__, exc)
 
 
 def _side_by_side(work: Callable[[list[str]], T], groups: Iterable[list[str]]) -> list[T]:

@@ -30,7 +30,7 @@ from engine import store
 from engine.app.context import App
 from engine.app.delivery import deliver
 from engine.app.ports import Timer
-from engine.app.publish import publish_episode, publish_program_overview, publishing_once
+from engine.app.publish import Later, publish_episode, publish_program_overview, publishing_once, right_away
 from engine.app.views import when
 from engine.clock import utc
 from engine.errors import CarepathError
@@ -132,26 +132,34 @@ _DEFERRED: ContextVar[set[str] | None] = ContextVar("carepath_deferred_schedulin
 
 
 @contextlib.contextmanager
-def batched(app: App) -> Iterator[None]:
+def batched(app: App, *, later: Later | None = None) -> Iterator[None]:
     """Within, follow-ups leave scheduling their next timers to the end, where one call schedules them all (one
     Prefect call per pathway and minute, not one per episode), and the program's artifacts are published once: what
-    a deadline run firing many rungs, or a sweep pass after an outage, does. A process that dies inside leaves rungs
-    without a run, which the sweep schedules (as after any crash between a commit and scheduling)."""
+    a deadline run firing many rungs, or a sweep pass after an outage, does. Timers first, then artifacts; with
+    ``later``, both are handed to it, in that order, instead of done at the end (see :func:`publishing_once`). A
+    process that dies before they are done leaves rungs without a run, which the sweep schedules (as after any
+    crash between a commit and scheduling)."""
     if _DEFERRED.get() is not None:  # already inside one: the outer one schedules
         yield
         return
     episodes: set[str] = set()
+    publishing: list[Callable[[], None]] = []
     token = _DEFERRED.set(episodes)
     try:
-        with publishing_once(app):
+        with publishing_once(app, later=publishing.append):
             yield
     finally:
         _DEFERRED.reset(token)
-        try:
-            if episodes:
-                schedule_timers(app, sorted(episodes))
-        except CarepathError as exc:
-            logger.warning("timers of %d episode(s) not scheduled (the sweep will): %s", len(episodes), exc)
+        for work in (lambda: _schedule_deferred(app, episodes), *publishing):
+            (later or right_away)(work)
+
+
+def _schedule_deferred(app: App, episodes: set[str]) -> None:
+    try:
+        if episodes:
+            schedule_timers(app, sorted(episodes))
+    except CarepathError as exc:
+        logger.warning("timers of %d episode(s) not scheduled (the sweep will): %s", len(episodes), exc)
 
 
 def _schedule_or_defer(app: App, episode_id: str) -> int:

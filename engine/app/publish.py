@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -35,10 +35,12 @@ from engine.store.readmodels import program_counts
 __all__ = [
     "ESCALATIONS_ARTIFACT",
     "OVERVIEW_ARTIFACT",
+    "Later",
     "publish_episode",
     "publish_open_escalations",
     "publish_program_overview",
     "publishing_once",
+    "right_away",
 ]
 
 logger = logging.getLogger("carepath.publish")
@@ -60,12 +62,18 @@ class _Wanted:
     program: set[str] = field(default_factory=set)
 
 
+#: Runs a piece of work after the block that asked for it, e.g. on a thread that keeps the caller going.
+Later = Callable[[Callable[[], None]], None]
+
+
 @contextlib.contextmanager
-def publishing_once(app: App) -> Iterator[None]:
+def publishing_once(app: App, *, later: Later | None = None) -> Iterator[None]:
     """Within, artifacts are published once, at the end, in one call to the publisher, however many changes asked
     for them: a deadline run firing 500 rungs, a sweep pass or a batch of requests would otherwise send the
     open-escalations table 500 times, and each episode's artifacts over a connection of their own. Each is built
-    from the store as it stands at the end. Threads started inside (``asyncio.to_thread``) share it."""
+    from the store as it stands when published. Threads started inside (``asyncio.to_thread``) share it. With
+    ``later``, the publishing is handed to it instead of done at the end (a deadline run fires its next rungs
+    meanwhile: publishing 60 episodes took 20-35 s on a loaded machine)."""
     if _DEFERRED.get() is not None:  # already inside one: the outer one publishes
         yield
         return
@@ -75,16 +83,25 @@ def publishing_once(app: App) -> Iterator[None]:
         yield
     finally:
         _DEFERRED.reset(token)
-        try:
-            artifacts = [a for episode_id in sorted(wanted.episodes) for a in _episode_artifacts(app, episode_id)]
-            if ESCALATIONS_ARTIFACT in wanted.program:
-                artifacts.append(_open_escalations(app))
-            if OVERVIEW_ARTIFACT in wanted.program:
-                artifacts.append(_program_overview(app))
-            if artifacts:
-                app.publisher.publish(artifacts)
-        except CarepathError as exc:  # what operators see lags; the next change publishes again
-            logger.warning("artifacts not all published: %s", exc)
+        (later or right_away)(lambda: _publish_wanted(app, wanted))
+
+
+def right_away(work: Callable[[], None]) -> None:
+    """The :data:`Later` that does not wait: the work is done now, in the caller's thread."""
+    work()
+
+
+def _publish_wanted(app: App, wanted: _Wanted) -> None:
+    try:
+        artifacts = [a for episode_id in sorted(wanted.episodes) for a in _episode_artifacts(app, episode_id)]
+        if ESCALATIONS_ARTIFACT in wanted.program:
+            artifacts.append(_open_escalations(app))
+        if OVERVIEW_ARTIFACT in wanted.program:
+            artifacts.append(_program_overview(app))
+        if artifacts:
+            app.publisher.publish(artifacts)
+    except CarepathError as exc:  # what operators see lags; the next change publishes again
+        logger.warning("artifacts not all published: %s", exc)
 
 
 def publish_episode(app: App, episode_id: str, *, escalations_changed: bool) -> None:

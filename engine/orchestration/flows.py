@@ -36,7 +36,7 @@ from prefect.states import Completed, State
 
 from engine.app import App, FollowUp, follow_up_enrollment, process_event, sweep
 from engine.app.context import current_app
-from engine.app.deadlines import fire_due_of_run, run_listing
+from engine.app.deadlines import Behind, fire_due_of_run, run_listing
 from engine.app.episodes import FollowedRequest, follow_up_requests
 from engine.app.settings import Settings
 from engine.orchestration.names import (
@@ -152,12 +152,16 @@ async def deadline_flow(pathway_id: str = "", minute: str = "", episode_id: str 
     app = flow_app()
     run_id = current_run_id()
     fired: list[tuple[Changes, FollowUp]] = []
-    while True:
-        step = await asyncio.to_thread(fire_due_of_run, app, run_id)
-        fired += step.fired
-        if step.wait is None or step.wait > MAX_EARLY_WAIT:
-            break
-        await asyncio.sleep(max(step.wait, 0.05))
+    behind = Behind()  # each pass's scheduling and publishing, while the next rungs are fired
+    try:
+        while True:
+            step = await asyncio.to_thread(fire_due_of_run, app, run_id, later=behind)
+            fired += step.fired
+            if step.wait is None or step.wait > MAX_EARLY_WAIT:
+                break
+            await asyncio.sleep(max(step.wait, 0.05))
+    finally:
+        await asyncio.to_thread(behind.close)
     listing = await asyncio.to_thread(run_listing, app, run_id)
     label = minute or (f"{episode_id} · {rung_id}" if rung_id else "")
     await rename_current_flow_run(deadline_batch_name(pathway_id or "carepath", label, listing))

@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextvars
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -31,11 +31,12 @@ from uuid import UUID
 
 from engine.app.context import App, bound
 from engine.errors import one_line
+from engine.language.model import PathwaySpec
 from engine.orchestration import prefect_api as prefect_ops
 from engine.orchestration.adapters import prefect_api
 from engine.orchestration.prefect_api import DEFAULT_PREFETCH_SECONDS
 
-__all__ = ["AT_ONCE", "EVERY", "LEAD", "InProcessDeadlines"]
+__all__ = ["AT_ONCE", "EVERY", "LEAD", "InProcessDeadlines", "start_in_process_deadlines"]
 
 logger = logging.getLogger("carepath.deadlines")
 
@@ -120,3 +121,14 @@ class InProcessDeadlines:
             with self._lock:
                 self._busy -= 1
                 self.ran += 1
+
+
+def start_in_process_deadlines(app: App, specs: Iterable[PathwaySpec]) -> InProcessDeadlines:
+    """Start running the pathways' due deadline runs in this serving process; stop it with :meth:`stop`."""
+    from engine.orchestration.adapters import deployment_name
+    from engine.orchestration.flows import flow_for
+
+    flows = {deployment_name(s.id, "deadline"): flow_for(s.id, s.version, "deadline", s.title) for s in specs}
+    warm = InProcessDeadlines(app, flows)
+    warm.start()
+    return warm

@@ -47,11 +47,11 @@ from engine.errors import CarepathError, one_line
 from engine.language.model import PathwaySpec
 from engine.orchestration.backoff import Backoff
 from engine.orchestration.flows import dispatching_app
+from engine.orchestration.in_process import start_in_process_deadlines
 from engine.orchestration.wiring import production_app
 
 if TYPE_CHECKING:
     from engine.api.serving import ApiServer
-    from engine.orchestration.in_process import InProcessDeadlines
     from engine.orchestration.server import LocalServer
 
 __all__ = [
@@ -330,7 +330,7 @@ def _serve(
         catch_up(app, [d.full_name for d in deployments], timer.holder, alone=not app.settings.serving_shared)
         alone = workers == 1 and not app.settings.serving_shared
         timer.start()
-        warm = None if app.settings.deadline_processes else _in_process_deadlines(app, specs)
+        warm = None if app.settings.deadline_processes else start_in_process_deadlines(app, specs)
         extra = None
         try:
             extra = start_workers(app.settings, workers - 1, url)
@@ -353,18 +353,6 @@ def _serve(
             if warm is not None:
                 warm.stop()
             timer.stop()
-
-
-def _in_process_deadlines(app: App, specs: list[PathwaySpec]) -> InProcessDeadlines:
-    """Start running the pathways' due deadline runs in this process (see :mod:`engine.orchestration.in_process`)."""
-    from engine.orchestration.adapters import deployment_name
-    from engine.orchestration.flows import flow_for
-    from engine.orchestration.in_process import InProcessDeadlines
-
-    flows = {deployment_name(s.id, "deadline"): flow_for(s.id, s.version, "deadline", s.title) for s in specs}
-    warm = InProcessDeadlines(app, flows)
-    warm.start()
-    return warm
 
 
 def _serve_with_retries(serve: Callable[[bool], None], recover: Callable[[], None], backoff: Backoff) -> None:
