@@ -23,8 +23,8 @@ from __future__ import annotations
 import contextvars
 import logging
 import threading
+import time
 from collections.abc import Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -36,12 +36,14 @@ from engine.orchestration import prefect_api as prefect_ops
 from engine.orchestration.adapters import prefect_api
 from engine.orchestration.prefect_api import DEFAULT_PREFETCH_SECONDS
 
-__all__ = ["AT_ONCE", "EVERY", "LEAD", "InProcessDeadlines", "start_in_process_deadlines"]
+__all__ = ["AT_ONCE", "EVERY", "LEAD", "STOP_GRACE", "InProcessDeadlines", "start_in_process_deadlines"]
 
 logger = logging.getLogger("carepath.deadlines")
 
 #: How far ahead a due run is claimed (seconds): beyond the runner's prefetch, so it is claimed here first.
 LEAD = DEFAULT_PREFETCH_SECONDS + 5.0
+#: How long a stopping serving process waits for the deadline runs under way (seconds).
+STOP_GRACE = 10.0
 #: How often the serving process looks for due runs (seconds).
 EVERY = 1.0
 #: Deadline runs one serving process holds at once: each waits in its slot from its claim (LEAD early) to its minute's
@@ -51,7 +53,7 @@ AT_ONCE = 32
 
 class InProcessDeadlines:
     """Claims due runs of ``flows``' deployments (``flow/deployment`` name -> the flow each runs) every ``every``
-    seconds and runs them in a pool of ``at_once`` threads, each bound to ``app``, until :meth:`stop`."""
+    seconds and runs each on a thread of its own bound to ``app`` (at most ``at_once``), until :meth:`stop`."""
 
     def __init__(
         self,
@@ -72,17 +74,23 @@ class InProcessDeadlines:
         self._busy = 0
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._pool = ThreadPoolExecutor(max_workers=at_once, thread_name_prefix="carepath-deadline")
+        self._runs: list[threading.Thread] = []
         self._thread = threading.Thread(target=self._loop, name="carepath-deadline-claims", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
 
-    def stop(self) -> None:
-        """Claim nothing more; runs under way finish (their rungs are in the store either way)."""
+    def stop(self, grace: float = STOP_GRACE) -> None:
+        """Claim nothing more, and give the runs under way ``grace`` seconds to finish. One still running then (a
+        run waits up to two minutes for its next rung) ends with the process, as in a crash: its run is ended by
+        the next serving process's start or the reconciler, and its rungs are fired by the sweep."""
         self._stop.set()
         self._thread.join(timeout=30)
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        deadline = time.monotonic() + grace
+        with self._lock:
+            runs = list(self._runs)
+        for run in runs:
+            run.join(timeout=max(0.0, deadline - time.monotonic()))
 
     def tick(self) -> int:
         """Claim what is due and free slots allow; returns how many runs were claimed."""
@@ -97,10 +105,15 @@ class InProcessDeadlines:
             before = datetime.now(UTC) + timedelta(seconds=self.lead)
             claimed = prefect_ops.run_sync(prefect_ops.claim_due_runs(list(by_id), before, free))
         for run in claimed:
+            context = contextvars.copy_context()  # the serving process's Prefect settings
+            thread = threading.Thread(
+                target=context.run, args=(self._run, by_id[run.deployment_id], run), name=f"carepath-run-{run.id}"
+            )
+            thread.daemon = True  # the process's exit does not wait for a run waiting for its next rung
             with self._lock:
                 self._busy += 1
-            context = contextvars.copy_context()  # the serving process's Prefect settings
-            self._pool.submit(context.run, self._run, by_id[run.deployment_id], run)
+                self._runs = [t for t in self._runs if t.is_alive()] + [thread]
+            thread.start()
         return len(claimed)
 
     def _loop(self) -> None:
