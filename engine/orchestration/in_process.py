@@ -9,9 +9,10 @@ parameters, logs and artifact): an operator sees the same runs, without a proces
 
 - The claim is Prefect's (:func:`~engine.orchestration.prefect_api.claim_due_runs`: one ``Pending`` proposal wins),
   so with several serving processes each run is run once, by whichever claimed it.
-- :data:`LEAD` is longer than the runner's prefetch, so these runs are claimed here before the runner would start
-  a process for them; a run not claimed here in time (every slot busy, this thread stalled) is still started by the
-  runner, which keeps serving the deadline deployments as before.
+- The deadline deployments are registered but not served by Prefect's runner (``up`` serves the others): with
+  both polling, the runner won about a third of the runs made when their minute had already begun, and started a
+  process for each. A run nobody claims (every serving process down or stalled) goes Late, as before; the sweep
+  fires its rungs 20 s after they are due, and the run, once claimed, finds them fired.
 - A claimed run waits in its slot until its time; one cancelled meanwhile (its deadlines were met) is ended
   ``Cancelled`` (:func:`~engine.orchestration.prefect_api.run_claimed`).
 - A serving process that dies takes its runs with it: the sweep fires their due rungs (each rung escalates once
@@ -40,7 +41,7 @@ __all__ = ["AT_ONCE", "EVERY", "LEAD", "STOP_GRACE", "InProcessDeadlines", "star
 
 logger = logging.getLogger("carepath.deadlines")
 
-#: How far ahead a due run is claimed (seconds): beyond the runner's prefetch, so it is claimed here first.
+#: How far ahead a due run is claimed (seconds): as far as Prefect's runner prefetches, and a margin for a slow tick.
 LEAD = DEFAULT_PREFETCH_SECONDS + 5.0
 #: How long a stopping serving process waits for the deadline runs under way (seconds).
 STOP_GRACE = 10.0

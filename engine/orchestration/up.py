@@ -331,6 +331,8 @@ def _serve(
         alone = workers == 1 and not app.settings.serving_shared
         timer.start()
         warm = None if app.settings.deadline_processes else start_in_process_deadlines(app, specs)
+        # the deadline deployments' runs are run here (in_process), not by Prefect's runner: registered, not served
+        claimed = [d for d in deployments if warm is not None and d.full_name in warm.flows]
         extra = None
         try:
             extra = start_workers(app.settings, workers - 1, url)
@@ -340,10 +342,11 @@ def _serve(
 
             def serve(first: bool) -> None:  # after the first time, runs the stopped runner picked up are orphans
                 serve_deployments(
-                    *deployments,
+                    *[d for d in deployments if d not in claimed],
                     requeue_orphans=not first and alone,  # with siblings, the reconciler takes them back
                     healthy=lambda: api_reachable(url),
                     gone=lambda: local.server is not None and not local.server.running(),
+                    registered=claimed,
                 )
 
             _serve_with_retries(serve, lambda: _wait_for_server(app.settings, local, backoff), backoff)

@@ -201,12 +201,17 @@ async def aserve_deployments(
     requeue_orphans: bool = True,
     healthy: Callable[[], bool] | None = None,
     gone: Callable[[], bool] | None = None,
+    registered: Iterable[RunnerDeployment] = (),
 ) -> None:
     """Register and serve ``deployments`` from this process until it is stopped (see :func:`serve_deployments`)."""
     from prefect import aserve
 
+    others = list(registered)
+    for deployment in others:  # registered only: this process runs their runs itself (see in_process)
+        await deployment.aapply()
     if requeue_orphans:
-        await requeue_orphaned_runs((d.full_name for d in deployments), running_before=datetime.now(UTC))
+        names = [d.full_name for d in (*deployments, *others)]
+        await requeue_orphaned_runs(names, running_before=datetime.now(UTC))
     serving = asyncio.ensure_future(
         aserve(
             *deployments,
@@ -257,8 +262,10 @@ def serve_deployments(
     requeue_orphans: bool = True,
     healthy: Callable[[], bool] | None = None,
     gone: Callable[[], bool] | None = None,
+    registered: Iterable[RunnerDeployment] = (),
 ) -> None:
-    """Register ``deployments`` and run their scheduled runs, each in a child process, until stopped.
+    """Register ``deployments`` and run their scheduled runs, each in a child process, until stopped; register
+    ``registered`` too, whose runs something else in this process runs (they are requeued with the others).
 
     ``pause_on_shutdown`` is off: a stopped serving process must not pause anything; its due runs go Late and
     run when serving resumes. With ``requeue_orphans`` (default) this process assumes it is the only one
@@ -277,6 +284,7 @@ def serve_deployments(
         requeue_orphans=requeue_orphans,
         healthy=healthy,
         gone=gone,
+        registered=registered,
     )
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how an operator stops serving: no traceback
         asyncio.run(serving)
