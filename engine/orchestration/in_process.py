@@ -70,7 +70,6 @@ class InProcessDeadlines:
         self.lead = lead
         self.every = every
         self.at_once = at_once
-        self.ran = 0
         self._ids: dict[str, UUID] = {}
         self._busy = 0
         self._lock = threading.Lock()
@@ -134,7 +133,6 @@ class InProcessDeadlines:
         finally:
             with self._lock:
                 self._busy -= 1
-                self.ran += 1
 
 
 def start_in_process_deadlines(app: App, specs: Iterable[PathwaySpec]) -> InProcessDeadlines:

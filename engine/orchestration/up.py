@@ -332,7 +332,9 @@ def _serve(
         timer.start()
         warm = None if app.settings.deadline_processes else start_in_process_deadlines(app, specs)
         # the deadline deployments' runs are run here (in_process), not by Prefect's runner: registered, not served
-        claimed = [d for d in deployments if warm is not None and d.full_name in warm.flows]
+        ours = set(warm.flows) if warm is not None else set()
+        claimed = [d for d in deployments if d.full_name in ours]
+        served = [d for d in deployments if d.full_name not in ours]
         extra = None
         try:
             extra = start_workers(app.settings, workers - 1, url)
@@ -342,7 +344,7 @@ def _serve(
 
             def serve(first: bool) -> None:  # after the first time, runs the stopped runner picked up are orphans
                 serve_deployments(
-                    *[d for d in deployments if d not in claimed],
+                    *served,
                     requeue_orphans=not first and alone,  # with siblings, the reconciler takes them back
                     healthy=lambda: api_reachable(url),
                     gone=lambda: local.server is not None and not local.server.running(),
