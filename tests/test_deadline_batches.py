@@ -23,7 +23,7 @@ from test_app import assert_every_escalation_reached_its_contacts, bridge_app, e
 from engine import store
 from engine.app import App, follow_up, sweep
 from engine.app import reconcile as reconciler
-from engine.app.deadlines import Behind, deadline_slot, fire_due_of_run, run_listing
+from engine.app.deadlines import Behind, all_met, deadline_slot, fire_due_of_run, run_listing
 from engine.app.inline import MemoryScheduler, RecordingNotifier
 from engine.app.sweep import has_work
 from engine.clock import ManualClock, utc
@@ -282,11 +282,38 @@ def test_run_needs_reads_every_run_a_rung_of_this_store_links_to(app: App) -> No
         assert store.run_needs(session, [run_id]) == {run_id: False}
 
 
+def test_a_run_lists_met_work_apart_and_is_met_only_when_every_rung_was(app: App) -> None:
+    """Operators read ``Met`` on a run whose every deadline was met in time, however far the run had got (the
+    Prefect flow ends so when :func:`all_met` says so); a rung stopped by an acknowledgement is closed, not met."""
+    first, second = enrolled(app), enrolled(app)
+    run_id = rung(app, naloxone(first)).flow_run_id
+    assert run_id is not None and rung(app, naloxone(second)).flow_run_id == run_id
+    app.service.record_event(first, "naloxone.given")
+    listing = run_listing(app, run_id)
+    assert {(row["episode"], row["outcome"]) for row in listing} == {(first, "met before due"), (second, "pending")}
+    assert not all_met(listing), "one deadline met, the other still waiting"
+    app.service.record_event(second, "naloxone.given")
+    assert all_met(run_listing(app, run_id))
+
+    third = enrolled(app)
+    clock(app).set(utc(rung(app, naloxone(third)).due_at) + timedelta(seconds=1))
+    runs(app).run_due(app, clock(app).now())
+    [escalation] = [e for e in escalations(app) if e.episode_id == third]
+    later = rung(app, f"{third}/{NALOXONE}#r1").flow_run_id
+    assert later is not None
+    app.service.acknowledge(escalation.id, by="coordinator")
+    listing = run_listing(app, later)
+    assert {row["outcome"] for row in listing if row["episode"] == third} == {
+        "closed before due (acknowledged or ended)"
+    }
+    assert not all_met(listing) and not all_met([])
+
+
 def test_names_say_the_pathway_the_minute_and_what_the_run_found() -> None:
     slot = datetime(2026, 12, 2, 14, 5, tzinfo=UTC)
     assert deadline_batch_title("reentry", slot) == "reentry · deadlines 14:05 UTC"
-    listing = [{"outcome": "escalated"}, {"outcome": "closed before due (met, acknowledged or ended)"}] * 2
-    listing.append({"outcome": "escalated"})
+    listing = [{"outcome": "escalated"}, {"outcome": "closed before due (acknowledged or ended)"}] * 2
+    listing += [{"outcome": "escalated"}, {"outcome": "met before due"}]
     name = deadline_batch_name("reentry", "2026-12-02 14:05 UTC", listing)
-    assert name == "reentry · deadlines 14:05 UTC · 3 escalated · 2 closed before due"
+    assert name == "reentry · deadlines 14:05 UTC · 3 escalated · 2 closed before due · 1 met before due"
     assert deadline_batch_name("reentry", "", []) == "reentry · deadlines · no rungs"

@@ -6,7 +6,8 @@ escalations rely on:
 
 - two claimers racing for the same due runs (two serving processes) never both get one: each run runs once;
 - a claimed run runs at its time, not before, as the same flow run, and records which process ran it;
-- a claimed run whose deadlines were met while it waited (``Cancelling``) ends ``Cancelled`` without running;
+- a claimed run whose deadlines were met while it waited (``Cancelling``) ends ``Met`` without running (one
+  cancelled for another reason, ``Cancelled``);
 - through a real serving process (``python -m flows.serve``), a due rung escalates from a run the serving process
   ran itself; with ``CAREPATH_DEADLINE_PROCESSES=1`` the run gets a process of its own, as before.
 
@@ -29,6 +30,7 @@ from carepath_harness import Harness, running_carepath
 from prefect import flow
 
 from engine.orchestration.prefect_api import (
+    cancel_flow_run,
     claim_due_runs,
     deployment_ids,
     get_run_state,
@@ -113,25 +115,24 @@ def test_racing_claimers_each_get_a_run_at_most_once_and_it_runs_once_at_its_tim
         assert _infrastructure_pid(run_id) == f"{socket.gethostname()}:{os.getpid()}"
 
 
-def test_a_claimed_run_cancelled_while_it_waits_ends_cancelled_without_running(unserved: str) -> None:
-    from prefect.client.orchestration import get_client
-    from prefect.states import Cancelling
-
+@pytest.mark.parametrize(("met", "ending"), [(True, ("COMPLETED", "Met")), (False, ("CANCELLED", "Cancelled"))])
+def test_a_claimed_run_cancelled_while_it_waits_ends_without_running(
+    unserved: str, met: bool, ending: tuple[str, str]
+) -> None:
+    """Met in time, it ends ``Met`` as a Scheduled run met in time does (not a grey Cancelled); cancelled for
+    another reason (the episode ended), ``Cancelled``."""
+    label = f"met-meanwhile-{met}"
     at = datetime.now(UTC) + timedelta(seconds=2)
-    run_id = _schedule(unserved, "met-meanwhile", at)
+    run_id = _schedule(unserved, label, at)
     ids = list(run_sync(deployment_ids([unserved])).values())
     [claimed] = [r for r in run_sync(claim_due_runs(ids, at + timedelta(seconds=30), 10)) if str(r.id) == run_id]
 
-    async def cancel() -> None:  # what Carepath does to a picked-up run whose deadlines were met
-        async with get_client() as client:
-            await client.set_flow_run_state(run_id, Cancelling(message="deadline met before its time"))
-
-    run_sync(cancel())
-    assert run_sync(run_claimed(noted, claimed)) == "Cancelled"
+    assert run_sync(cancel_flow_run(run_id, met=met)), "what Carepath does to a picked-up run it no longer needs"
+    assert run_sync(run_claimed(noted, claimed)) == ending[1]
     state = run_sync(get_run_state(run_id))
-    assert state is not None and state.state_type == "CANCELLED"
+    assert state is not None and (state.state_type, state.state_name) == ending
     with _RAN_LOCK:
-        assert "met-meanwhile" not in RAN
+        assert label not in RAN
 
 
 def _infrastructure_pid(run_id: str) -> str | None:

@@ -32,9 +32,11 @@ from engine.store.mapper import Changes
 __all__ = [
     "DEADLINE_SLOT",
     "FIRING_AT_ONCE",
+    "MET_OUTCOME",
     "OUTCOMES",
     "Behind",
     "RunStep",
+    "all_met",
     "deadline_slot",
     "fire_due_of_run",
     "run_listing",
@@ -50,8 +52,10 @@ DEADLINE_SLOT = timedelta(minutes=1)
 #: contacts' delivery and on the store).
 FIRING_AT_ONCE = 4
 
-#: What the listing says of a rung, by its status once the run is done.
-OUTCOMES = {"fired": "escalated", "cancelled": "closed before due (met, acknowledged or ended)", "pending": "pending"}
+#: What the listing says of a rung, by its status once the run is done (a cancelled one whose work was done:
+#: :data:`MET_OUTCOME`).
+OUTCOMES = {"fired": "escalated", "cancelled": "closed before due (acknowledged or ended)", "pending": "pending"}
+MET_OUTCOME = "met before due"
 
 
 @dataclass
@@ -134,7 +138,13 @@ def run_listing(app: App, run_id: str) -> list[dict[str, str]]:
             "role": r.role,
             "severity": r.severity,
             "due": when(app.clock, r.due_at),
-            "outcome": OUTCOMES.get(r.status, r.status),
+            "outcome": MET_OUTCOME if r.met else OUTCOMES.get(r.status, r.status),
         }
         for r in rungs
     ]
+
+
+def all_met(listing: list[dict[str, str]]) -> bool:
+    """Whether every rung the run carried was met before due: the run ends ``Met``, as a run ended while it still
+    waited does, however far it had got (picked up, waiting for its time, running)."""
+    return bool(listing) and all(row["outcome"] == MET_OUTCOME for row in listing)

@@ -36,7 +36,7 @@ from prefect.states import Completed, State
 
 from engine.app import App, FollowUp, follow_up_enrollment, process_event, sweep
 from engine.app.context import current_app
-from engine.app.deadlines import Behind, fire_due_of_run, run_listing
+from engine.app.deadlines import Behind, all_met, fire_due_of_run, run_listing
 from engine.app.episodes import FollowedRequest, follow_up_requests
 from engine.app.settings import Settings
 from engine.orchestration.names import (
@@ -50,6 +50,8 @@ from engine.orchestration.names import (
     sweep_run_name,
 )
 from engine.orchestration.prefect_api import (
+    MET,
+    MET_MESSAGE,
     REJECTED,
     current_run_id,
     publish_table_artifact,
@@ -171,6 +173,8 @@ async def deadline_flow(pathway_id: str = "", minute: str = "", episode_id: str 
     escalated = sum(bool(changes.escalations) for changes, _done in fired)
     data = {"rungs": len(listing), "escalated": escalated, "delivered": sum(len(d.delivered) for _c, d in fired)}
     message = f"{escalated} of {len(listing)} rung(s) escalated" if listing else "no rung is linked to this run"
+    if not raised and all_met(listing):
+        return Completed(name=MET, message=MET_MESSAGE, data=data)
     return await _ending(raised, message, data)
 
 

@@ -260,7 +260,7 @@ def save_outcome(
             continue
         row.status, row.closed_at, row.closed_by = item.status, now, item.closed_by
         session.add(row)
-        met = item.status == "done" and not (item.closed_by or "").startswith("rung ")
+        met = store.work_met(item.status, item.closed_by)
         for rung in store.cancel_pending_rungs(session, item.id):
             if rung.flow_run_id:
                 (changes.met_runs if met else changes.cancel_runs).append(rung.flow_run_id)

@@ -18,6 +18,7 @@ from uuid import UUID
 
 from engine.clock import utc
 from engine.orchestration.prefect_api.calls import _client, _deployment, _read_run
+from engine.orchestration.prefect_api.operators import MET, MET_MESSAGE
 
 __all__ = ["claim_due_runs", "deployment_ids", "run_claimed"]
 
@@ -56,12 +57,13 @@ async def run_claimed(flow: Any, run: Any) -> str:
     """Wait for the claimed ``run``'s time, then run ``flow`` as that run, in this process; returns how it ended
     (the final state's name, or why it did not run).
 
-    A run cancelled while it waited (``Cancelling``: its deadlines were met) is ended ``Cancelled`` here, as
-    Prefect's runner does once it has stopped a run's process; a run no longer Pending (the reconciler put it back,
-    an operator moved it) is left as it is."""
+    A run cancelled while it waited (``Cancelling``) is ended here, as Prefect's runner does once it has stopped a
+    run's process: ``Met`` when its deadlines were met in time (what operators see of a Scheduled run met in time),
+    ``Cancelled`` otherwise; a run no longer Pending (the reconciler put it back, an operator moved it) is left as
+    it is."""
     from prefect.client.schemas.objects import StateType
     from prefect.flow_engine import run_flow_async
-    from prefect.states import Cancelled
+    from prefect.states import Cancelled, Completed
 
     at = run.state.state_details.scheduled_time if run.state is not None else None
     at = at or run.expected_start_time
@@ -74,8 +76,10 @@ async def run_claimed(flow: Any, run: Any) -> str:
         state = fresh.state if fresh is not None else None
         if state is None or state.type is not StateType.PENDING:
             if state is not None and state.type is StateType.CANCELLING:
-                await client.set_flow_run_state(run.id, Cancelled(message=state.message), force=True)
-                return "Cancelled"
+                met = state.message == MET_MESSAGE
+                end: Any = Completed(name=MET, message=MET_MESSAGE) if met else Cancelled(message=state.message)
+                await client.set_flow_run_state(run.id, end, force=True)
+                return str(end.name)
             return f"not run: {state.type.value if state else 'gone'}"
         # which process runs it, as Prefect's workers record theirs ("host:pid")
         await client.update_flow_run(run.id, infrastructure_pid=f"{socket.gethostname()}:{os.getpid()}")

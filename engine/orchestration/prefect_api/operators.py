@@ -32,6 +32,7 @@ __all__ = [
     "LATE_ALERT_AFTER",
     "LATE_AUTOMATION",
     "MET",
+    "MET_MESSAGE",
     "REJECTED",
     "ensure_operator_automations",
     "operator_automations",
@@ -44,6 +45,9 @@ ESCALATED = "Escalated"
 ESCALATED_CRITICAL = "Escalated: critical"
 #: A deadline run whose work was done before its time (Completed-type, set while the run still waited).
 MET = "Met"
+#: The message of the state a met deadline's run is moved to (``Met``, or ``Cancelling`` for a claimed one, which
+#: its claimer then ends ``Met``).
+MET_MESSAGE = "deadline met before its time"
 #: An event run whose event the pathway refused (Completed-type: a coordinator's mistake, not a system failure).
 REJECTED = "Rejected"
 #: Every final state name Carepath gives a run; the crashed-run automation must count them as an ending.

@@ -15,7 +15,7 @@ from engine.orchestration.prefect_api.calls import (
     _deployment,
     _read_run,
 )
-from engine.orchestration.prefect_api.operators import MET
+from engine.orchestration.prefect_api.operators import MET, MET_MESSAGE
 
 if TYPE_CHECKING:
     from prefect.client.schemas.responses import OrchestrationResult
@@ -181,12 +181,12 @@ async def cancel_flow_run(run_id: UUID | str, *, met: bool = False) -> bool:
             return False
         if met and run.state.type is StateType.SCHEDULED:
             ended: OrchestrationResult[Any] = await client.set_flow_run_state(
-                run.id, Completed(name=MET, message="deadline met before its time")
+                run.id, Completed(name=MET, message=MET_MESSAGE)
             )
             if ended.state is not None and ended.state.type is StateType.COMPLETED:
                 return True
         result: OrchestrationResult[Any] = await client.set_flow_run_state(
-            run.id, Cancelling(message="deadline met before its time" if met else "cancelled by Carepath")
+            run.id, Cancelling(message=MET_MESSAGE if met else "cancelled by Carepath")
         )
         return result.state is not None and result.state.type in {StateType.CANCELLED, StateType.CANCELLING}
 

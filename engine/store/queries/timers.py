@@ -41,6 +41,7 @@ __all__ = [
     "stuck_inbound_events",
     "unlink_pending_rungs",
     "unscheduled_timers",
+    "work_met",
 ]
 
 
@@ -214,20 +215,33 @@ class LinkedRung:
     due_at: datetime
     title: str
     severity: str
+    met: bool = False  # its work was done before it came due (not closed by a rung, an acknowledgement or an end)
 
 
 def linked_rungs(session: Session, run_id: str) -> list[LinkedRung]:
     """Every rung linked to the deadline run ``run_id`` (any status), soonest due first."""
     rows = session.exec(
-        select(RungRecord, WorkItemRecord.title, WorkItemRecord.severity)
+        select(  # type: ignore[call-overload]  # five columns: sqlmodel's select() types at most four
+            RungRecord, WorkItemRecord.title, WorkItemRecord.severity, WorkItemRecord.status, WorkItemRecord.closed_by
+        )
         .join(WorkItemRecord, col(WorkItemRecord.id) == col(RungRecord.work_item_id))
         .where(RungRecord.flow_run_id == run_id)
         .order_by(col(RungRecord.due_at), col(RungRecord.id))
     )
     return [
-        LinkedRung(r.id, r.episode_id, r.index, r.role, r.status, r.due_at, title, severity)
-        for r, title, severity in rows
+        LinkedRung(r.id, r.episode_id, r.index, r.role, r.status, r.due_at, title, severity, _met(r, item, closed_by))
+        for r, title, severity, item, closed_by in rows
     ]
+
+
+def work_met(item_status: str, closed_by: str | None) -> bool:
+    """Whether a closed work item was met (done, not closed by one of its rungs): its timers end ``Met``, not
+    cancelled."""
+    return item_status == "done" and not (closed_by or "").startswith("rung ")
+
+
+def _met(rung: RungRecord, item_status: str, closed_by: str | None) -> bool:
+    return rung.status == "cancelled" and work_met(item_status, closed_by)
 
 
 @dataclass(frozen=True)
