@@ -268,7 +268,7 @@ class PrefectDispatcher:
                     raise OrchestrationError(f"the sweep run ended {state.name}: {state.message}")
                 return dict(await state.aresult())
 
-            return SweepReport(**prefect_ops.run_sync(run()))
+            return SweepReport(**prefect_ops.run_sync(prefect_ops.with_run_client(run())))
 
     def _submit(self, pathway_id: str, version: int, kind: str, parameters: dict[str, Any]) -> None:
         if not self.deferred:
@@ -308,11 +308,13 @@ class PrefectDispatcher:
         require_api(self.settings)
         requests = [{"kind": kind, **parameters} for _pathway, _version, kind, parameters in work]
         with prefect_api(self.settings):
-            prefect_ops.run_sync(self.flow_for.requests()(requests=requests, return_state=True))
+            prefect_ops.run_sync(
+                prefect_ops.with_run_client(self.flow_for.requests()(requests=requests, return_state=True))
+            )
 
     def _run(self, pathway_id: str, version: int, kind: str, **parameters: Any) -> None:
         require_api(self.settings)
         assert self.flow_for is not None  # ready() said so
         with prefect_api(self.settings):
             flow = self.flow_for.for_pathway(pathway_id, version, kind)
-            prefect_ops.run_sync(flow(**parameters, return_state=True))
+            prefect_ops.run_sync(prefect_ops.with_run_client(flow(**parameters, return_state=True)))

@@ -13,8 +13,8 @@ parameters, logs and artifact): an operator sees the same runs, without a proces
   both polling, the runner won about a third of the runs made when their minute had already begun, and started a
   process for each. A run nobody claims (every serving process down or stalled) goes Late, as before; the sweep
   fires its rungs 20 s after they are due, and the run, once claimed, finds them fired.
-- A claimed run waits in its slot until its time; one cancelled meanwhile (its deadlines were met) is ended
-  ``Cancelled`` (:func:`~engine.orchestration.prefect_api.run_claimed`).
+- A claimed run waits in its slot until its time; one cancelled meanwhile is ended ``Met`` (its deadlines were met)
+  or ``Cancelled`` (:func:`~engine.orchestration.prefect_api.run_claimed`).
 - A serving process that dies takes its runs with it: the sweep fires their due rungs (each rung escalates once
   whoever fires it) and the reconciler ends the runs, as for a run whose own process died.
 """

@@ -17,7 +17,7 @@ from typing import Any
 from uuid import UUID
 
 from engine.clock import utc
-from engine.orchestration.prefect_api.calls import _client, _deployment, _read_run
+from engine.orchestration.prefect_api.calls import _client, _deployment, _read_run, with_run_client
 from engine.orchestration.prefect_api.operators import MET, MET_MESSAGE
 
 __all__ = ["claim_due_runs", "deployment_ids", "run_claimed"]
@@ -83,5 +83,7 @@ async def run_claimed(flow: Any, run: Any) -> str:
             return f"not run: {state.type.value if state else 'gone'}"
         # which process runs it, as Prefect's workers record theirs ("host:pid")
         await client.update_flow_run(run.id, infrastructure_pid=f"{socket.gethostname()}:{os.getpid()}")
-    ended = await run_flow_async(flow, flow_run=fresh, parameters=dict(fresh.parameters), return_type="state")
+    ended = await with_run_client(
+        run_flow_async(flow, flow_run=fresh, parameters=dict(fresh.parameters), return_type="state")
+    )
     return str(getattr(ended, "name", ended))

@@ -1,0 +1,71 @@
+"""Carepath's Prefect clients share one TLS context per process, and it is the one Prefect would build.
+
+Building a Prefect client builds a TLS context, which loads the whole CA bundle (about 24 ms of CPU measured here);
+a serving process opens a client per claim tick, batch and run, so Carepath builds the context once and hands it to
+every client it opens. What must not change with that: certificates are verified as Prefect verifies them, and
+Prefect's own settings (``PREFECT_API_TLS_INSECURE_SKIP_VERIFY``, ``PREFECT_API_SSL_CERT_FILE``) still apply. No
+server is needed: building a client makes no request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from pathlib import Path
+from typing import Any
+
+import certifi
+import pytest
+from prefect.settings import (
+    PREFECT_API_SSL_CERT_FILE,
+    PREFECT_API_TLS_INSECURE_SKIP_VERIFY,
+    PREFECT_API_URL,
+    temporary_settings,
+)
+
+from engine.orchestration.prefect_api.calls import _new_client
+
+API = "https://prefect.example.invalid/api"
+
+
+def _tls_of(client: Any) -> ssl.SSLContext:
+    context = client._client._transport._pool._ssl_context  # httpx's pool holds the context it was given
+    assert isinstance(context, ssl.SSLContext)
+    return context
+
+
+def _two_clients(settings: dict[Any, Any] | None = None) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    async def build() -> tuple[ssl.SSLContext, ssl.SSLContext]:
+        return _tls_of(_new_client()), _tls_of(_new_client())
+
+    with temporary_settings(updates={PREFECT_API_URL: API, **(settings or {})}):
+        return asyncio.run(build())
+
+
+def test_clients_share_one_context_that_verifies_certificates_as_prefect_does() -> None:
+    first, second = _two_clients()
+    assert first is second, "one context per process, not one per client"
+    assert first.verify_mode == ssl.CERT_REQUIRED and first.check_hostname
+    assert len(first.get_ca_certs()) > 50, "certifi's bundle, as Prefect loads it"
+
+
+def test_prefects_insecure_setting_still_turns_verification_off() -> None:
+    first, second = _two_clients({PREFECT_API_TLS_INSECURE_SKIP_VERIFY: True})
+    assert first is second
+    assert first.verify_mode == ssl.CERT_NONE and not first.check_hostname
+    assert _two_clients()[0].verify_mode == ssl.CERT_REQUIRED, "and back on without it"
+
+
+def test_prefects_cert_file_setting_is_the_only_authority_trusted(tmp_path: Path) -> None:
+    bundle = Path(certifi.where()).read_text()
+    one = bundle[bundle.index("-----BEGIN CERTIFICATE-----") :]
+    one = one[: one.index("-----END CERTIFICATE-----") + len("-----END CERTIFICATE-----")] + "\n"
+    (tmp_path / "ca.pem").write_text(one)
+    first, _ = _two_clients({PREFECT_API_SSL_CERT_FILE: str(tmp_path / "ca.pem")})
+    assert len(first.get_ca_certs()) == 1 and first.verify_mode == ssl.CERT_REQUIRED
+
+
+@pytest.mark.parametrize("insecure", [False, True])
+def test_a_context_is_built_once_for_each_setting(insecure: bool) -> None:
+    settings = {PREFECT_API_TLS_INSECURE_SKIP_VERIFY: insecure}
+    assert _two_clients(settings)[0] is _two_clients(settings)[1]
