@@ -19,7 +19,7 @@ from engine.errors import OrchestrationError
 if TYPE_CHECKING:
     from prefect.client.orchestration import PrefectClient
 
-__all__ = ["T", "flush_logs", "gather_limited", "run_sync", "shared_client", "with_run_client"]
+__all__ = ["T", "flush_logs", "gather_limited", "run_sync", "shared_client", "tls_context", "with_run_client"]
 
 
 T = TypeVar("T")
@@ -116,10 +116,16 @@ async def with_run_client(awaitable: Awaitable[T]) -> T:
 
 
 def _httpx_settings() -> dict[str, Any]:
+    return {"verify": tls_context()}
+
+
+def tls_context() -> ssl.SSLContext:
+    """This process's TLS context for the Prefect API under the current Prefect settings (see :func:`_new_client`):
+    for any HTTP client Carepath opens to the server (a health check too)."""
     from prefect.settings import get_current_settings
 
     api = get_current_settings().api
-    return {"verify": _tls_context(api.tls_insecure_skip_verify, api.ssl_cert_file)}
+    return _tls_context(api.tls_insecure_skip_verify, api.ssl_cert_file)
 
 
 @functools.cache
