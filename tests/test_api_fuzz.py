@@ -8,8 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import schemathesis
+import schemathesis.specs.openapi.schemas  # loaded now, on the main thread: see below
 from api_fixtures import Net, build_net
 from hypothesis import HealthCheck, given, settings
+
+# schemathesis loads its OpenAPI modules on first use, and pytest rewrites them (schemathesis is a plugin); done
+# while the served API's threads run, CPython 3.11's parser failed once with "AST constructor recursion depth
+# mismatch" (a race in the interpreter's own bookkeeping, seen with the suite on two workers). Loaded at import, the
+# rewriting happens before any thread starts.
 
 
 def _fuzz(net: Net, operation: Any) -> None:

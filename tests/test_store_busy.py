@@ -10,6 +10,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import psycopg
@@ -17,18 +18,19 @@ import pytest
 from sqlalchemy import text
 from sqlmodel import Session, select
 from store_fixtures import BACKENDS, database_url
-from test_app import CONTACTS, PATHWAY, enrolled
+from test_app import CONTACTS, PATHWAY, enrolled, escalations
 
 from engine import store
 from engine.app import App, Settings, record_event
 from engine.app.inline import RecordingNotifier, inline_app
-from engine.clock import ManualClock
+from engine.clock import ManualClock, utc
 from engine.errors import StoreBusy
 from engine.language.loader import load_pathway_text
 from engine.process import run_entry_point
-from engine.store import InboundEventRecord
+from engine.store import InboundEventRecord, RungRecord
 
 BUDGET = 1.5
+NALOXONE = "1/s.ed.task.naloxone"
 
 
 def _app(tmp_path: Path, url: str, *, budget: float = BUDGET) -> App:
@@ -141,4 +143,56 @@ def test_a_postgresql_lock_conflict_is_one_line_too(backend: str, tmp_path: Path
                 store.lock_episode(session, ep)
             holder.rollback()
         assert "\n" not in str(busy.value) and "SELECT" not in str(busy.value)
+        app.close()
+
+
+@pytest.mark.parametrize("backend", [p for p in BACKENDS if p.id == "postgresql"])
+def test_an_acknowledgement_takes_the_episode_before_it_stops_rungs(backend: str, tmp_path: Path) -> None:
+    """Seen under load: an acknowledgement stopped the escalation's later rungs, then waited at its commit for the
+    episode (its audit row's key) that a firing held while the firing waited for those rungs; PostgreSQL broke the
+    deadlock by refusing one of them. The acknowledgement now takes the episode first, as every writer of an
+    episode's rows does, so the firing gets its rungs and the acknowledgement goes through after it."""
+    with database_url(backend, tmp_path) as url:
+        app = _app(tmp_path, url)
+        ep = enrolled(app)
+        first, later = f"{ep}/{NALOXONE}#r0", f"{ep}/{NALOXONE}#r1"
+        with Session(app.engine) as s:
+            due = s.get(RungRecord, first)
+            assert due is not None
+        clock = app.clock
+        assert isinstance(clock, ManualClock)
+        clock.set(utc(due.due_at) + timedelta(seconds=1))
+        assert app.service.fire_rung(first) is not None
+        [escalation] = escalations(app)
+        outcome: dict[str, object] = {}
+
+        def acknowledge() -> None:
+            try:
+                outcome["stopped"] = app.service.acknowledge(escalation.id, by="staff-1")[1]
+            except Exception as exc:  # the test reports it
+                outcome["error"] = exc
+
+        with psycopg.connect(url) as firing, psycopg.connect(url, autocommit=True) as watcher:
+            firing.execute("SELECT id FROM episode WHERE id = %s FOR UPDATE", (ep,))  # a firing under way
+            thread = threading.Thread(target=acknowledge)
+            thread.start()
+            waiting = (
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+            for _ in range(600):  # until the acknowledgement waits on a lock (state, bounded at a minute)
+                row = watcher.execute(waiting).fetchone()
+                if row is not None and row[0] >= 1:
+                    break
+                time.sleep(0.1)
+            else:
+                pytest.fail("the acknowledgement never waited for the episode a firing held")
+            firing.execute("SET LOCAL lock_timeout = '10s'")
+            firing.execute("UPDATE rung SET status = status WHERE id = %s", (later,))  # what the firing writes next
+            firing.commit()
+        thread.join(timeout=60)
+        assert "error" not in outcome, outcome.get("error")
+        assert outcome["stopped"] == 1
+        with Session(app.engine) as s:
+            stopped = s.get(RungRecord, later)
+            assert stopped is not None and stopped.status == "cancelled"
         app.close()

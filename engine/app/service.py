@@ -31,6 +31,7 @@ from engine.plan.model import Plan
 from engine.store import (
     ConsentRecord,
     DisclosureRecord,
+    DiscrepancyRecord,
     EpisodeRecord,
     EscalationRecord,
     InboundEventRecord,
@@ -317,6 +318,9 @@ class EpisodeService:
             escalation = session.get(EscalationRecord, escalation_id)
             if escalation is None:
                 raise NotFound(f"no escalation {escalation_id}")
+            # the episode first, as every writer of its rows takes it: stopping rungs, then waiting at commit for
+            # the episode a firing held while it waited for those rungs, was a deadlock (seen under load)
+            store.lock_episode(session, escalation.episode_id)
             if not store.acknowledge_escalation(session, escalation_id, by, now):
                 raise EpisodeError(f"escalation {escalation_id} was already acknowledged")
             fired = session.get(RungRecord, escalation.rung_id)
@@ -334,6 +338,9 @@ class EpisodeService:
         ``actor`` is who recorded it, when not the clinician (an API token's label)."""
         now = self.clock.now()
         with store.session_scope(self.engine) as session:
+            found = session.get(DiscrepancyRecord, discrepancy_id)
+            if found is not None:  # the episode first, as every writer of its rows takes it (see acknowledge)
+                store.lock_episode(session, found.episode_id)
             row = store.mark_discrepancy_intentional(session, discrepancy_id, reason, by, now)
             detail = {"id": discrepancy_id, "by": by}
             store.audit(session, row.episode_id, now, actor or by, "discrepancy.intentional", detail, reason)
