@@ -93,7 +93,8 @@ async def _client(what: str) -> AsyncIterator[PrefectClient]:
 def _new_client() -> PrefectClient:
     """A Prefect client that shares this process's TLS context: building a client otherwise builds one, loading the
     whole CA bundle (10-25 ms of CPU, even for a plain ``http://`` server), and a serving process opens a client per
-    claim tick, batch of timers or artifacts, and run (profiled under a 1,000-episode caseload: a fifth of its CPU).
+    claim tick, batch of timers or artifacts, and run (profiled under a 1,000-episode caseload: the largest single
+    leaf of the serving process's samples).
     Inside a flow run, the run's own client, as :func:`prefect.get_client` gives it."""
     from prefect.client.orchestration import get_client
     from prefect.context import AsyncClientContext
