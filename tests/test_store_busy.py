@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -22,6 +23,7 @@ from test_app import CONTACTS, PATHWAY, enrolled, escalations
 
 from engine import store
 from engine.app import App, Settings, record_event
+from engine.app.delivery import deliver
 from engine.app.inline import RecordingNotifier, inline_app
 from engine.clock import ManualClock, utc
 from engine.errors import StoreBusy
@@ -176,16 +178,7 @@ def test_an_acknowledgement_takes_the_episode_before_it_stops_rungs(backend: str
             firing.execute("SELECT id FROM episode WHERE id = %s FOR UPDATE", (ep,))  # a firing under way
             thread = threading.Thread(target=acknowledge)
             thread.start()
-            waiting = (
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
-            )
-            for _ in range(600):  # until the acknowledgement waits on a lock (state, bounded at a minute)
-                row = watcher.execute(waiting).fetchone()
-                if row is not None and row[0] >= 1:
-                    break
-                time.sleep(0.1)
-            else:
-                pytest.fail("the acknowledgement never waited for the episode a firing held")
+            _until_a_writer_waits(watcher, "the acknowledgement never waited for the episode a firing held")
             firing.execute("SET LOCAL lock_timeout = '10s'")
             firing.execute("UPDATE rung SET status = status WHERE id = %s", (later,))  # what the firing writes next
             firing.commit()
@@ -196,3 +189,68 @@ def test_an_acknowledgement_takes_the_episode_before_it_stops_rungs(backend: str
             stopped = s.get(RungRecord, later)
             assert stopped is not None and stopped.status == "cancelled"
         app.close()
+
+
+@pytest.mark.parametrize("backend", [p for p in BACKENDS if p.id == "postgresql"])
+def test_a_delivery_takes_the_episode_before_it_finishes_the_escalation(backend: str, tmp_path: Path) -> None:
+    """Seen under load after the acknowledgement's fix: a delivery marked its escalation finished, then waited at its
+    commit for the episode (its audit row's key) that an acknowledgement held while it waited for that escalation.
+    The delivery's finish now takes the episode first too (its contacts are told before, outside any lock)."""
+    with database_url(backend, tmp_path) as url:
+        app = _app(tmp_path, url)
+        ep = enrolled(app)
+        first = f"{ep}/{NALOXONE}#r0"
+        with Session(app.engine) as s:
+            due = s.get(RungRecord, first)
+            assert due is not None
+        clock = app.clock
+        assert isinstance(clock, ManualClock)
+        clock.set(utc(due.due_at) + timedelta(seconds=1))
+        assert app.service.fire_rung(first) is not None  # raised, not yet delivered
+        told, go, outcome = threading.Event(), threading.Event(), dict[str, object]()
+        notifier = app.notifier
+
+        class Pausing:  # the contacts are told, then the test takes the episode before the delivery finishes
+            def deliver(self, *args: Any, **kwargs: Any) -> Any:
+                report = notifier.deliver(*args, **kwargs)
+                told.set()
+                go.wait(timeout=60)
+                return report
+
+        app.__dict__["notifier"] = Pausing()
+
+        def deliver_it() -> None:
+            try:
+                outcome["reports"] = deliver(app, [first])
+            except Exception as exc:  # the test reports it
+                outcome["error"] = exc
+
+        thread = threading.Thread(target=deliver_it)
+        thread.start()
+        assert told.wait(timeout=60), "the contacts were never told"
+        with psycopg.connect(url) as acknowledging, psycopg.connect(url, autocommit=True) as watcher:
+            acknowledging.execute("SELECT id FROM episode WHERE id = %s FOR UPDATE", (ep,))  # an acknowledgement
+            go.set()
+            _until_a_writer_waits(watcher, "the delivery never waited for the episode an acknowledgement held")
+            acknowledging.execute("SET LOCAL lock_timeout = '10s'")
+            acknowledging.execute(  # what the acknowledgement writes next
+                "UPDATE escalation SET acknowledged_at = now(), acknowledged_by = 'staff-1' WHERE rung_id = %s",
+                (first,),
+            )
+            acknowledging.commit()
+        thread.join(timeout=60)
+        assert "error" not in outcome, outcome.get("error")
+        [escalation] = escalations(app)
+        assert escalation.delivery_done_at is not None and escalation.acknowledged_by == "staff-1"
+        app.close()
+
+
+def _until_a_writer_waits(watcher: psycopg.Connection[Any], failure: str) -> None:
+    """Until some connection to this database waits on a lock (state, bounded at a minute)."""
+    waiting = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    for _ in range(600):
+        row = watcher.execute(waiting).fetchone()
+        if row is not None and row[0] >= 1:
+            return
+        time.sleep(0.1)
+    pytest.fail(failure)

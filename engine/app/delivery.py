@@ -77,6 +77,9 @@ def _deliver_one(app: App, notice: store.EscalationNotice) -> DeliveryReport:
 
     report = app.notifier.deliver(note, already_delivered=done, on_outcome=record)
     with store.session_scope(app.engine) as session:
+        # the episode first, as every writer of its rows takes it: finishing the escalation, then waiting at commit
+        # for the episode an acknowledgement held while it waited for that escalation, was a deadlock (seen under load)
+        store.lock_episode(session, notice.episode_id)
         store.finish_delivery(session, notice.rung_id, _wall_now(app))
         store.audit(
             session,
