@@ -156,15 +156,8 @@ def test_an_acknowledgement_takes_the_episode_before_it_stops_rungs(backend: str
     episode's rows does, so the firing gets its rungs and the acknowledgement goes through after it."""
     with database_url(backend, tmp_path) as url:
         app = _app(tmp_path, url)
-        ep = enrolled(app)
-        first, later = f"{ep}/{NALOXONE}#r0", f"{ep}/{NALOXONE}#r1"
-        with Session(app.engine) as s:
-            due = s.get(RungRecord, first)
-            assert due is not None
-        clock = app.clock
-        assert isinstance(clock, ManualClock)
-        clock.set(utc(due.due_at) + timedelta(seconds=1))
-        assert app.service.fire_rung(first) is not None
+        ep, _first = _raised(app)
+        later = f"{ep}/{NALOXONE}#r1"
         [escalation] = escalations(app)
         outcome: dict[str, object] = {}
 
@@ -198,15 +191,7 @@ def test_a_delivery_takes_the_episode_before_it_finishes_the_escalation(backend:
     The delivery's finish now takes the episode first too (its contacts are told before, outside any lock)."""
     with database_url(backend, tmp_path) as url:
         app = _app(tmp_path, url)
-        ep = enrolled(app)
-        first = f"{ep}/{NALOXONE}#r0"
-        with Session(app.engine) as s:
-            due = s.get(RungRecord, first)
-            assert due is not None
-        clock = app.clock
-        assert isinstance(clock, ManualClock)
-        clock.set(utc(due.due_at) + timedelta(seconds=1))
-        assert app.service.fire_rung(first) is not None  # raised, not yet delivered
+        ep, first = _raised(app)  # raised, not yet delivered
         told, go, outcome = threading.Event(), threading.Event(), dict[str, object]()
         notifier = app.notifier
 
@@ -243,6 +228,21 @@ def test_a_delivery_takes_the_episode_before_it_finishes_the_escalation(backend:
         [escalation] = escalations(app)
         assert escalation.delivery_done_at is not None and escalation.acknowledged_by == "staff-1"
         app.close()
+
+
+def _raised(app: App) -> tuple[str, str]:
+    """An enrolled episode whose first naloxone rung has fired (its escalation raised, not delivered): the episode and
+    the rung."""
+    ep = enrolled(app)
+    first = f"{ep}/{NALOXONE}#r0"
+    with Session(app.engine) as s:
+        due = s.get(RungRecord, first)
+        assert due is not None
+    clock = app.clock
+    assert isinstance(clock, ManualClock)
+    clock.set(utc(due.due_at) + timedelta(seconds=1))
+    assert app.service.fire_rung(first) is not None
+    return ep, first
 
 
 def _until_a_writer_waits(watcher: psycopg.Connection[Any], failure: str) -> None:
