@@ -5,11 +5,12 @@ the receiving program closes the loop over FHIR, and Prefect saw every request a
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from carepath_harness import Harness, running_carepath
+from carepath_harness import ROOT, Harness, running_carepath
 from prefect_harness import ServeProcessFactory
 
 from engine.api.serving import ApiServer
@@ -168,3 +169,57 @@ def test_the_api_answers_from_the_store_and_follows_requests_up_after_in_batches
     assert all(r.state_type.value == "COMPLETED" for r in batches + singles)
     assert all(r.name.startswith(f"requests · {len(r.parameters['requests'])} followed up · ") for r in batches)
     assert all(p not in r.name and p not in str(r.parameters) for r in batches + singles for p in people)
+
+
+def test_new_timers_get_their_runs_while_the_follow_ups_are_behind(carepath: Harness, tmp_path: Path) -> None:
+    """Under load the follow-ups fall behind the answers (a minute at 1,000 episodes): a rung due soon after the
+    request that opened it must still get its deadline run right away, not when its follow-up's turn comes. Here
+    every follow-up waits until the runs are there; then each still runs once and schedules nothing twice. The
+    App has a store of its own, so no serving process's sweep schedules the rungs in its place."""
+    import threading
+
+    from outage_harness import wait_until
+    from sqlmodel import Session, col, select
+
+    from engine import store
+    from engine.app import enroll
+    from engine.app.pathways import register_pathways
+    from engine.orchestration.flows import dispatching_app
+    from engine.store import RungRecord
+
+    own = carepath.app.settings.with_changes(home=tmp_path, database_url=f"sqlite:///{tmp_path / 'own.db'}")
+    app = dispatching_app(own, deferred=True)
+    app.set_clock(carepath.app.clock)
+    register_pathways(app, ROOT / "pathways")
+    drain = app.dispatcher._follow_ups
+    behind, follow_up, followed = threading.Event(), drain.work, []
+
+    def late(batch: list[Any]) -> None:
+        assert behind.wait(120), "the follow-ups were never let go"
+        follow_up(batch)
+        followed.extend(parameters["episode_id"] for *_rest, parameters in batch)
+
+    drain.work = late
+    try:
+        episodes = [enroll(app, "reentry", f"P-APIPF-6{n:02d}") for n in range(5)]
+
+        def linked() -> dict[str, str]:
+            """Each rung of the episodes that has a run: its run."""
+            with Session(app.engine) as session:
+                rungs = session.exec(select(RungRecord).where(col(RungRecord.episode_id).in_(episodes))).all()
+                return {r.id: str(r.flow_run_id) for r in rungs if r.flow_run_id}
+
+        def scheduled() -> dict[str, str]:
+            with Session(app.engine) as session:
+                waiting = store.unscheduled_timers(session, episodes, 100)
+            return {} if waiting else linked()
+
+        runs = wait_until("the new rungs' runs, ahead of their follow-ups", scheduled, timeout=120)
+        assert drain.unfinished == len(episodes)  # not one follow-up has run yet
+    finally:
+        behind.set()
+    assert app.dispatcher.flush(180)
+    assert sorted(followed) == sorted(episodes)
+    assert {rung: run for rung, run in linked().items() if rung in runs} == runs  # the follow-ups left them be
+    on_server = {str(r.id): r for r in _all_runs(carepath)}
+    assert all(run in on_server and on_server[run].name.startswith("reentry · deadlines") for run in runs.values())

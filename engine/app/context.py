@@ -24,7 +24,7 @@ from engine.clock import Clock, clock_from_config
 if TYPE_CHECKING:
     from engine.app.service import EpisodeService
 
-__all__ = ["CLOCK_SETTING", "App", "bound", "current_app"]
+__all__ = ["CLOCK_SETTING", "App", "bound", "bound_app", "current_app"]
 
 #: The store setting that holds the clock every process of one data folder shares (the demo's compressed clock).
 CLOCK_SETTING = "clock"
@@ -85,6 +85,11 @@ def bound(app: App) -> Iterator[App]:
         yield app
     finally:
         _CURRENT.reset(token)
+
+
+def bound_app() -> App | None:
+    """The App :func:`bound` in this context, if any (work handed to another thread in a copy of it uses it)."""
+    return _CURRENT.get()
 
 
 def current_app(default: Callable[[Settings], App]) -> App:

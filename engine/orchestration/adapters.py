@@ -17,22 +17,22 @@ pathway, stage and role ids, and the pathway's own work titles.
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import logging
-import queue
-import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
+from engine.app.context import bound_app
 from engine.app.deadlines import deadline_slot
 from engine.app.episodes import acknowledgement_request
+from engine.app.followup import schedule_timers
 from engine.app.ports import Artifact, RunState, RunView, SweepReport, Timer
 from engine.app.settings import Settings
 from engine.clock import utc
-from engine.errors import OrchestrationError
+from engine.errors import CarepathError, OrchestrationError
 from engine.orchestration import prefect_api as prefect_ops
+from engine.orchestration.drain import Drain
 from engine.orchestration.names import SWEEP_TAG, deadline_batch_title
 
 
@@ -199,6 +199,8 @@ class PrefectPublisher:
 
 #: A deferring dispatcher follows up at most this many requests in one run.
 MAX_REQUESTS = 50
+#: A deferring dispatcher schedules the new timers of at most this many episodes in one go.
+MAX_AHEAD = 100
 #: How long a successful health check of the Prefect API stands for a deferring dispatcher (seconds).
 HEALTHY_FOR = 5.0
 
@@ -207,19 +209,27 @@ class PrefectDispatcher:
     """A coordinator's request as an in-process flow run of the pathway's flow (the Dispatcher port).
 
     ``deferred`` (a long-lived process: the API server): :meth:`enroll` and :meth:`event` return at once (the
-    request was answered from the store) and one thread of this dispatcher runs the follow-ups in order, one
-    run per request, or one ``carepath-requests`` run for all that queued while the previous run was busy, so a
-    burst costs a run per batch, not a run per request. A process that dies with requests queued leaves their
-    follow-up to the sweep, which finds the same work in the store. :meth:`flush` waits for the queue.
+    request was answered from the store) and two queues of this dispatcher's own (:class:`Drain`) do the rest:
+
+    - the follow-ups, in order, one run per request, or one ``carepath-requests`` run for all that queued while the
+      previous run was busy, so a burst costs a run per batch, not a run per request;
+    - ahead of them, the timers: the new rungs of each episode a request changed get their deadline runs within
+      a second or two of the answer, however far behind the follow-ups are (a rung due minutes after the event
+      that opened it was once scheduled after it was due, behind a minute of queued follow-ups). The follow-up
+      schedules what this left (it uses the same :func:`~engine.app.followup.schedule_timers`).
+
+    A process that dies with requests queued leaves their follow-up to the sweep, which finds the same work in the
+    store. :meth:`flush` waits for both queues.
     """
 
     def __init__(self, settings: Settings, flow_for: FlowLookup | None, *, deferred: bool = False) -> None:
         self.settings = settings
         self.flow_for = flow_for
         self.deferred = deferred
-        self._queue: queue.Queue[tuple[str, int, str, dict[str, Any], contextvars.Context]] = queue.Queue()
-        self._worker: threading.Thread | None = None
-        self._lock = threading.Lock()
+        self._follow_ups: Drain[tuple[str, int, str, dict[str, Any]]] = Drain(
+            "carepath-follow-ups", self._follow_up, MAX_REQUESTS
+        )
+        self._timers: Drain[str] = Drain("carepath-timers-ahead", _schedule_ahead, MAX_AHEAD)
         self._healthy_until = 0.0
 
     def ready(self) -> None:
@@ -243,12 +253,11 @@ class PrefectDispatcher:
         self._submit("", 0, request.pop("kind"), request)
 
     def flush(self, timeout: float | None = None) -> bool:
-        """Wait until every deferred follow-up has run (or ``timeout`` seconds); True when none is left."""
+        """Wait until every deferred follow-up (and timer) is done (or ``timeout`` seconds); True when none is left."""
         end = None if timeout is None else time.monotonic() + timeout
-        while self._queue.unfinished_tasks:
-            if end is not None and time.monotonic() >= end:
+        for drain in (self._timers, self._follow_ups):
+            if not drain.flush(None if end is None else max(0.0, end - time.monotonic())):
                 return False
-            time.sleep(0.05)
         return True
 
     def sweep(self) -> SweepReport:
@@ -274,28 +283,10 @@ class PrefectDispatcher:
         if not self.deferred:
             self._follow_up([(pathway_id, version, kind, parameters)])
             return
-        # the caller's context goes with the request: the App it bound (engine.app.context.bound) runs the follow-up
-        self._queue.put((pathway_id, version, kind, parameters, contextvars.copy_context()))
-        with self._lock:
-            if self._worker is None or not self._worker.is_alive():
-                self._worker = threading.Thread(target=self._follow_ups, name="carepath-follow-ups", daemon=True)
-                self._worker.start()
-
-    def _follow_ups(self) -> None:
-        while True:
-            batch = [self._queue.get()]
-            while len(batch) < MAX_REQUESTS:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            try:
-                batch[0][4].run(self._follow_up, [item[:4] for item in batch])
-            except Exception:  # the follow-up is the sweep's now; this thread must go on
-                logger.exception("%d request(s) not followed up (the sweep will)", len(batch))
-            finally:
-                for _ in batch:
-                    self._queue.task_done()
+        # the caller's context goes with the request: the App it bound (engine.app.context.bound) does the work
+        if kind != "acknowledge":  # an acknowledgement opens no rung
+            self._timers.put(parameters["episode_id"])
+        self._follow_ups.put((pathway_id, version, kind, parameters))
 
     def _follow_up(self, work: list[tuple[str, int, str, dict[str, Any]]]) -> None:
         """One request as its pathway's flow run; several, or an acknowledgement, as one ``carepath-requests``."""
@@ -318,3 +309,14 @@ class PrefectDispatcher:
         with prefect_api(self.settings):
             flow = self.flow_for.for_pathway(pathway_id, version, kind)
             prefect_ops.run_sync(prefect_ops.with_run_client(flow(**parameters, return_state=True)))
+
+
+def _schedule_ahead(episodes: list[str]) -> None:
+    """Give these episodes' new rungs their runs now, ahead of their follow-ups (see :class:`PrefectDispatcher`)."""
+    app = bound_app()
+    if app is None:  # handed over outside any App (none in Carepath): the follow-up schedules
+        return
+    try:
+        schedule_timers(app, sorted(set(episodes)))
+    except CarepathError as exc:  # Prefect down: the follow-up, or else the sweep, schedules them
+        logger.warning("timers of %d episode(s) not scheduled ahead: %s", len(set(episodes)), exc)
