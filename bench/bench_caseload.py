@@ -444,7 +444,14 @@ class Run:
         with self.app.engine.connect() as conn:
             rung_rows = conn.execute(
                 select(
-                    r.c.id, r.c.work_item_id, r.c.due_at, r.c.scheduled_at, r.c.flow_run_id, w.c.kind, w.c.closed_at
+                    r.c.id,
+                    r.c.work_item_id,
+                    r.c.index,
+                    r.c.due_at,
+                    r.c.scheduled_at,
+                    r.c.flow_run_id,
+                    w.c.kind,
+                    w.c.closed_at,
                 ).join(w, w.c.id == r.c.work_item_id)
             ).all()
             esc_rows = conn.execute(
@@ -460,7 +467,8 @@ class Run:
             stops = [utc(t) for t in (row.closed_at, acked.get(row.work_item_id)) if t is not None]
             scheduled = self._to_wall(utc(row.scheduled_at)) if row.scheduled_at is not None else None
             stopped = self._to_wall(min(stops)) if stops else None
-            rungs.append(Rung(row.id, row.kind, self._to_wall(utc(row.due_at)), stopped, scheduled, row.flow_run_id))
+            due = self._to_wall(utc(row.due_at))
+            rungs.append(Rung(row.id, row.kind, due, stopped, scheduled, row.flow_run_id, row.index))
         escalations = [
             Escalation(
                 row.rung_id,
@@ -610,6 +618,7 @@ def report(
     answer = summary([d.took for d in answered if d.kind in ("event", "consent")], 2)
     counts = flow_run_counts(run.settings.api_url() or "")
     started, start_lags = run_starts(run.settings, "deadline")
+    first_rungs = {rung.id: rung.index == 0 for rung in rungs}
     record: dict[str, Any] = {
         "label": args.label,
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -661,6 +670,11 @@ def report(
         "lateness_s": summary(lateness),
         "lateness_by_timer_s": {  # a follow-up that scheduled the rung's run late, or a run that fired it late
             "run_made_after_due": summary([v for r, v in found.lateness.items() if r in found.timer_after_due]),
+            # of those, a first rung (its run is the request's to schedule) or a later one (scheduled when the rung
+            # before it fired)
+            "run_made_after_due_first_rung": summary(
+                [v for r, v in found.lateness.items() if r in found.timer_after_due and first_rungs.get(r, False)]
+            ),
             "run_waiting_in_time": summary([v for r, v in found.lateness.items() if r not in found.timer_after_due]),
         },
         "lateness_by_run_start_s": {k: summary(v) for k, v in run_start_split(rungs, found.lateness, started).items()},

@@ -71,6 +71,9 @@ class Rung:
     stopped: float | None = None
     scheduled: float | None = None
     run: str | None = None
+    #: Its place in its item's ladder (0: the first rung, whose run a request schedules; later ones are scheduled
+    #: when the rung before them fires).
+    index: int = 0
 
 
 @dataclass(frozen=True)
