@@ -619,6 +619,7 @@ def report(
     counts = flow_run_counts(run.settings.api_url() or "")
     started, start_lags = run_starts(run.settings, "deadline")
     first_rungs = {rung.id: rung.index == 0 for rung in rungs}
+    kinds_of = {rung.id: f"{rung.kind} #{rung.index + 1}" for rung in rungs}
     record: dict[str, Any] = {
         "label": args.label,
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -675,6 +676,7 @@ def report(
             "run_made_after_due_first_rung": summary(
                 [v for r, v in found.lateness.items() if r in found.timer_after_due and first_rungs.get(r, False)]
             ),
+            "run_made_after_due_by_kind": dict(Counter(kinds_of[r] for r in found.timer_after_due)),
             "run_waiting_in_time": summary([v for r, v in found.lateness.items() if r not in found.timer_after_due]),
         },
         "lateness_by_run_start_s": {k: summary(v) for k, v in run_start_split(rungs, found.lateness, started).items()},
