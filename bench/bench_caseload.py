@@ -618,8 +618,7 @@ def report(
     answer = summary([d.took for d in answered if d.kind in ("event", "consent")], 2)
     counts = flow_run_counts(run.settings.api_url() or "")
     started, start_lags = run_starts(run.settings, "deadline")
-    first_rungs = {rung.id: rung.index == 0 for rung in rungs}
-    kinds_of = {rung.id: f"{rung.kind} #{rung.index + 1}" for rung in rungs}
+    made_late = [rung for rung in rungs if rung.id in found.timer_after_due]
     record: dict[str, Any] = {
         "label": args.label,
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -673,10 +672,8 @@ def report(
             "run_made_after_due": summary([v for r, v in found.lateness.items() if r in found.timer_after_due]),
             # of those, a first rung (its run is the request's to schedule) or a later one (scheduled when the rung
             # before it fired)
-            "run_made_after_due_first_rung": summary(
-                [v for r, v in found.lateness.items() if r in found.timer_after_due and first_rungs.get(r, False)]
-            ),
-            "run_made_after_due_by_kind": dict(Counter(kinds_of[r] for r in found.timer_after_due)),
+            "run_made_after_due_first_rung": summary([found.lateness[r.id] for r in made_late if r.index == 0]),
+            "run_made_after_due_by_kind": dict(Counter(f"{r.kind} #{r.index + 1}" for r in made_late)),
             "run_waiting_in_time": summary([v for r, v in found.lateness.items() if r not in found.timer_after_due]),
         },
         "lateness_by_run_start_s": {k: summary(v) for k, v in run_start_split(rungs, found.lateness, started).items()},

@@ -316,7 +316,8 @@ def _schedule_ahead(episodes: list[str]) -> None:
     app = bound_app()
     if app is None:  # handed over outside any App (none in Carepath): the follow-up schedules
         return
+    wanted = sorted(set(episodes))
     try:
-        schedule_timers(app, sorted(set(episodes)))
+        schedule_timers(app, wanted)
     except CarepathError as exc:  # Prefect down: the follow-up, or else the sweep, schedules them
-        logger.warning("timers of %d episode(s) not scheduled ahead: %s", len(set(episodes)), exc)
+        logger.warning("timers of %d episode(s) not scheduled ahead: %s", len(wanted), exc)
