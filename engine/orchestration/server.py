@@ -64,6 +64,9 @@ OFFLINE_ENV: Mapping[str, str] = {
 #: and made again each time ``up`` registers the deployments. An operator's own setting wins.
 SCHEDULED_RUNS_AHEAD = 3
 
+#: What the child runs: ``prefect`` with its garbage collection off the event loop on SQLite (see that module).
+SERVER_MODULE = "engine.orchestration.prefect_server"
+
 _DEFAULT_STARTUP_TIMEOUT = 120.0
 _DEFAULT_GRACE = 10.0
 _LOG_TAIL_LINES = 15
@@ -219,7 +222,7 @@ def spawn_local_server(
         )
     env = server_env(home, database_url=database_url)
     env.update(extra_env or {})
-    command = [sys.executable, "-m", "prefect", "server", "start", "--host", host, "--port", str(port)]
+    command = [sys.executable, "-m", SERVER_MODULE, "server", "start", "--host", host, "--port", str(port)]
     with log_path.open("ab") as log:
         try:
             process = subprocess.Popen(
