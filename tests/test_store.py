@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Engine, inspect, text
+from sqlalchemy import Engine, event, inspect, text
 from sqlalchemy.exc import IntegrityError, StatementError
 from sqlmodel import Session, func, select
 from store_fixtures import head_revision
@@ -327,6 +327,35 @@ def test_due_rungs_are_pending_and_due_oldest_first_up_to_the_limit(engine: Engi
         assert store.episodes_with_due_rungs(s, now) == ["ep-0000a001", "ep-0000a002"], "most overdue first"
         assert store.episodes_with_due_rungs(s, now, limit=1) == ["ep-0000a001"]
         assert store.episodes_with_due_rungs(s, T0 + timedelta(hours=3)) == ["ep-0000a001"]
+
+
+def test_an_episodes_rungs_are_read_through_its_own_index(engine: Engine) -> None:
+    """Loading an episode and firing its due rungs must not read every pending rung of the store: with an index on
+    the episode alone, SQLite's planner chose (status, due_at) and each lookup grew with the caseload (5 ms at
+    1,000 episodes, many times per fired rung)."""
+    if engine.dialect.name != "sqlite":
+        pytest.skip("the planner examined here is SQLite's (PostgreSQL plans by its statistics)")
+    statements: list[tuple[str, object]] = []
+
+    def capture(_conn: object, _cursor: object, statement: str, parameters: object, *_args: object) -> None:
+        if statement.lstrip().upper().startswith("SELECT"):
+            statements.append((statement, parameters))
+
+    with store.session_scope(engine) as s:
+        add_episode(s)
+        add_item(s, "ep-0000a001", "accept", T0, (timedelta(), timedelta(hours=1)))
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        with Session(engine) as s:
+            store.pending_rungs(s, "ep-0000a001")
+            store.due_pending_rungs(s, "ep-0000a001", T0)
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
+    assert len(statements) == 2
+    with engine.connect() as conn:
+        for statement, parameters in statements:
+            plan = " ".join(row[3] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters))
+            assert "ix_rung_episode_status (episode_id=? AND status=?" in plan, plan
 
 
 def test_only_the_next_rung_of_an_item_waits_for_a_run_until_its_run_is_recorded(engine: Engine) -> None:
