@@ -10,9 +10,11 @@ server is needed: building a client makes no request.
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 from pathlib import Path
 from typing import Any
+from uuid import uuid4
 
 import certifi
 import pytest
@@ -23,7 +25,10 @@ from prefect.settings import (
     temporary_settings,
 )
 
+from engine.errors import OrchestrationError
+from engine.orchestration.prefect_api import calls
 from engine.orchestration.prefect_api.calls import _new_client
+from engine.orchestration.prefect_api.runs import get_run_state
 
 API = "https://prefect.example.invalid/api"
 
@@ -69,3 +74,17 @@ def test_prefects_cert_file_setting_is_the_only_authority_trusted(tmp_path: Path
 def test_a_context_is_built_once_for_each_setting(insecure: bool) -> None:
     settings = {PREFECT_API_TLS_INSECURE_SKIP_VERIFY: insecure}
     assert _two_clients(settings)[0] is _two_clients(settings)[1]
+
+
+def test_a_call_to_a_server_that_never_answers_fails_within_the_call_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server that takes the connection and never answers (wedged) must not hold a Carepath thread for the minutes
+    Prefect's client would retry: the call fails like an outage, naming what it was for, and the caller's fallback
+    (the sweep in the serving process) takes over."""
+    monkeypatch.setattr(calls, "CALL_DEADLINE", 0.5)
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)  # the kernel completes the handshakes; nothing ever reads or answers
+        api = f"http://127.0.0.1:{silent.getsockname()[1]}/api"
+        expected = r"cannot read flow run .*did not answer within 0.5 s"
+        with temporary_settings(updates={PREFECT_API_URL: api}), pytest.raises(OrchestrationError, match=expected):
+            calls.run_sync(get_run_state(uuid4()))

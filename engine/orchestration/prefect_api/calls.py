@@ -19,10 +19,26 @@ from engine.errors import OrchestrationError
 if TYPE_CHECKING:
     from prefect.client.orchestration import PrefectClient
 
-__all__ = ["T", "flush_logs", "gather_limited", "run_sync", "shared_client", "tls_context", "with_run_client"]
+__all__ = [
+    "CALL_DEADLINE",
+    "T",
+    "flush_logs",
+    "gather_limited",
+    "run_sync",
+    "shared_client",
+    "tls_context",
+    "with_run_client",
+]
 
 
 T = TypeVar("T")
+
+#: How long one of Carepath's calls to the server may take in all (seconds), the client's own retries included.
+#: Prefect's client retries a silent or busy server for minutes (a 60 s request timeout, then backoff, five
+#: times); a thread of the serving process stuck that long holds whatever waits on it (a deadline run's slot, the
+#: sweep). After this the call fails like any outage, and the caller's fallback takes over: the sweep fires due
+#: rungs in the serving process, a follow-up leaves its timers to the sweep.
+CALL_DEADLINE = 60.0
 
 
 def run_sync(awaitable: Coroutine[Any, Any, T]) -> T:
@@ -80,14 +96,26 @@ async def shared_client() -> AsyncIterator[None]:
 
 
 @contextlib.asynccontextmanager
-async def _client(what: str) -> AsyncIterator[PrefectClient]:
+async def _client(what: str, deadline: float | None = None) -> AsyncIterator[PrefectClient]:
+    """A client for the calls in the block, which must be done within ``deadline`` seconds (default
+    :data:`CALL_DEADLINE`); any failure, that one included, is an OrchestrationError naming ``what``."""
+    limit = CALL_DEADLINE if deadline is None else deadline
     shared = _SHARED.get()
-    if shared is not None:
-        async with _api(what):
+    async with _api(what), _within(limit):
+        if shared is not None:
             yield shared
-        return
-    async with _api(what), _new_client() as client:
-        yield client
+            return
+        async with _new_client() as client:
+            yield client
+
+
+@contextlib.asynccontextmanager
+async def _within(seconds: float) -> AsyncIterator[None]:
+    try:
+        async with asyncio.timeout(seconds):
+            yield
+    except TimeoutError:
+        raise TimeoutError(f"the Prefect server did not answer within {seconds:g} s") from None
 
 
 def _new_client() -> PrefectClient:

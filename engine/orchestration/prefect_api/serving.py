@@ -15,6 +15,7 @@ import httpx
 from engine.clock import utc
 from engine.errors import OrchestrationError
 from engine.orchestration.prefect_api.calls import (
+    CALL_DEADLINE,
     _client,
     _deployment,
     _describe,
@@ -55,7 +56,7 @@ async def wait_for_deployments(
     wanted = list(names)
     found: dict[str, UUID] = {}
     deadline = time.monotonic() + timeout
-    async with _client("cannot read deployments") as client:
+    async with _client("cannot read deployments", deadline=timeout + CALL_DEADLINE) as client:
         while True:
             for name in wanted:
                 if name in found:
