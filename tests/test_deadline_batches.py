@@ -25,7 +25,9 @@ from engine.app import App, follow_up, sweep
 from engine.app import reconcile as reconciler
 from engine.app.deadlines import Behind, all_met, deadline_slot, fire_due_of_run, run_listing
 from engine.app.inline import MemoryScheduler, RecordingNotifier
+from engine.app.publish import publish_open_escalations
 from engine.app.sweep import has_work
+from engine.app.throttle import Throttle
 from engine.clock import ManualClock, utc
 from engine.notify.delivery import DeliveryReport, Notification
 from engine.orchestration.names import deadline_batch_name, deadline_batch_title
@@ -85,6 +87,30 @@ def test_rungs_due_in_the_same_minute_share_one_run_that_fires_each_once(app: Ap
     assert len(app.publisher.artifacts["open-escalations"]) == len(rungs)  # type: ignore[attr-defined]
     assert app.publisher.calls == calls_before + 1, "every episode's artifact and the table in one call"  # type: ignore[attr-defined]
     assert all(published[f"episode-{ep}".lower()] >= 2 for ep in episodes)  # enrolled, then fired
+
+
+def test_a_run_inside_the_throttle_interval_leaves_the_programs_table_to_one_trailing_version(app: App) -> None:
+    """A serving process rebuilds the program-wide artifacts at most once per interval (engine.app.throttle): a run
+    that fires inside it does not send the table, and one version follows when the interval ends, with every
+    escalation raised meanwhile. Escalating never waits for it."""
+    ticks, trailing = [100.0], []
+    app.throttle = Throttle(10.0, now=lambda: ticks[0], after=lambda delay, work: trailing.append((delay, work)))
+    episodes = [enrolled(app) for _ in range(3)]
+    rungs = [rung(app, naloxone(ep)) for ep in episodes]
+    publish_open_escalations(app)  # the interval begins (at 100 s)
+    published = app.publisher.versions  # type: ignore[attr-defined]
+    before = published["open-escalations"]
+    ticks[0] += 4.0
+    clock(app).set(max(utc(r.due_at) for r in rungs) + timedelta(seconds=1))
+    for run_id in {r.flow_run_id for r in rungs}:
+        assert run_id is not None
+        fire_due_of_run(app, run_id)
+    assert sorted(e.rung_id for e in escalations(app)) == sorted(r.id for r in rungs), "escalated at once"
+    assert published.get("open-escalations", 0) == before, "inside the interval: not rebuilt"
+    assert [delay for delay, _work in trailing] == [6.0], "one trailing version, when the interval ends"
+    trailing[0][1]()
+    assert published["open-escalations"] == before + 1
+    assert len(app.publisher.artifacts["open-escalations"]) == len(rungs), "it shows everything raised meanwhile"  # type: ignore[attr-defined]
 
 
 class SlowFirstContact(RecordingNotifier):

@@ -19,6 +19,7 @@ from sqlalchemy import Engine
 from engine import store
 from engine.app.ports import Dispatcher, Notifier, Publisher, Scheduler
 from engine.app.settings import Settings
+from engine.app.throttle import Throttle
 from engine.clock import Clock, clock_from_config
 
 if TYPE_CHECKING:
@@ -41,6 +42,8 @@ class App:
     dispatcher: Dispatcher
     #: Set by tests and simulations; otherwise the clock stored in the store (default: the wall clock).
     fixed_clock: Clock | None = field(default=None)
+    #: How often this process rebuilds the program-wide artifacts (:mod:`engine.app.throttle`); default: each time.
+    throttle: Throttle = field(default_factory=Throttle)
 
     @cached_property
     def engine(self) -> Engine:

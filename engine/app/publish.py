@@ -94,14 +94,17 @@ def right_away(work: Callable[[], None]) -> None:
 def _publish_wanted(app: App, wanted: _Wanted) -> None:
     try:
         artifacts = [a for episode_id in sorted(wanted.episodes) for a in _episode_artifacts(app, episode_id)]
-        if ESCALATIONS_ARTIFACT in wanted.program:
-            artifacts.append(_open_escalations(app))
-        if OVERVIEW_ARTIFACT in wanted.program:
-            artifacts.append(_program_overview(app))
+        artifacts += [_PROGRAM[key](app) for key in sorted(wanted.program) if _program_due(app, key)]
         if artifacts:
             app.publisher.publish(artifacts)
     except CarepathError as exc:  # what operators see lags; the next change publishes again
         logger.warning("artifacts not all published: %s", exc)
+
+
+def _program_due(app: App, key: str) -> bool:
+    """True if the program-wide artifact ``key`` is to be built now; else it is built when the process's throttle
+    allows (:mod:`engine.app.throttle`): these show a state, and only the latest matters."""
+    return app.throttle.due(key, lambda: app.publisher.publish([_PROGRAM[key](app)]))
 
 
 def publish_episode(app: App, episode_id: str, *, escalations_changed: bool) -> None:
@@ -117,14 +120,14 @@ def publish_episode(app: App, episode_id: str, *, escalations_changed: bool) -> 
 
 def publish_open_escalations(app: App) -> None:
     """The operators' table of unacknowledged escalations, most severe first, then the longest open first."""
-    if not _deferred(ESCALATIONS_ARTIFACT):
+    if not _deferred(ESCALATIONS_ARTIFACT) and _program_due(app, ESCALATIONS_ARTIFACT):
         app.publisher.publish([_open_escalations(app)])
 
 
 def publish_program_overview(app: App) -> None:
     """The program at a glance (one query): active episodes, overdue work, open and critical escalations,
     handoff loops closed in the last 7 days."""
-    if not _deferred(OVERVIEW_ARTIFACT):
+    if not _deferred(OVERVIEW_ARTIFACT) and _program_due(app, OVERVIEW_ARTIFACT):
         app.publisher.publish([_program_overview(app)])
 
 
@@ -174,3 +177,10 @@ def _program_overview(app: App) -> Artifact:
     now = app.clock.now()
     markdown = program_overview_markdown(program_counts(app.engine, now, now - LOOPS_WINDOW), now, app.clock)
     return Artifact(OVERVIEW_ARTIFACT, markdown, markdown)
+
+
+#: How each program-wide artifact is built (from the store as it stands).
+_PROGRAM: dict[str, Callable[[App], Artifact]] = {
+    ESCALATIONS_ARTIFACT: _open_escalations,
+    OVERVIEW_ARTIFACT: _program_overview,
+}

@@ -6,10 +6,14 @@ from __future__ import annotations
 
 from engine.app.context import App
 from engine.app.settings import Settings
+from engine.app.throttle import Throttle
 from engine.notify.delivery import RosterNotifier
 from engine.orchestration.adapters import FlowLookup, PrefectDispatcher, PrefectPublisher, PrefectScheduler
 
-__all__ = ["production_app"]
+__all__ = ["PROGRAM_ARTIFACTS_EVERY", "production_app"]
+
+#: A Carepath process rebuilds the program-wide artifacts at most this often (seconds; see engine.app.throttle).
+PROGRAM_ARTIFACTS_EVERY = 10.0
 
 
 def production_app(settings: Settings, flow_for: FlowLookup | None = None, *, deferred: bool = False) -> App:
@@ -23,4 +27,5 @@ def production_app(settings: Settings, flow_for: FlowLookup | None = None, *, de
         notifier=RosterNotifier(settings.roster_file, settings.env),
         publisher=PrefectPublisher(settings),
         dispatcher=PrefectDispatcher(settings, flow_for, deferred=deferred),
+        throttle=Throttle(PROGRAM_ARTIFACTS_EVERY),
     )
