@@ -358,6 +358,52 @@ def test_an_episodes_rungs_are_read_through_its_own_index(engine: Engine) -> Non
             assert "ix_rung_episode_status (episode_id=? AND status=?" in plan, plan
 
 
+#: 3,000 open items of the test's episode with three pending rungs each, the lowest already scheduled (a run):
+#: PostgreSQL-only SQL, inserted in one statement per table, never analyzed.
+CASELOAD_OF_RUNGS = """
+INSERT INTO work_item (id, episode_id, kind, key, title, due_at, done_on, match, visit, status, opened_at, occurrence,
+                       severity)
+SELECT 'ep-0000a001/bulk' || g, 'ep-0000a001', 'task', 'bulk' || g, 'T', now(), 'x', '{}', 1, 'open', now(), 0,
+       'normal'
+FROM generate_series(1, 3000) g;
+INSERT INTO rung (id, work_item_id, episode_id, index, due_at, role, status, flow_run_id)
+SELECT 'ep-0000a001/bulk' || g || '#r' || i, 'ep-0000a001/bulk' || g, 'ep-0000a001', i,
+       now() + (g || ' seconds')::interval + (i || ' hours')::interval, 'r', 'pending',
+       CASE WHEN i = 0 THEN 'run-' || g END
+FROM generate_series(1, 3000) g, generate_series(0, 2) i;
+"""
+
+
+def test_the_look_for_unscheduled_rungs_reads_each_items_lower_rungs_through_its_own_index(engine: Engine) -> None:
+    """Scheduling asks, for each candidate rung, whether its item has a lower pending rung. Through an index on the
+    item alone and one on (status, due_at), PostgreSQL with statistics older than the caseload combined the two and
+    read every pending rung per candidate: the sweep's look ran for over ten minutes at 10,000 episodes."""
+    statements: list[tuple[str, object]] = []
+
+    def capture(_conn: object, _cursor: object, statement: str, parameters: object, *_args: object) -> None:
+        if statement.lstrip().upper().startswith("SELECT"):
+            statements.append((statement, parameters))
+
+    with store.session_scope(engine) as s:
+        add_episode(s)
+        add_item(s, "ep-0000a001", "accept", T0, (timedelta(), timedelta(hours=1)))
+    if engine.dialect.name == "postgresql":  # a caseload enrolled faster than PostgreSQL's statistics follow
+        with engine.begin() as conn:
+            conn.exec_driver_sql(CASELOAD_OF_RUNGS)
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        with Session(engine) as s:
+            store.unscheduled_timers(s, None, 10)
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
+    [(statement, parameters)] = statements
+    sqlite = engine.dialect.name == "sqlite"
+    with engine.connect() as conn:
+        explain = "EXPLAIN QUERY PLAN " if sqlite else "EXPLAIN "
+        plan = " ".join(str(row[-1]) for row in conn.exec_driver_sql(explain + statement, parameters))
+    assert "ix_rung_work_item_status" in plan, plan
+
+
 def test_only_the_next_rung_of_an_item_waits_for_a_run_until_its_run_is_recorded(engine: Engine) -> None:
     with store.session_scope(engine) as s:
         add_episode(s)

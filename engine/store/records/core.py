@@ -163,7 +163,7 @@ class RungRecord(SQLModel, table=True):
         Index("ix_rung_status_due", "status", "due_at"),
         Index("ix_rung_unscheduled", "status", "flow_run_id", "due_at"),
         Index("ix_rung_flow_run", "flow_run_id"),
-        Index("ix_rung_work_item", "work_item_id"),
+        Index("ix_rung_work_item_status", "work_item_id", "status", "index"),
         Index("ix_rung_episode_status", "episode_id", "status", "due_at"),
     )
 
