@@ -88,3 +88,21 @@ def test_a_call_to_a_server_that_never_answers_fails_within_the_call_deadline(mo
         expected = r"cannot read flow run .*did not answer within 0.5 s"
         with temporary_settings(updates={PREFECT_API_URL: api}), pytest.raises(OrchestrationError, match=expected):
             calls.run_sync(get_run_state(uuid4()))
+
+
+def test_a_batch_of_artifacts_stops_trying_once_the_server_does_not_answer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A follow-up's artifacts (one per episode of a batch) must not each wait the whole deadline for a server that
+    is gone: the batch gives up on the rest after the first silence, and every artifact is reported unpublished."""
+    from engine.orchestration.prefect_api.artifacts import publish_artifacts
+
+    monkeypatch.setattr(calls, "CALL_DEADLINE", 0.5)
+    versions = [(f"episode-ep-{n}", "# synthetic", None) for n in range(5)]
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        api = f"http://127.0.0.1:{silent.getsockname()[1]}/api"
+        with temporary_settings(updates={PREFECT_API_URL: api}):
+            failed = calls.run_sync(publish_artifacts(versions, 1))
+    assert len(failed) == 5
+    assert "did not answer within 0.5 s" in failed[0]
+    assert all("not tried" in line for line in failed[1:]), failed

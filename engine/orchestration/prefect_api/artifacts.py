@@ -8,6 +8,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
+import httpx
+
 from engine.errors import OrchestrationError
 from engine.orchestration.prefect_api.calls import _client, gather_limited, shared_client
 
@@ -37,18 +39,25 @@ async def publish_artifacts(
     versions: Sequence[tuple[str, str | Sequence[Mapping[str, Any]], str | None]], limit: int
 ) -> list[str]:
     """Publish each ``(key, Markdown text or table rows, description)`` over one client, at most ``limit`` at a
-    time, every one whatever another's fate; returns a line for each that was not published.
+    time, every one whatever another's fate (a refused artifact does not stop the others), unless the server does
+    not answer: then the rest are not tried; returns a line for each that was not published.
 
     Why one client: opening one costs a CSRF-token round trip and a connection, more than the artifact itself; a
     batch of follow-ups publishing an artifact per episode, each over its own client, fell behind under load."""
 
+    down: list[str] = []  # the server did not answer one: the rest are not tried (each would wait as long)
+
     async def one(key: str, content: str | Sequence[Mapping[str, Any]], description: str | None) -> str | None:
+        if down:
+            return f"{key}: not tried ({down[0]})"
         try:
             if isinstance(content, str):
                 await publish_markdown_artifact(key, content, description)
             else:
                 await publish_table_artifact(key, content, description)
         except OrchestrationError as exc:
+            if isinstance(exc.__cause__, httpx.TransportError | TimeoutError):
+                down.append(str(exc))
             return str(exc)
         return None
 
