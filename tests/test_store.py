@@ -329,28 +329,35 @@ def test_due_rungs_are_pending_and_due_oldest_first_up_to_the_limit(engine: Engi
         assert store.episodes_with_due_rungs(s, T0 + timedelta(hours=3)) == ["ep-0000a001"]
 
 
-def test_an_episodes_rungs_are_read_through_its_own_index(engine: Engine) -> None:
-    """Loading an episode and firing its due rungs must not read every pending rung of the store: with an index on
-    the episode alone, SQLite's planner chose (status, due_at) and each lookup grew with the caseload (5 ms at
-    1,000 episodes, many times per fired rung)."""
-    if engine.dialect.name != "sqlite":
-        pytest.skip("the planner examined here is SQLite's (PostgreSQL plans by its statistics)")
+def selects_of(engine: Engine, work: Callable[[], object]) -> list[tuple[str, object]]:
+    """The SELECT statements (and their parameters) ``work`` sends to ``engine``, to read their plans."""
     statements: list[tuple[str, object]] = []
 
     def capture(_conn: object, _cursor: object, statement: str, parameters: object, *_args: object) -> None:
         if statement.lstrip().upper().startswith("SELECT"):
             statements.append((statement, parameters))
 
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        work()
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
+    return statements
+
+
+def test_an_episodes_rungs_are_read_through_its_own_index(engine: Engine) -> None:
+    """Loading an episode and firing its due rungs must not read every pending rung of the store: with an index on
+    the episode alone, SQLite's planner chose (status, due_at) and each lookup grew with the caseload (5 ms at
+    1,000 episodes, many times per fired rung)."""
+    if engine.dialect.name != "sqlite":
+        pytest.skip("the planner examined here is SQLite's (PostgreSQL plans by its statistics)")
     with store.session_scope(engine) as s:
         add_episode(s)
         add_item(s, "ep-0000a001", "accept", T0, (timedelta(), timedelta(hours=1)))
-    event.listen(engine, "before_cursor_execute", capture)
-    try:
-        with Session(engine) as s:
-            store.pending_rungs(s, "ep-0000a001")
-            store.due_pending_rungs(s, "ep-0000a001", T0)
-    finally:
-        event.remove(engine, "before_cursor_execute", capture)
+    with Session(engine) as s:
+        statements = selects_of(
+            engine, lambda: (store.pending_rungs(s, "ep-0000a001"), store.due_pending_rungs(s, "ep-0000a001", T0))
+        )
     assert len(statements) == 2
     with engine.connect() as conn:
         for statement, parameters in statements:
@@ -378,25 +385,14 @@ def test_the_look_for_unscheduled_rungs_reads_each_items_lower_rungs_through_its
     """Scheduling asks, for each candidate rung, whether its item has a lower pending rung. Through an index on the
     item alone and one on (status, due_at), PostgreSQL with statistics older than the caseload combined the two and
     read every pending rung per candidate: the sweep's look ran for over ten minutes at 10,000 episodes."""
-    statements: list[tuple[str, object]] = []
-
-    def capture(_conn: object, _cursor: object, statement: str, parameters: object, *_args: object) -> None:
-        if statement.lstrip().upper().startswith("SELECT"):
-            statements.append((statement, parameters))
-
     with store.session_scope(engine) as s:
         add_episode(s)
         add_item(s, "ep-0000a001", "accept", T0, (timedelta(), timedelta(hours=1)))
     if engine.dialect.name == "postgresql":  # a caseload enrolled faster than PostgreSQL's statistics follow
         with engine.begin() as conn:
             conn.exec_driver_sql(CASELOAD_OF_RUNGS)
-    event.listen(engine, "before_cursor_execute", capture)
-    try:
-        with Session(engine) as s:
-            store.unscheduled_timers(s, None, 10)
-    finally:
-        event.remove(engine, "before_cursor_execute", capture)
-    [(statement, parameters)] = statements
+    with Session(engine) as s:
+        [(statement, parameters)] = selects_of(engine, lambda: store.unscheduled_timers(s, None, 10))
     sqlite = engine.dialect.name == "sqlite"
     with engine.connect() as conn:
         explain = "EXPLAIN QUERY PLAN " if sqlite else "EXPLAIN "
