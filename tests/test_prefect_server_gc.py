@@ -66,10 +66,14 @@ def test_only_a_sqlite_server_collects_off_its_loop() -> None:
 
 def test_a_restart_still_recognises_the_server_it_started(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """The pid-file take-over reads the command line: the new entry point must still read as a Prefect server."""
+    started = "print('started', flush=True); import time; time.sleep(60)"
     child = subprocess.Popen(
-        [sys.executable, "-c", "import time; time.sleep(60)", "-m", SERVER_MODULE, "server", "start", "--port", "4321"]
+        [sys.executable, "-c", started, "-m", SERVER_MODULE, "server", "start", "--port", "4321"],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
+        assert child.stdout is not None and child.stdout.readline() == "started\n"  # its command line is its own
         assert _is_prefect_server(child.pid, 4321)
         assert not _is_prefect_server(child.pid, 4322)
     finally:
