@@ -10,8 +10,10 @@ server is needed: building a client makes no request.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import ssl
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -76,18 +78,24 @@ def test_a_context_is_built_once_for_each_setting(insecure: bool) -> None:
     assert _two_clients(settings)[0] is _two_clients(settings)[1]
 
 
+@contextlib.contextmanager
+def silent_api() -> Iterator[None]:
+    """Prefect's API URL pointed at a loopback socket that takes connections and never answers (a wedged server)."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)  # the kernel completes the handshakes; nothing ever reads or answers
+        with temporary_settings(updates={PREFECT_API_URL: f"http://127.0.0.1:{silent.getsockname()[1]}/api"}):
+            yield
+
+
 def test_a_call_to_a_server_that_never_answers_fails_within_the_call_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
     """A server that takes the connection and never answers (wedged) must not hold a Carepath thread for the minutes
     Prefect's client would retry: the call fails like an outage, naming what it was for, and the caller's fallback
     (the sweep in the serving process) takes over."""
     monkeypatch.setattr(calls, "CALL_DEADLINE", 0.5)
-    with socket.socket() as silent:
-        silent.bind(("127.0.0.1", 0))
-        silent.listen(16)  # the kernel completes the handshakes; nothing ever reads or answers
-        api = f"http://127.0.0.1:{silent.getsockname()[1]}/api"
-        expected = r"cannot read flow run .*did not answer within 0.5 s"
-        with temporary_settings(updates={PREFECT_API_URL: api}), pytest.raises(OrchestrationError, match=expected):
-            calls.run_sync(get_run_state(uuid4()))
+    expected = r"cannot read flow run .*did not answer within 0.5 s"
+    with silent_api(), pytest.raises(OrchestrationError, match=expected):
+        calls.run_sync(get_run_state(uuid4()))
 
 
 def test_a_batch_of_artifacts_stops_trying_once_the_server_does_not_answer(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -97,12 +105,8 @@ def test_a_batch_of_artifacts_stops_trying_once_the_server_does_not_answer(monke
 
     monkeypatch.setattr(calls, "CALL_DEADLINE", 0.5)
     versions = [(f"episode-ep-{n}", "# synthetic", None) for n in range(5)]
-    with socket.socket() as silent:
-        silent.bind(("127.0.0.1", 0))
-        silent.listen(16)
-        api = f"http://127.0.0.1:{silent.getsockname()[1]}/api"
-        with temporary_settings(updates={PREFECT_API_URL: api}):
-            failed = calls.run_sync(publish_artifacts(versions, 1))
+    with silent_api():
+        failed = calls.run_sync(publish_artifacts(versions, 1))
     assert len(failed) == 5
     assert "did not answer within 0.5 s" in failed[0]
     assert all("not tried" in line for line in failed[1:]), failed

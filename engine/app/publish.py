@@ -104,7 +104,17 @@ def _publish_wanted(app: App, wanted: _Wanted) -> None:
 def _program_due(app: App, key: str) -> bool:
     """True if the program-wide artifact ``key`` is to be built now; else it is built when the process's throttle
     allows (:mod:`engine.app.throttle`): these show a state, and only the latest matters."""
-    return app.throttle.due(key, lambda: app.publisher.publish([_PROGRAM[key](app)]))
+    return app.throttle.due(key, lambda: _publish_program_now(app, key))
+
+
+def _publish_program(app: App, key: str) -> None:
+    """The program-wide artifact ``key``: at the end of the block publishing once, else now if the throttle allows."""
+    if not _deferred(key) and _program_due(app, key):
+        _publish_program_now(app, key)
+
+
+def _publish_program_now(app: App, key: str) -> None:
+    app.publisher.publish([_PROGRAM[key](app)])
 
 
 def publish_episode(app: App, episode_id: str, *, escalations_changed: bool) -> None:
@@ -120,15 +130,13 @@ def publish_episode(app: App, episode_id: str, *, escalations_changed: bool) -> 
 
 def publish_open_escalations(app: App) -> None:
     """The operators' table of unacknowledged escalations, most severe first, then the longest open first."""
-    if not _deferred(ESCALATIONS_ARTIFACT) and _program_due(app, ESCALATIONS_ARTIFACT):
-        app.publisher.publish([_open_escalations(app)])
+    _publish_program(app, ESCALATIONS_ARTIFACT)
 
 
 def publish_program_overview(app: App) -> None:
     """The program at a glance (one query): active episodes, overdue work, open and critical escalations,
     handoff loops closed in the last 7 days."""
-    if not _deferred(OVERVIEW_ARTIFACT) and _program_due(app, OVERVIEW_ARTIFACT):
-        app.publisher.publish([_program_overview(app)])
+    _publish_program(app, OVERVIEW_ARTIFACT)
 
 
 def _deferred(key: str) -> bool:

@@ -31,6 +31,7 @@ import runpy
 import sys
 import threading
 import time
+from collections.abc import Mapping
 
 __all__ = ["POLL", "collect_off_loop", "due_generation", "main", "uses_sqlite"]
 
@@ -62,7 +63,7 @@ def collect_off_loop(poll: float = POLL) -> threading.Thread:
     return thread
 
 
-def uses_sqlite(environ: dict[str, str] | os._Environ[str] = os.environ) -> bool:
+def uses_sqlite(environ: Mapping[str, str] = os.environ) -> bool:
     """True when the server's database is SQLite (Prefect's default when no connection URL is set)."""
     url = environ.get("PREFECT_SERVER_DATABASE_CONNECTION_URL") or environ.get("PREFECT_API_DATABASE_CONNECTION_URL")
     return not url or url.startswith("sqlite")
