@@ -9,11 +9,21 @@ thread) answers. With collection on the loop's thread this never finishes; with 
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import re
+import socket
 import subprocess
 import sys
 import textwrap
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
 
-from engine.orchestration.prefect_server import due_generation, uses_sqlite
+import pytest
+
+from engine.orchestration.prefect_server import due_generation, retry_soon_when_locked, uses_sqlite
 from engine.orchestration.server import SERVER_MODULE, _is_prefect_server
 
 CYCLE_WITH_BLOCKING_FINALIZER = textwrap.dedent(
@@ -79,3 +89,76 @@ def test_a_restart_still_recognises_the_server_it_started(tmp_path) -> None:  # 
     finally:
         child.kill()
         child.wait()
+
+
+def _locked() -> Exception:
+    """What Prefect's server raises when SQLite refuses a write for its lock."""
+    import sqlite3
+
+    import sqlalchemy
+
+    return sqlalchemy.exc.OperationalError("INSERT ...", {}, sqlite3.OperationalError("database is locked"))
+
+
+@pytest.fixture
+def retry_soon(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """Prefect's server module with :func:`retry_soon_when_locked` installed (put back after the test)."""
+    from prefect.server.api import server
+
+    monkeypatch.setattr(server, "custom_internal_exception_handler", server.custom_internal_exception_handler)
+    yield server
+
+
+def test_a_write_refused_for_the_lock_tells_the_client_when_to_try_again(retry_soon: Any) -> None:
+    """The 503 for SQLite's lock says Retry-After (so Prefect's client does not back off 2-32 s); installing twice
+    does not stack; any other error is still a plain 500."""
+    retry_soon_when_locked(after=1.0)
+    retry_soon_when_locked(after=0.5)
+    locked = asyncio.run(retry_soon.custom_internal_exception_handler(None, _locked()))
+    assert (locked.status_code, locked.headers["Retry-After"]) == (503, "0.5")
+    other = asyncio.run(retry_soon.custom_internal_exception_handler(None, ValueError("a bug")))
+    assert other.status_code == 500 and "Retry-After" not in other.headers
+
+
+def test_prefects_client_tries_again_as_the_server_says(retry_soon: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """Over loopback HTTP: an app made with the handler (as ``create_app`` makes Prefect's) refuses the first write
+    for the lock, and Prefect's own client waits what it was told (not its 2 s first backoff) and gets the second
+    answer."""
+    import uvicorn
+    from fastapi import FastAPI
+    from prefect.client.base import PrefectHttpxAsyncClient
+
+    retry_soon_when_locked(after=0.01)
+    attempts: list[int] = []
+    app = FastAPI(exception_handlers={Exception: retry_soon.custom_internal_exception_handler})
+
+    @app.post("/write")
+    async def write() -> dict[str, int]:
+        attempts.append(len(attempts))
+        if len(attempts) == 1:
+            raise _locked()
+        return {"attempt": len(attempts)}
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    served = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+    thread = threading.Thread(target=served.run, daemon=True)
+    thread.start()
+    try:
+        while not served.started:
+            assert thread.is_alive(), "the loopback app did not start"
+            time.sleep(0.01)
+
+        async def call() -> Any:
+            async with PrefectHttpxAsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+                return await client.post("/write")
+
+        with caplog.at_level(logging.DEBUG, logger="prefect.client"):
+            answer = asyncio.run(call())
+    finally:
+        served.should_exit = True
+        thread.join(10)
+    assert (answer.status_code, answer.json(), attempts) == (200, {"attempt": 2}, [0, 1])
+    waits = [float(w) for w in re.findall(r"Another attempt will be made in ([0-9.]+)s", caplog.text)]
+    assert len(waits) == 1 and 0.01 <= waits[0] < 0.1, caplog.text

@@ -19,6 +19,11 @@ collector runs each generation as the interpreter would (by the same allocation 
 every :data:`POLL` seconds. Only for SQLite: PostgreSQL (asyncpg) has no such threads, and its objects' finalizers
 expect the loop's thread.
 
+On SQLite the server also tells a client when to try again after a write it refused for the database's lock
+(:func:`retry_soon_when_locked`): Prefect answers 503 and its client waits 2, 4, 8, 16 then 32 s between attempts;
+a lock conflict (a transaction whose snapshot another writer made stale: refused at once, not after the busy timeout)
+clears within a second, so those waits were most of the late escalations' lateness on the embedded default.
+
 Run as ``python -m engine.orchestration.prefect_server server start --host H --port P`` (the same arguments as
 ``prefect``); :func:`engine.orchestration.server.spawn_local_server` does.
 """
@@ -32,11 +37,14 @@ import sys
 import threading
 import time
 from collections.abc import Mapping
+from typing import Any
 
-__all__ = ["POLL", "collect_off_loop", "due_generation", "main", "uses_sqlite"]
+__all__ = ["POLL", "RETRY_AFTER", "collect_off_loop", "due_generation", "main", "retry_soon_when_locked", "uses_sqlite"]
 
 #: How often the collector thread looks at the allocation counts (seconds).
 POLL = 0.2
+#: What a client is told to wait before it tries a write again that the database's lock refused (seconds).
+RETRY_AFTER = 1.0
 
 
 def due_generation(counts: tuple[int, int, int], thresholds: tuple[int, int, int]) -> int | None:
@@ -69,10 +77,32 @@ def uses_sqlite(environ: Mapping[str, str] = os.environ) -> bool:
     return not url or url.startswith("sqlite")
 
 
+def retry_soon_when_locked(after: float = RETRY_AFTER) -> None:
+    """Have the server's answer to a retryable database error (a 503) say ``Retry-After: after``: Prefect's client
+    then waits that long (and a little jitter) instead of its exponential backoff. Set before the app is made
+    (``create_app`` reads the handler when it builds the app); the 500 of any other error is left as it is."""
+    from prefect.server.api import server
+
+    prefect_handler = server.custom_internal_exception_handler
+    if getattr(prefect_handler, "retry_after", None) is not None:  # installed already: replace, do not stack
+        prefect_handler = prefect_handler.wrapped  # type: ignore[attr-defined]
+
+    async def handler(request: Any, exc: Exception) -> Any:
+        response = await prefect_handler(request, exc)
+        if response.status_code == 503:
+            response.headers["Retry-After"] = f"{after:g}"
+        return response
+
+    handler.retry_after = after  # type: ignore[attr-defined]
+    handler.wrapped = prefect_handler  # type: ignore[attr-defined]
+    server.custom_internal_exception_handler = handler
+
+
 def main() -> None:
-    """``prefect`` with the given arguments, its collection off the loop when the database is SQLite."""
+    """``prefect`` with the given arguments; on SQLite its collection off the loop and a short Retry-After."""
     if uses_sqlite():
         collect_off_loop()
+        retry_soon_when_locked()
     sys.argv = ["prefect", *sys.argv[1:]]
     runpy.run_module("prefect", run_name="__main__", alter_sys=True)
 
