@@ -168,6 +168,45 @@ def test_a_shared_run_is_joined_while_waiting_and_never_once_it_ended_however_of
         run_sync(cancel_flow_run(run))
 
 
+def test_a_busy_minute_joins_its_run_from_memory_until_shortly_before_its_time(
+    echo: Echo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every follow-up of a busy minute joins the minute's run: within a few seconds they reuse the run this process
+    already found instead of asking the server again (each ask is a write on it), but never once the run's time is
+    near (it may start), and never a run this process cancelled."""
+    from engine.orchestration.prefect_api import runs
+
+    asked: list[str] = []
+    create = runs._create_scheduled
+
+    async def counted(client: Any, deployment: str, parameters: Any, at: datetime, key: str, *rest: Any) -> Any:
+        asked.append(key)
+        return await create(client, deployment, parameters, at, key, *rest)
+
+    monkeypatch.setattr(runs, "_create_scheduled", counted)
+    suffix = uuid.uuid4().hex[:8]
+
+    def shared(key: str, at: datetime) -> uuid.UUID:
+        return run_sync(schedule_shared_run(DEPLOYMENT, {"episode_id": "ep-shared"}, at=at, idempotency_key=key))
+
+    later = datetime.now(UTC) + timedelta(minutes=30)
+    run_id = shared(f"busy-{suffix}", later)
+    assert [shared(f"busy-{suffix}", later) for _ in range(5)] == [run_id] * 5
+    assert asked == [f"busy-{suffix}"], "the joins within seconds were answered from memory"
+
+    assert run_sync(cancel_flow_run(run_id)) is True
+    again = shared(f"busy-{suffix}", later)
+    assert again != run_id and len(asked) > 1, "a run this process cancelled is not handed out again"
+
+    near = datetime.now(UTC) + runs.REUSE_UNTIL_BEFORE / 2
+    asked.clear()
+    near_id = shared(f"near-{suffix}", near)
+    assert shared(f"near-{suffix}", near) == near_id
+    assert asked == [f"near-{suffix}"] * 2, "a run whose time is near is always asked of the server"
+    for run in (again, near_id):
+        run_sync(cancel_flow_run(run))
+
+
 def test_a_run_whose_deadlines_were_met_ends_met_while_waiting_and_cancelled_once_picked_up(echo: Echo) -> None:
     far, near = _episode(), _episode()
     now = datetime.now(UTC)

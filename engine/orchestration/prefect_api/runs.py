@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from uuid import UUID, uuid4
 
@@ -93,6 +93,13 @@ async def schedule_deployment_run(
 _SHARED_ATTEMPTS = 8
 #: The newest generation this process found joinable, per server, deployment and key: where the next look starts.
 _GENERATION: dict[tuple[str, str, str], int] = {}
+#: How long this process joins the run it made or joined for a key without asking the server again.
+REUSE_FOR = timedelta(seconds=10)
+#: ... and never closer than this to the run's time: a run cannot start before it (the server answers WAIT), so a
+#: run handed out from memory has not started.
+REUSE_UNTIL_BEFORE = timedelta(seconds=5)
+#: The run this process last made or joined per server, deployment and key, and until when it may be reused.
+_JOINED: dict[tuple[str, str, str], tuple[UUID, datetime]] = {}
 
 
 async def schedule_shared_run(
@@ -107,11 +114,21 @@ async def schedule_shared_run(
     started: a run already running or finished (or being cancelled) may not look at its work again, so the key's
     next generation (``key.1``, ``key.2``...) is used instead, and after a few a key of its own (a minute whose runs
     keep ending early: every rung in it met one after another). A run picked up (``Pending``) is joined: its process
-    reads its work from the store when it starts. Always returns a run that had not started."""
+    reads its work from the store when it starts. Always returns a run that had not started.
+
+    The run found is reused from memory for a few seconds (:data:`REUSE_FOR`, and only while its time is ahead):
+    every follow-up of a busy minute joins the same run, and on a SQLite server each join was a write transaction
+    that collided with the others (503s and their retries, the embedded default's late escalations). A run this
+    process cancels is forgotten at once (:func:`cancel_flow_run`); one another process cancelled is refused when a
+    rung is linked to it (:func:`engine.store.set_rung_run`), and the rung is scheduled again after that."""
     from prefect.client.schemas.objects import StateType
 
     async with _client(f"cannot schedule a run of {deployment_name!r}") as client:
         cache = (str(client.api_url), deployment_name, idempotency_key)
+        now = datetime.now(UTC)
+        joined = _JOINED.get(cache)
+        if joined is not None and now < joined[1]:
+            return joined[0]
         first = _GENERATION.get(cache, 0)
         for generation in [*range(first, first + _SHARED_ATTEMPTS), None]:
             key = (
@@ -125,8 +142,25 @@ async def schedule_shared_run(
                     if len(_GENERATION) > 10_000:  # minutes long past: start over rather than grow for ever
                         _GENERATION.clear()
                     _GENERATION[cache] = generation
+                    _remember(cache, run.id, until=min(now + REUSE_FOR, utc(at) - REUSE_UNTIL_BEFORE))
                 break
         return run.id
+
+
+def _remember(cache: tuple[str, str, str], run_id: UUID, until: datetime) -> None:
+    """Reuse ``run_id`` for ``cache``'s key until ``until`` (nothing to remember when that has passed)."""
+    if until <= datetime.now(UTC):
+        return
+    if len(_JOINED) > 10_000:  # keys long past
+        _JOINED.clear()
+    _JOINED[cache] = (run_id, until)
+
+
+def _forget(run_id: UUID | str) -> None:
+    """Never hand ``run_id`` out from memory again (it is being cancelled)."""
+    for cache, (joined, _until) in list(_JOINED.items()):
+        if str(joined) == str(run_id):
+            _JOINED.pop(cache, None)
 
 
 async def _create_scheduled(
@@ -171,6 +205,7 @@ async def cancel_flow_run(run_id: UUID | str, *, met: bool = False) -> bool:
     from prefect.client.schemas.objects import StateType
     from prefect.states import Cancelling, Completed
 
+    _forget(run_id)
     async with _client(f"cannot cancel flow run {run_id}") as client:
         run = await _read_run(client, run_id)
         if run is None or run.state is None:
