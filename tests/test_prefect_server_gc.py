@@ -10,7 +10,6 @@ thread) answers. With collection on the loop's thread this never finishes; with 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 import socket
@@ -20,17 +19,11 @@ import textwrap
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from engine.orchestration.prefect_server import (
-    due_generation,
-    retry_soon_when_locked,
-    uses_sqlite,
-    writes_begin_immediate,
-)
+from engine.orchestration.prefect_server import due_generation, retry_soon_when_locked, uses_sqlite
 from engine.orchestration.server import SERVER_MODULE, _is_prefect_server
 
 CYCLE_WITH_BLOCKING_FINALIZER = textwrap.dedent(
@@ -169,54 +162,3 @@ def test_prefects_client_tries_again_as_the_server_says(retry_soon: Any, caplog:
     assert (answer.status_code, answer.json(), attempts) == (200, {"attempt": 2}, [0, 1])
     waits = [float(w) for w in re.findall(r"Another attempt will be made in ([0-9.]+)s", caplog.text)]
     assert len(waits) == 1 and 0.01 <= waits[0] < 0.1, caplog.text
-
-
-@pytest.mark.parametrize("immediate", [False, True], ids=["prefect-as-is", "writes-begin-immediate"])
-def test_a_write_that_read_first_is_not_refused_when_another_wrote_meanwhile(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, immediate: bool
-) -> None:
-    """Prefect's own SQLite configuration on a real file: a transaction reads, another connection writes and
-    commits, the first then writes. As Prefect begins it (``DEFERRED``) SQLite refuses the write at once (what the
-    server answered 503 under a caseload); begun ``IMMEDIATE`` the other writer waits and both writes land."""
-    import sqlalchemy as sa
-    from prefect.server.database.configurations import AioSqliteConfiguration
-
-    monkeypatch.setattr(AioSqliteConfiguration, "begin_transaction", AioSqliteConfiguration.begin_transaction)
-    if immediate:
-        writes_begin_immediate()
-        writes_begin_immediate()  # twice: not stacked
-    config = AioSqliteConfiguration(connection_url=f"sqlite+aiosqlite:///{tmp_path / 'prefect.db'}", timeout=30)
-
-    async def race() -> list[str]:
-        engine = await config.engine()
-        async with engine.begin() as connection:
-            await connection.execute(sa.text("CREATE TABLE runs (name TEXT)"))
-        read, committed = asyncio.Event(), asyncio.Event()
-
-        async def reads_then_writes() -> None:
-            async with await config.session(engine) as session, config.begin_transaction(session):
-                await session.execute(sa.text("SELECT count(*) FROM runs"))
-                read.set()
-                with contextlib.suppress(
-                    TimeoutError
-                ):  # the other writer commits if it can (not while this holds the lock)
-                    await asyncio.wait_for(committed.wait(), 1.0)
-                await session.execute(sa.text("INSERT INTO runs VALUES ('first')"))
-
-        async def writes() -> None:
-            await read.wait()
-            async with await config.session(engine) as session, config.begin_transaction(session):
-                await session.execute(sa.text("INSERT INTO runs VALUES ('second')"))
-            committed.set()
-
-        await asyncio.gather(reads_then_writes(), writes())
-        async with engine.connect() as connection:
-            rows = (await connection.execute(sa.text("SELECT name FROM runs ORDER BY name"))).scalars().all()
-        await engine.dispose()
-        return list(rows)
-
-    if immediate:
-        assert asyncio.run(race()) == ["first", "second"]
-    else:
-        with pytest.raises(sa.exc.OperationalError, match="database is locked"):
-            asyncio.run(race())

@@ -19,17 +19,10 @@ collector runs each generation as the interpreter would (by the same allocation 
 every :data:`POLL` seconds. Only for SQLite: PostgreSQL (asyncpg) has no such threads, and its objects' finalizers
 expect the loop's thread.
 
-On SQLite two more changes, for writes under load:
-
-- **Every write transaction takes the lock when it begins** (:func:`writes_begin_immediate`): Prefect begins most
-  of them ``DEFERRED`` (only those "for update" ``IMMEDIATE``), so one that read first and then wrote was refused at
-  once whenever another connection had written meanwhile (SQLite does not wait for a lock a deferred transaction
-  would need to upgrade: it could deadlock); Prefect answered 503. Under a caseload (1,000 episodes) a busy
-  minute's ``create_flow_run`` calls were refused six times in a row and 316 scheduling batches gave up in one
-  drive, their rungs left to the sweep (escalated ~30 s late). ``BEGIN IMMEDIATE`` waits for the lock instead
-  (SQLite's busy timeout, on the connection's own thread: the loop goes on), as Prefect's own migrations do.
-- **A write refused anyway says when to try again** (:func:`retry_soon_when_locked`): Prefect's client otherwise
-  waits 2, 4, 8, 16 then 32 s between attempts.
+On SQLite the server also tells a client when to try again after a write it refused for the database's lock
+(:func:`retry_soon_when_locked`): Prefect answers 503 and its client waits 2, 4, 8, 16 then 32 s between attempts;
+a lock conflict (a transaction whose snapshot another writer made stale: refused at once, not after the busy timeout)
+clears within a second, so those waits were most of the late escalations' lateness on the embedded default.
 
 Run as ``python -m engine.orchestration.prefect_server server start --host H --port P`` (the same arguments as
 ``prefect``); :func:`engine.orchestration.server.spawn_local_server` does.
@@ -43,20 +36,10 @@ import runpy
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Mapping
 from typing import Any
 
-__all__ = [
-    "POLL",
-    "RETRY_AFTER",
-    "collect_off_loop",
-    "due_generation",
-    "main",
-    "retry_soon_when_locked",
-    "uses_sqlite",
-    "writes_begin_immediate",
-]
+__all__ = ["POLL", "RETRY_AFTER", "collect_off_loop", "due_generation", "main", "retry_soon_when_locked", "uses_sqlite"]
 
 #: How often the collector thread looks at the allocation counts (seconds).
 POLL = 0.2
@@ -115,30 +98,10 @@ def retry_soon_when_locked(after: float = RETRY_AFTER) -> None:
     server.custom_internal_exception_handler = handler
 
 
-def writes_begin_immediate() -> None:
-    """Have the SQLite server begin every write transaction ``IMMEDIATE`` (see the module docstring); reads outside
-    a transaction are left as they are."""
-    from prefect.server.database.configurations import AioSqliteConfiguration
-
-    prefect_begin = AioSqliteConfiguration.begin_transaction
-    if getattr(prefect_begin, "immediate", False):
-        return
-
-    @asynccontextmanager
-    async def begin_transaction(self: Any, session: Any, with_for_update: bool = False) -> AsyncIterator[Any]:
-        async with prefect_begin(self, session, with_for_update=True) as transaction:
-            yield transaction
-
-    begin_transaction.immediate = True  # type: ignore[attr-defined]
-    AioSqliteConfiguration.begin_transaction = begin_transaction  # type: ignore[method-assign]
-
-
 def main() -> None:
-    """``prefect`` with the given arguments; on SQLite its collection off the loop, writes that wait for the lock
-    and a short Retry-After."""
+    """``prefect`` with the given arguments; on SQLite its collection off the loop and a short Retry-After."""
     if uses_sqlite():
         collect_off_loop()
-        writes_begin_immediate()
         retry_soon_when_locked()
     sys.argv = ["prefect", *sys.argv[1:]]
     runpy.run_module("prefect", run_name="__main__", alter_sys=True)
