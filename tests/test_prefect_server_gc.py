@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import socket
 import subprocess
 import sys
 import textwrap
@@ -24,7 +23,7 @@ from typing import Any
 import pytest
 
 from engine.orchestration.prefect_server import due_generation, retry_soon_when_locked, uses_sqlite
-from engine.orchestration.server import SERVER_MODULE, _is_prefect_server
+from engine.orchestration.server import SERVER_MODULE, _is_prefect_server, free_port
 
 CYCLE_WITH_BLOCKING_FINALIZER = textwrap.dedent(
     """
@@ -139,9 +138,7 @@ def test_prefects_client_tries_again_as_the_server_says(retry_soon: Any, caplog:
             raise _locked()
         return {"attempt": len(attempts)}
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     served = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
     thread = threading.Thread(target=served.run, daemon=True)
     thread.start()

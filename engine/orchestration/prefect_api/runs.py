@@ -91,15 +91,15 @@ async def schedule_deployment_run(
 
 #: How many generations of a shared run's key are tried (``key``, ``key.1``, ...) before a key of its own is used.
 _SHARED_ATTEMPTS = 8
-#: The newest generation this process found joinable, per server, deployment and key: where the next look starts.
-_GENERATION: dict[tuple[str, str, str], int] = {}
 #: How long this process joins the run it made or joined for a key without asking the server again.
 REUSE_FOR = timedelta(seconds=10)
 #: ... and never closer than this to the run's time: a run cannot start before it (the server answers WAIT), so a
 #: run handed out from memory has not started.
 REUSE_UNTIL_BEFORE = timedelta(seconds=5)
-#: The run this process last made or joined per server, deployment and key, and until when it may be reused.
-_JOINED: dict[tuple[str, str, str], tuple[UUID, datetime]] = {}
+#: Per server, deployment and key, what this process last found joinable: the key's generation (where the next look
+#: starts), its run, and until when that run may be handed out from memory.
+_JOINED: dict[tuple[str, str, str], tuple[int, UUID, datetime]] = {}
+_NEVER = datetime.min.replace(tzinfo=UTC)
 
 
 async def schedule_shared_run(
@@ -126,10 +126,9 @@ async def schedule_shared_run(
     async with _client(f"cannot schedule a run of {deployment_name!r}") as client:
         cache = (str(client.api_url), deployment_name, idempotency_key)
         now = datetime.now(UTC)
-        joined = _JOINED.get(cache)
-        if joined is not None and now < joined[1]:
-            return joined[0]
-        first = _GENERATION.get(cache, 0)
+        first, joined, until = _JOINED.get(cache, (0, None, _NEVER))
+        if joined is not None and now < until:
+            return joined
         for generation in [*range(first, first + _SHARED_ATTEMPTS), None]:
             key = (
                 f"{idempotency_key}.{uuid4().hex[:12]}"
@@ -139,28 +138,18 @@ async def schedule_shared_run(
             run = await _create_scheduled(client, deployment_name, parameters, at, key, flow_run_name, tags)
             if run.state is not None and run.state.type in {StateType.SCHEDULED, StateType.PENDING}:
                 if generation is not None:
-                    if len(_GENERATION) > 10_000:  # minutes long past: start over rather than grow for ever
-                        _GENERATION.clear()
-                    _GENERATION[cache] = generation
-                    _remember(cache, run.id, until=min(now + REUSE_FOR, utc(at) - REUSE_UNTIL_BEFORE))
+                    if len(_JOINED) > 10_000:  # minutes long past: start over rather than grow for ever
+                        _JOINED.clear()
+                    _JOINED[cache] = (generation, run.id, min(now + REUSE_FOR, utc(at) - REUSE_UNTIL_BEFORE))
                 break
         return run.id
 
 
-def _remember(cache: tuple[str, str, str], run_id: UUID, until: datetime) -> None:
-    """Reuse ``run_id`` for ``cache``'s key until ``until`` (nothing to remember when that has passed)."""
-    if until <= datetime.now(UTC):
-        return
-    if len(_JOINED) > 10_000:  # keys long past
-        _JOINED.clear()
-    _JOINED[cache] = (run_id, until)
-
-
 def _forget(run_id: UUID | str) -> None:
-    """Never hand ``run_id`` out from memory again (it is being cancelled)."""
-    for cache, (joined, _until) in list(_JOINED.items()):
+    """Never hand ``run_id`` out from memory again (it is being cancelled); its key's generation is kept."""
+    for cache, (generation, joined, _until) in list(_JOINED.items()):
         if str(joined) == str(run_id):
-            _JOINED.pop(cache, None)
+            _JOINED[cache] = (generation, joined, _NEVER)
 
 
 async def _create_scheduled(
