@@ -19,6 +19,7 @@ Exception tree (each says when it is raised)::
     ├── ModelError                a behaviour model for ``carepath simulate`` cannot be used
     │                             (:mod:`engine.simulate.model`); carries every Diagnostic found
     └── OrchestrationError        Prefect could not be reached or refused a call
+        └── PartlyScheduled       some timers got their runs and some did not; carries those that did
 
 A :class:`Finding` is a problem found by a pure check, addressed by its path in the document; the loader turns
 it into a :class:`Diagnostic` by looking the path up in the source map (file, 1-based line and column).
@@ -37,6 +38,7 @@ __all__ = [
     "Finding",
     "InvalidInput",
     "OrchestrationError",
+    "PartlyScheduled",
     "PathwayError",
     "PlanError",
     "Severity",
@@ -179,3 +181,12 @@ class StoreBusy(StoreError):
 
 class OrchestrationError(CarepathError):
     """Prefect could not be reached or refused a request."""
+
+
+class PartlyScheduled(OrchestrationError):
+    """Prefect made the runs of some timers of a batch and refused others (a busy SQLite server's 503s): the runs
+    made are kept (``scheduled``: rung id -> run id), so only the others are left for the sweep."""
+
+    def __init__(self, message: str, scheduled: dict[str, str]) -> None:
+        super().__init__(message)
+        self.scheduled = scheduled

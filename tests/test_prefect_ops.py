@@ -207,6 +207,39 @@ def test_a_busy_minute_joins_its_run_from_memory_until_shortly_before_its_time(
         run_sync(cancel_flow_run(run))
 
 
+def test_a_batch_of_timers_keeps_the_runs_made_when_another_minute_is_refused(prefect_server: str) -> None:
+    """A busy server refusing one minute's run must not cost the batch's other minutes theirs: the runs made are
+    returned with the error, so the store links them and only the refused rungs are left for the sweep."""
+    from prefect.client.orchestration import get_client
+
+    from engine.app.ports import Timer
+    from engine.app.settings import Settings
+    from engine.errors import PartlyScheduled
+    from engine.orchestration.adapters import PrefectScheduler
+
+    pathway = f"partial{uuid.uuid4().hex[:6]}"
+
+    async def deploy() -> None:  # the pathway's deadline deployment, as `carepath up` registers it
+        async with get_client() as client:
+            flow_id = await client.create_flow_from_name(f"{pathway}-deadline")
+            await client.create_deployment(flow_id=flow_id, name=pathway)
+
+    run_sync(deploy())
+    later = datetime.now(UTC) + timedelta(minutes=30)
+    timers = [
+        Timer(f"ep-1/{n}#r0", "ep-1", p, later + timedelta(minutes=n), f"rung {n}", ("deadline",))
+        for n, p in enumerate((pathway, "undeployed", pathway))
+    ]
+    with pytest.raises(PartlyScheduled, match=r"1 of 3 run\(s\) not scheduled: .*undeployed") as refused:
+        PrefectScheduler(Settings.from_env({"PREFECT_API_URL": prefect_server})).schedule(timers)
+    made = refused.value.scheduled
+    assert sorted(made) == ["ep-1/0#r0", "ep-1/2#r0"] and len(set(made.values())) == 2
+    states = [run_sync(get_run_state(run)) for run in made.values()]
+    assert all(s is not None and s.state_type == "SCHEDULED" for s in states)
+    for run in made.values():
+        run_sync(cancel_flow_run(run))
+
+
 def test_a_run_whose_deadlines_were_met_ends_met_while_waiting_and_cancelled_once_picked_up(echo: Echo) -> None:
     far, near = _episode(), _episode()
     now = datetime.now(UTC)

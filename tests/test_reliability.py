@@ -9,23 +9,24 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 from store_fixtures import BACKENDS, database_url, migrated_database_url
 from test_app import CONTACTS, PATHWAY, assert_every_escalation_reached_its_contacts, enrolled, escalations, scheduler
 
 from engine import store
 from engine.app import App, Settings, sweep
 from engine.app import reconcile as reconciler
-from engine.app.inline import InlineDispatcher, MemoryRun, RecordingNotifier, inline_app
+from engine.app.followup import batched, follow_up
+from engine.app.inline import InlineDispatcher, MemoryRun, MemoryScheduler, RecordingNotifier, inline_app
 from engine.app.ports import SweepReport, Timer
-from engine.app.sweep import LEASE, LEASE_TTL, SCHEDULE_AHEAD, has_work, sweep_tick
+from engine.app.sweep import LEASE, LEASE_TTL, SCHEDULE_AHEAD, UNLINKED_GRACE, has_work, sweep_tick
 from engine.clock import ManualClock
-from engine.errors import OrchestrationError
+from engine.errors import OrchestrationError, PartlyScheduled
 from engine.language.loader import load_pathway_text
 from engine.store import DeliveryRecord, RungRecord
 
@@ -241,6 +242,49 @@ def test_with_prefect_down_a_tick_still_fires_and_delivers_in_process(app: App) 
     assert report is not None and report.fired == 2
     assert any(p.startswith("reconcile runs: the Prefect server") for p in report.problems)
     assert_every_escalation_reached_its_contacts(app)
+
+
+def test_a_due_rung_whose_scheduling_failed_is_fired_by_the_next_tick_without_waiting_out_the_grace(app: App) -> None:
+    """A rung whose run may still come gets ``DEFAULT_GRACE``; one that never got a run (Prefect answered 503 to
+    its scheduling) has nothing to wait for: the next tick fires it (the 30-day SQLite drive's late tail)."""
+    linked = enrolled(app)
+    real, app.scheduler = app.scheduler, _Down()  # type: ignore[assignment]
+    unlinked = enrolled(app)  # its follow-up could not schedule the first rung
+    app.scheduler = real
+    first, lost = (rung(app, f"{ep}/{NALOXONE}#r0") for ep in (linked, unlinked))
+    assert first.flow_run_id is not None and lost.flow_run_id is None and first.due_at == lost.due_at
+    clock(app).set(lost.due_at + UNLINKED_GRACE)
+    report = sweep_tick(app, "serve-a")
+    assert report is not None and report.fired == 1, "the rung without a run, now"
+    assert [e.rung_id for e in escalations(app)] == [lost.id]
+    assert run_of(app, first.id).state == "scheduled", "the rung with a run is left to it within the grace"
+    assert lost.id not in scheduler(app).runs, "fired, not given a run that would start after its time"
+    assert_every_escalation_reached_its_contacts(app)
+
+
+class _Refusing:
+    """A scheduler whose server makes the runs of one pathway minute and refuses the others (a busy SQLite server)."""
+
+    def __init__(self, real: MemoryScheduler, made: int) -> None:
+        self.real, self.made = real, made
+
+    def schedule(self, timers: Sequence[Timer]) -> dict[str, str]:
+        done = self.real.schedule(timers[: self.made])
+        raise PartlyScheduled(f"{len(timers) - self.made} of {len(timers)} run(s) not scheduled: 503", done)
+
+
+def test_the_runs_a_refused_batch_did_make_are_linked_and_only_the_rest_wait_for_the_sweep(app: App) -> None:
+    with batched(app):  # as a deadline run or the API's queue does: one scheduling call for all three
+        episodes = [app.service.enroll("bridge-test", f"P-REL-{n:03}").episode_id for n in range(3)]
+        real, app.scheduler = scheduler(app), _Refusing(scheduler(app), made=1)  # type: ignore[assignment]
+        for episode_id in episodes:
+            follow_up(app, episode_id)
+    app.scheduler = real
+    with Session(app.engine) as s:
+        linked = [r.episode_id for r in s.exec(select(RungRecord).where(col(RungRecord.flow_run_id).is_not(None)))]
+        left = [row.episode_id for row in store.unscheduled_timers(s, None, 10)]
+    assert len(linked) == 1 and len(left) == 2 and set(linked + left) == set(episodes)
+    assert [r.timer.episode_id for r in real.waiting()] == linked
 
 
 def test_an_enrollment_a_crash_left_unscheduled_is_scheduled_by_a_thorough_tick_or_when_due_soon(app: App) -> None:

@@ -329,6 +329,32 @@ def test_due_rungs_are_pending_and_due_oldest_first_up_to_the_limit(engine: Engi
         assert store.episodes_with_due_rungs(s, T0 + timedelta(hours=3)) == ["ep-0000a001"]
 
 
+def test_a_due_rung_without_a_run_is_found_sooner_than_one_whose_run_may_still_come(engine: Engine) -> None:
+    """The sweep waits ``grace`` for a rung's run to fire it, but a rung that never got a run (its scheduling
+    failed) has nothing to wait for."""
+    with store.session_scope(engine) as s:
+        add_episode(s)
+        add_episode(s, "ep-0000a002")
+        linked = add_item(s, "ep-0000a001", "accept", T0 + timedelta(seconds=15))[0]
+        add_item(s, "ep-0000a002", "visit", T0 + timedelta(seconds=20))
+        store.set_rung_runs(s, {linked: "run-1"}, T0)
+    now = T0 + timedelta(seconds=30)
+    with Session(engine) as s:
+        assert store.episodes_with_due_rungs(s, now - timedelta(seconds=20)) == [], "both within the grace"
+        found = store.episodes_with_due_rungs(s, now - timedelta(seconds=20), unlinked_horizon=now)
+        assert found == ["ep-0000a002"], "the rung without a run, not the one whose run may still come"
+        found = store.episodes_with_due_rungs(s, now, unlinked_horizon=now - timedelta(seconds=25))
+        assert found == ["ep-0000a001", "ep-0000a002"], "past the grace, every due rung, most overdue first"
+        before = T0 + timedelta(seconds=19)
+        assert store.episodes_with_due_rungs(s, T0, unlinked_horizon=before) == [], "neither due yet"
+        statements = selects_of(engine, lambda: store.episodes_with_due_rungs(s, T0, unlinked_horizon=now))
+    if engine.dialect.name == "sqlite":  # one range of the (status, due_at) index, not a scan of every rung
+        with engine.connect() as conn:
+            [(statement, parameters)] = statements
+            plan = " ".join(row[3] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters))
+        assert "ix_rung_status_due (status=? AND due_at<?)" in plan, plan
+
+
 def selects_of(engine: Engine, work: Callable[[], object]) -> list[tuple[str, object]]:
     """The SELECT statements (and their parameters) ``work`` sends to ``engine``, to read their plans."""
     statements: list[tuple[str, object]] = []

@@ -33,7 +33,7 @@ from engine.app.ports import Timer
 from engine.app.publish import Later, publish_episode, publish_program_overview, publishing_once, right_away
 from engine.app.views import when
 from engine.clock import utc
-from engine.errors import CarepathError
+from engine.errors import CarepathError, PartlyScheduled
 from engine.store.mapper import Changes
 
 __all__ = ["MAX_FIRED", "FollowUp", "batched", "follow_up", "release_runs", "schedule_timers"]
@@ -189,9 +189,18 @@ def schedule_timers(app: App, episodes: str | Sequence[str] | None = None, limit
     ]
     if not timers:
         return 0
-    run_ids = app.scheduler.schedule(timers)
-    with store.session_scope(app.engine) as session:
-        store.set_rung_runs(session, run_ids, app.clock.now())
+    try:
+        run_ids = app.scheduler.schedule(timers)
+    except PartlyScheduled as exc:  # link the runs that were made; the rest stay without one (the sweep's)
+        _link(app, exc.scheduled)
+        raise
+    return _link(app, run_ids)
+
+
+def _link(app: App, run_ids: dict[str, str]) -> int:
+    if run_ids:
+        with store.session_scope(app.engine) as session:
+            store.set_rung_runs(session, run_ids, app.clock.now())
     return len(run_ids)
 
 

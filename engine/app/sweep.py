@@ -4,8 +4,9 @@ It is cheap when there is nothing to do, and after an outage **one pass catches 
 the backlog batch by batch until none is left, rather than leaving the rest to later passes. Each pass:
 
 - applies inbound events that were stored but never applied (their run died);
-- follows up every episode holding a rung due more than ``grace`` ago (its run was lost or is late): the
-  follow-up fires it, delivers it and schedules what comes next;
+- follows up every episode holding a rung due more than ``grace`` ago (its run was lost or is late), or a rung
+  that never got a run due more than :data:`UNLINKED_GRACE` ago (its scheduling failed): the follow-up fires it,
+  delivers it and schedules what comes next;
 - schedules rungs that have no run yet (a crash between a commit and scheduling);
 - delivers escalations nobody finished delivering (never claimed, or claimed by a process that died);
 - reconciles the scheduler's runs with the store (:mod:`engine.app.reconcile`).
@@ -39,6 +40,7 @@ __all__ = [
     "LEASE",
     "LEASE_TTL",
     "SWEEP_EVERY",
+    "UNLINKED_GRACE",
     "SweepReport",
     "has_work",
     "sweep",
@@ -49,6 +51,9 @@ logger = logging.getLogger("carepath.sweep")
 
 #: A rung this late (wall time) has lost its run: the sweep fires it. Deadline runs normally start within seconds.
 DEFAULT_GRACE = timedelta(seconds=20)
+#: A due rung that has no run at all (its scheduling failed: Prefect was down or busy) waits only this long: no run
+#: will come for it, and the follow-up that made it due fires it itself within this time if it is still going.
+UNLINKED_GRACE = timedelta(seconds=3)
 #: An inbound event still unapplied this long after it was stored lost its run.
 STUCK_AFTER = timedelta(seconds=60)
 #: How often each serving process's timer ticks (wall time).
@@ -76,7 +81,7 @@ def sweep(app: App, grace: timedelta = DEFAULT_GRACE, limit: int = 200, *, recon
         wall_now = _wall_now(app)
         with Session(app.engine) as session:
             stuck = store.stuck_inbound_events(session, clock.pathway_time(wall_now - STUCK_AFTER), limit)
-            late = store.episodes_with_due_rungs(session, clock.pathway_time(wall_now - grace), limit)
+            late = _late_episodes(app, session, wall_now, grace, limit)
         with batched(app):  # scheduling and the program's tables once per batch, not once per episode
             for inbound_id in stuck:
                 try:
@@ -135,6 +140,13 @@ def _schedule_all(app: App, limit: int, report: SweepReport) -> None:
             return
 
 
+def _late_episodes(app: App, session: Session, wall_now: datetime, grace: timedelta, limit: int) -> list[str]:
+    """Episodes with a rung due ``grace`` ago, or one without a run due :data:`UNLINKED_GRACE` ago."""
+    unlinked = min(grace, UNLINKED_GRACE)
+    horizon, unlinked_horizon = (app.clock.pathway_time(wall_now - g) for g in (grace, unlinked))
+    return store.episodes_with_due_rungs(session, horizon, limit, unlinked_horizon=unlinked_horizon)
+
+
 def has_work(app: App, grace: timedelta = DEFAULT_GRACE, *, thorough: bool = False) -> bool:
     """True if a pass would do something: a few indexed reads of the store, then the scheduler's unfinished runs.
 
@@ -148,7 +160,7 @@ def has_work(app: App, grace: timedelta = DEFAULT_GRACE, *, thorough: bool = Fal
     with Session(app.engine) as session:
         if store.stuck_inbound_events(session, clock.pathway_time(wall_now - STUCK_AFTER), 1):
             return True
-        if store.episodes_with_due_rungs(session, clock.pathway_time(wall_now - grace), 1):
+        if _late_episodes(app, session, wall_now, grace, 1):
             return True
         if store.escalations_to_deliver(session, wall_now - CLAIM_STALE, 1):
             return True

@@ -30,7 +30,7 @@ from engine.app.followup import schedule_timers
 from engine.app.ports import Artifact, RunState, RunView, SweepReport, Timer
 from engine.app.settings import Settings
 from engine.clock import utc
-from engine.errors import CarepathError, OrchestrationError
+from engine.errors import CarepathError, OrchestrationError, PartlyScheduled
 from engine.orchestration import prefect_api as prefect_ops
 from engine.orchestration.drain import Drain
 from engine.orchestration.names import SWEEP_TAG, deadline_batch_title
@@ -139,20 +139,27 @@ class PrefectScheduler:
         for timer in timers:
             batches.setdefault((timer.pathway_id, deadline_slot(timer.at)), []).append(timer)
 
-        async def one(pathway_id: str, slot: datetime, members: list[Timer]) -> list[tuple[str, str]]:
-            run_id = await prefect_ops.schedule_shared_run(
-                deployment_name(pathway_id, "deadline"),
-                parameters={"pathway_id": pathway_id, "minute": f"{slot:%Y-%m-%d %H:%M} UTC"},
-                at=slot,
-                idempotency_key=f"{pathway_id}@{slot:%Y%m%dT%H%MZ}",
-                flow_run_name=deadline_batch_title(pathway_id, slot),
-                tags=[f"pathway:{pathway_id}", DEADLINE_TAG],
-            )
+        async def one(pathway_id: str, slot: datetime, members: list[Timer]) -> list[tuple[str, str]] | CarepathError:
+            try:
+                run_id = await prefect_ops.schedule_shared_run(
+                    deployment_name(pathway_id, "deadline"),
+                    parameters={"pathway_id": pathway_id, "minute": f"{slot:%Y-%m-%d %H:%M} UTC"},
+                    at=slot,
+                    idempotency_key=f"{pathway_id}@{slot:%Y%m%dT%H%MZ}",
+                    flow_run_name=deadline_batch_title(pathway_id, slot),
+                    tags=[f"pathway:{pathway_id}", DEADLINE_TAG],
+                )
+            except CarepathError as exc:  # the other minutes' runs stand: they are kept, not made again
+                return exc
             return [(timer.rung_id, str(run_id)) for timer in members]
 
         with prefect_api(self.settings):
             done = prefect_ops.run_sync(_batch(lambda: [one(p, slot, m) for (p, slot), m in batches.items()]))
-        return dict(pair for pairs in done for pair in pairs)
+        failed = [result for result in done if isinstance(result, CarepathError)]
+        scheduled = dict(pair for pairs in done if not isinstance(pairs, CarepathError) for pair in pairs)
+        if failed:
+            raise PartlyScheduled(f"{len(failed)} of {len(done)} run(s) not scheduled: {failed[0]}", scheduled)
+        return scheduled
 
     def cancel(self, run_ids: Sequence[str], *, met: bool = False) -> int:
         with prefect_api(self.settings):

@@ -59,14 +59,21 @@ def due_pending_rungs(session: Session, episode_id: str, now: datetime, limit: i
     return list(session.exec(query))
 
 
-def episodes_with_due_rungs(session: Session, horizon: datetime, limit: int = 200) -> list[str]:
-    """Episodes holding a pending rung due at or before ``horizon`` (their run was lost or late), most overdue
-    first: the sweep's lookup, served by the index (status, due_at)."""
+def episodes_with_due_rungs(
+    session: Session, horizon: datetime, limit: int = 200, *, unlinked_horizon: datetime | None = None
+) -> list[str]:
+    """Episodes holding a pending rung due at or before ``horizon`` (their run was lost or late), or, with
+    ``unlinked_horizon``, a pending rung without a run due at or before that (no run will fire it: its scheduling
+    failed), most overdue first: the sweep's lookup, served by the index (status, due_at)."""
     # the oldest due rungs by the index, then their episodes in that order: a GROUP BY over every due rung would
     # read them all (hundreds of thousands after an outage) to return a few hundred episodes
+    due = col(RungRecord.due_at) <= horizon
+    if unlinked_horizon is not None and unlinked_horizon > horizon:  # one range of the index, then a filter
+        due = col(RungRecord.due_at) <= unlinked_horizon
+        due &= or_(col(RungRecord.due_at) <= horizon, col(RungRecord.flow_run_id).is_(None))
     query = (
         select(RungRecord.episode_id)
-        .where(RungRecord.status == "pending", col(RungRecord.due_at) <= horizon)
+        .where(RungRecord.status == "pending", due)
         .order_by(col(RungRecord.due_at))
         .limit(limit * 8)
     )
