@@ -568,8 +568,12 @@ def _backlog(run: Run, rungs: list[Rung], escalations: list[Escalation]) -> dict
     cut = min(restart, run._to_wall(run.horizon))
     by_rung = {e.rung_id: e for e in escalations}
     due = [r for r in rungs if r.kind != "timeout" and r.due <= cut and (r.stopped is None or r.stopped >= r.due)]
-    missed = [r for r in due if r.id not in by_rung and (r.stopped is None or r.stopped > restart)]
+    # a rung the restart found due is done when its escalation was delivered, or when a late event met its item
+    # before the catch-up reached it (nothing was left to escalate: counted apart, as ``met_before_escalated``)
+    met = [r for r in due if r.id not in by_rung and r.stopped is not None and r.stopped > restart]
+    missed = [r for r in due if r.id not in by_rung and r.stopped is None]
     done = [by_rung[r.id].delivered or by_rung[r.id].raised for r in due if r.id in by_rung]
+    done += [r.stopped for r in met if r.stopped is not None]
     during = [r for r in due if r.due >= run.marks["killed"]]
     return {
         "killed_at_s": round(run.marks["killed"] - run.marks["drive_start"], 1),
@@ -578,6 +582,7 @@ def _backlog(run: Run, rungs: list[Rung], escalations: list[Escalation]) -> dict
         "came_due_while_down": len(during),
         "drain_s": round(max(max(done) - restart, 0.0), 1) if done and not missed else None,
         "not_escalated": len(missed),
+        "met_before_escalated": len(met),
     }
 
 
