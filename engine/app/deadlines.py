@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import contextvars
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TypeVar
 
 from sqlmodel import Session
 
@@ -25,6 +24,7 @@ from engine.app.context import App
 from engine.app.episodes import fire
 from engine.app.followup import FollowUp, batched
 from engine.app.publish import Later
+from engine.app.side_by_side import side_by_side
 from engine.app.views import when
 from engine.clock import utc
 from engine.store.mapper import Changes
@@ -42,7 +42,6 @@ __all__ = [
     "run_listing",
 ]
 
-T = TypeVar("T")
 logger = logging.getLogger("carepath.deadlines")
 
 #: The wall time one deadline run covers: every rung of a pathway due in the same minute shares a run.
@@ -87,7 +86,8 @@ def fire_due_of_run(app: App, run_id: str, *, later: Later | None = None) -> Run
         if utc(rung.due_at) <= now:
             by_episode.setdefault(rung.episode_id, []).append(rung.rung_id)
     with batched(app, later=later):  # scheduling and the program's tables once per pass, not once per rung
-        for fired in _side_by_side(lambda rungs: [fire(app, rung_id) for rung_id in rungs], by_episode.values()):
+        groups = by_episode.values()
+        for fired in side_by_side(lambda rungs: [fire(app, r) for r in rungs], groups, FIRING_AT_ONCE, "fire"):
             step.fired.extend(result for result in fired if result is not None)
     ahead = [utc(r.due_at) for r in pending if utc(r.due_at) > now]
     if ahead:
@@ -113,17 +113,6 @@ class Behind:
         for future in self._done:
             if (exc := future.exception()) is not None:  # the sweep schedules and publishes what this left
                 logger.error("a deadline run's follow-through failed: %s: %s", type(exc).__name__, exc)
-
-
-def _side_by_side(work: Callable[[list[str]], T], groups: Iterable[list[str]]) -> list[T]:
-    """``work`` on each group, at most :data:`FIRING_AT_ONCE` at a time, each thread in a copy of the caller's
-    context (the run's Prefect context and the pass's deferred scheduling and publishing); results in order."""
-    groups = list(groups)
-    if len(groups) <= 1:
-        return [work(group) for group in groups]
-    with ThreadPoolExecutor(max_workers=min(FIRING_AT_ONCE, len(groups)), thread_name_prefix="fire") as pool:
-        futures = [pool.submit(contextvars.copy_context().run, work, group) for group in groups]
-        return [future.result() for future in futures]
 
 
 def run_listing(app: App, run_id: str) -> list[dict[str, str]]:

@@ -6,7 +6,7 @@ the backlog batch by batch until none is left, rather than leaving the rest to l
 - applies inbound events that were stored but never applied (their run died);
 - follows up every episode holding a rung due more than ``grace`` ago (its run was lost or is late), or a rung
   that never got a run due more than :data:`UNLINKED_GRACE` ago (its scheduling failed): the follow-up fires it,
-  delivers it and schedules what comes next;
+  delivers it and schedules what comes next; :data:`FOLLOW_UPS_AT_ONCE` episodes side by side;
 - schedules rungs that have no run yet (a crash between a commit and scheduling);
 - delivers escalations nobody finished delivering (never claimed, or claimed by a process that died);
 - reconciles the scheduler's runs with the store (:mod:`engine.app.reconcile`).
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from functools import partial
 
 from sqlmodel import Session
 
@@ -30,13 +31,15 @@ from engine.app import reconcile as reconciler
 from engine.app.context import App, bound
 from engine.app.delivery import CLAIM_STALE, deliver_pending
 from engine.app.episodes import process_event
-from engine.app.followup import batched, follow_up, schedule_timers
+from engine.app.followup import FollowUp, batched, follow_up, schedule_timers
 from engine.app.ports import SweepReport
 from engine.app.publish import publish_program_overview
+from engine.app.side_by_side import side_by_side
 from engine.errors import CarepathError
 
 __all__ = [
     "DEFAULT_GRACE",
+    "FOLLOW_UPS_AT_ONCE",
     "LEASE",
     "LEASE_TTL",
     "SWEEP_EVERY",
@@ -65,6 +68,9 @@ LEASE_TTL = timedelta(minutes=5)
 SCHEDULE_AHEAD = timedelta(minutes=2)
 #: How long the store remembers a deadline run it cancelled (no rung may join it meanwhile): its minute is long past.
 RELEASES_KEPT = timedelta(days=1)
+#: Late episodes a pass follows up side by side: each mostly waits (deliveries, the store, Prefect's cancels), and
+#: after a 10-minute outage at 10,000 episodes one at a time took 90 s for 594 rungs.
+FOLLOW_UPS_AT_ONCE = 4
 #: Batches one pass works through at most (each up to ``limit`` episodes): a bound, not a budget one expects to use.
 MAX_BATCHES = 50
 
@@ -91,14 +97,12 @@ def sweep(app: App, grace: timedelta = DEFAULT_GRACE, limit: int = 200, *, recon
                     continue
                 report.applied += refused is None
                 report.problems += done.problems if done else []
-            for episode_id in late:
-                try:
-                    done = follow_up(app, episode_id)
-                except CarepathError as exc:
-                    report.problems.append(f"follow up {episode_id}: {exc}")
+            for episode_id, result in side_by_side(partial(_follow_up, app), late, FOLLOW_UPS_AT_ONCE, "sweep"):
+                if isinstance(result, CarepathError):
+                    report.problems.append(f"follow up {episode_id}: {result}")
                     continue
-                report.fired += done.fired
-                report.problems += done.problems
+                report.fired += result.fired
+                report.problems += result.problems
         if len(stuck) < limit and len(late) < limit:
             break
     _schedule_all(app, limit, report)
@@ -126,6 +130,14 @@ def sweep(app: App, grace: timedelta = DEFAULT_GRACE, limit: int = 200, *, recon
             f"; problems: {'; '.join(report.problems)}" if report.problems else "",
         )
     return report
+
+
+def _follow_up(app: App, episode_id: str) -> tuple[str, FollowUp | CarepathError]:
+    """One late episode's follow-up; an error is returned, not raised: one episode must not stop the pass."""
+    try:
+        return episode_id, follow_up(app, episode_id)
+    except CarepathError as exc:
+        return episode_id, exc
 
 
 def _schedule_all(app: App, limit: int, report: SweepReport) -> None:
