@@ -188,6 +188,36 @@ def test_a_catch_up_follows_late_episodes_up_side_by_side_so_a_slow_contact_hold
     assert_every_escalation_reached_its_contacts(app)
 
 
+class _Clockwork(RecordingNotifier):
+    """Contacts that take two pathway hours to answer the first alert: the clock moves on during the pass."""
+
+    def __init__(self, contacts: dict[str, list[str]], clock: ManualClock) -> None:
+        super().__init__(contacts)
+        self.clock, self.moved = clock, False
+
+    def deliver(self, notification: Notification, **kwargs: Any) -> DeliveryReport:
+        if not self.moved:
+            self.moved = True
+            self.clock.advance(timedelta(hours=2))
+        return super().deliver(notification, **kwargs)
+
+
+def test_a_pass_catches_up_the_backlog_it_found_and_leaves_what_came_due_meanwhile_to_the_next(app: App) -> None:
+    """A restart's catch-up that chased rungs coming due while it ran would never end under a busy caseload (and
+    `up` serves only after it): a pass works through the backlog as it stood when it began."""
+    early = [enrolled(app) for _ in range(3)]
+    clock(app).advance(timedelta(hours=1))
+    later = [enrolled(app) for _ in range(3)]
+    scheduler(app).lose()
+    clock(app).advance(timedelta(hours=3, minutes=1))  # the early ones' first rungs are due, the later ones' are not
+    app.notifier = _Clockwork(CONTACTS, clock(app))
+    sweep(app, limit=2, reconcile=False)
+    assert {e.episode_id for e in escalations(app)} == set(early), "only the backlog the pass found"
+    sweep(app, limit=2, reconcile=False)
+    assert {e.episode_id for e in escalations(app)} == set(early + later), "the next pass takes the rest"
+    assert_every_escalation_reached_its_contacts(app)
+
+
 def test_rungs_with_runs_never_crowd_out_a_rung_that_has_none(app: App) -> None:
     for _ in range(5):
         enrolled(app)  # each has its first rung scheduled, due at 4 h

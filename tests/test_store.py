@@ -337,14 +337,18 @@ def test_a_due_rung_without_a_run_is_found_sooner_than_one_whose_run_may_still_c
         add_episode(s, "ep-0000a002")
         linked = add_item(s, "ep-0000a001", "accept", T0 + timedelta(seconds=15))[0]
         add_item(s, "ep-0000a002", "visit", T0 + timedelta(seconds=20))
-        store.set_rung_runs(s, {linked: "run-1"}, T0)
+        add_episode(s, "ep-0000a003")  # its second rung has no run by design: the first one's run schedules it
+        first, _second = add_item(
+            s, "ep-0000a003", "call", T0 + timedelta(seconds=16), (timedelta(), timedelta(seconds=2))
+        )
+        store.set_rung_runs(s, {linked: "run-1", first: "run-2"}, T0)
     now = T0 + timedelta(seconds=30)
     with Session(engine) as s:
-        assert store.episodes_with_due_rungs(s, now - timedelta(seconds=20)) == [], "both within the grace"
+        assert store.episodes_with_due_rungs(s, now - timedelta(seconds=20)) == [], "all within the grace"
         found = store.episodes_with_due_rungs(s, now - timedelta(seconds=20), unlinked_horizon=now)
-        assert found == ["ep-0000a002"], "the rung without a run, not the one whose run may still come"
+        assert found == ["ep-0000a002"], "the rung without a run, not those whose run may still come"
         found = store.episodes_with_due_rungs(s, now, unlinked_horizon=now - timedelta(seconds=25))
-        assert found == ["ep-0000a001", "ep-0000a002"], "past the grace, every due rung, most overdue first"
+        assert found == ["ep-0000a001", "ep-0000a003", "ep-0000a002"], "past the grace, every due rung, oldest first"
         before = T0 + timedelta(seconds=19)
         assert store.episodes_with_due_rungs(s, T0, unlinked_horizon=before) == [], "neither due yet"
         statements = selects_of(engine, lambda: store.episodes_with_due_rungs(s, T0, unlinked_horizon=now))

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import delete, exists, or_, update
 from sqlalchemy.orm import aliased
@@ -69,8 +70,9 @@ def episodes_with_due_rungs(
     # read them all (hundreds of thousands after an outage) to return a few hundred episodes
     due = col(RungRecord.due_at) <= horizon
     if unlinked_horizon is not None and unlinked_horizon > horizon:  # one range of the index, then a filter
-        due = col(RungRecord.due_at) <= unlinked_horizon
-        due &= or_(col(RungRecord.due_at) <= horizon, col(RungRecord.flow_run_id).is_(None))
+        # a rung above a pending one has no run by design (the lower one's run schedules it): not a lost one
+        unlinked = col(RungRecord.flow_run_id).is_(None) & ~_lower_pending()
+        due = (col(RungRecord.due_at) <= unlinked_horizon) & or_(col(RungRecord.due_at) <= horizon, unlinked)
     query = (
         select(RungRecord.episode_id)
         .where(RungRecord.status == "pending", due)
@@ -108,16 +110,6 @@ def unscheduled_timers(
     done before its first rung, so this halves the runs to create and to cancel. The lookup asks for exactly
     those rungs (no lower pending rung in the item), so rungs that already have runs never crowd them out.
     """
-    lower = aliased(RungRecord)
-    has_lower = (
-        exists()
-        .where(
-            col(lower.work_item_id) == col(RungRecord.work_item_id),
-            col(lower.status) == "pending",
-            col(lower.index) < col(RungRecord.index),
-        )
-        .correlate(RungRecord)
-    )
     query = (
         select(RungRecord, WorkItemRecord.title, WorkItemRecord.severity, EpisodeRecord.pathway_id)
         .join(WorkItemRecord, col(WorkItemRecord.id) == col(RungRecord.work_item_id))
@@ -126,7 +118,7 @@ def unscheduled_timers(
             RungRecord.status == "pending",
             col(RungRecord.flow_run_id).is_(None),
             WorkItemRecord.status == "open",
-            ~has_lower,
+            ~_lower_pending(),
         )
     )
     if isinstance(episodes, str):
@@ -140,6 +132,20 @@ def unscheduled_timers(
         TimerRow(r.id, r.episode_id, pathway, r.index, r.role, r.due_at, title, severity)
         for r, title, severity, pathway in rows
     ]
+
+
+def _lower_pending() -> Any:
+    """Whether the rung's work item has a pending rung below it (correlated to the outer query's rung)."""
+    lower = aliased(RungRecord)
+    return (
+        exists()
+        .where(
+            col(lower.work_item_id) == col(RungRecord.work_item_id),
+            col(lower.status) == "pending",
+            col(lower.index) < col(RungRecord.index),
+        )
+        .correlate(RungRecord)
+    )
 
 
 def set_rung_runs(session: Session, run_ids: Mapping[str, str], now: datetime) -> int:
