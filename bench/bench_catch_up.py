@@ -23,46 +23,18 @@ import json
 import os
 import platform
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 from bench import pg
+from bench.caseload_up import Receiver
 
 ROOT = Path(__file__).resolve().parents[1]
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 ROLES = ("care-coordinator", "supervisor", "prescriber", "peer-recovery-coach", "detox-intake", "residential-intake")
-
-
-@contextlib.contextmanager
-def receiver(delay: float, received: list[str]) -> Iterator[str]:
-    """A loopback HTTP server that answers every POST after ``delay`` seconds (its path goes to ``received``);
-    yields its ``json://`` address."""
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            received.append(self.path)
-            time.sleep(delay)
-            self.send_response(200)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, format: str, *args: Any) -> None:
-            return
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, name="receiver", daemon=True).start()
-    try:
-        yield f"json://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @contextlib.contextmanager
@@ -90,12 +62,10 @@ def one(episodes: int, hours: float, at_once: int, contact_ms: float, postgres: 
     from engine.clock import ManualClock
     from engine.notify.delivery import RosterNotifier
 
-    received: list[str] = []
-    with tempfile.TemporaryDirectory() as tmp, receiver(contact_ms / 1000, received) as contact:
+    receiver = Receiver(delay=contact_ms / 1000).start()
+    with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        (folder / "roster.yaml").write_text(
-            "roles:\n" + "".join(f"  {r}:\n    contacts:\n      - {contact}/{r}\n" for r in ROLES)
-        )
+        (folder / "roster.yaml").write_text(receiver.roster(list(ROLES)))
         with database(postgres, folder) as url:
             env = {"CAREPATH_HOME": str(folder), "CAREPATH_DATABASE_URL": url}
             clock = ManualClock(T0)
@@ -107,11 +77,12 @@ def one(episodes: int, hours: float, at_once: int, contact_ms: float, postgres: 
             clock.advance(timedelta(hours=hours))
             # the module, not the package's `sweep`, which is the function
             importlib.import_module("engine.app.sweep").FOLLOW_UPS_AT_ONCE = at_once
-            received.clear()  # what enrolling sent (rungs due at once)
+            sent_before = receiver.received  # what enrolling sent (rungs due at once)
             cpu, started = time.process_time(), time.perf_counter()
             report = sweep(app, reconcile=False)
             wall = time.perf_counter() - started
             app.close()
+    receiver.stop()
     return {
         "bench": "catch_up",
         "store": "postgresql" if postgres else "sqlite",
@@ -120,7 +91,7 @@ def one(episodes: int, hours: float, at_once: int, contact_ms: float, postgres: 
         "contact_ms": contact_ms,
         "at_once": at_once,
         "fired": report.fired,
-        "messages": len(received),
+        "messages": receiver.received - sent_before,
         "problems": len(report.problems),
         "wall_s": round(wall, 2),
         "rungs_per_s": round(report.fired / wall, 1) if wall else None,

@@ -175,8 +175,10 @@ def log_lines(path: Path, start: int = 0, end: int | None = None) -> list[str]:
 
 @dataclass
 class Receiver:
-    """Every role's contact: a loopback HTTP server counting messages per (rung, path)."""
+    """Every role's contact: a loopback HTTP server counting messages per (rung, path); each answers after ``delay``
+    seconds (a pager or webhook takes 50-300 ms)."""
 
+    delay: float = 0.0
     counts: Counter[tuple[str, str]] = field(default_factory=Counter)
     received: int = 0
     unparsed: int = 0
@@ -190,6 +192,7 @@ class Receiver:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 receiver._record(self.path, body.decode(errors="replace"))
+                time.sleep(receiver.delay)
                 self.send_response(200)
                 self.send_header("Content-Length", "0")
                 self.end_headers()

@@ -6,9 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import delete, exists, or_, update
+from sqlalchemy import Exists, delete, exists, or_, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
@@ -134,7 +133,7 @@ def unscheduled_timers(
     ]
 
 
-def _lower_pending() -> Any:
+def _lower_pending() -> Exists:
     """Whether the rung's work item has a pending rung below it (correlated to the outer query's rung)."""
     lower = aliased(RungRecord)
     return (
