@@ -10,4 +10,4 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 # is crashed 90 s after its last heartbeat (engine.orchestration.prefect_api.ensure_zombie_automation)
 os.environ.setdefault("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "30")
 
-pytest_plugins = ["prefect_harness", "store_fixtures", "api_fixtures"]
+pytest_plugins = ["hang_watchdog", "prefect_harness", "store_fixtures", "api_fixtures"]
