@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from engine.errors import CarepathError, one_line
 
-__all__ = ["PROCESS_DEFAULTS", "configure_process", "describe_unexpected", "run_entry_point"]
+__all__ = ["PROCESS_DEFAULTS", "answer_interrupts", "configure_process", "describe_unexpected", "run_entry_point"]
 
 #: Set for every process Carepath starts unless already set: Prefect must not phone home (the machine may be
 #: offline, and telemetry is not ours to send), and its console chatter is for operators, not coordinators.
@@ -34,6 +34,16 @@ def configure_process() -> None:
     """An entry point's first step, before anything imports Prefect (it reads these once, at import)."""
     for key, value in PROCESS_DEFAULTS.items():
         os.environ.setdefault(key, value)
+
+
+def answer_interrupts() -> None:
+    """Have SIGINT stop this process even if it was started with SIGINT ignored. A shell hands a command it starts
+    in the background (``nohup carepath up &``, a CI runner's script) SIGINT ignored, and children inherit that:
+    ``up`` then asked its serving processes to stop by SIGINT in vain and killed them after the grace, runs in
+    flight and all. Only for processes whose stop signal is SIGINT by design (a serving process); from the main
+    thread."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def run_entry_point(body: Callable[[], int], verbose: bool = False) -> int:

@@ -9,10 +9,11 @@ from __future__ import annotations
 import sys
 
 from engine.app import Settings
-from engine.process import run_entry_point
+from engine.process import answer_interrupts, run_entry_point
 
 
 def main() -> int:
+    answer_interrupts()  # `up` stops its serving processes by SIGINT, whatever disposition it inherited
     settings = Settings.from_env()
     if not settings.prefect_api_url:
         print("error: set PREFECT_API_URL (or use `carepath up`, which starts a server)", file=sys.stderr)

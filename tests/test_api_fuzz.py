@@ -28,7 +28,7 @@ from hypothesis import HealthCheck, given, settings
 @pytest.fixture(autouse=True)
 def one_parse_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
     """``ast.parse`` serialised across threads for this module's tests (CPython 3.11's race, above)."""
-    lock = threading.Lock()
+    lock = threading.RLock()  # re-entrant: a collection during a parse may run a finalizer that parses
     parse: Callable[..., Any] = ast.parse
 
     def serialised(*args: Any, **kwargs: Any) -> Any:

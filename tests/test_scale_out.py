@@ -180,6 +180,7 @@ def test_three_serving_processes_share_the_work_and_no_rung_fires_twice(
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=_as_from_a_terminal,
         )
     try:
         with RunProcesses(up.pid) as sampler:
@@ -222,6 +223,12 @@ def test_three_serving_processes_share_the_work_and_no_rung_fires_twice(
             os.killpg(up.pid, signal.SIGTERM)
             up.wait(timeout=60)
         _cancel_leftover_runs(app)
+
+
+def _as_from_a_terminal() -> None:
+    """SIGINT at its default, as for a command an operator runs in a terminal (where Ctrl-C reaches it), whatever
+    the test session inherited (a session started in the background has it ignored)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _wait_served(app: App, up: subprocess.Popen[bytes], sampler: RunProcesses, since: datetime) -> None:

@@ -36,6 +36,17 @@ run = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
 print(os.getpid(), run.pid, flush=True)
 time.sleep(600)
 """
+#: A stand-in serving process that answers SIGINT as ``flows.serve`` does, and says how it stopped.
+ANSWERS = """
+import time
+from engine.process import answer_interrupts
+answer_interrupts()
+print("serving", flush=True)
+try:
+    time.sleep(600)
+except KeyboardInterrupt:
+    print("stopped by SIGINT", flush=True)
+"""
 #: A stand-in whose every start fails at once.
 FAILS = "import sys; print('error: the store is not reachable'); sys.exit(3)"
 
@@ -124,6 +135,23 @@ def test_a_serving_process_that_does_not_stop_when_asked_is_killed_after_the_gra
     assert time.monotonic() - started < 10
     leader, run = pids_said(workers, 2)[0]
     wait_until("the stubborn one and its run gone", lambda: not _alive(leader) and not _alive(run), 5)
+
+
+def test_serving_processes_stop_when_asked_even_if_up_was_started_with_sigint_ignored(
+    made: Callable[..., ServingWorkers],
+) -> None:
+    """A background launch (``nohup carepath up &``, a CI runner's script) hands ``up`` SIGINT ignored, and its
+    serving processes inherit that: asked to stop by SIGINT they went on, and were killed after the grace with
+    their runs in flight. They answer it whatever they inherited."""
+    workers = made(ANSWERS, 1, grace=120.0)
+    inherited = signal.signal(signal.SIGINT, signal.SIG_IGN)  # as a shell starts a background command
+    try:
+        workers.start()
+        wait_until("serving", lambda: "serving" in workers.log_path(2).read_text() if workers.pids() else False)
+    finally:
+        signal.signal(signal.SIGINT, inherited)
+    workers.stop()
+    assert workers.log_path(2).read_text().split() == ["serving", "stopped", "by", "SIGINT"]
 
 
 #: ``up`` stand-in: supervises two sleepers, says their pids, and waits to be killed.
