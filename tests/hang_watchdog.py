@@ -5,7 +5,8 @@ deadlock inside C code that holds it (the collector freeing a SQLite cursor whos
 using, the shape found in Prefect's own SQLite server) stops it and every Python thread. faulthandler's watchdog is
 a C thread: :data:`GRACE` seconds past pytest-timeout's limit it writes every thread's Python stack to the stderr
 the session started with (not the test's captured one) and exits the process; pytest-xdist reports the test as
-crashed and carries on with a new worker.
+crashed, and the other worker runs the files still to run; the crashed file's other tests are not run
+(``--max-worker-restart=0`` in ``pyproject.toml``: a new worker would be given the crashed test again).
 """
 
 from __future__ import annotations
