@@ -21,10 +21,20 @@ from store_fixtures import BACKENDS
 from test_app import assert_every_escalation_reached_its_contacts, bridge_app, enrolled, escalations
 
 from engine import store
-from engine.app import App, follow_up, sweep
+from engine.app import App, deadlines, follow_up, sweep
 from engine.app import reconcile as reconciler
-from engine.app.deadlines import Behind, all_met, deadline_slot, fire_due_of_run, run_listing
+from engine.app.deadlines import (
+    LOOK_AGAIN,
+    Behind,
+    DeadlineRun,
+    all_met,
+    deadline_slot,
+    fire_due_of_run,
+    run_listing,
+)
+from engine.app.followup import schedule_timers
 from engine.app.inline import MemoryScheduler, RecordingNotifier
+from engine.app.ports import Timer
 from engine.app.publish import publish_open_escalations
 from engine.app.sweep import has_work
 from engine.app.throttle import Throttle
@@ -284,6 +294,90 @@ def test_a_run_already_under_way_is_not_joined(app: App) -> None:
     assert len(slots) == 1, "both deadlines fall in the minute whose run is under way"
     assert rung(app, naloxone(second)).flow_run_id != rung(app, naloxone(first)).flow_run_id
     assert runs(app).runs[naloxone(second)].state == "scheduled"
+
+
+def run_to_its_end(app: App, run_id: str) -> list[str]:
+    """A deadline run's passes at the current time until it ends (as the flow loops); the rungs it escalated."""
+    run, fired = DeadlineRun(app, run_id), []
+    for _ in range(10):
+        step = run.step()
+        fired += [changes.escalations[0][0] for changes, _done in step.fired if changes.escalations]
+        if step.wait is None:
+            return fired
+        assert step.wait == 0.0, "nothing is waiting: the run only looks once more"
+    raise AssertionError("the run never ended")
+
+
+def unlinked(app: App, rung_id: str) -> None:
+    with store.session_scope(app.engine) as session:
+        session.get(RungRecord, rung_id).flow_run_id = None  # type: ignore[union-attr]
+
+
+def test_a_rung_scheduled_into_a_run_that_ended_meanwhile_goes_to_the_minutes_next_run(app: App) -> None:
+    """Prefect answered the minute's run while it was still waiting; the run started, found nothing and ended
+    before the follow-up linked its rung (measured: such rungs waited for the sweep, 20-43 s late). The ended run
+    refuses the link and the rung is scheduled again at once, into a run of its own minute."""
+    episode = enrolled(app)
+    ended = runs(app).runs[naloxone(episode)]
+    unlinked(app, naloxone(episode))
+    schedule = runs(app).schedule
+
+    def answered_then_ran(timers: Sequence[Timer]) -> dict[str, str]:
+        answer = schedule(timers)
+        if ended.state == "scheduled":  # the run starts and ends between the answer and the link
+            ended.state = "completed"
+            assert run_to_its_end(app, ended.id) == []
+        return answer
+
+    runs(app).schedule = answered_then_ran  # type: ignore[method-assign]
+    assert schedule_timers(app, episode) == 1
+    fresh = rung(app, naloxone(episode)).flow_run_id
+    assert fresh is not None and fresh != ended.id, "the rung was linked to a run that had ended"
+    assert deadline_slot(runs(app).runs[naloxone(episode)].timer.at) == deadline_slot(ended.timer.at)
+    clock(app).set(utc(rung(app, naloxone(episode)).due_at))
+    assert run_to_its_end(app, fresh) == [naloxone(episode)], "escalated at its time by the minute's next run"
+    assert sweep(app).fired == 0
+
+
+def test_a_rung_linked_as_the_run_closes_is_fired_by_its_last_look(app: App, monkeypatch: pytest.MonkeyPatch) -> None:
+    first, second = enrolled(app), enrolled(app)
+    run_id = rung(app, naloxone(first)).flow_run_id
+    assert run_id is not None
+    unlinked(app, naloxone(second))
+    clock(app).set(utc(rung(app, naloxone(second)).due_at))
+    app.service.record_event(first, "naloxone.given")  # the run's only linked rung is met: nothing to wait for
+    close = deadlines.close_run
+
+    def linked_just_before(app: App, run_id: str) -> None:
+        if rung(app, naloxone(second)).flow_run_id is None:  # another process's link commits first
+            with store.session_scope(app.engine) as other:
+                assert store.set_rung_runs(other, {naloxone(second): run_id}, clock(app).now()) == 1
+        close(app, run_id)
+
+    monkeypatch.setattr(deadlines, "close_run", linked_just_before)
+    assert run_to_its_end(app, run_id) == [naloxone(second)], "a rung linked before the run closed was left behind"
+    monkeypatch.setattr(deadlines, "close_run", close)
+    with store.session_scope(app.engine) as session:  # closed: nothing joins it any more
+        assert store.set_rung_runs(session, {f"{second}/{NALOXONE}#r1": run_id}, clock(app).now()) == 0
+
+
+def test_a_waiting_run_looks_again_for_rungs_linked_after_its_pass(app: App) -> None:
+    first = enrolled(app)
+    clock(app).advance(timedelta(seconds=30))
+    second = enrolled(app)
+    run_id = rung(app, naloxone(first)).flow_run_id
+    assert run_id is not None and rung(app, naloxone(second)).flow_run_id == run_id
+    unlinked(app, naloxone(first))
+    clock(app).set(utc(rung(app, naloxone(first)).due_at) - timedelta(seconds=5))
+    run = DeadlineRun(app, run_id)
+    step = run.step()
+    assert step.fired == [] and step.wait == LOOK_AGAIN, "the run slept until the rung it knew of, 35 s away"
+    with store.session_scope(app.engine) as session:  # linked after the run's pass (it was joined while pending)
+        store.set_rung_runs(session, {naloxone(first): run_id}, clock(app).now())
+    clock(app).set(utc(rung(app, naloxone(first)).due_at))
+    step = run.step()
+    assert [changes.escalations[0][0] for changes, _done in step.fired] == [naloxone(first)]
+    assert step.wait == LOOK_AGAIN and not run.closed
 
 
 def test_the_reconciler_keeps_a_shared_run_while_any_rung_needs_it(app: App) -> None:

@@ -107,7 +107,7 @@ def test_anything_wrong_with_a_token_verifies_to_none(app: App) -> None:
         "cpt_",
         f"Bearer {bearer}",
         f"{bearer}\n",
-        f"cpt_{hex_id.upper()}_{secret}",
+        *([f"cpt_{hex_id.upper()}_{secret}"] if hex_id.upper() != hex_id else []),  # an id of digits only: the same
         f"cpt_{hex_id}_",
         f"cpt_{hex_id}_{secret}{'x' * 10_000}",
         f"tok-{hex_id}",

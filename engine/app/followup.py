@@ -172,10 +172,32 @@ def _schedule_or_defer(app: App, episode_id: str) -> int:
 
 def schedule_timers(app: App, episodes: str | Sequence[str] | None = None, limit: int = 500) -> int:
     """Give the next rung of each open item (of one episode, of these episodes, or of all) a scheduled run; returns
-    how many."""
+    how many were linked to one.
+
+    A rung the store refuses to link (its run closed to new rungs between the scheduler's answer and the link: it
+    ended, or is being cancelled) is scheduled once more at once, into its minute's next run, rather than left
+    without a run for the sweep."""
+    linked = 0
+    for _attempt in range(2):
+        timers = _unscheduled(app, episodes, limit)
+        if not timers:
+            break
+        try:
+            run_ids = app.scheduler.schedule(timers)
+        except PartlyScheduled as exc:  # link the runs that were made; the rest stay without one (the sweep's)
+            _link(app, exc.scheduled)
+            raise
+        done = _link(app, run_ids)
+        linked += done
+        if done == len(run_ids):
+            break
+    return linked
+
+
+def _unscheduled(app: App, episodes: str | Sequence[str] | None, limit: int) -> list[Timer]:
     with Session(app.engine) as session:
         rows = store.unscheduled_timers(session, episodes, limit)
-    timers = [
+    return [
         Timer(
             rung_id=row.rung_id,
             episode_id=row.episode_id,
@@ -187,21 +209,15 @@ def schedule_timers(app: App, episodes: str | Sequence[str] | None = None, limit
         )
         for row in rows
     ]
-    if not timers:
-        return 0
-    try:
-        run_ids = app.scheduler.schedule(timers)
-    except PartlyScheduled as exc:  # link the runs that were made; the rest stay without one (the sweep's)
-        _link(app, exc.scheduled)
-        raise
-    return _link(app, run_ids)
 
 
 def _link(app: App, run_ids: dict[str, str]) -> int:
-    if run_ids:
-        with store.session_scope(app.engine) as session:
-            store.set_rung_runs(session, run_ids, app.clock.now())
-    return len(run_ids)
+    """Link each rung to its run; returns how many the store took (not one already linked, fired, or whose run was
+    closed meanwhile)."""
+    if not run_ids:
+        return 0
+    with store.session_scope(app.engine) as session:
+        return store.set_rung_runs(session, run_ids, app.clock.now())
 
 
 def _step(report: FollowUp, name: str, action: Callable[[], int | None]) -> int:

@@ -36,7 +36,7 @@ from prefect.states import Completed, State
 
 from engine.app import App, FollowUp, follow_up_enrollment, process_event, sweep
 from engine.app.context import current_app
-from engine.app.deadlines import Behind, all_met, fire_due_of_run, run_listing
+from engine.app.deadlines import Behind, DeadlineRun, all_met, run_listing
 from engine.app.episodes import FollowedRequest, follow_up_requests
 from engine.app.settings import Settings
 from engine.orchestration.names import (
@@ -64,7 +64,6 @@ from engine.store.mapper import Changes
 __all__ = [
     "FLOWS",
     "FLOW_PURPOSES",
-    "MAX_EARLY_WAIT",
     "deadline_flow",
     "dispatching_app",
     "enroll_flow",
@@ -75,9 +74,6 @@ __all__ = [
     "requests_flow",
     "sweep_flow",
 ]
-
-#: A deadline run waits up to this many seconds for its next rung's time; a rung due later is left to the sweep.
-MAX_EARLY_WAIT = 120.0
 
 
 @flow(name="carepath-enroll", description="Schedule the timers of a newly enrolled episode.")
@@ -149,17 +145,19 @@ async def deadline_flow(pathway_id: str = "", minute: str = "", episode_id: str 
 
     The parameters only label the run: its rungs are the ones the store links to its id (``episode_id`` and
     ``rung_id`` label runs scheduled one per rung by earlier versions, which run the same way). A runner may start
-    the run a little early; it waits for each rung's time (a bounded wait) rather than leave it to the sweep.
+    the run a little early; it waits for each rung's time (a bounded wait) rather than leave it to the sweep, and
+    closes itself to new rungs before it ends (:class:`engine.app.deadlines.DeadlineRun`).
     """
     app = flow_app()
     run_id = current_run_id()
     fired: list[tuple[Changes, FollowUp]] = []
     behind = Behind()  # each pass's scheduling and publishing, while the next rungs are fired
+    run = DeadlineRun(app, run_id, later=behind)
     try:
         while True:
-            step = await asyncio.to_thread(fire_due_of_run, app, run_id, later=behind)
+            step = await asyncio.to_thread(run.step)
             fired += step.fired
-            if step.wait is None or step.wait > MAX_EARLY_WAIT:
+            if step.wait is None:
                 break
             await asyncio.sleep(max(step.wait, 0.05))
     finally:
