@@ -31,9 +31,17 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def _limit(item: pytest.Item) -> float | None:
+    """pytest-timeout's limit for this test (its mark, positional or ``timeout=``, else ``--timeout``, else the ini
+    value) plus :data:`GRACE`; None when the test has none."""
     marker = item.get_closest_marker("timeout")
-    value = marker.args[0] if marker and marker.args else item.config.getini("timeout")
-    limit = float(value or 0)
+    value: object = None
+    if marker is not None:
+        value = marker.args[0] if marker.args else marker.kwargs.get("timeout")
+    if value is None:
+        value = item.config.getoption("timeout", None)
+    if value is None:
+        value = item.config.getini("timeout")
+    limit = float(value or 0)  # type: ignore[arg-type]
     return limit + GRACE if limit > 0 else None
 
 

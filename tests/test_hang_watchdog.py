@@ -9,6 +9,9 @@ import sys
 import textwrap
 from pathlib import Path
 
+import hang_watchdog
+import pytest
+
 HANGS = textwrap.dedent(
     """
     import ctypes
@@ -42,3 +45,42 @@ def test_a_gil_held_hang_ends_its_worker_with_its_stack_and_the_suite_goes_on(tm
     assert 'test_hangs.py", line 12 in test_deadlocks_holding_the_gil' in out, "the hung test's stack is printed"
     assert "crashed while running 'test_hangs.py::test_deadlocks_holding_the_gil'" in out, out
     assert "1 failed, 1 passed" in out, out
+
+
+class _Config:
+    def __init__(self, option: float | None, ini: str) -> None:
+        self.option, self.ini = option, ini
+
+    def getoption(self, name: str, default: object = None) -> object:
+        return self.option if name == "timeout" else default
+
+    def getini(self, name: str) -> str:
+        return self.ini if name == "timeout" else ""
+
+
+class _Item:
+    def __init__(self, marker: pytest.Mark | None, config: _Config) -> None:
+        self.marker, self.config = marker, config
+
+    def get_closest_marker(self, name: str) -> pytest.Mark | None:
+        return self.marker if name == "timeout" else None
+
+
+@pytest.mark.parametrize(
+    ("marker", "option", "ini", "limit"),
+    [
+        (pytest.mark.timeout(5).mark, 7.0, "600", 5.0),
+        (pytest.mark.timeout(timeout=5).mark, 7.0, "600", 5.0),  # the keyword form
+        (pytest.mark.timeout(method="thread").mark, 7.0, "600", 7.0),  # no limit in the mark: the command line's
+        (None, 7.0, "600", 7.0),
+        (None, None, "600", 600.0),
+    ],
+)
+def test_the_watchdog_fires_past_whichever_limit_pytest_timeout_applies(
+    marker: pytest.Mark | None, option: float | None, ini: str, limit: float
+) -> None:
+    assert hang_watchdog._limit(_Item(marker, _Config(option, ini))) == limit + hang_watchdog.GRACE  # type: ignore[arg-type]
+
+
+def test_no_limit_means_no_watchdog() -> None:
+    assert hang_watchdog._limit(_Item(None, _Config(None, "0"))) is None  # type: ignore[arg-type]
