@@ -154,6 +154,45 @@ def test_serving_processes_stop_when_asked_even_if_up_was_started_with_sigint_ig
     assert workers.log_path(2).read_text().split() == ["serving", "stopped", "by", "SIGINT"]
 
 
+def _sigint_ignored() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # as a shell starts a background command
+
+
+def test_the_real_serving_process_answers_sigint_it_inherited_ignored(tmp_path: Path) -> None:
+    """``python -m flows.serve`` itself (the stand-in above only shows the helper works): started with SIGINT
+    ignored, against a Prefect server that is not there (it serves on, waiting for it), it stops on SIGINT."""
+    log = tmp_path / "serve.log"
+    env = {
+        **os.environ,
+        "PREFECT_API_URL": f"http://127.0.0.1:{_closed_port()}/api",
+        "CAREPATH_HOME": str(tmp_path / "home"),
+        "PREFECT_HOME": str(tmp_path / "prefect"),
+        "DO_NOT_TRACK": "1",
+    }
+    with log.open("w") as out:
+        serving = subprocess.Popen(
+            [sys.executable, "-m", "flows.serve"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+            preexec_fn=_sigint_ignored,
+        )  # fmt: skip
+    try:
+        wait_until("serving, waiting for the server", lambda: "not answering" in log.read_text(), 120)
+        serving.send_signal(signal.SIGINT)
+        serving.wait(timeout=60)  # ignored, it would serve on
+    finally:
+        if serving.poll() is None:
+            serving.kill()
+            serving.wait()
+    assert "interrupted" in log.read_text()
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as probe:  # bound, never listening, then closed: nothing answers on it
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 #: ``up`` stand-in: supervises two sleepers, says their pids, and waits to be killed.
 SUPERVISOR = """
 import os, sys, time
