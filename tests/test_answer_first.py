@@ -186,3 +186,72 @@ def _consent(episode_id: str) -> Consent:
     return single_tpo_consent(
         f"cn-{episode_id}", "P-ANS", discloser="Test ED", information="referral", signed_on=date(2026, 1, 1)
     )
+
+
+def test_the_api_answers_coordinators_while_prefect_is_down_and_leaves_the_follow_ups_to_the_sweep(
+    tmp_path: Path,
+) -> None:
+    """A Prefect outage must not stop coordinators recording what happened (a 10-minute one at 10,000 episodes
+    refused 142,782 attempts while the sweep kept escalating the very deadlines they met): the API, on the production
+    ports with a Prefect address nobody answers, answers from the store; its follow-ups give up at once, in one line
+    each, and leave their work in the store for the sweep. A command, whose follow-up is its own run, still refuses,
+    changing nothing."""
+    import logging
+
+    import httpx
+    from test_app import PATHWAY
+
+    from engine.api.serving import ApiServer
+    from engine.app import Settings
+    from engine.app.tokens import create_token
+    from engine.language.loader import load_pathway_text
+    from engine.orchestration.flows import dispatching_app
+    from engine.orchestration.server import free_port
+    from engine.store import RungRecord
+
+    settings = Settings.from_env(
+        {
+            "CAREPATH_HOME": str(tmp_path),
+            "CAREPATH_DATABASE_URL": f"sqlite:///{tmp_path / 'store.db'}",
+            "PREFECT_API_URL": f"http://127.0.0.1:{free_port()}/api",
+        }
+    )
+    app = dispatching_app(settings, deferred=True)
+    spec = load_pathway_text(PATHWAY, "bridge-test.yaml").spec
+    assert spec is not None
+    app.service.register_pathway(spec, PATHWAY)
+    token = create_token(app, "coordinator", label="desk-outage")[1]
+    logged: list[logging.LogRecord] = []
+    listener = logging.Handler(logging.WARNING)
+    listener.emit = logged.append  # type: ignore[method-assign]
+    logging.getLogger("carepath.dispatch").addHandler(listener)
+    server = ApiServer(app, "127.0.0.1", 0)
+    server.start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=30, headers={"Authorization": f"Bearer {token}"}) as http:
+            enrolled = http.post("/api/v1/episodes", json={"pathway": "bridge-test", "person": "P-ANS-DOWN"})
+            assert enrolled.status_code == 201, enrolled.text
+            ep = enrolled.json()["episode_id"]
+            assert app.dispatcher.flush(60), "the follow-ups give up at once, not after the client's retries"
+            with Session(app.engine) as session:
+                naloxone = session.get(RungRecord, f"{ep}/1/s.ed.task.naloxone#r0")
+            assert naloxone is not None and naloxone.status == "pending"
+            assert naloxone.flow_run_id is None, "no run: the sweep fires it when due"
+            met = http.post(f"/api/v1/episodes/{ep}/events", json={"name": "naloxone.given"})
+            assert met.status_code in (200, 201), met.text
+            assert app.dispatcher.flush(60)
+    finally:
+        server.stop()
+        logging.getLogger("carepath.dispatch").removeHandler(listener)
+    with Session(app.engine) as session:
+        inbound = session.exec(select(InboundEventRecord).where(InboundEventRecord.episode_id == ep)).all()
+    assert [i.status for i in inbound] == ["applied"]
+    failed = [r for r in logged if "not done (the sweep will)" in r.getMessage()]
+    assert failed and all(r.exc_info is None and "not answering" in r.getMessage() for r in failed)
+
+    command = dispatching_app(settings, deferred=False)
+    with pytest.raises(OrchestrationError, match="is not answering"):
+        record_event(command, ep, "clinic.completed")
+    assert len(_inbound_ids(app, ep)) == 1, "refused before anything was stored"
+    command.close()
+    app.close()

@@ -310,6 +310,47 @@ def test_with_prefect_down_a_tick_still_fires_and_delivers_in_process(app: App) 
     assert_every_escalation_reached_its_contacts(app)
 
 
+def test_while_prefect_is_down_a_due_rung_waits_only_the_short_grace_for_a_run_that_cannot_start(app: App) -> None:
+    """No deadline run starts while Prefect is down: once a tick of the serving process's sweep timer had to sweep
+    in process, due rungs are fired :data:`UNLINKED_GRACE` after due, not after the usual grace (a 10-minute
+    Prefect outage at 10,000 episodes: 22-45 s late, in waves); a pass that runs through Prefect again brings the
+    usual grace back, and a rung whose run is about to start is left to it."""
+    from test_app import _consent
+
+    from engine.app import enroll
+    from engine.app.sweep import DEFAULT_GRACE
+    from engine.orchestration.up import SweepTimer
+
+    episodes = []
+    for n in range(3):  # three linked rungs, due an hour apart
+        episodes.append(enroll(app, "bridge-test", f"P-REL-10{n}"))
+        app.service.add_consent(episodes[-1], _consent(episodes[-1]))
+        clock(app).advance(timedelta(hours=1))
+    first, second, third = (rung(app, f"{ep}/{NALOXONE}#r0") for ep in episodes)
+    assert all(r.flow_run_id is not None for r in (first, second, third))
+    real = app.dispatcher, app.scheduler
+    app.dispatcher = app.scheduler = _Down()  # type: ignore[assignment]
+    timer = SweepTimer(app)
+
+    clock(app).set(first.due_at + UNLINKED_GRACE)
+    assert timer.tick(1) is None and not timer.stalled, "not known to be down yet: the run gets its grace"
+    clock(app).set(first.due_at + DEFAULT_GRACE + timedelta(seconds=1))
+    report = timer.tick(2)
+    assert report is not None and report.in_process and report.fired == 1 and timer.stalled
+
+    clock(app).set(second.due_at + UNLINKED_GRACE)
+    report = timer.tick(3)
+    assert report is not None and report.fired == 1, "3 s after due, not 20: its run cannot start"
+    assert {e.rung_id for e in escalations(app)} == {first.id, second.id}
+
+    app.dispatcher, app.scheduler = real
+    clock(app).set(third.due_at + UNLINKED_GRACE)
+    report = timer.tick(4)
+    assert report is not None and not report.in_process and not timer.stalled, "a pass through Prefect again"
+    assert third.id not in {e.rung_id for e in escalations(app)} and run_of(app, third.id).state == "scheduled"
+    assert_every_escalation_reached_its_contacts(app)
+
+
 def test_a_due_rung_whose_scheduling_failed_is_fired_by_the_next_tick_without_waiting_out_the_grace(app: App) -> None:
     """A rung whose run may still come gets ``DEFAULT_GRACE``; one that never got a run (Prefect answered 503 to
     its scheduling) has nothing to wait for: the next tick fires it (the 30-day SQLite drive's late tail)."""

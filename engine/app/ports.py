@@ -81,6 +81,8 @@ class SweepReport:
     requeued: int = 0
     ended: int = 0
     problems: list[str] = field(default_factory=list)
+    #: Run in the serving process because the dispatcher could not run it (Prefect down): see ``sweep_tick``.
+    in_process: bool = False
 
     @property
     def idle(self) -> bool:

@@ -189,21 +189,28 @@ def has_work(app: App, grace: timedelta = DEFAULT_GRACE, *, thorough: bool = Fal
         return False
 
 
-def sweep_tick(app: App, holder: str, *, thorough: bool = False) -> SweepReport | None:
+def sweep_tick(app: App, holder: str, *, thorough: bool = False, stalled: bool = False) -> SweepReport | None:
     """One tick of a serving process's sweep timer; None when another process holds the lease or there is nothing
     to do (see :func:`has_work` for ``thorough``). Otherwise the pass runs through the dispatcher (a flow run
     operators see), or here when that fails (Prefect down: rungs still fire and escalations are still delivered).
+
+    A pass that could not run through the dispatcher says so (``in_process``), and the caller passes ``stalled``
+    until one can: while Prefect is down no deadline run starts either, so a due rung has nothing to wait for and
+    gets :data:`UNLINKED_GRACE`, not :data:`DEFAULT_GRACE` (rungs due during a 10-minute Prefect outage at 10,000
+    episodes escalated 22-45 s late, in waves, waiting out a grace for runs that could not come).
     """
     if not store.acquire_lease(app.engine, LEASE, holder, _wall_now(app), LEASE_TTL):
         return None
     try:
-        if not has_work(app, thorough=thorough):
+        if not has_work(app, UNLINKED_GRACE if stalled else DEFAULT_GRACE, thorough=thorough):
             return None
         try:
             with bound(app):
                 return app.dispatcher.sweep()
         except CarepathError as exc:
             logger.warning("sweep: no flow run (%s); sweeping in this process", exc)
-            return sweep(app)
+            report = sweep(app, UNLINKED_GRACE)
+            report.in_process = True
+            return report
     finally:
         store.release_lease(app.engine, LEASE, holder)

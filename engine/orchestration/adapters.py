@@ -82,13 +82,17 @@ def deployment_name(pathway_id: str, kind: str) -> str:
     return f"{pathway_id}-{kind}/{pathway_id}"
 
 
+#: The one-line refusal when no Prefect server is configured or recorded.
+NO_SERVER = "no Prefect server is known: start one with `carepath up` (or set PREFECT_API_URL)"
+
+
 def require_api(settings: Settings) -> str:
     """The reachable Prefect API, or a one-line error saying how to start one."""
     from engine.orchestration.server import api_reachable
 
     url = settings.api_url()
     if not url:
-        raise OrchestrationError("no Prefect server is known: start one with `carepath up` (or set PREFECT_API_URL)")
+        raise OrchestrationError(NO_SERVER)
     if not api_reachable(url):
         raise OrchestrationError(f"the Prefect server at {url} is not answering: is `carepath up` running?")
     return url
@@ -103,7 +107,7 @@ def prefect_api(settings: Settings) -> Iterator[str]:
     """Point Prefect at the configured server for the calls made inside (threads started inside inherit it)."""
     url = settings.api_url()
     if not url:
-        raise OrchestrationError("no Prefect server is known: start one with `carepath up` (or set PREFECT_API_URL)")
+        raise OrchestrationError(NO_SERVER)
     import prefect.context
     from prefect.settings import PREFECT_API_URL
 
@@ -208,8 +212,6 @@ class PrefectPublisher:
 MAX_REQUESTS = 50
 #: A deferring dispatcher schedules the new timers of at most this many episodes in one go.
 MAX_AHEAD = 100
-#: How long a successful health check of the Prefect API stands for a deferring dispatcher (seconds).
-HEALTHY_FOR = 5.0
 
 
 class PrefectDispatcher:
@@ -237,15 +239,19 @@ class PrefectDispatcher:
             "carepath-follow-ups", self._follow_up, MAX_REQUESTS
         )
         self._timers: Drain[str] = Drain("carepath-timers-ahead", _schedule_ahead, MAX_AHEAD)
-        self._healthy_until = 0.0
 
     def ready(self) -> None:
+        """A command runs its follow-up in its own run: the Prefect server must answer. A deferring dispatcher
+        answers from the store whether it answers or not: follow-ups Prefect cannot take are the sweep's, which the
+        serving process runs without Prefect too (coordinators could record nothing for 10 minutes of a Prefect
+        outage at 10,000 episodes while rungs kept escalating); it needs only a server to be known."""
         if self.flow_for is None:
             raise OrchestrationError("this command does not run flows (no flows were given to its dispatcher)")
-        if self.deferred and time.monotonic() < self._healthy_until:
+        if self.deferred:
+            if not self.settings.api_url():
+                raise OrchestrationError(NO_SERVER)
             return
         require_api(self.settings)
-        self._healthy_until = time.monotonic() + HEALTHY_FOR
 
     def enroll(self, pathway_id: str, version: int, episode_id: str) -> None:
         self._submit(pathway_id, version, "enroll", {"episode_id": episode_id})
@@ -325,6 +331,7 @@ def _schedule_ahead(episodes: list[str]) -> None:
         return
     wanted = sorted(set(episodes))
     try:
+        require_api(app.settings)  # down: fail at once, not after the client's retries
         schedule_timers(app, wanted)
     except CarepathError as exc:  # Prefect down: the follow-up, or else the sweep, schedules them
         logger.warning("timers of %d episode(s) not scheduled ahead: %s", len(wanted), exc)

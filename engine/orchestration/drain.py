@@ -17,6 +17,8 @@ import time
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
+from engine.errors import CarepathError
+
 __all__ = ["Drain"]
 
 T = TypeVar("T")
@@ -66,7 +68,9 @@ class Drain(Generic[T]):
                     break
             try:
                 batch[0][1].run(self.work, [item for item, _context in batch])
-            except Exception:  # the work is the sweep's now; this thread must go on
+            except CarepathError as exc:  # Prefect down or refusing: one line, and the work is the sweep's
+                logger.warning("%s: %d item(s) not done (the sweep will): %s", self.name, len(batch), exc)
+            except Exception:  # a bug: its stack; the work is the sweep's now and this thread must go on
                 logger.exception("%s: %d item(s) not done (the sweep will)", self.name, len(batch))
             finally:
                 for _ in batch:

@@ -96,6 +96,8 @@ class SweepTimer:
         self.app = app
         self.every = every
         self.holder = lease_holder_id()
+        #: The last pass ran here, not as a flow run (Prefect down): due rungs wait only UNLINKED_GRACE until one can.
+        self.stalled = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="carepath-sweep-timer", daemon=True)
 
@@ -110,10 +112,13 @@ class SweepTimer:
         """One tick; every :data:`THOROUGH_EVERY` ticks a thorough one (see :func:`engine.app.sweep.has_work`)."""
         try:
             free_dead_lease(self.app)
-            return sweep_tick(self.app, self.holder, thorough=count % THOROUGH_EVERY == 0)
+            report = sweep_tick(self.app, self.holder, thorough=count % THOROUGH_EVERY == 0, stalled=self.stalled)
         except Exception as exc:  # an outage or a bug: one line, and the next tick tries again
             logger.warning("sweep tick failed: %s: %s", type(exc).__name__, one_line(str(exc), 200))
             return None
+        if report is not None:
+            self.stalled = report.in_process
+        return report
 
     def _loop(self) -> None:
         count = 1  # tick 0 is the restart's catch-up, run before serving
