@@ -27,9 +27,6 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
-import socket
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,13 +38,14 @@ from engine import store
 from engine.app import App, Settings
 from engine.app.pathways import register_pathways
 from engine.app.ports import SweepReport
-from engine.app.sweep import LEASE, SWEEP_EVERY, sweep_tick
+from engine.app.sweep import sweep_tick
 from engine.clock import CompressedClock
 from engine.errors import CarepathError, one_line
 from engine.language.model import PathwaySpec
 from engine.orchestration.backoff import Backoff
 from engine.orchestration.flows import dispatching_app
 from engine.orchestration.in_process import start_in_process_deadlines
+from engine.orchestration.sweep_timer import SweepTimer, free_dead_lease, lease_holder_id
 from engine.orchestration.wiring import production_app
 
 if TYPE_CHECKING:
@@ -69,9 +67,6 @@ logger = logging.getLogger("carepath.serve")
 
 #: Where ``carepath up`` records its Prefect server (in the data folder), for a restart to take over.
 PID_FILE = "prefect-server.pid"
-#: Every this many ticks (5 min) the timer also looks at runs still waiting for their time (there may be
-#: thousands) and at rungs without a run that are due later.
-THOROUGH_EVERY = 30
 #: How often a process waiting for the Prefect server asks whether it answers again (a cheap health check).
 _RETRY_SECONDS = 2.0
 #: How long a serving process starting up waits for another one to finish checking Prefect's automations.
@@ -84,70 +79,6 @@ def check_roster(app: App) -> str:
     if roster is None:
         return "no roster: escalations are raised and recorded as reaching nobody; see `carepath status`"
     return f"roster {roster.file}: {len(roster.roles())} roles"
-
-
-class SweepTimer:
-    """The serving process's sweep timer: a daemon thread calling :func:`sweep_tick` every ``every`` until stopped.
-
-    A tick that fails is logged and the next one tries again: the timer never dies of an outage.
-    """
-
-    def __init__(self, app: App, every: float = SWEEP_EVERY.total_seconds()) -> None:
-        self.app = app
-        self.every = every
-        self.holder = lease_holder_id()
-        #: The last pass ran here, not as a flow run (Prefect down): due rungs wait only UNLINKED_GRACE until one can.
-        self.stalled = False
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="carepath-sweep-timer", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
-
-    def tick(self, count: int) -> SweepReport | None:
-        """One tick; every :data:`THOROUGH_EVERY` ticks a thorough one (see :func:`engine.app.sweep.has_work`)."""
-        try:
-            free_dead_lease(self.app)
-            report = sweep_tick(self.app, self.holder, thorough=count % THOROUGH_EVERY == 0, stalled=self.stalled)
-        except Exception as exc:  # an outage or a bug: one line, and the next tick tries again
-            logger.warning("sweep tick failed: %s: %s", type(exc).__name__, one_line(str(exc), 200))
-            return None
-        if report is not None:
-            self.stalled = report.in_process
-        return report
-
-    def _loop(self) -> None:
-        count = 1  # tick 0 is the restart's catch-up, run before serving
-        while not self._stop.wait(self.every):
-            self.tick(count)
-            count += 1
-
-
-def lease_holder_id() -> str:
-    """``host:pid:token``: who holds the sweep lease, so a restart on the same host can tell it died."""
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
-
-
-def free_dead_lease(app: App) -> bool:
-    """Give back the sweep lease if its holder was a process of this host that is gone (killed mid-tick), rather
-    than let the restart wait for the lease to expire; True if it was freed."""
-    holder = store.lease_holder(app.engine, LEASE, app.clock.wall_time(app.clock.now()))
-    host, _, rest = (holder or "").partition(":")
-    pid = rest.partition(":")[0]
-    if not holder or host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
-        return False
-    try:
-        os.kill(int(pid), 0)
-        return False
-    except ProcessLookupError:
-        store.release_lease(app.engine, LEASE, holder)
-        return True
-    except PermissionError:  # alive, another user's
-        return False
 
 
 def catch_up(app: App, deployment_names: list[str], holder: str, *, alone: bool = True) -> SweepReport | None:
