@@ -319,7 +319,7 @@ def test_while_prefect_is_down_a_due_rung_waits_only_the_short_grace_for_a_run_t
 
     from engine.app import enroll
     from engine.app.sweep import DEFAULT_GRACE
-    from engine.orchestration.up import SweepTimer
+    from engine.orchestration.sweep_timer import SweepTimer
 
     episodes = []
     for n in range(3):  # three linked rungs, due an hour apart

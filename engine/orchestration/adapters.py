@@ -82,17 +82,20 @@ def deployment_name(pathway_id: str, kind: str) -> str:
     return f"{pathway_id}-{kind}/{pathway_id}"
 
 
-#: The one-line refusal when no Prefect server is configured or recorded.
-NO_SERVER = "no Prefect server is known: start one with `carepath up` (or set PREFECT_API_URL)"
+def known_api(settings: Settings) -> str:
+    """The configured or recorded Prefect API (whether it answers or not), or a one-line error saying how to start
+    one."""
+    url = settings.api_url()
+    if not url:
+        raise OrchestrationError("no Prefect server is known: start one with `carepath up` (or set PREFECT_API_URL)")
+    return url
 
 
 def require_api(settings: Settings) -> str:
     """The reachable Prefect API, or a one-line error saying how to start one."""
     from engine.orchestration.server import api_reachable
 
-    url = settings.api_url()
-    if not url:
-        raise OrchestrationError(NO_SERVER)
+    url = known_api(settings)
     if not api_reachable(url):
         raise OrchestrationError(f"the Prefect server at {url} is not answering: is `carepath up` running?")
     return url
@@ -105,9 +108,7 @@ T = TypeVar("T")
 @contextlib.contextmanager
 def prefect_api(settings: Settings) -> Iterator[str]:
     """Point Prefect at the configured server for the calls made inside (threads started inside inherit it)."""
-    url = settings.api_url()
-    if not url:
-        raise OrchestrationError(NO_SERVER)
+    url = known_api(settings)
     import prefect.context
     from prefect.settings import PREFECT_API_URL
 
@@ -248,8 +249,7 @@ class PrefectDispatcher:
         if self.flow_for is None:
             raise OrchestrationError("this command does not run flows (no flows were given to its dispatcher)")
         if self.deferred:
-            if not self.settings.api_url():
-                raise OrchestrationError(NO_SERVER)
+            known_api(self.settings)
             return
         require_api(self.settings)
 
