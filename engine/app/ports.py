@@ -80,6 +80,8 @@ class SweepReport:
     cancelled: int = 0
     requeued: int = 0
     ended: int = 0
+    #: Episodes whose artifacts were behind the store (their follow-up's publishing failed or never ran).
+    republished: int = 0
     problems: list[str] = field(default_factory=list)
     #: Run in the serving process because the dispatcher could not run it (Prefect down): see ``sweep_tick``.
     in_process: bool = False
@@ -87,7 +89,7 @@ class SweepReport:
     @property
     def idle(self) -> bool:
         counts = (self.fired, self.scheduled, self.delivered, self.applied, self.cancelled, self.requeued, self.ended)
-        return not (any(counts) or self.problems)
+        return not (any(counts) or self.republished or self.problems)
 
 
 class Scheduler(Protocol):

@@ -19,6 +19,9 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from sqlmodel import Session
+
+from engine import store
 from engine.app.context import App
 from engine.app.ports import Artifact
 from engine.app.views import (
@@ -37,6 +40,7 @@ __all__ = [
     "OVERVIEW_ARTIFACT",
     "Later",
     "publish_episode",
+    "publish_episodes",
     "publish_open_escalations",
     "publish_program_overview",
     "publishing_once",
@@ -93,12 +97,24 @@ def right_away(work: Callable[[], None]) -> None:
 
 def _publish_wanted(app: App, wanted: _Wanted) -> None:
     try:
-        artifacts = [a for episode_id in sorted(wanted.episodes) for a in _episode_artifacts(app, episode_id)]
-        artifacts += [_PROGRAM[key](app) for key in sorted(wanted.program) if _program_due(app, key)]
-        if artifacts:
-            app.publisher.publish(artifacts)
-    except CarepathError as exc:  # what operators see lags; the next change publishes again
+        publish_episodes(app, wanted.episodes, [key for key in sorted(wanted.program) if _program_due(app, key)])
+    except CarepathError as exc:  # what operators see lags; the sweep publishes those episodes again
         logger.warning("artifacts not all published: %s", exc)
+
+
+def publish_episodes(app: App, episode_ids: set[str] | list[str], program: list[str] | None = None) -> None:
+    """Publish these episodes' artifacts (and the program-wide ones named) in one call, then record which revision
+    each episode's artifacts show; raises what the publisher raised, recording nothing (the sweep finds the episodes
+    still behind, :func:`engine.store.unpublished_episodes`, and calls this again)."""
+    with Session(app.engine) as session:
+        revisions = store.episode_revisions(session, episode_ids) if episode_ids else {}
+    artifacts = [a for episode_id in sorted(episode_ids) for a in _episode_artifacts(app, episode_id)]
+    artifacts += [_PROGRAM[key](app) for key in program or []]
+    if artifacts:
+        app.publisher.publish(artifacts)
+    if revisions:
+        with store.session_scope(app.engine) as session:
+            store.mark_published(session, revisions)
 
 
 def _program_due(app: App, key: str) -> bool:
@@ -123,7 +139,7 @@ def publish_episode(app: App, episode_id: str, *, escalations_changed: bool) -> 
     if wanted is not None:
         wanted.episodes.add(episode_id)
     else:
-        app.publisher.publish(_episode_artifacts(app, episode_id))
+        publish_episodes(app, [episode_id])
     if escalations_changed:
         publish_open_escalations(app)
 

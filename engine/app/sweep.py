@@ -9,6 +9,9 @@ the backlog batch by batch until none is left, rather than leaving the rest to l
   delivers it and schedules what comes next; :data:`FOLLOW_UPS_AT_ONCE` episodes side by side;
 - schedules rungs that have no run yet (a crash between a commit and scheduling);
 - delivers escalations nobody finished delivering (never claimed, or claimed by a process that died);
+- publishes again the artifacts of episodes changed more than :data:`REPUBLISH_AFTER` ago whose artifacts show an
+  older revision (their follow-up's publishing failed, was dropped while Prefect was down, or died with its process),
+  unless the pass runs in process because Prefect is down;
 - reconciles the scheduler's runs with the store (:mod:`engine.app.reconcile`).
 
 Who runs it: every serving process has a timer (:func:`sweep_tick` every :data:`SWEEP_EVERY`). A tick takes a
@@ -33,7 +36,7 @@ from engine.app.delivery import CLAIM_STALE, deliver_pending
 from engine.app.episodes import process_event
 from engine.app.followup import FollowUp, batched, follow_up, schedule_timers
 from engine.app.ports import SweepReport
-from engine.app.publish import publish_program_overview
+from engine.app.publish import publish_episodes, publish_program_overview
 from engine.app.side_by_side import side_by_side
 from engine.errors import CarepathError
 
@@ -42,6 +45,7 @@ __all__ = [
     "FOLLOW_UPS_AT_ONCE",
     "LEASE",
     "LEASE_TTL",
+    "REPUBLISH_AFTER",
     "SWEEP_EVERY",
     "UNLINKED_GRACE",
     "SweepReport",
@@ -59,6 +63,9 @@ DEFAULT_GRACE = timedelta(seconds=20)
 UNLINKED_GRACE = timedelta(seconds=3)
 #: An inbound event still unapplied this long after it was stored lost its run.
 STUCK_AFTER = timedelta(seconds=60)
+#: An episode whose artifacts still show an older revision this long (wall time) after its change lost its
+#: publishing: a follow-up queued behind a burst publishes well within it.
+REPUBLISH_AFTER = timedelta(seconds=60)
 #: How often each serving process's timer ticks (wall time).
 SWEEP_EVERY = timedelta(seconds=10)
 #: The store lease that lets one serving process sweep at a time; a holder that dies frees it after LEASE_TTL.
@@ -79,11 +86,14 @@ def _wall_now(app: App) -> datetime:
     return app.clock.wall_time(app.clock.now())
 
 
-def sweep(app: App, grace: timedelta = DEFAULT_GRACE, limit: int = 200, *, reconcile: bool = True) -> SweepReport:
+def sweep(
+    app: App, grace: timedelta = DEFAULT_GRACE, limit: int = 200, *, reconcile: bool = True, republish: bool = True
+) -> SweepReport:
     """One pass of the safety net (see the module docstring); it works through the whole backlog as it stood when
     the pass began. Rungs that come due meanwhile are their runs' (or the next pass's): a restart's catch-up that
     chased them would not end while the caseload keeps rungs coming due faster than it fires them (it ran for over
-    ten minutes at 10,000 episodes on a compressed clock, and `up` serves only after it)."""
+    ten minutes at 10,000 episodes on a compressed clock, and `up` serves only after it). ``republish=False``
+    leaves artifacts behind the store alone (a pass run in process because Prefect is down)."""
     report = SweepReport()
     clock = app.clock
     wall_now = _wall_now(app)
@@ -114,6 +124,8 @@ def sweep(app: App, grace: timedelta = DEFAULT_GRACE, limit: int = 200, *, recon
         report.delivered += delivered
         if delivered < limit:
             break
+    if republish:
+        _republish(app, wall_now, limit, report)
     with store.session_scope(app.engine) as session:
         store.prune_releases(session, _wall_now(app) - RELEASES_KEPT)
     if reconcile:
@@ -127,9 +139,10 @@ def sweep(app: App, grace: timedelta = DEFAULT_GRACE, limit: int = 200, *, recon
         except CarepathError as exc:
             report.problems.append(f"publish overview: {exc}")
         logger.info(
-            "sweep: fired %d, scheduled %d, delivered %d, applied %d, runs cancelled %d, requeued %d, ended %d%s",
+            "sweep: fired %d, scheduled %d, delivered %d, applied %d, runs cancelled %d, requeued %d, ended %d, "
+            "artifacts republished %d%s",
             *(report.fired, report.scheduled, report.delivered, report.applied),
-            *(report.cancelled, report.requeued, report.ended),
+            *(report.cancelled, report.requeued, report.ended, report.republished),
             f"; problems: {'; '.join(report.problems)}" if report.problems else "",
         )
     return report
@@ -141,6 +154,24 @@ def _follow_up(app: App, episode_id: str) -> tuple[str, FollowUp | CarepathError
         return episode_id, follow_up(app, episode_id)
     except CarepathError as exc:
         return episode_id, exc
+
+
+def _republish(app: App, wall_now: datetime, limit: int, report: SweepReport) -> None:
+    """Publish again, ``limit`` episodes per call, the artifacts of episodes behind the store."""
+    before = app.clock.pathway_time(wall_now - REPUBLISH_AFTER)
+    for _batch in range(MAX_BATCHES):
+        with Session(app.engine) as session:
+            behind = store.unpublished_episodes(session, before, limit)
+        if not behind:
+            return
+        try:
+            publish_episodes(app, behind)
+        except CarepathError as exc:  # still behind: a later pass tries again
+            report.problems.append(f"publish artifacts: {exc}")
+            return
+        report.republished += len(behind)
+        if len(behind) < limit:
+            return
 
 
 def _schedule_all(app: App, limit: int, report: SweepReport) -> None:
@@ -168,7 +199,9 @@ def has_work(app: App, grace: timedelta = DEFAULT_GRACE, *, thorough: bool = Fal
     A quick look (every tick) leaves out what can wait and what a live follow-up is probably doing right now:
     rungs without a run that are not due within :data:`SCHEDULE_AHEAD` (a follow-up schedules them within
     seconds of its commit; the sweep fires them when due in any case) and runs still waiting for their time.
-    A ``thorough`` look includes both. A scheduler that cannot be read (Prefect down) has nothing to reconcile.
+    A ``thorough`` look includes both, and episodes whose artifacts are behind the store (what operators see lags,
+    nothing is late: every 5 minutes is soon enough, and a publisher that keeps failing costs a pass that often, not
+    every tick). A scheduler that cannot be read (Prefect down) has nothing to reconcile.
     """
     clock = app.clock
     wall_now = _wall_now(app)
@@ -181,6 +214,8 @@ def has_work(app: App, grace: timedelta = DEFAULT_GRACE, *, thorough: bool = Fal
             return True
         soon = None if thorough else clock.pathway_time(wall_now + SCHEDULE_AHEAD)
         if store.unscheduled_timers(session, None, 1, due_before=soon):
+            return True
+        if thorough and store.unpublished_episodes(session, clock.pathway_time(wall_now - REPUBLISH_AFTER), 1):
             return True
     try:
         return bool(reconciler.plan(app, include_scheduled=thorough))
@@ -209,7 +244,7 @@ def sweep_tick(app: App, holder: str, *, thorough: bool = False, stalled: bool =
                 return app.dispatcher.sweep()
         except CarepathError as exc:
             logger.warning("sweep: no flow run (%s); sweeping in this process", exc)
-            report = sweep(app, UNLINKED_GRACE)
+            report = sweep(app, UNLINKED_GRACE, republish=False)
             report.in_process = True
             return report
     finally:

@@ -112,5 +112,6 @@ def sweep_run_name(report: SweepReport) -> str:
         ("runs cancelled", report.cancelled),
         ("requeued", report.requeued),
     ]
-    extra += [("ended", report.ended), ("problems", len(report.problems))]
+    extra += [("ended", report.ended), ("artifacts republished", report.republished)]
+    extra += [("problems", len(report.problems))]
     return name + "".join(f" · {what} {count}" for what, count in extra if count)

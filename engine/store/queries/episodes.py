@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, exists, update
+from sqlalchemy import Engine, exists, text, update
 from sqlmodel import Session, col, select
 
 from engine.errors import StoreError, UnknownEpisode, quote
@@ -22,18 +23,21 @@ from engine.store.records import (
     SettingRecord,
     WorkItemRecord,
 )
+from engine.store.records.core import UNPUBLISHED
 
 __all__ = [
     "acknowledge_escalation",
     "audit",
     "audit_tail",
     "cancel_pending_rungs",
+    "episode_revisions",
     "get_episode",
     "get_setting",
     "latest_pathway_version",
     "list_episodes",
     "lock_episode",
     "mark_event_processed",
+    "mark_published",
     "open_handoffs",
     "open_work_items",
     "pending_rungs",
@@ -43,6 +47,7 @@ __all__ = [
     "record_escalation_once",
     "registered_pathway_ids",
     "set_rung_run",
+    "unpublished_episodes",
 ]
 
 
@@ -75,6 +80,36 @@ def lock_episode(session: Session, episode_id: str) -> EpisodeRecord:
     if episode is None:
         raise UnknownEpisode(f"no episode {quote(episode_id)}")
     return episode
+
+
+def episode_revisions(session: Session, episode_ids: Iterable[str]) -> dict[str, int]:
+    """Each episode's revision now. Read *before* its artifacts are built from the store: a change that lands while
+    they are built leaves the episode behind (:func:`unpublished_episodes`), never marked as shown."""
+    query = select(EpisodeRecord.id, EpisodeRecord.revision).where(col(EpisodeRecord.id).in_(list(episode_ids)))
+    return {episode_id: revision for episode_id, revision in session.exec(query)}
+
+
+def mark_published(session: Session, revisions: Mapping[str, int]) -> None:
+    """Record that each episode's artifacts now show ``revisions[id]`` (never moving back: a slower publisher of an
+    older revision must not mark a newer one as shown). Row by row in id order, so two publishers cannot deadlock."""
+    for episode_id in sorted(revisions):
+        session.execute(
+            update(EpisodeRecord)
+            .where(col(EpisodeRecord.id) == episode_id, col(EpisodeRecord.published_revision) < revisions[episode_id])
+            .values(published_revision=revisions[episode_id])
+        )
+
+
+def unpublished_episodes(session: Session, changed_before: datetime, limit: int = 200) -> list[str]:
+    """Episodes changed before ``changed_before`` whose artifacts show an older revision, the longest behind first
+    (through the partial index ``ix_episode_unpublished``: it holds only rows that are behind)."""
+    query = (
+        select(EpisodeRecord.id)
+        .where(text(UNPUBLISHED), col(EpisodeRecord.updated_at) <= changed_before)
+        .order_by(col(EpisodeRecord.updated_at))
+        .limit(limit)
+    )
+    return list(session.exec(query))
 
 
 def list_episodes(

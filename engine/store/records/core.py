@@ -11,12 +11,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Index, UniqueConstraint
+from sqlalchemy import JSON, Index, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from engine.store.records.columns import UTCDateTime, episode_fk, fk
 
 __all__ = [
+    "UNPUBLISHED",
     "AuditRecord",
     "DeliveryRecord",
     "EpisodeRecord",
@@ -45,14 +46,23 @@ class PathwayVersionRecord(SQLModel, table=True):
     registered_at: datetime = Field(sa_type=UTCDateTime)
 
 
+#: Episodes whose Prefect artifacts lag the store (a partial index: in a settled store it holds almost nothing).
+UNPUBLISHED = "published_revision < revision"
+
+
 class EpisodeRecord(SQLModel, table=True):
-    """One person (opaque ``person_ref``) on one pinned pathway version; ``revision`` grows on every change."""
+    """One person (opaque ``person_ref``) on one pinned pathway version; ``revision`` grows on every change, and
+    ``published_revision`` is the revision its Prefect artifacts show: behind after a publishing that failed or never
+    ran (a follow-up dropped in a Prefect outage or lost in a crash), until the sweep publishes them again."""
 
     __tablename__ = "episode"
     __table_args__ = (
         fk(["pathway_id", "pathway_version"], ["pathway_version.pathway_id", "pathway_version.version"]),
         Index("ix_episode_pathway_stage", "pathway_id", "stage"),
         Index("ix_episode_status", "status"),
+        Index(
+            "ix_episode_unpublished", "updated_at", sqlite_where=text(UNPUBLISHED), postgresql_where=text(UNPUBLISHED)
+        ),
     )
 
     id: str = Field(primary_key=True)
@@ -68,6 +78,7 @@ class EpisodeRecord(SQLModel, table=True):
     stage_entered_at: datetime = Field(sa_type=UTCDateTime)
     updated_at: datetime = Field(sa_type=UTCDateTime)
     revision: int = 0
+    published_revision: int = 0
 
 
 class StageVisitRecord(SQLModel, table=True):
