@@ -479,6 +479,26 @@ class Run:
         ]
         return rungs, escalations
 
+    def artifacts_behind(self) -> dict[str, int]:
+        """Episodes whose Prefect artifacts show an older revision than the store, and of those how many changed
+        longer ago than the sweep takes to publish them again (REPUBLISH_AFTER + a thorough tick's 5 minutes)."""
+        from sqlalchemy import func, select, text
+
+        from engine.app.sweep import REPUBLISH_AFTER, SWEEP_EVERY
+        from engine.orchestration.sweep_timer import THOROUGH_EVERY
+        from engine.store import EpisodeRecord
+        from engine.store.records.core import UNPUBLISHED
+
+        promised = REPUBLISH_AFTER + SWEEP_EVERY * THOROUGH_EVERY
+        before = self.app.clock.pathway_time(self.app.clock.wall_time(self.app.clock.now()) - promised)
+        e = EpisodeRecord.__table__  # type: ignore[attr-defined]
+        with self.app.engine.connect() as conn:
+            behind = conn.execute(select(func.count()).select_from(e).where(text(UNPUBLISHED))).scalar_one()
+            late = conn.execute(
+                select(func.count()).select_from(e).where(text(UNPUBLISHED), e.c.updated_at <= before)
+            ).scalar_one()
+        return {"episodes": behind, "beyond_sweep": late}
+
     def judge(self) -> Reckoning:
         rungs, escalations = self.rows()
         horizon = self._to_wall(self.horizon)
@@ -713,6 +733,7 @@ def report(
             "left": len(runs["left"]),
         },
         "runs_left_examples": runs["left"][:5],
+        "artifacts_behind": run.artifacts_behind(),
         "problems": run.problems,
     }
     p99 = record["lateness_s"]["p99"]

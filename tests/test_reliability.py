@@ -312,13 +312,14 @@ def test_with_prefect_down_a_tick_still_fires_and_delivers_in_process(app: App) 
 
 def test_while_prefect_is_down_a_due_rung_waits_only_the_short_grace_for_a_run_that_cannot_start(app: App) -> None:
     """No deadline run starts while Prefect is down: once a tick of the serving process's sweep timer had to sweep
-    in process, due rungs are fired :data:`UNLINKED_GRACE` after due, not after the usual grace (a 10-minute
+    in process, the timer ticks every :data:`UNLINKED_GRACE` and due rungs are fired that long after due, not after
+    the usual grace (a 10-minute
     Prefect outage at 10,000 episodes: 22-45 s late, in waves); a pass that runs through Prefect again brings the
     usual grace back, and a rung whose run is about to start is left to it."""
     from test_app import _consent
 
     from engine.app import enroll
-    from engine.app.sweep import DEFAULT_GRACE
+    from engine.app.sweep import DEFAULT_GRACE, SWEEP_EVERY
     from engine.orchestration.sweep_timer import SweepTimer
 
     episodes = []
@@ -337,6 +338,7 @@ def test_while_prefect_is_down_a_due_rung_waits_only_the_short_grace_for_a_run_t
     clock(app).set(first.due_at + DEFAULT_GRACE + timedelta(seconds=1))
     report = timer.tick(2)
     assert report is not None and report.in_process and report.fired == 1 and timer.stalled
+    assert timer.interval == UNLINKED_GRACE.total_seconds(), "the next tick comes 3 s later, not 10 (no waves)"
 
     clock(app).set(second.due_at + UNLINKED_GRACE)
     report = timer.tick(3)
@@ -347,6 +349,7 @@ def test_while_prefect_is_down_a_due_rung_waits_only_the_short_grace_for_a_run_t
     clock(app).set(third.due_at + UNLINKED_GRACE)
     report = timer.tick(4)
     assert report is not None and not report.in_process and not timer.stalled, "a pass through Prefect again"
+    assert timer.interval == SWEEP_EVERY.total_seconds()
     assert third.id not in {e.rung_id for e in escalations(app)} and run_of(app, third.id).state == "scheduled"
     assert_every_escalation_reached_its_contacts(app)
 
