@@ -8,6 +8,7 @@ the migration on both backends.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Iterator, Sequence
 from datetime import date, timedelta
 from pathlib import Path
@@ -116,16 +117,42 @@ def test_an_episode_whose_artifacts_were_not_published_is_published_again_by_the
     assert "clinic" not in artifact(app, ep).lower(), "the artifact still shows the old stage"
     publisher(app).down = False
 
-    assert sweep(app).republished == 0, "within REPUBLISH_AFTER a live follow-up may still be publishing it"
-    advance(app, REPUBLISH_AFTER + timedelta(seconds=1))
-    assert not has_work(app), "a quick look leaves artifacts to the thorough one"
-    assert has_work(app, thorough=True)
+    advance(app, REPUBLISH_AFTER - timedelta(seconds=1))
+    assert not has_work(app), "within REPUBLISH_AFTER a queued follow-up may still publish it"
+    assert sweep(app).republished == 0
+    advance(app, timedelta(seconds=2))
+    assert has_work(app)
     report = sweep(app)
 
     assert report.republished == 1 and not report.idle
     assert revisions(app, ep) == (revision, revision)
     assert "clinic" in artifact(app, ep).lower()
     assert not has_work(app, thorough=True) and sweep(app).republished == 0
+
+
+def test_a_pass_publishes_a_bounded_number_and_the_next_passes_the_rest(
+    app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a long outage thousands of episodes are behind: one pass publishing them all would hold the sweep (the
+    safety net) for minutes, so each pass takes the longest behind, up to REPUBLISH_AT_MOST."""
+    episodes = [enroll(app, "bridge-test", f"P-REP-01{n}") for n in range(3)]
+    publisher(app).down = True
+    for ep in episodes:
+        _discharged(app, ep)
+        advance(app, timedelta(seconds=10))
+    publisher(app).down = False
+    advance(app, REPUBLISH_AFTER)
+    # engine.app re-exports the sweep function under the module's name: the module itself, by import_module
+    monkeypatch.setattr(importlib.import_module("engine.app.sweep"), "REPUBLISH_AT_MOST", 2)
+
+    first = sweep(app)
+
+    assert first.republished == 2 and [revisions(app, ep)[1] < revisions(app, ep)[0] for ep in episodes] == [
+        False,
+        False,
+        True,
+    ], "the longest behind first"
+    assert has_work(app) and sweep(app).republished == 1 and not has_work(app, thorough=True)
 
 
 def test_a_pass_run_in_process_while_prefect_is_down_leaves_artifacts_for_the_first_pass_after(app: App) -> None:
@@ -145,6 +172,7 @@ def test_a_pass_run_in_process_while_prefect_is_down_leaves_artifacts_for_the_fi
     assert not [key for key in publisher(app).refused if key.startswith("episode-")], "not tried while Prefect is down"
     assert revisions(app, ep)[1] < revisions(app, ep)[0]
     publisher(app).down = down.sweeps_refused = False
+    assert not has_work(app, stalled=True), "a stalled timer's quick look leaves artifacts: the pass would not publish"
     after = sweep_tick(app, "test-host:1:aa", thorough=True, stalled=True)
     assert after is not None and not after.in_process and after.republished == 1
     assert revisions(app, ep)[0] == revisions(app, ep)[1] and "clinic" in artifact(app, ep).lower()
@@ -160,6 +188,18 @@ def test_a_publisher_that_keeps_failing_is_reported_and_leaves_the_episode_behin
 
     assert report.republished == 0 and any("publish artifacts" in p and "not answering" in p for p in report.problems)
     assert revisions(app, ep)[1] < revisions(app, ep)[0]
+    assert not has_work(app), "a failing publisher is not retried every tick"
+    assert has_work(app, thorough=True), "but every thorough one (5 min)"
+    publisher(app).down = False
+    assert sweep(app).republished == 1
+    publisher(app).down = True  # failing again later: the failure before does not hold back the quick look
+    _discharged_again(app, ep)
+    advance(app, REPUBLISH_AFTER + timedelta(seconds=1))
+    assert has_work(app)
+
+
+def _discharged_again(app: App, episode_id: str) -> None:
+    assert record_event(app, episode_id, "clinic.completed").status == "applied"
 
 
 def test_published_revisions_never_move_back_and_a_change_while_publishing_stays_behind(app: App) -> None:

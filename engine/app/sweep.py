@@ -11,7 +11,7 @@ the backlog batch by batch until none is left, rather than leaving the rest to l
 - delivers escalations nobody finished delivering (never claimed, or claimed by a process that died);
 - publishes again the artifacts of episodes changed more than :data:`REPUBLISH_AFTER` ago whose artifacts show an
   older revision (their follow-up's publishing failed, was dropped while Prefect was down, or died with its process),
-  unless the pass runs in process because Prefect is down;
+  at most :data:`REPUBLISH_AT_MOST` a pass, unless the pass runs in process because Prefect is down;
 - reconciles the scheduler's runs with the store (:mod:`engine.app.reconcile`).
 
 Who runs it: every serving process has a timer (:func:`sweep_tick` every :data:`SWEEP_EVERY`). A tick takes a
@@ -46,6 +46,7 @@ __all__ = [
     "LEASE",
     "LEASE_TTL",
     "REPUBLISH_AFTER",
+    "REPUBLISH_AT_MOST",
     "SWEEP_EVERY",
     "UNLINKED_GRACE",
     "SweepReport",
@@ -64,8 +65,17 @@ UNLINKED_GRACE = timedelta(seconds=3)
 #: An inbound event still unapplied this long after it was stored lost its run.
 STUCK_AFTER = timedelta(seconds=60)
 #: An episode whose artifacts still show an older revision this long (wall time) after its change lost its
-#: publishing: a follow-up queued behind a burst publishes well within it.
-REPUBLISH_AFTER = timedelta(seconds=60)
+#: publishing. Follow-ups queue behind bursts (a minute and more at 10,000 episodes on a compressed clock): sooner,
+#: the sweep would publish again what a queued follow-up is about to, when the machine is busiest.
+REPUBLISH_AFTER = timedelta(minutes=5)
+#: Episodes one pass publishes again at most: after a long Prefect outage thousands are behind, and a pass that
+#: published them all would hold the sweep (the safety net) for minutes; the next passes take the rest.
+REPUBLISH_AT_MOST = 500
+#: The shared setting holding when a pass last failed to publish artifacts again (cleared when one succeeds): for
+#: REPUBLISH_BACKOFF after, only a thorough look starts a pass for them (a publisher that keeps failing costs a pass
+#: every 5 minutes, not every tick).
+REPUBLISH_FAILED = "sweep.republish_failed_at"
+REPUBLISH_BACKOFF = timedelta(minutes=5)
 #: How often each serving process's timer ticks (wall time).
 SWEEP_EVERY = timedelta(seconds=10)
 #: The store lease that lets one serving process sweep at a time; a holder that dies frees it after LEASE_TTL.
@@ -157,21 +167,32 @@ def _follow_up(app: App, episode_id: str) -> tuple[str, FollowUp | CarepathError
 
 
 def _republish(app: App, wall_now: datetime, limit: int, report: SweepReport) -> None:
-    """Publish again, ``limit`` episodes per call, the artifacts of episodes behind the store."""
-    before = app.clock.pathway_time(wall_now - REPUBLISH_AFTER)
-    for _batch in range(MAX_BATCHES):
+    """Publish again, ``limit`` episodes per call and :data:`REPUBLISH_AT_MOST` in all, the artifacts of episodes
+    behind the store, the longest behind first; record a failure (or clear one) for :func:`has_work`."""
+    for _batch in range(-(-REPUBLISH_AT_MOST // limit)):
         with Session(app.engine) as session:
-            behind = store.unpublished_episodes(session, before, limit)
+            behind = _behind(app, session, wall_now, min(limit, REPUBLISH_AT_MOST - report.republished))
         if not behind:
-            return
+            break
         try:
             publish_episodes(app, behind)
         except CarepathError as exc:  # still behind: a later pass tries again
             report.problems.append(f"publish artifacts: {exc}")
+            store.put_setting(app.engine, REPUBLISH_FAILED, wall_now.isoformat())
             return
         report.republished += len(behind)
-        if len(behind) < limit:
-            return
+    if report.republished and store.get_setting(app.engine, REPUBLISH_FAILED) is not None:
+        store.put_setting(app.engine, REPUBLISH_FAILED, None)
+
+
+def _behind(app: App, session: Session, wall_now: datetime, limit: int) -> list[str]:
+    return store.unpublished_episodes(session, app.clock.pathway_time(wall_now - REPUBLISH_AFTER), limit)
+
+
+def _republish_failing(session: Session, wall_now: datetime) -> bool:
+    """True if a pass failed to publish artifacts again less than a thorough interval ago."""
+    failed = store.get_setting(session, REPUBLISH_FAILED)
+    return failed is not None and wall_now - datetime.fromisoformat(failed) < REPUBLISH_BACKOFF
 
 
 def _schedule_all(app: App, limit: int, report: SweepReport) -> None:
@@ -193,14 +214,15 @@ def _late_episodes(app: App, session: Session, wall_now: datetime, grace: timede
     return store.episodes_with_due_rungs(session, horizon, limit, unlinked_horizon=unlinked_horizon)
 
 
-def has_work(app: App, grace: timedelta = DEFAULT_GRACE, *, thorough: bool = False) -> bool:
+def has_work(app: App, grace: timedelta = DEFAULT_GRACE, *, thorough: bool = False, stalled: bool = False) -> bool:
     """True if a pass would do something: a few indexed reads of the store, then the scheduler's unfinished runs.
 
     A quick look (every tick) leaves out what can wait and what a live follow-up is probably doing right now:
     rungs without a run that are not due within :data:`SCHEDULE_AHEAD` (a follow-up schedules them within
     seconds of its commit; the sweep fires them when due in any case) and runs still waiting for their time.
-    A ``thorough`` look includes both, and episodes whose artifacts are behind the store (what operators see lags,
-    nothing is late: every 5 minutes is soon enough, and a publisher that keeps failing costs a pass that often, not
+    A ``thorough`` look includes both. Episodes whose artifacts are behind the store count unless the last pass
+    could not run through Prefect (``stalled``: it would not publish) or publishing them failed in the last 5
+    minutes; then only a thorough look counts them (a publisher that keeps failing costs a pass that often, not
     every tick). A scheduler that cannot be read (Prefect down) has nothing to reconcile.
     """
     clock = app.clock
@@ -215,7 +237,7 @@ def has_work(app: App, grace: timedelta = DEFAULT_GRACE, *, thorough: bool = Fal
         soon = None if thorough else clock.pathway_time(wall_now + SCHEDULE_AHEAD)
         if store.unscheduled_timers(session, None, 1, due_before=soon):
             return True
-        if thorough and store.unpublished_episodes(session, clock.pathway_time(wall_now - REPUBLISH_AFTER), 1):
+        if (thorough or not (stalled or _republish_failing(session, wall_now))) and _behind(app, session, wall_now, 1):
             return True
     try:
         return bool(reconciler.plan(app, include_scheduled=thorough))
@@ -237,7 +259,7 @@ def sweep_tick(app: App, holder: str, *, thorough: bool = False, stalled: bool =
     if not store.acquire_lease(app.engine, LEASE, holder, _wall_now(app), LEASE_TTL):
         return None
     try:
-        if not has_work(app, UNLINKED_GRACE if stalled else DEFAULT_GRACE, thorough=thorough):
+        if not has_work(app, UNLINKED_GRACE if stalled else DEFAULT_GRACE, thorough=thorough, stalled=stalled):
             return None
         try:
             with bound(app):
