@@ -733,7 +733,6 @@ def report(
             "left": len(runs["left"]),
         },
         "runs_left_examples": runs["left"][:5],
-        "artifacts_behind": run.artifacts_behind(),
         "problems": run.problems,
     }
     p99 = record["lateness_s"]["p99"]
@@ -817,6 +816,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         runs, later = run.settle_runs()
         record = report(run, coordinators, found, runs, later)
         run.flush()
+        record["artifacts_behind"] = run.artifacts_behind()  # once the coordinators' queued follow-ups published
         args.results.mkdir(parents=True, exist_ok=True)
         with (args.results / "caseload.jsonl").open("a") as out:
             out.write(json.dumps(record) + "\n")
