@@ -816,7 +816,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         runs, later = run.settle_runs()
         record = report(run, coordinators, found, runs, later)
         run.flush()
-        record["artifacts_behind"] = run.artifacts_behind()  # once the coordinators' queued follow-ups published
+        record["artifacts_behind"] = run.artifacts_behind()  # once Prefect's queued events and logs are sent
         args.results.mkdir(parents=True, exist_ok=True)
         with (args.results / "caseload.jsonl").open("a") as out:
             out.write(json.dumps(record) + "\n")

@@ -135,26 +135,6 @@ def test_a_claimed_run_cancelled_while_it_waits_ends_without_running(
         assert label not in RAN
 
 
-def test_while_a_restart_catches_up_it_claims_the_runs_coming_due_and_leaves_the_overdue_ones_to_the_pass(
-    unserved: str,
-) -> None:
-    """A restarting serving process claims with ``not_before`` while its catch-up pass fires what the outage left
-    due: a run due from then on is claimed (its rungs need not wait for the pass: at 10,000 episodes they waited
-    about a minute), one due before is left, however many such there are, and is claimed once it is cleared."""
-    now = datetime.now(UTC)
-    overdue = [_schedule(unserved, f"overdue-{n}", now - timedelta(minutes=5, seconds=n)) for n in range(3)]
-    coming = _schedule(unserved, "coming-due", now + timedelta(seconds=1))
-    ids = list(run_sync(deployment_ids([unserved])).values())
-
-    first = run_sync(claim_due_runs(ids, now + timedelta(seconds=30), 2, not_before=now - timedelta(seconds=20)))
-
-    assert [str(r.id) for r in first] == [coming], "a page of 2: the three overdue runs do not crowd it out"
-    later = {str(r.id) for r in run_sync(claim_due_runs(ids, now + timedelta(seconds=30), 10))}
-    assert set(overdue) <= later and coming not in later
-    for run_id in [*overdue, coming]:
-        assert run_sync(cancel_flow_run(run_id, met=False))
-
-
 def _infrastructure_pid(run_id: str) -> str | None:
     from prefect.client.orchestration import get_client
 

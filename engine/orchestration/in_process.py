@@ -54,11 +54,7 @@ AT_ONCE = 32
 
 class InProcessDeadlines:
     """Claims due runs of ``flows``' deployments (``flow/deployment`` name -> the flow each runs) every ``every``
-    seconds and runs each on a thread of its own bound to ``app`` (at most ``at_once``), until :meth:`stop`.
-
-    While :attr:`not_before` is set, runs due before it are left alone: a restarting serving process claims the
-    runs coming due while its catch-up pass fires the overdue ones (those runs' rungs are the pass's), then clears it.
-    """
+    seconds and runs each on a thread of its own bound to ``app`` (at most ``at_once``), until :meth:`stop`."""
 
     def __init__(
         self,
@@ -74,7 +70,6 @@ class InProcessDeadlines:
         self.lead = lead
         self.every = every
         self.at_once = at_once
-        self.not_before: datetime | None = None
         self._ids: dict[str, UUID] = {}
         self._busy = 0
         self._lock = threading.Lock()
@@ -108,9 +103,7 @@ class InProcessDeadlines:
                 self._ids = prefect_ops.run_sync(prefect_ops.deployment_ids(self.flows))
             by_id = {deployment_id: self.flows[name] for name, deployment_id in self._ids.items()}
             before = datetime.now(UTC) + timedelta(seconds=self.lead)
-            claimed = prefect_ops.run_sync(
-                prefect_ops.claim_due_runs(list(by_id), before, free, not_before=self.not_before)
-            )
+            claimed = prefect_ops.run_sync(prefect_ops.claim_due_runs(list(by_id), before, free))
         for run in claimed:
             context = contextvars.copy_context()  # the serving process's Prefect settings
             thread = threading.Thread(
@@ -142,16 +135,12 @@ class InProcessDeadlines:
                 self._busy -= 1
 
 
-def start_in_process_deadlines(
-    app: App, specs: Iterable[PathwaySpec], *, not_before: datetime | None = None
-) -> InProcessDeadlines:
-    """Start running the pathways' due deadline runs in this serving process (none due before ``not_before`` until
-    its :attr:`~InProcessDeadlines.not_before` is cleared); stop it with :meth:`stop`."""
+def start_in_process_deadlines(app: App, specs: Iterable[PathwaySpec]) -> InProcessDeadlines:
+    """Start running the pathways' due deadline runs in this serving process; stop it with :meth:`stop`."""
     from engine.orchestration.adapters import deployment_name
     from engine.orchestration.flows import flow_for
 
     flows = {deployment_name(s.id, "deadline"): flow_for(s.id, s.version, "deadline", s.title) for s in specs}
     warm = InProcessDeadlines(app, flows)
-    warm.not_before = not_before
     warm.start()
     return warm

@@ -13,9 +13,7 @@ Surviving the crashes of other processes:
 - **a restart catches up first**: before serving, runs the dead predecessor had picked up are put back (only by
   the one serving process, or ``up`` before it starts its workers: never a run a live sibling holds), and one
   sweep pass fires and delivers everything that came due during the outage (cancelling the runs it made
-  redundant, so Prefect does not start a process for each late one). Deadline runs coming due meanwhile are
-  claimed and run as usual (those due before the pass are its own): at 10,000 episodes the pass takes about a
-  minute, and rungs due in it waited for its end (p99 51.8 s late);
+  redundant, so Prefect does not start a process for each late one);
 - **the sweep is this process's timer** (every 10 s; a flow run only when a tick finds work; a store lease when
   several processes serve), not an interval schedule that would replay every missed interval at once;
 - **the Prefect server going away does not end serving**: when it stops answering, this process restarts it (if
@@ -32,7 +30,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -40,13 +38,13 @@ from engine import store
 from engine.app import App, Settings
 from engine.app.pathways import register_pathways
 from engine.app.ports import SweepReport
-from engine.app.sweep import DEFAULT_GRACE, sweep_tick
+from engine.app.sweep import sweep_tick
 from engine.clock import CompressedClock
 from engine.errors import CarepathError, one_line
 from engine.language.model import PathwaySpec
 from engine.orchestration.backoff import Backoff
 from engine.orchestration.flows import dispatching_app
-from engine.orchestration.in_process import InProcessDeadlines, start_in_process_deadlines
+from engine.orchestration.in_process import start_in_process_deadlines
 from engine.orchestration.sweep_timer import SweepTimer, free_dead_lease, lease_holder_id
 from engine.orchestration.wiring import production_app
 
@@ -83,20 +81,12 @@ def check_roster(app: App) -> str:
     return f"roster {roster.file}: {len(roster.roles())} roles"
 
 
-def catch_up(
-    app: App,
-    deployment_names: list[str],
-    holder: str,
-    *,
-    alone: bool = True,
-    before_pass: Callable[[datetime], None] | None = None,
-) -> SweepReport | None:
+def catch_up(app: App, deployment_names: list[str], holder: str, *, alone: bool = True) -> SweepReport | None:
     """What a (re)starting serving process does before serving: when it is ``alone`` (the only process serving
     these deployments), take back runs a dead predecessor had picked up and drop the late runs of the sweep's old
     interval schedule and of the daily measures; make sure runs whose process dies get marked Crashed (an
     automation on heartbeats) and that the operators' automations exist; then one sweep pass over everything the
-    outage left due. ``before_pass(started)`` is called just before the pass (the runs are taken back by then),
-    with the wall time the catch-up started.
+    outage left due.
 
     Not ``alone`` (one of several serving processes: ``Settings.serving_shared``), a run picked up or running may be
     a live sibling's, so none is touched: the sweep's reconciler requeues runs stuck picked up past
@@ -111,9 +101,9 @@ def catch_up(
     )
 
     started = time.monotonic()
-    wall_now = app.clock.wall_time(app.clock.now())
     try:
         with prefect_api(app.settings):
+            wall_now = app.clock.wall_time(app.clock.now())
             if alone:
                 run_sync(requeue_orphaned_runs(deployment_names, running_before=wall_now))
                 run_sync(cancel_auto_scheduled_runs([SWEEP_DEPLOYMENT]))
@@ -124,8 +114,6 @@ def catch_up(
         logger.warning("could not take back orphaned runs: %s", exc)
     if free_dead_lease(app):
         logger.info("took over the sweep lease of a process that died")
-    if before_pass is not None:
-        before_pass(wall_now)
     report = sweep_tick(app, holder, thorough=True)
     if report is not None:
         from engine.orchestration.names import sweep_run_name
@@ -274,25 +262,11 @@ def _serve(
         shared = [sweep_deployment(), measures_deployment()]
         deployments = [d for spec in specs for d in compile_deployments(spec)] + shared
         timer = SweepTimer(app)
-        started: list[InProcessDeadlines] = []
-
-        def claim_from(wall: datetime) -> None:  # the runs due before are the catch-up pass's
-            if not app.settings.deadline_processes:
-                started.append(start_in_process_deadlines(app, specs, not_before=wall - DEFAULT_GRACE))
-
         # the extra serving processes start once this one has caught up: until then no sibling holds a run
-        names = [d.full_name for d in deployments]
-        try:
-            catch_up(app, names, timer.holder, alone=not app.settings.serving_shared, before_pass=claim_from)
-        except BaseException:
-            for deadlines in started:
-                deadlines.stop()
-            raise
-        warm = started[0] if started else None
-        if warm is not None:
-            warm.not_before = None  # the runs the pass left (not made redundant) are due: run them
+        catch_up(app, [d.full_name for d in deployments], timer.holder, alone=not app.settings.serving_shared)
         alone = workers == 1 and not app.settings.serving_shared
         timer.start()
+        warm = None if app.settings.deadline_processes else start_in_process_deadlines(app, specs)
         # the deadline deployments' runs are run here (in_process), not by Prefect's runner: registered, not served
         ours = set(warm.flows) if warm is not None else set()
         claimed = [d for d in deployments if d.full_name in ours]

@@ -30,12 +30,9 @@ async def deployment_ids(names: Iterable[str]) -> dict[str, UUID]:
     return {name: d.id for name, d in found.items() if d is not None}
 
 
-async def claim_due_runs(
-    ids: Iterable[UUID], before: datetime, limit: int, *, not_before: datetime | None = None
-) -> list[Any]:
-    """Claim up to ``limit`` Scheduled runs of these deployments due by ``before`` (and with ``not_before``, not
-    due before it), oldest first; returns the flow runs this call moved to Pending (the others were taken by someone
-    else meanwhile)."""
+async def claim_due_runs(ids: Iterable[UUID], before: datetime, limit: int) -> list[Any]:
+    """Claim up to ``limit`` Scheduled runs of these deployments due by ``before``, oldest first; returns the
+    flow runs this call moved to Pending (the others were taken by someone else meanwhile)."""
     from prefect.exceptions import Abort
     from prefect.states import Pending
     from prefect.utilities.engine import propose_state
@@ -45,10 +42,7 @@ async def claim_due_runs(
         return []
     claimed = []
     async with _client("cannot claim due runs") as client:
-        if not_before is None:
-            due = await client.get_scheduled_flow_runs_for_deployments(wanted, scheduled_before=before, limit=limit)
-        else:
-            due = await _scheduled_between(client, wanted, not_before, before, limit)
+        due = await client.get_scheduled_flow_runs_for_deployments(wanted, scheduled_before=before, limit=limit)
         for run in due:
             try:
                 state = await propose_state(client, Pending(), flow_run_id=run.id)
@@ -57,32 +51,6 @@ async def claim_due_runs(
             if state.is_pending():
                 claimed.append(run)
     return claimed
-
-
-async def _scheduled_between(client: Any, ids: list[UUID], after: datetime, before: datetime, limit: int) -> list[Any]:
-    """Scheduled runs of these deployments due in [after, before], oldest first (what the scheduled-runs endpoint
-    answers, which knows no lower bound: its page would fill with the older runs left out)."""
-    from prefect.client.schemas.filters import (
-        FlowRunFilter,
-        FlowRunFilterDeploymentId,
-        FlowRunFilterNextScheduledStartTime,
-        FlowRunFilterState,
-        FlowRunFilterStateType,
-    )
-    from prefect.client.schemas.objects import StateType
-    from prefect.client.schemas.sorting import FlowRunSort
-
-    return list(
-        await client.read_flow_runs(
-            flow_run_filter=FlowRunFilter(
-                deployment_id=FlowRunFilterDeploymentId(any_=ids),
-                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED])),
-                next_scheduled_start_time=FlowRunFilterNextScheduledStartTime(after_=after, before_=before),
-            ),
-            sort=FlowRunSort.NEXT_SCHEDULED_START_TIME_ASC,
-            limit=limit,
-        )
-    )
 
 
 async def run_claimed(flow: Any, run: Any) -> str:
