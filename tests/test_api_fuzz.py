@@ -4,9 +4,6 @@ every refusal is problem details or an ``OperationOutcome``."""
 
 from __future__ import annotations
 
-import ast
-import threading
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,23 +16,7 @@ from hypothesis import HealthCheck, given, settings
 # schemathesis loads its OpenAPI modules on first use, and pytest rewrites them (schemathesis is a plugin); done
 # while the served API's threads run, CPython 3.11's parser failed once with "AST constructor recursion depth
 # mismatch" (a race in the interpreter's own bookkeeping, seen with the suite on two workers). Loaded at import, the
-# rewriting happens before any thread starts. The same race remained between Hypothesis (it parses the source of
-# lambdas and of local modules, on the test's thread) and the served API's threads (pydantic and Prefect parse
-# sources too): one CI run in three failed with that SystemError inside Hypothesis. The interpreter's AST bookkeeping
-# is shared by all threads, so the test runs with every ``ast.parse`` taking one lock.
-
-
-@pytest.fixture(autouse=True)
-def one_parse_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
-    """``ast.parse`` serialised across threads for this module's tests (CPython 3.11's race, above)."""
-    lock = threading.RLock()  # re-entrant: a collection during a parse may run a finalizer that parses
-    parse: Callable[..., Any] = ast.parse
-
-    def serialised(*args: Any, **kwargs: Any) -> Any:
-        with lock:
-            return parse(*args, **kwargs)
-
-    monkeypatch.setattr(ast, "parse", serialised)
+# rewriting happens before any thread starts. The rest of that race: conftest's ``one_parse_at_a_time``.
 
 
 def _fuzz(net: Net, operation: Any) -> None:

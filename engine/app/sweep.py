@@ -34,7 +34,7 @@ from engine.app import reconcile as reconciler
 from engine.app.context import App, bound
 from engine.app.delivery import CLAIM_STALE, deliver_pending
 from engine.app.episodes import process_event
-from engine.app.followup import FollowUp, batched, follow_up, schedule_timers
+from engine.app.followup import FollowUp, batched, follow_up, schedule_timers, without_prefect
 from engine.app.ports import SweepReport
 from engine.app.publish import publish_episodes, publish_program_overview
 from engine.app.side_by_side import side_by_side
@@ -69,8 +69,9 @@ STUCK_AFTER = timedelta(seconds=60)
 #: the sweep would publish again what a queued follow-up is about to, when the machine is busiest.
 REPUBLISH_AFTER = timedelta(minutes=5)
 #: Episodes one pass publishes again at most: after a long Prefect outage thousands are behind, and a pass that
-#: published them all would hold the sweep (the safety net) for minutes; the next passes take the rest.
-REPUBLISH_AT_MOST = 500
+#: published them all would hold the sweep (the safety net) for minutes; the next passes take the rest. At 500 a
+#: restart's catch-up at 10,000 episodes republished 500 and served again 77.6 s after the restart (58.8 before).
+REPUBLISH_AT_MOST = 100
 #: The shared setting holding when a pass last failed to publish artifacts again (cleared when one succeeds): for
 #: REPUBLISH_BACKOFF after, only a thorough look starts a pass for them (a publisher that keeps failing costs a pass
 #: every 5 minutes, not every tick).
@@ -97,13 +98,21 @@ def _wall_now(app: App) -> datetime:
 
 
 def sweep(
-    app: App, grace: timedelta = DEFAULT_GRACE, limit: int = 200, *, reconcile: bool = True, republish: bool = True
+    app: App, grace: timedelta = DEFAULT_GRACE, limit: int = 200, *, reconcile: bool = True, prefect: bool = True
 ) -> SweepReport:
     """One pass of the safety net (see the module docstring); it works through the whole backlog as it stood when
     the pass began. Rungs that come due meanwhile are their runs' (or the next pass's): a restart's catch-up that
     chased them would not end while the caseload keeps rungs coming due faster than it fires them (it ran for over
-    ten minutes at 10,000 episodes on a compressed clock, and `up` serves only after it). ``republish=False``
-    leaves artifacts behind the store alone (a pass run in process because Prefect is down)."""
+    ten minutes at 10,000 episodes on a compressed clock, and `up` serves only after it). ``prefect=False`` (a pass
+    run in the serving process because Prefect is down) fires, delivers and applies, and leaves what needs Prefect
+    (scheduling, cancelling, reconciling, publishing) to the first pass through it (see :func:`without_prefect`)."""
+    if not prefect:
+        with without_prefect():
+            return _sweep(app, grace, limit, reconcile=False, prefect=False)
+    return _sweep(app, grace, limit, reconcile=reconcile, prefect=True)
+
+
+def _sweep(app: App, grace: timedelta, limit: int, *, reconcile: bool, prefect: bool) -> SweepReport:
     report = SweepReport()
     clock = app.clock
     wall_now = _wall_now(app)
@@ -128,13 +137,14 @@ def sweep(
                 report.problems += result.problems
         if len(stuck) < limit and len(late) < limit:
             break
-    _schedule_all(app, limit, report)
+    if prefect:
+        _schedule_all(app, limit, report)
     for _batch in range(MAX_BATCHES):
         delivered = len(deliver_pending(app, limit))
         report.delivered += delivered
         if delivered < limit:
             break
-    if republish:
+    if prefect:
         _republish(app, wall_now, limit, report)
     with store.session_scope(app.engine) as session:
         store.prune_releases(session, _wall_now(app) - RELEASES_KEPT)
@@ -145,7 +155,8 @@ def sweep(
             report.problems.append(f"reconcile runs: {exc}")
     if not report.idle:
         try:  # the program's numbers move with what the pass did (fired, applied, delivered)
-            publish_program_overview(app)
+            if prefect:
+                publish_program_overview(app)
         except CarepathError as exc:
             report.problems.append(f"publish overview: {exc}")
         logger.info(
@@ -266,7 +277,7 @@ def sweep_tick(app: App, holder: str, *, thorough: bool = False, stalled: bool =
                 return app.dispatcher.sweep()
         except CarepathError as exc:
             logger.warning("sweep: no flow run (%s); sweeping in this process", exc)
-            report = sweep(app, UNLINKED_GRACE, republish=False)
+            report = sweep(app, UNLINKED_GRACE, prefect=False)
             report.in_process = True
             return report
     finally:
