@@ -8,6 +8,12 @@ from typing import Any
 
 import pytest
 
+# schemathesis's pytest plugin imports its report writers when the session finishes, and pytest rewrites a plugin's
+# modules with ast.parse as they load: with a test's leftover threads parsing meanwhile (below), the run ended in a
+# SystemError after every test had passed. Imported now, on the main thread, before any test starts a thread.
+import schemathesis.reporting.html.writer
+import schemathesis.reporting.junitxml  # noqa: F401
+
 # Prefect reads its settings on first import; keep its per-run INFO chatter out of test reports
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
