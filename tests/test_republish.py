@@ -14,9 +14,9 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, inspect, text
 from sqlmodel import Session
-from store_fixtures import BACKENDS, upgrade_to
+from store_fixtures import BACKENDS, downgrade_to, upgrade_to
 from test_answer_first import Deferring
 from test_app import advance, bridge_app
 
@@ -222,7 +222,7 @@ def test_published_revisions_never_move_back_and_a_change_while_publishing_stays
 
 
 @pytest.mark.parametrize("db_url", BACKENDS, indirect=True)
-def test_0009_counts_existing_episodes_as_published(empty_engine: Engine) -> None:
+def test_0009_counts_existing_episodes_as_published_and_downgrades_cleanly(empty_engine: Engine) -> None:
     """Episodes stored before the column existed were published by the follow-ups of their day: the upgrade must not
     make the first sweep republish the whole caseload."""
     upgrade_to(empty_engine, "0008")
@@ -242,8 +242,17 @@ def test_0009_counts_existing_episodes_as_published(empty_engine: Engine) -> Non
                 " '2026-01-01 00:00:00.000000', 4)"
             )
         )
+        conn.execute(
+            text(
+                "INSERT INTO stage_visit (episode_id, stage, entered_at) VALUES ('ep-old', 's', "
+                "'2026-01-01 00:00:00.000000')"
+            )
+        )
     store.migrate(empty_engine)
     with Session(empty_engine) as session:
         episode = session.get(EpisodeRecord, "ep-old")
         assert episode is not None and episode.published_revision == 4
         assert store.unpublished_episodes(session, episode.updated_at + timedelta(days=1)) == []
+    downgrade_to(empty_engine, "0008")  # with a row referring to the episode (a batch copy of the table failed)
+    assert "published_revision" not in {c["name"] for c in inspect(empty_engine).get_columns("episode")}
+    store.migrate(empty_engine)

@@ -26,8 +26,7 @@ UNPUBLISHED = "published_revision < revision"
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("episode", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("published_revision", sa.Integer(), nullable=False, server_default="0"))
+    op.add_column("episode", sa.Column("published_revision", sa.Integer(), nullable=False, server_default="0"))
     op.execute("UPDATE episode SET published_revision = revision")
     op.create_index(
         "ix_episode_unpublished",
@@ -41,5 +40,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("ix_episode_unpublished", table_name="episode")
-    with op.batch_alter_table("episode", schema=None) as batch_op:
-        batch_op.drop_column("published_revision")
+    # not in a batch: on SQLite that copies the table, dropping the original under the rows that refer to it
+    op.drop_column("episode", "published_revision")
