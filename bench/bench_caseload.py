@@ -364,6 +364,7 @@ class Run:
     def _window_open(self) -> None:
         self.cpu0 = self.sampler.cpu()
         self.bench_cpu0 = _own_cpu()
+        self.machine_cpu0 = _machine_cpu()
         self.log0 = _size(self.server_log)
 
     def _window_close(self) -> None:
@@ -376,6 +377,7 @@ class Run:
         self.cpu1 = self.sampler.cpu()
         self.kinds1 = self.sampler.kinds()
         self.bench_cpu1 = _own_cpu()
+        self.machine_cpu1 = _machine_cpu()
         self.log1 = _size(self.server_log)
         with self.app.engine.connect() as conn:
             self.episodes = int(conn.execute(select(func.count()).select_from(EpisodeRecord)).scalar_one())
@@ -562,6 +564,18 @@ def _flush(settings: Any) -> None:
         APILogWorker.drain_all(timeout=60)
 
 
+def _machine_cpu() -> float:
+    """CPU seconds the whole machine has been busy (every process: PostgreSQL's backends, the Prefect server, `up`
+    and this bench), from ``/proc/stat``; 0.0 where there is none. What bounds the caseload on one machine."""
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    except OSError:
+        return 0.0
+    ticks = [int(f) for f in fields]
+    idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)  # idle and iowait
+    return (sum(ticks[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
 def _own_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -636,6 +650,7 @@ def report(
     calls = api_calls(log_lines(run.server_log, run.log0, run.log1))
     transitions = run.episodes + run.applied + run.fired
     up_cpu, bench_cpu = run.cpu1 - run.cpu0, run.bench_cpu1 - run.bench_cpu0
+    machine_cpu = run.machine_cpu1 - run.machine_cpu0
     kinds = run.sampler.kinds()
     total_calls = sum(n for k, n in calls.items() if not k.startswith("("))
     lateness = list(found.lateness.values())
@@ -711,6 +726,8 @@ def report(
             "bench": round(bench_cpu, 1),
             "per_event": round((up_cpu + bench_cpu) / run.applied, 3) if run.applied else None,
             "per_fired_rung": round(up_cpu / run.fired, 3) if run.fired else None,
+            "machine": round(machine_cpu, 1),
+            "machine_per_transition": round(machine_cpu / transitions, 4) if transitions else None,
         },
         "processes": dict(kinds),
         "flow_run_processes_per_fired_rung": (

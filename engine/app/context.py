@@ -48,7 +48,8 @@ class App:
     @cached_property
     def engine(self) -> Engine:
         self.settings.home.mkdir(parents=True, exist_ok=True)
-        engine = store.make_engine(self.settings.database_url)
+        pool = {"pool_size": self.settings.database_pool} if self.settings.database_pool else {}
+        engine = store.make_engine(self.settings.database_url, **pool)
         store.migrate(engine)
         return engine
 
