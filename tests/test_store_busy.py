@@ -16,7 +16,6 @@ from typing import Any
 
 import psycopg
 import pytest
-from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy import text
 from sqlmodel import Session, select
 from store_fixtures import BACKENDS, database_url
@@ -27,7 +26,7 @@ from engine.app import App, Settings, record_event
 from engine.app.delivery import deliver
 from engine.app.inline import RecordingNotifier, inline_app
 from engine.clock import ManualClock, utc
-from engine.errors import CarepathError, StoreBusy
+from engine.errors import StoreBusy
 from engine.language.loader import load_pathway_text
 from engine.process import run_entry_point
 from engine.store import InboundEventRecord, RungRecord
@@ -255,47 +254,3 @@ def _until_a_writer_waits(watcher: psycopg.Connection[Any], failure: str) -> Non
             return
         time.sleep(0.1)
     pytest.fail(failure)
-
-
-@pytest.mark.parametrize("backend", [p for p in BACKENDS if p.id == "postgresql"])
-def test_a_busy_process_keeps_its_postgresql_connections_instead_of_opening_one_per_unit_of_work(
-    backend: str, tmp_path: Path
-) -> None:
-    """Eight threads at once (requests, follow-ups, the sweep) reuse the connections they opened: each new one is
-    a PostgreSQL process to fork and authenticate. With 2 kept, a 5-minute drive of 1,000 episodes opened 2,353."""
-    with database_url(backend, tmp_path) as url:
-        settings = Settings.from_env({"CAREPATH_HOME": str(tmp_path), "CAREPATH_DATABASE_URL": url})
-        app = inline_app(settings, ManualClock())
-        app.engine.dispose()  # from here, every connection the pool holds is one this test made it open
-        opened: list[int] = []
-        sqlalchemy_event.listen(app.engine, "connect", lambda *_args: opened.append(1))
-        all_in, failed = threading.Barrier(store.POOL_SIZE), []
-
-        def unit_of_work() -> None:
-            try:
-                with store.session_scope(app.engine) as session:
-                    session.execute(text("SELECT 1"))
-                    all_in.wait(timeout=10)  # every thread holds a connection at once
-            except Exception as exc:  # a thread's failure is the test's
-                failed.append(exc)
-
-        for _round in range(3):
-            threads = [threading.Thread(target=unit_of_work) for _ in range(store.POOL_SIZE)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-        assert failed == []
-        assert len(opened) == store.POOL_SIZE  # the first round's; the next two rounds opened none
-        assert app.engine.pool.checkedin() == store.POOL_SIZE  # type: ignore[attr-defined]
-        app.close()
-
-
-def test_the_database_pool_setting_sizes_the_pool_and_refuses_what_is_not_a_count(tmp_path: Path) -> None:
-    settings = Settings.from_env({"CAREPATH_DATABASE_POOL": "3"})
-    engine = store.make_engine("postgresql://nobody@127.0.0.1:1/none", pool_size=settings.database_pool or 0)
-    assert engine.pool.size() == 3  # type: ignore[attr-defined]
-    assert Settings.from_env({}).database_pool is None  # the store's default
-    for text_ in ("0", "-2", "eight"):
-        with pytest.raises(CarepathError, match=rf"^CAREPATH_DATABASE_POOL: '{text_}' is not a positive whole number"):
-            Settings.from_env({"CAREPATH_DATABASE_POOL": text_})

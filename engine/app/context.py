@@ -48,8 +48,7 @@ class App:
     @cached_property
     def engine(self) -> Engine:
         self.settings.home.mkdir(parents=True, exist_ok=True)
-        pool = {"pool_size": self.settings.database_pool} if self.settings.database_pool else {}
-        engine = store.make_engine(self.settings.database_url, **pool)
+        engine = store.make_engine(self.settings.database_url)
         store.migrate(engine)
         return engine
 

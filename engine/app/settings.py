@@ -1,8 +1,7 @@
 """Configuration, read once per process from the environment into a frozen :class:`Settings`, then passed down.
 
 - data folder: ``CAREPATH_HOME`` or ``./.carepath``;
-- store: ``CAREPATH_DATABASE_URL`` or SQLite in the data folder; PostgreSQL connections a process keeps open:
-  ``CAREPATH_DATABASE_POOL`` (default 8; it may open half as many again at a busy moment);
+- store: ``CAREPATH_DATABASE_URL`` or SQLite in the data folder;
 - roster: ``CAREPATH_ROSTER`` or ``<home>/roster.yaml`` when it exists;
 - Prefect: ``PREFECT_API_URL``, else the address ``carepath up`` recorded in the data folder;
 - pathways folder: ``CAREPATH_PATHWAYS`` or ``pathways``;
@@ -21,7 +20,7 @@ from pathlib import Path
 
 from engine.errors import CarepathError, quote
 
-__all__ = ["API_FILE", "DATABASE_POOL_ENV", "DEADLINE_PROCESSES_ENV", "SERVING_SHARED_ENV", "Settings"]
+__all__ = ["API_FILE", "DEADLINE_PROCESSES_ENV", "SERVING_SHARED_ENV", "Settings"]
 
 #: Where ``carepath up`` records the address of the Prefect server it started, for other commands.
 API_FILE = "prefect-api-url"
@@ -30,8 +29,6 @@ API_FILE = "prefect-api-url"
 SERVING_SHARED_ENV = "CAREPATH_SERVING_SHARED"
 #: Set to run every deadline run in a process of its own (Prefect's runner) instead of in the serving process.
 DEADLINE_PROCESSES_ENV = "CAREPATH_DEADLINE_PROCESSES"
-#: PostgreSQL connections each process keeps open (:data:`engine.store.db.POOL_SIZE`).
-DATABASE_POOL_ENV = "CAREPATH_DATABASE_POOL"
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
 
 
@@ -51,9 +48,6 @@ class Settings:
     #: Deadline runs each start a process of their own (Prefect's runner), as before issue 12; default False: the
     #: serving process runs them itself (:mod:`engine.orchestration.in_process`).
     deadline_processes: bool = False
-    #: PostgreSQL connections this process keeps open; None: the store's default
-    #: (:data:`engine.store.db.POOL_SIZE`, not imported here: it would load SQLAlchemy into every command).
-    database_pool: int | None = None
     env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -71,7 +65,6 @@ class Settings:
             prefect_api_url=values.get("PREFECT_API_URL") or None,
             serving_shared=_flag(SERVING_SHARED_ENV, values.get(SERVING_SHARED_ENV, "")),
             deadline_processes=_flag(DEADLINE_PROCESSES_ENV, values.get(DEADLINE_PROCESSES_ENV, "")),
-            database_pool=_count(DATABASE_POOL_ENV, values.get(DATABASE_POOL_ENV, "")),
             env=values,
         )
 
@@ -111,16 +104,3 @@ def _flag(name: str, text: str) -> bool:
     if value in _TRUE or value in _FALSE:
         return value in _TRUE
     raise CarepathError(f"{name}: {quote(text)} is not true or false (use 1 or 0)")
-
-
-def _count(name: str, text: str) -> int | None:
-    """A positive whole number (empty: None, the default)."""
-    if not text.strip():
-        return None
-    try:
-        value = int(text.strip())
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise CarepathError(f"{name}: {quote(text)} is not a positive whole number of connections")
-    return value

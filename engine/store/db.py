@@ -36,7 +36,6 @@ from engine.errors import StoreBusy, StoreError
 __all__ = [
     "BUSY_TIMEOUT_S",
     "MIGRATIONS_DIR",
-    "POOL_SIZE",
     "WRITE_BUDGET_S",
     "WRITE_OPTION",
     "database_url",
@@ -51,11 +50,6 @@ __all__ = [
 BUSY_TIMEOUT_S = 10.0
 #: How long, in all, a unit of work keeps trying to begin before it gives up with StoreBusy.
 WRITE_BUDGET_S = 60.0
-#: PostgreSQL connections a process keeps open (``CAREPATH_DATABASE_POOL``); it opens them only as its threads need
-#: them at once, so a command keeps one. A serving process or the API uses a dozen at once (requests, follow-ups,
-#: the sweep): with 2 kept (before), every other unit of work opened a new connection, each a new PostgreSQL process
-#: to fork, authenticate and warm (2,353 in a 5-minute drive of 1,000 episodes).
-POOL_SIZE = 8
 _BUDGET_OPTION = "carepath_write_budget"  # engine execution option: this engine's write budget in seconds
 #: PostgreSQL SQLSTATEs that mean "another writer is in the way": lock not available, deadlock, serialization.
 _PG_BUSY = frozenset({"55P03", "40P01", "40001"})
@@ -80,23 +74,18 @@ def _normalise(url: str | URL) -> URL:
 
 
 def make_engine(
-    url: str | URL,
-    *,
-    busy_timeout: float = BUSY_TIMEOUT_S,
-    write_budget: float = WRITE_BUDGET_S,
-    pool_size: int = POOL_SIZE,
+    url: str | URL, *, busy_timeout: float = BUSY_TIMEOUT_S, write_budget: float = WRITE_BUDGET_S
 ) -> Engine:
     """An engine for ``url``: SQLite tuned for several processes, or PostgreSQL through psycopg 3.
 
     ``busy_timeout`` is one attempt's wait for SQLite's write lock; ``write_budget`` bounds a unit of work's
-    retries in all (see :func:`session_scope`); ``pool_size`` is how many PostgreSQL connections the process keeps
-    open (it may open half as many again at a busy moment).
+    retries in all (see :func:`session_scope`).
     """
     parsed = _normalise(url)
     if parsed.get_backend_name() != "sqlite":
-        # a pool opens connections only as threads need them at once (a command uses one), keeps ``pool_size``, and
-        # closes any beyond it on return; see POOL_SIZE for why it is not smaller
-        engine = create_engine(parsed, pool_pre_ping=True, pool_size=pool_size, max_overflow=pool_size // 2)
+        # small pools: every serving process and every flow-run process has its own, and a server's
+        # max_connections (100 by default) is shared by all of them
+        engine = create_engine(parsed, pool_pre_ping=True, pool_size=2, max_overflow=3)
     else:
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
