@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 from carepath_harness import LOAD_ALLOWANCE
-from outage_harness import wait_until
 from prefect_apps.echo import DEPLOYMENT, ECHO_FILE_ENV
 
 from engine.errors import OrchestrationError
@@ -414,28 +413,3 @@ def _command_lines() -> list[str]:
         except OSError:
             continue
     return lines
-
-
-def test_an_artifact_is_one_write_with_no_event_repeating_its_description(prefect_server: str) -> None:
-    """Prefect's ``create_artifact`` also emits ``prefect.artifact.created`` with the description (an episode's
-    whole Markdown) over the events websocket: a second write into the server's event store for each of the ~17,000
-    artifacts of a 10,000-episode drive. Carepath posts the artifact alone. An event of the test's own, sent after
-    the artifact over the same queue, shows when the server has stored what was sent."""
-    from prefect.events import emit_event
-    from prefect.events.worker import EventsWorker
-
-    key = f"episode-{uuid.uuid4().hex[:8]}"
-    run_sync(publish_markdown_artifact(key, f"# {key}\nstage: detox", f"# {key}\nstage: detox"))
-    emit_event(event="carepath.test.marker", resource={"prefect.resource.id": f"carepath.test.{key}"})
-    EventsWorker.drain_all(timeout=60)
-
-    def events(name: str) -> list[dict[str, Any]]:
-        body = {"filter": {"event": {"name": [name]}}, "limit": 50}
-        response = httpx.post(f"{prefect_server}/events/filter", json=body, timeout=30)
-        response.raise_for_status()
-        return [e for e in response.json()["events"] if key in json.dumps(e)]
-
-    wait_until("the test's marker event stored", lambda: events("carepath.test.marker"), timeout=LOAD_ALLOWANCE)
-    assert events("prefect.artifact.created") == []
-    latest = httpx.post(f"{prefect_server}/artifacts/latest/filter", json={"artifacts": {"key": {"any_": [key]}}})
-    assert [a["description"] for a in latest.json()] == [f"# {key}\nstage: detox"]

@@ -79,9 +79,4 @@ async def _publish(kind: str, key: str | None, data: str, description: str | Non
         type=kind, key=key, data=data, description=description, task_run_id=task_run_id, flow_run_id=flow_run_id
     )
     async with _client(f"cannot publish artifact {key or kind!r}") as client:
-        # POST itself rather than ``client.create_artifact``, which also emits a ``prefect.artifact.created`` event
-        # carrying the description (an episode's whole Markdown) over the events websocket: a second write per
-        # artifact into the server's event store, and what its automations evaluate, for a version the UI lists
-        # anyway (see bench/README.md, "artifact events")
-        response = await client.request("POST", "/artifacts/", json=request.model_dump(mode="json", exclude_unset=True))
-        return UUID(response.json()["id"])
+        return (await client.create_artifact(artifact=request)).id
