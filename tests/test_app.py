@@ -11,8 +11,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy import event as sqlalchemy_event
 from sqlmodel import Session, select
 from store_fixtures import BACKENDS, migrated_database_url
 
@@ -221,6 +223,33 @@ def test_a_failing_contact_is_recorded_failed_and_never_hides_the_others(app: Ap
 
 
 # ---------------------------------------------------------------------------------------------- events
+
+
+def test_an_event_answers_where_the_episode_is_after_it_without_reading_the_pathway_again(app: App) -> None:
+    """The answer comes from the change as committed (no read after it), and a registered pathway version's text
+    is read once per process, not twice an event: a version never changes."""
+    ep = enrolled(app)
+    read: list[str] = []
+
+    def pathway_reads(_conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
+        if "FROM pathway_version" in statement:
+            read.append(statement)
+
+    sqlalchemy_event.listen(app.engine, "before_cursor_execute", pathway_reads)
+    moved = record_event(app, ep, "ed.discharged", event_id="adt-1")
+    assert (moved.status, moved.stage, moved.episode_status, moved.moved) == (
+        "applied",
+        "clinic",
+        "active",
+        ("ed", "clinic"),
+    )
+    again = record_event(app, ep, "ed.discharged", event_id="adt-1")
+    assert (again.status, again.stage, again.episode_status, again.moved) == ("duplicate", "clinic", "active", None)
+    done = record_event(app, ep, "clinic.completed")
+    assert (done.stage, done.episode_status, done.moved) == ("done", app.service.episode(ep).status, ("clinic", "done"))
+    assert done.episode_status != "active"
+    assert read == []  # enrolling read it
+    sqlalchemy_event.remove(app.engine, "before_cursor_execute", pathway_reads)
 
 
 def test_event_ids_are_per_episode_and_an_id_reused_for_other_content_is_refused(app: App) -> None:

@@ -19,9 +19,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlmodel import Session
-
-from engine import store
 from engine.app import inputs
 from engine.app.context import App, bound
 from engine.app.followup import FollowUp, batched, follow_up, release_runs
@@ -121,8 +118,7 @@ def record_event(
     inputs.check_id("episode id", episode_id)
     if event_id is not None:
         inputs.check_id("event id", event_id)
-    episode = app.service.episode(episode_id)
-    plan = app.service.plan_for(episode_id)
+    episode, plan = app.service.episode_and_plan(episode_id)
     payload = inputs.check_payload(plan.pathway_id, plan.events, name, data or {}, app.clock.now())
     if event_id is not None:
         app.service.check_event_id(episode_id, event_id, name, payload)
@@ -140,12 +136,10 @@ def record_event(
         logger.warning("event %s stored, not applied yet (the sweep will): %s", inbound_id, type(exc).__name__)
         raise EpisodeError(f"event {quote(name)} was received but not applied yet; it will be") from exc
     _hand_over(inbound_id, changes)
-    with Session(app.engine) as session:
-        after = store.get_episode(session, episode_id)
     _follow_up_event(app, episode, name, inbound_id)
-    moved = (episode.stage, after.stage) if after.stage != episode.stage else None
+    moved = (episode.stage, changes.stage) if changes.stage != episode.stage else None
     status = "duplicate" if changes.duplicate else "applied"
-    return EventResult(episode_id, name, status, after.stage, after.status, moved)
+    return EventResult(episode_id, name, status, changes.stage, changes.status, moved)
 
 
 def _hand_over(inbound_id: str, outcome: Changes | EventRejected) -> None:

@@ -77,6 +77,7 @@ class EpisodeService:
     def __init__(self, engine: Engine, clock: Clock) -> None:
         self.engine = engine
         self.clock = clock
+        self._pinned: dict[tuple[str, int], str] = {}
 
     # ------------------------------------------------------------------------------------------ pathways
 
@@ -116,11 +117,23 @@ class EpisodeService:
         return found
 
     def plan_of(self, session: Session, episode: EpisodeRecord) -> Plan:
-        pinned = session.get(PathwayVersionRecord, (episode.pathway_id, episode.pathway_version))
-        if pinned is None:  # pragma: no cover - guarded by a foreign key in practice
+        text = self._pinned_text(session, episode.pathway_id, episode.pathway_version)
+        if text is None:  # pragma: no cover - guarded by a foreign key in practice
             raise EpisodeError(f"episode {episode.id}: pathway version {episode.pathway_version} is missing")
         params = tuple(sorted((k, float(v)) for k, v in (episode.params or {}).items()))
-        return _plan_from_text(pinned.source_text, f"{episode.pathway_id}@v{episode.pathway_version}", params)
+        return _plan_from_text(text, f"{episode.pathway_id}@v{episode.pathway_version}", params)
+
+    def _pinned_text(self, session: Session, pathway_id: str, version: int) -> str | None:
+        """The registered text of a pathway version, read once per process: a version never changes (other content
+        under a registered version is refused), and an event read it twice (its check, then its application)."""
+        key = (pathway_id, version)
+        text = self._pinned.get(key)
+        if text is None:
+            pinned = session.get(PathwayVersionRecord, key)
+            if pinned is None:
+                return None
+            text = self._pinned[key] = pinned.source_text
+        return text
 
     def version_plan(self, session: Session, pathway_id: str, version: int) -> Plan:
         """The compiled plan of one registered pathway version, without an episode's parameters (what the quality
@@ -132,11 +145,15 @@ class EpisodeService:
 
     def plan_for(self, episode_id: str) -> Plan:
         """The compiled plan an episode runs on (its pinned pathway version and parameters)."""
+        return self.episode_and_plan(episode_id)[1]
+
+    def episode_and_plan(self, episode_id: str) -> tuple[EpisodeRecord, Plan]:
+        """The episode as stored now and the compiled plan it runs on, in one read."""
         with Session(self.engine) as session:
             episode = session.get(EpisodeRecord, episode_id)
             if episode is None:
                 raise UnknownEpisode(f"no episode {quote(episode_id)}")
-            return self.plan_of(session, episode)
+            return episode, self.plan_of(session, episode)
 
     def enrollment_plan(self, pathway_id: str, params: dict[str, timedelta] | None = None) -> Plan:
         """The plan an enrollment on ``pathway_id`` would run on (its newest version, these parameters): read only,
@@ -219,7 +236,7 @@ class EpisodeService:
                 if inbound.status == "rejected":
                     raise EventRejected(inbound.detail or "rejected")
                 if inbound.status != "received":
-                    return Changes(episode.id, episode.pathway_id, episode.stage, duplicate=True)
+                    return Changes(episode.id, episode.pathway_id, episode.stage, episode.status, duplicate=True)
                 now = self.clock.now()
                 event = Event(
                     id=inbound.event_id or inbound.id, name=inbound.name, data=dict(inbound.data or {}), at=now
@@ -253,7 +270,7 @@ class EpisodeService:
         digest = event_digest(event.name, event.data)
         if not store.mark_event_processed(session, event.id, episode.id, event.name, now, digest=digest):
             _refuse_reused_id(store.processed_event(session, episode.id, event.id), event.id, digest)
-            return Changes(episode.id, episode.pathway_id, episode.stage, duplicate=True)
+            return Changes(episode.id, episode.pathway_id, episode.stage, episode.status, duplicate=True)
         outcome = apply_event(plan, load_state(session, episode), event, now)
         return save_outcome(session, episode, outcome, now, actor, event=event, claimed_at=self._wall(now))
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import bindparam
 from sqlmodel import Session, col, select
 
 from engine import store
@@ -41,7 +42,9 @@ class Changes:
 
     episode_id: str
     pathway_id: str
+    #: where the episode is after the change (its stage and status as committed)
     stage: str
+    status: str = "active"
     opened_rungs: int = 0
     cancel_runs: list[str] = field(default_factory=list)
     #: Runs of deadlines whose work was done in time: operators see them end ``Met``, not ``Cancelled``.
@@ -142,27 +145,31 @@ def load_state(session: Session, episode: EpisodeRecord) -> EpisodeState:
     )
 
 
+# built once, as the store's hot reads are (see engine.store.queries.episodes): every event loads them
+_APPLIED_EVENTS = select(InboundEventRecord.name, InboundEventRecord.data, InboundEventRecord.processed_at).where(
+    InboundEventRecord.episode_id == bindparam("episode_id"), InboundEventRecord.status == "applied"
+)
+_OPEN_AUTHORIZATIONS = (
+    select(AuthorizationRecord)
+    .where(AuthorizationRecord.episode_id == bindparam("episode_id"), col(AuthorizationRecord.closed_at).is_(None))
+    .order_by(col(AuthorizationRecord.requested_at), col(AuthorizationRecord.id))
+)
+
+
 def _event_times(session: Session, episode_id: str) -> dict[str, datetime]:
     """When each applied event last happened (its ``occurred_at``, else when applied): no column of its own, so
     deadlines' ``from`` and time guards read the same inbound events the audit trail shows."""
-    query = select(InboundEventRecord).where(
-        InboundEventRecord.episode_id == episode_id, InboundEventRecord.status == "applied"
-    )
     times: dict[str, datetime] = {}
-    for row in session.exec(query):
-        at = parse_moment((row.data or {}).get(OCCURRED_AT)) or (utc(row.processed_at) if row.processed_at else None)
-        if at is not None and (row.name not in times or at > times[row.name]):
-            times[row.name] = at
+    for name, data, processed_at in session.exec(_APPLIED_EVENTS, params={"episode_id": episode_id}):
+        at = parse_moment((data or {}).get(OCCURRED_AT)) or (utc(processed_at) if processed_at else None)
+        if at is not None and (name not in times or at > times[name]):
+            times[name] = at
     return times
 
 
 def _authorizations(session: Session, episode_id: str) -> list[Authorization]:
     """The episode's authorizations still followed (not closed)."""
-    rows = session.exec(
-        select(AuthorizationRecord)
-        .where(AuthorizationRecord.episode_id == episode_id, col(AuthorizationRecord.closed_at).is_(None))
-        .order_by(col(AuthorizationRecord.requested_at), col(AuthorizationRecord.id))
-    )
+    rows = session.exec(_OPEN_AUTHORIZATIONS, params={"episode_id": episode_id})
     return [
         Authorization.model_validate(
             {**r.model_dump(exclude={"episode_id", "work_item_id"}), "item_id": r.work_item_id}
@@ -212,7 +219,7 @@ def save_outcome(
     deliver them (:func:`engine.app.follow_up`); the run that would have fired a rung fired here is cancelled.
     """
     state = outcome.state
-    changes = Changes(episode.id, episode.pathway_id, state.stage, moved=outcome.moved)
+    changes = Changes(episode.id, episode.pathway_id, state.stage, state.status, moved=outcome.moved)
     if outcome.moved or not episode.stage:
         _visit(session, episode, state.stage, now, event, outcome.short_stay)
     episode.stage, episode.status, episode.facts = state.stage, state.status, dict(state.facts)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Engine, func
+from sqlalchemy import BindParameter, Engine, Integer, bindparam, func
 from sqlmodel import Session, col, select
 
 from engine.clock import utc
@@ -60,47 +60,55 @@ class EpisodeStatus:
         return [i for i in self.items if utc(i.due_at) <= now]
 
 
+# Built once, with bind parameters (see engine.store.queries.episodes): every follow-up publishes the episode.
+_EPISODE: BindParameter[str] = bindparam("episode_id")
+_STATUS_ITEMS = (
+    select(WorkItemRecord)
+    .where(WorkItemRecord.episode_id == _EPISODE, WorkItemRecord.status == "open")
+    .order_by(col(WorkItemRecord.due_at))
+)
+_STATUS_RUNGS = select(RungRecord).where(RungRecord.episode_id == _EPISODE).order_by(col(RungRecord.index))
+_STATUS_HANDOFFS = select(HandoffRecord).where(HandoffRecord.episode_id == _EPISODE)
+_STATUS_ESCALATIONS = (
+    select(EscalationRecord).where(EscalationRecord.episode_id == _EPISODE).order_by(col(EscalationRecord.raised_at))
+)
+_STATUS_AUDIT = (
+    select(AuditRecord)
+    .where(AuditRecord.episode_id == _EPISODE)
+    .order_by(col(AuditRecord.id).desc())
+    .limit(bindparam("tail", type_=Integer))
+)
+_STATUS_SHORT_STAYS = (
+    select(StageVisitRecord)
+    .where(StageVisitRecord.episode_id == _EPISODE, col(StageVisitRecord.short_of_min_s).is_not(None))
+    .order_by(col(StageVisitRecord.id))
+)
+_STATUS_ESCALATED_WORK = select(WorkItemRecord).where(col(WorkItemRecord.id).in_(bindparam("ids", expanding=True)))
+_STATUS_DELIVERIES = (
+    select(DeliveryRecord).where(DeliveryRecord.episode_id == _EPISODE).order_by(col(DeliveryRecord.key))
+)
+
+
 def episode_status(engine: Engine, episode_id: str, audit_tail: int = 10) -> EpisodeStatus:
     """Load one episode's open work, handoffs, escalations (with their work and deliveries) and its audit tail."""
     with Session(engine) as s:
         episode = s.get(EpisodeRecord, episode_id)
         if episode is None:
             raise UnknownEpisode(f"no episode {quote(episode_id)}")
-        items = list(
-            s.exec(
-                select(WorkItemRecord)
-                .where(WorkItemRecord.episode_id == episode_id, WorkItemRecord.status == "open")
-                .order_by(col(WorkItemRecord.due_at))
-            )
-        )
+        mine = {"episode_id": episode_id}
+        items = list(s.exec(_STATUS_ITEMS, params=mine))
         rungs: dict[str, list[RungRecord]] = {}
-        for r in s.exec(select(RungRecord).where(RungRecord.episode_id == episode_id).order_by(col(RungRecord.index))):
+        for r in s.exec(_STATUS_RUNGS, params=mine):
             rungs.setdefault(r.work_item_id, []).append(r)
-        handoffs = list(s.exec(select(HandoffRecord).where(HandoffRecord.episode_id == episode_id)))
-        escalations = list(
-            s.exec(
-                select(EscalationRecord)
-                .where(EscalationRecord.episode_id == episode_id)
-                .order_by(col(EscalationRecord.raised_at))
-            )
-        )
-        audit = list(
-            s.exec(
-                select(AuditRecord)
-                .where(AuditRecord.episode_id == episode_id)
-                .order_by(col(AuditRecord.id).desc())
-                .limit(audit_tail)
-            )
-        )
-        short_stays = list(
-            s.exec(
-                select(StageVisitRecord)
-                .where(StageVisitRecord.episode_id == episode_id, col(StageVisitRecord.short_of_min_s).is_not(None))
-                .order_by(col(StageVisitRecord.id))
-            )
-        )
-        escalated = {e.work_item_id for e in escalations}
-        work = {w.id: w for w in s.exec(select(WorkItemRecord).where(col(WorkItemRecord.id).in_(escalated)))}
+        handoffs = list(s.exec(_STATUS_HANDOFFS, params=mine))
+        escalations = list(s.exec(_STATUS_ESCALATIONS, params=mine))
+        audit = list(s.exec(_STATUS_AUDIT, params={**mine, "tail": audit_tail}))
+        short_stays = list(s.exec(_STATUS_SHORT_STAYS, params=mine))
+        escalated = sorted({e.work_item_id for e in escalations})
+        work = {w.id: w for w in s.exec(_STATUS_ESCALATED_WORK, params={"ids": escalated})} if escalated else {}
+        deliveries: dict[str, list[DeliveryRecord]] = {}
+        for d in s.exec(_STATUS_DELIVERIES, params=mine):
+            deliveries.setdefault(d.rung_id, []).append(d)
         return EpisodeStatus(
             episode,
             items,
@@ -110,7 +118,7 @@ def episode_status(engine: Engine, episode_id: str, audit_tail: int = 10) -> Epi
             list(reversed(audit)),
             short_stays=short_stays,
             escalated_work=work,
-            deliveries=_deliveries(s, episode_id=episode_id),
+            deliveries=deliveries,
         )
 
 

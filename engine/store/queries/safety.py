@@ -10,12 +10,13 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import case, func, update
+from sqlalchemy import bindparam, case, func, update
 from sqlmodel import Session, col, select
 
 from engine.episode.domain.reconcile import KINDS, Medication
 from engine.errors import EventRejected, NotFound, StoreError, quote
 from engine.store.db import dialect_insert
+from engine.store.queries.episodes import EPISODE_ID, VISIT
 from engine.store.records import (
     ConsentRecord,
     DeliveryRecord,
@@ -45,15 +46,24 @@ __all__ = [
 # ----------------------------------------------------------------------------------- consent (42 CFR Part 2)
 
 
+# built once (see engine.store.queries.episodes): every event reads them
+_CONSENTS = (
+    select(ConsentRecord)
+    .where(ConsentRecord.person_ref == bindparam("person_ref"))
+    .order_by(col(ConsentRecord.recorded_at), col(ConsentRecord.id))
+)
+_LISTS = select(MedicationListRecord).where(
+    MedicationListRecord.episode_id == EPISODE_ID, MedicationListRecord.visit == VISIT
+)
+_VISIT_DISCREPANCIES = select(DiscrepancyRecord).where(
+    DiscrepancyRecord.episode_id == EPISODE_ID, DiscrepancyRecord.visit == VISIT
+)
+
+
 def consents_for(session: Session, person_ref: str) -> list[ConsentRecord]:
     """Every consent a person signed, revoked and expired ones included (the domain decides what covers), oldest
     recorded first."""
-    query = (
-        select(ConsentRecord)
-        .where(ConsentRecord.person_ref == person_ref)
-        .order_by(col(ConsentRecord.recorded_at), col(ConsentRecord.id))
-    )
-    return list(session.exec(query))
+    return list(session.exec(_CONSENTS, params={"person_ref": person_ref}))
 
 
 def add_consent(session: Session, record: ConsentRecord) -> ConsentRecord:
@@ -180,10 +190,7 @@ def save_medication_list(
 
 def medication_lists(session: Session, episode_id: str, visit: int) -> dict[str, MedicationListRecord]:
     """The stored lists of a visit by side (``sending``, ``receiving``); a side not received yet is absent."""
-    query = select(MedicationListRecord).where(
-        MedicationListRecord.episode_id == episode_id, MedicationListRecord.visit == visit
-    )
-    return {row.side: row for row in session.exec(query)}
+    return {row.side: row for row in session.exec(_LISTS, params={"episode_id": episode_id, "visit": visit})}
 
 
 _FINDING = ("kind", "medication", "detail", "critical", "medication_class")
@@ -246,12 +253,13 @@ def save_discrepancies(
 def discrepancies_for(session: Session, episode_id: str, visit: int | None = None) -> list[DiscrepancyRecord]:
     """An episode's discrepancies (of one visit, or all), in the domain's order: by visit, critical first, then
     by kind (omission first) and medication."""
-    query = select(DiscrepancyRecord).where(DiscrepancyRecord.episode_id == episode_id)
-    if visit is not None:
-        query = query.where(DiscrepancyRecord.visit == visit)
+    if visit is None:
+        rows = session.exec(select(DiscrepancyRecord).where(DiscrepancyRecord.episode_id == episode_id))
+    else:
+        rows = session.exec(_VISIT_DISCREPANCIES, params={"episode_id": episode_id, "visit": visit})
     order = {kind: n for n, kind in enumerate(KINDS)}
     return sorted(
-        session.exec(query),
+        rows,
         key=lambda d: (d.visit, not d.critical, order.get(d.kind, len(order)), d.medication.casefold(), d.key),
     )
 

@@ -7,12 +7,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Exists, delete, exists, or_, update
+from sqlalchemy import Exists, Integer, bindparam, delete, exists, or_, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from engine.store.db import dialect_insert
-from engine.store.queries.episodes import set_rung_run
+from engine.store.queries.episodes import EPISODE_ID, set_rung_run
 from engine.store.records import (
     EpisodeRecord,
     EscalationRecord,
@@ -48,15 +48,19 @@ __all__ = [
 # ---------------------------------------------------------------------------------- timers and deliveries
 
 
+_DUE_PENDING = (  # built once (see engine.store.queries.episodes): every follow-up reads it
+    select(RungRecord)
+    .where(
+        RungRecord.episode_id == EPISODE_ID, RungRecord.status == "pending", col(RungRecord.due_at) <= bindparam("now")
+    )
+    .order_by(col(RungRecord.due_at), col(RungRecord.index), col(RungRecord.id))
+    .limit(bindparam("limit", type_=Integer))
+)
+
+
 def due_pending_rungs(session: Session, episode_id: str, now: datetime, limit: int = 100) -> list[RungRecord]:
     """An episode's pending rungs due at or before ``now``, oldest first (fired at once by the follow-up)."""
-    query = (
-        select(RungRecord)
-        .where(RungRecord.episode_id == episode_id, RungRecord.status == "pending", col(RungRecord.due_at) <= now)
-        .order_by(col(RungRecord.due_at), col(RungRecord.index), col(RungRecord.id))
-        .limit(limit)
-    )
-    return list(session.exec(query))
+    return list(session.exec(_DUE_PENDING, params={"episode_id": episode_id, "now": now, "limit": limit}))
 
 
 def episodes_with_due_rungs(
