@@ -138,10 +138,10 @@ class EpisodeService:
     def version_plan(self, session: Session, pathway_id: str, version: int) -> Plan:
         """The compiled plan of one registered pathway version, without an episode's parameters (what the quality
         measures read a history with)."""
-        pinned = session.get(PathwayVersionRecord, (pathway_id, version))
-        if pinned is None:
+        text = self._pinned_text(session, pathway_id, version)
+        if text is None:
             raise EpisodeError(f"pathway {quote(pathway_id)} version {version} is not registered")
-        return _plan_from_text(pinned.source_text, f"{pathway_id}@v{version}", ())
+        return _plan_from_text(text, f"{pathway_id}@v{version}", ())
 
     def plan_for(self, episode_id: str) -> Plan:
         """The compiled plan an episode runs on (its pinned pathway version and parameters)."""
