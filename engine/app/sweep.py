@@ -34,7 +34,7 @@ from engine.app import reconcile as reconciler
 from engine.app.context import App, bound
 from engine.app.delivery import CLAIM_STALE, deliver_pending
 from engine.app.episodes import process_event
-from engine.app.followup import FollowUp, batched, follow_up, schedule_timers, without_prefect
+from engine.app.followup import FollowUp, batched, follow_up, prefect_skipped, schedule_timers, without_prefect
 from engine.app.ports import SweepReport
 from engine.app.publish import publish_episodes, publish_program_overview
 from engine.app.side_by_side import side_by_side
@@ -106,13 +106,14 @@ def sweep(
     ten minutes at 10,000 episodes on a compressed clock, and `up` serves only after it). ``prefect=False`` (a pass
     run in the serving process because Prefect is down) fires, delivers and applies, and leaves what needs Prefect
     (scheduling, cancelling, reconciling, publishing) to the first pass through it (see :func:`without_prefect`)."""
-    if not prefect:
-        with without_prefect():
-            return _sweep(app, grace, limit, reconcile=False, prefect=False)
-    return _sweep(app, grace, limit, reconcile=reconcile, prefect=True)
+    if prefect:
+        return _sweep(app, grace, limit, reconcile=reconcile)
+    with without_prefect():
+        return _sweep(app, grace, limit, reconcile=reconcile)
 
 
-def _sweep(app: App, grace: timedelta, limit: int, *, reconcile: bool, prefect: bool) -> SweepReport:
+def _sweep(app: App, grace: timedelta, limit: int, *, reconcile: bool) -> SweepReport:
+    prefect = not prefect_skipped()  # the flag every follow-up of the pass reads too
     report = SweepReport()
     clock = app.clock
     wall_now = _wall_now(app)
@@ -148,17 +149,17 @@ def _sweep(app: App, grace: timedelta, limit: int, *, reconcile: bool, prefect: 
         _republish(app, wall_now, limit, report)
     with store.session_scope(app.engine) as session:
         store.prune_releases(session, _wall_now(app) - RELEASES_KEPT)
-    if reconcile:
+    if reconcile and prefect:
         try:
             report.cancelled, report.requeued, report.ended = reconciler.reconcile(app, include_scheduled=True)
         except CarepathError as exc:
             report.problems.append(f"reconcile runs: {exc}")
     if not report.idle:
-        try:  # the program's numbers move with what the pass did (fired, applied, delivered)
-            if prefect:
+        if prefect:
+            try:  # the program's numbers move with what the pass did (fired, applied, delivered)
                 publish_program_overview(app)
-        except CarepathError as exc:
-            report.problems.append(f"publish overview: {exc}")
+            except CarepathError as exc:
+                report.problems.append(f"publish overview: {exc}")
         logger.info(
             "sweep: fired %d, scheduled %d, delivered %d, applied %d, runs cancelled %d, requeued %d, ended %d, "
             "artifacts republished %d%s",

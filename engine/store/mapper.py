@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam
 from sqlmodel import Session, col, select
 
 from engine import store
@@ -32,6 +31,7 @@ from engine.store import (
     StageVisitRecord,
     WorkItemRecord,
 )
+from engine.store.queries.episodes import EPISODE_ID
 
 __all__ = ["Changes", "handoff_state", "load_state", "save_outcome"]
 
@@ -147,11 +147,11 @@ def load_state(session: Session, episode: EpisodeRecord) -> EpisodeState:
 
 # built once, as the store's hot reads are (see engine.store.queries.episodes): every event loads them
 _APPLIED_EVENTS = select(InboundEventRecord.name, InboundEventRecord.data, InboundEventRecord.processed_at).where(
-    InboundEventRecord.episode_id == bindparam("episode_id"), InboundEventRecord.status == "applied"
+    InboundEventRecord.episode_id == EPISODE_ID, InboundEventRecord.status == "applied"
 )
 _OPEN_AUTHORIZATIONS = (
     select(AuthorizationRecord)
-    .where(AuthorizationRecord.episode_id == bindparam("episode_id"), col(AuthorizationRecord.closed_at).is_(None))
+    .where(AuthorizationRecord.episode_id == EPISODE_ID, col(AuthorizationRecord.closed_at).is_(None))
     .order_by(col(AuthorizationRecord.requested_at), col(AuthorizationRecord.id))
 )
 

@@ -6,15 +6,18 @@ Formatting (for the CLI and for Prefect) lives in :mod:`engine.app.views`; this 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TypeVar
 
-from sqlalchemy import BindParameter, Engine, Integer, bindparam, func
+from sqlalchemy import Engine, Integer, bindparam, func
 from sqlmodel import Session, col, select
 
 from engine.clock import utc
 from engine.errors import UnknownEpisode, quote
 from engine.store.queries import RESOLVED, discrepancies_for, get_episode, list_episodes
+from engine.store.queries.episodes import EPISODE_ID
 from engine.store.records import (
     AuditRecord,
     DeliveryRecord,
@@ -37,6 +40,8 @@ __all__ = [
     "open_escalations",
     "program_counts",
 ]
+
+_Row = TypeVar("_Row")
 
 
 @dataclass
@@ -61,31 +66,30 @@ class EpisodeStatus:
 
 
 # Built once, with bind parameters (see engine.store.queries.episodes): every follow-up publishes the episode.
-_EPISODE: BindParameter[str] = bindparam("episode_id")
 _STATUS_ITEMS = (
     select(WorkItemRecord)
-    .where(WorkItemRecord.episode_id == _EPISODE, WorkItemRecord.status == "open")
+    .where(WorkItemRecord.episode_id == EPISODE_ID, WorkItemRecord.status == "open")
     .order_by(col(WorkItemRecord.due_at))
 )
-_STATUS_RUNGS = select(RungRecord).where(RungRecord.episode_id == _EPISODE).order_by(col(RungRecord.index))
-_STATUS_HANDOFFS = select(HandoffRecord).where(HandoffRecord.episode_id == _EPISODE)
+_STATUS_RUNGS = select(RungRecord).where(RungRecord.episode_id == EPISODE_ID).order_by(col(RungRecord.index))
+_STATUS_HANDOFFS = select(HandoffRecord).where(HandoffRecord.episode_id == EPISODE_ID)
 _STATUS_ESCALATIONS = (
-    select(EscalationRecord).where(EscalationRecord.episode_id == _EPISODE).order_by(col(EscalationRecord.raised_at))
+    select(EscalationRecord).where(EscalationRecord.episode_id == EPISODE_ID).order_by(col(EscalationRecord.raised_at))
 )
 _STATUS_AUDIT = (
     select(AuditRecord)
-    .where(AuditRecord.episode_id == _EPISODE)
+    .where(AuditRecord.episode_id == EPISODE_ID)
     .order_by(col(AuditRecord.id).desc())
     .limit(bindparam("tail", type_=Integer))
 )
 _STATUS_SHORT_STAYS = (
     select(StageVisitRecord)
-    .where(StageVisitRecord.episode_id == _EPISODE, col(StageVisitRecord.short_of_min_s).is_not(None))
+    .where(StageVisitRecord.episode_id == EPISODE_ID, col(StageVisitRecord.short_of_min_s).is_not(None))
     .order_by(col(StageVisitRecord.id))
 )
 _STATUS_ESCALATED_WORK = select(WorkItemRecord).where(col(WorkItemRecord.id).in_(bindparam("ids", expanding=True)))
 _STATUS_DELIVERIES = (
-    select(DeliveryRecord).where(DeliveryRecord.episode_id == _EPISODE).order_by(col(DeliveryRecord.key))
+    select(DeliveryRecord).where(DeliveryRecord.episode_id == EPISODE_ID).order_by(col(DeliveryRecord.key))
 )
 
 
@@ -97,18 +101,14 @@ def episode_status(engine: Engine, episode_id: str, audit_tail: int = 10) -> Epi
             raise UnknownEpisode(f"no episode {quote(episode_id)}")
         mine = {"episode_id": episode_id}
         items = list(s.exec(_STATUS_ITEMS, params=mine))
-        rungs: dict[str, list[RungRecord]] = {}
-        for r in s.exec(_STATUS_RUNGS, params=mine):
-            rungs.setdefault(r.work_item_id, []).append(r)
+        rungs = _grouped(s.exec(_STATUS_RUNGS, params=mine), lambda r: r.work_item_id)
         handoffs = list(s.exec(_STATUS_HANDOFFS, params=mine))
         escalations = list(s.exec(_STATUS_ESCALATIONS, params=mine))
         audit = list(s.exec(_STATUS_AUDIT, params={**mine, "tail": audit_tail}))
         short_stays = list(s.exec(_STATUS_SHORT_STAYS, params=mine))
         escalated = sorted({e.work_item_id for e in escalations})
         work = {w.id: w for w in s.exec(_STATUS_ESCALATED_WORK, params={"ids": escalated})} if escalated else {}
-        deliveries: dict[str, list[DeliveryRecord]] = {}
-        for d in s.exec(_STATUS_DELIVERIES, params=mine):
-            deliveries.setdefault(d.rung_id, []).append(d)
+        deliveries = _grouped(s.exec(_STATUS_DELIVERIES, params=mine), lambda d: d.rung_id)
         return EpisodeStatus(
             episode,
             items,
@@ -122,17 +122,11 @@ def episode_status(engine: Engine, episode_id: str, audit_tail: int = 10) -> Epi
         )
 
 
-def _deliveries(
-    s: Session, *, episode_id: str | None = None, rung_ids: list[str] | None = None
-) -> dict[str, list[DeliveryRecord]]:
-    query = select(DeliveryRecord)
-    if episode_id is not None:
-        query = query.where(DeliveryRecord.episode_id == episode_id)
-    if rung_ids is not None:
-        query = query.where(col(DeliveryRecord.rung_id).in_(rung_ids))
-    out: dict[str, list[DeliveryRecord]] = {}
-    for d in s.exec(query.order_by(col(DeliveryRecord.key))):
-        out.setdefault(d.rung_id, []).append(d)
+def _grouped(rows: Iterable[_Row], key: Callable[[_Row], str]) -> dict[str, list[_Row]]:
+    """Rows by ``key``, each group in the rows' order."""
+    out: dict[str, list[_Row]] = {}
+    for row in rows:
+        out.setdefault(key(row), []).append(row)
     return out
 
 
@@ -148,7 +142,11 @@ def open_escalations(
             .order_by(col(EscalationRecord.raised_at).desc())
             .limit(limit)
         ).all()
-        deliveries = _deliveries(s, rung_ids=[e.rung_id for e, _w in rows])
+        rung_ids = [e.rung_id for e, _w in rows]
+        query = (
+            select(DeliveryRecord).where(col(DeliveryRecord.rung_id).in_(rung_ids)).order_by(col(DeliveryRecord.key))
+        )
+        deliveries = _grouped(s.exec(query), lambda d: d.rung_id)
         return [(e, w, deliveries.get(e.rung_id, [])) for e, w in rows]
 
 
